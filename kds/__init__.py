@@ -1,0 +1,3 @@
+"""Hema KDS core and hub."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,394 @@
+"""The store's configuration: stations, routing, catalogue, cooking methods, devices, printers, timers.
+
+Read from TOML and validated with pydantic. A bad config is refused with *every* problem listed (key path and
+reason): pydantic collects the structural problems, then `_cross_check` collects the references that point nowhere.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+Ident = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
+
+DEFAULT_CONFIG_PATH = Path("config/store.toml")
+
+
+class Role(StrEnum):
+    """What a device is allowed to do on the hub."""
+
+    SOURCE = "source"
+    KITCHEN = "kitchen"
+    COUNTER = "counter"
+    MONITOR = "monitor"
+
+
+class Channel(StrEnum):
+    """Where an order comes from."""
+
+    APP = "app"
+    KIOSK = "kiosk"
+    SHELF = "shelf"
+
+
+class SoldBy(StrEnum):
+    """How a catalogue item is sold: per piece, or weighed (live seafood, meat)."""
+
+    EACH = "each"
+    WEIGHT = "weight"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StoreInfo(_Strict):
+    """Who the store is."""
+
+    id: Ident
+    name: str = Field(min_length=1)
+    timezone: str = "Asia/Shanghai"
+    currency: str = "CNY"
+    default_station: Ident
+    """Where an item goes when neither its cooking method, SKU nor category names a station (flagged unrouted)."""
+
+
+class Timers(_Strict):
+    """Ticket age thresholds, in seconds: on time below `warn_after_s`, late from `late_after_s`."""
+
+    warn_after_s: int = Field(default=300, gt=0)
+    late_after_s: int = Field(default=600, gt=0)
+
+
+class Station(_Strict):
+    """A kitchen station with its own screens (and usually a printer)."""
+
+    id: Ident
+    name: str = Field(min_length=1)
+    name_zh: str = ""
+    printer: Ident | None = None
+    timers: Timers = Timers()
+
+
+class Counter(_Strict):
+    """The expo / handover counter."""
+
+    name: str = "Counter"
+    printer: Ident | None = None
+    timers: Timers = Timers(warn_after_s=120, late_after_s=300)
+
+
+class Category(_Strict):
+    """A catalogue category; `station` routes every item of the category that is not routed otherwise."""
+
+    id: Ident
+    name: str = Field(min_length=1)
+    station: Ident | None = None
+
+
+class CookingMethod(_Strict):
+    """A way to cook shelf goods; it decides the station and carries a processing fee."""
+
+    id: Ident
+    name: str = Field(min_length=1)
+    name_zh: str = ""
+    station: Ident
+    fee_cents: int = Field(default=0, ge=0)
+    """Processing fee per item line, in the store currency's minor unit."""
+
+
+class CatalogueItem(_Strict):
+    """One SKU the kitchen can make."""
+
+    sku: Annotated[str, Field(pattern=r"^[A-Z0-9][A-Z0-9-]{1,31}$")]
+    name: str = Field(min_length=1)
+    name_zh: str = ""
+    category: Ident
+    barcode: str | None = None
+    sold_by: SoldBy = SoldBy.EACH
+    price_cents: int = Field(default=0, ge=0)
+    """Price per piece, or per kilogram for weighed goods."""
+    min_weight_g: int | None = Field(default=None, gt=0)
+    max_weight_g: int | None = Field(default=None, gt=0)
+    station: Ident | None = None
+    """Routes this SKU when it has no cooking method."""
+    methods: tuple[Ident, ...] = ()
+    """Cooking methods allowed for this item; when there are any, the order must choose one."""
+    method_fees: dict[str, int] = Field(default_factory=dict)
+    """Per-item override of a method's processing fee."""
+    allergens: tuple[str, ...] = ()
+
+    def fee_for(self, method: CookingMethod) -> int:
+        """Processing fee of `method` for this item."""
+        return self.method_fees.get(method.id, method.fee_cents)
+
+
+class Transport(StrEnum):
+    """How bytes reach a printer."""
+
+    NETWORK = "network"
+    USB = "usb"
+    SERIAL = "serial"
+    FILE = "file"
+
+
+class Printer(_Strict):
+    """A thermal printer (used by the printing issue)."""
+
+    id: Ident
+    name: str = ""
+    transport: Transport = Transport.NETWORK
+    host: str | None = None
+    port: int = Field(default=9100, gt=0, lt=65536)
+    path: str | None = None
+    usb_vendor: int | None = None
+    usb_product: int | None = None
+    serial_baud: int = 19200
+    width_mm: int = Field(default=80)
+    columns: int = Field(default=48, ge=24, le=64)
+    gb18030: bool = False
+    """True when the printer has a GB18030 (Chinese) font; other printers get such lines as images."""
+    backup: Ident | None = None
+    max_failures: int = Field(default=3, ge=1)
+
+
+class Device(_Strict):
+    """A terminal, kiosk, app backend or monitor allowed to connect to the hub."""
+
+    id: Ident
+    token: str = Field(min_length=8)
+    role: Role
+    station: Ident | None = None
+    """The station of a kitchen device."""
+    channels: tuple[Channel, ...] = ()
+    """Channels a source (or counter) may submit orders on."""
+    keymap: dict[str, str] = Field(default_factory=dict)
+    """Per-device key bindings for bump bars (used by the terminals)."""
+
+
+class StoreConfig(_Strict):
+    """The whole store."""
+
+    store: StoreInfo
+    counter: Counter = Counter()
+    stations: tuple[Station, ...] = Field(min_length=1)
+    categories: tuple[Category, ...] = ()
+    methods: tuple[CookingMethod, ...] = ()
+    catalogue: tuple[CatalogueItem, ...] = Field(min_length=1)
+    printers: tuple[Printer, ...] = ()
+    devices: tuple[Device, ...] = Field(min_length=1)
+
+    # Lookups built once; the config is frozen.
+    def station(self, station_id: str) -> Station | None:
+        """The station with this id, if any."""
+        return self._index().stations.get(station_id)
+
+    def item(self, sku: str) -> CatalogueItem | None:
+        """The catalogue item with this SKU, if any."""
+        return self._index().items.get(sku)
+
+    def method(self, method_id: str) -> CookingMethod | None:
+        """The cooking method with this id, if any."""
+        return self._index().methods.get(method_id)
+
+    def category(self, category_id: str) -> Category | None:
+        """The category with this id, if any."""
+        return self._index().categories.get(category_id)
+
+    def device(self, device_id: str) -> Device | None:
+        """The device with this id, if any."""
+        return self._index().devices.get(device_id)
+
+    def printer(self, printer_id: str) -> Printer | None:
+        """The printer with this id, if any."""
+        return self._index().printers.get(printer_id)
+
+    def _index(self) -> _Index:
+        cached: _Index | None = self.__dict__.get("_idx")
+        if cached is None:
+            cached = _Index(
+                {s.id: s for s in self.stations},
+                {i.sku: i for i in self.catalogue},
+                {m.id: m for m in self.methods},
+                {c.id: c for c in self.categories},
+                {d.id: d for d in self.devices},
+                {p.id: p for p in self.printers},
+            )
+            object.__setattr__(self, "_idx", cached)  # frozen model: cache outside the fields
+        return cached
+
+
+@dataclass(frozen=True, slots=True)
+class _Index:
+    stations: dict[str, Station]
+    items: dict[str, CatalogueItem]
+    methods: dict[str, CookingMethod]
+    categories: dict[str, Category]
+    devices: dict[str, Device]
+    printers: dict[str, Printer]
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    """One thing wrong with a config: where (key path) and why."""
+
+    loc: tuple[str | int, ...]
+    msg: str
+
+    def __str__(self) -> str:
+        path = ".".join(str(p) for p in self.loc) or "(top)"
+        return f"{path}: {self.msg}"
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; `problems` lists every problem found."""
+
+    def __init__(self, source: str, problems: list[ConfigProblem]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{source}: {len(problems)} problem(s) in the store configuration:\n{lines}")
+
+
+def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> StoreConfig:
+    """Read and validate a store config file; raise ConfigError listing every problem."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(p), [ConfigProblem((), f"cannot read file: {exc.strerror or exc}")]) from exc
+    return parse_config(text, source=str(p))
+
+
+def parse_config(text: str, *, source: str = "<config>") -> StoreConfig:
+    """Validate TOML text as a store config; raise ConfigError listing every problem."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, [ConfigProblem((), f"not valid TOML: {exc}")]) from exc
+    return config_from_dict(raw, source=source)
+
+
+def config_from_dict(raw: dict[str, Any], *, source: str = "<config>") -> StoreConfig:
+    """Validate an already-parsed mapping as a store config."""
+    try:
+        cfg = StoreConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = [ConfigProblem(_toml_loc(raw, e["loc"]), e["msg"]) for e in exc.errors()]
+        raise ConfigError(source, problems) from None
+    problems = list(_cross_check(cfg))
+    if problems:
+        raise ConfigError(source, problems)
+    return cfg
+
+
+def _toml_loc(raw: dict[str, Any], loc: tuple[Any, ...]) -> tuple[str | int, ...]:
+    # Name list entries by their id so `stations[3]` reads as `stations[3](grill)` in the message.
+    out: list[str | int] = []
+    node: Any = raw
+    for part in loc:
+        if isinstance(part, int) and isinstance(node, list) and 0 <= part < len(node):
+            entry = node[part]
+            label = entry.get("id") or entry.get("sku") if isinstance(entry, dict) else None
+            out.append(f"{part}({label})" if label else part)
+            node = entry
+        else:
+            out.append(part)
+            node = node.get(part) if isinstance(node, dict) else None
+    return tuple(out)
+
+
+def _dupes(values: Iterable[str]) -> set[str]:
+    seen: set[str] = set()
+    dup: set[str] = set()
+    for v in values:
+        (dup if v in seen else seen).add(v)
+    return dup
+
+
+def _cross_check(cfg: StoreConfig) -> Iterable[ConfigProblem]:
+    """References between sections, uniqueness, and value ranges pydantic cannot see alone."""
+    stations = {s.id for s in cfg.stations}
+    printers = {p.id for p in cfg.printers}
+    methods = {m.id for m in cfg.methods}
+    categories = {c.id for c in cfg.categories}
+
+    for name, ids in (
+        ("stations", [s.id for s in cfg.stations]),
+        ("methods", [m.id for m in cfg.methods]),
+        ("categories", [c.id for c in cfg.categories]),
+        ("printers", [p.id for p in cfg.printers]),
+        ("devices", [d.id for d in cfg.devices]),
+        ("catalogue", [i.sku for i in cfg.catalogue]),
+    ):
+        for d in sorted(_dupes(ids)):
+            yield ConfigProblem((name,), f"duplicate id {d!r}")
+    barcodes = [i.barcode for i in cfg.catalogue if i.barcode]
+    for d in sorted(_dupes(barcodes)):
+        yield ConfigProblem(("catalogue",), f"duplicate barcode {d!r}")
+
+    if cfg.store.default_station not in stations:
+        yield ConfigProblem(("store", "default_station"), f"unknown station {cfg.store.default_station!r}")
+    if cfg.counter.printer and cfg.counter.printer not in printers:
+        yield ConfigProblem(("counter", "printer"), f"unknown printer {cfg.counter.printer!r}")
+    for k, s in enumerate(cfg.stations):
+        if s.printer and s.printer not in printers:
+            yield ConfigProblem(("stations", f"{k}({s.id})", "printer"), f"unknown printer {s.printer!r}")
+        if s.timers.late_after_s <= s.timers.warn_after_s:
+            yield ConfigProblem(
+                ("stations", f"{k}({s.id})", "timers"), "late_after_s must be greater than warn_after_s"
+            )
+    for k, c in enumerate(cfg.categories):
+        if c.station and c.station not in stations:
+            yield ConfigProblem(("categories", f"{k}({c.id})", "station"), f"unknown station {c.station!r}")
+    for k, m in enumerate(cfg.methods):
+        if m.station not in stations:
+            yield ConfigProblem(("methods", f"{k}({m.id})", "station"), f"unknown station {m.station!r}")
+    for k, it in enumerate(cfg.catalogue):
+        here = ("catalogue", f"{k}({it.sku})")
+        if it.category not in categories:
+            yield ConfigProblem((*here, "category"), f"unknown category {it.category!r}")
+        if it.station and it.station not in stations:
+            yield ConfigProblem((*here, "station"), f"unknown station {it.station!r}")
+        for j, m in enumerate(it.methods):
+            if m not in methods:
+                yield ConfigProblem((*here, "methods", j), f"unknown cooking method {m!r}")
+        for m in it.method_fees:
+            if m not in it.methods:
+                yield ConfigProblem((*here, "method_fees", m), "fee for a method the item does not allow")
+        if it.sold_by is SoldBy.WEIGHT:
+            if it.min_weight_g is None or it.max_weight_g is None:
+                yield ConfigProblem(here, "items sold by weight need min_weight_g and max_weight_g")
+            elif it.min_weight_g >= it.max_weight_g:
+                yield ConfigProblem((*here, "max_weight_g"), "must be greater than min_weight_g")
+        elif it.min_weight_g is not None or it.max_weight_g is not None:
+            yield ConfigProblem(here, "weight limits are only for items sold by weight")
+    for k, p in enumerate(cfg.printers):
+        here = ("printers", f"{k}({p.id})")
+        if p.backup is not None and (p.backup not in printers or p.backup == p.id):
+            yield ConfigProblem((*here, "backup"), f"unknown backup printer {p.backup!r}")
+        if p.transport is Transport.NETWORK and not p.host:
+            yield ConfigProblem((*here, "host"), "a network printer needs a host")
+        if p.transport in (Transport.FILE, Transport.SERIAL) and not p.path:
+            yield ConfigProblem((*here, "path"), f"a {p.transport.value} printer needs a path")
+        if p.transport is Transport.USB and (p.usb_vendor is None or p.usb_product is None):
+            yield ConfigProblem(here, "a usb printer needs usb_vendor and usb_product")
+    for k, d in enumerate(cfg.devices):
+        here = ("devices", f"{k}({d.id})")
+        if d.role is Role.KITCHEN:
+            if d.station is None:
+                yield ConfigProblem((*here, "station"), "a kitchen device needs a station")
+            elif d.station not in stations:
+                yield ConfigProblem((*here, "station"), f"unknown station {d.station!r}")
+        elif d.station is not None:
+            yield ConfigProblem((*here, "station"), "only kitchen devices have a station")
+        if d.role is Role.SOURCE and not d.channels:
+            yield ConfigProblem((*here, "channels"), "a source device needs at least one channel")
+        if d.channels and d.role not in (Role.SOURCE, Role.COUNTER):
+            yield ConfigProblem((*here, "channels"), "only source and counter devices submit orders")

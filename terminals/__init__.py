@@ -1,0 +1,1 @@
+"""Textual terminals: kitchen station screen and counter screen (see the terminal issues)."""
