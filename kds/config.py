@@ -1,17 +1,20 @@
 """The store's configuration: stations, routing, catalogue, cooking methods, devices, printers, timers.
 
 Read from TOML and validated with pydantic. A bad config is refused with *every* problem listed (key path and
-reason): pydantic collects the structural problems, then `_cross_check` collects the references that point nowhere.
+reason): pydantic collects the structural problems, then `_cross_check` collects the references that point
+nowhere (also among the well-formed entries of a config with structural problems, so one typo hides nothing).
 """
 
 from __future__ import annotations
 
 import tomllib
 from collections.abc import Iterable
+from contextlib import suppress
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -56,7 +59,8 @@ class StoreInfo(_Strict):
     timezone: str = "Asia/Shanghai"
     currency: str = "CNY"
     default_station: Ident
-    """Where an item goes when neither its cooking method, SKU nor category names a station (flagged unrouted)."""
+    """Where an item goes when neither its cooking method, SKU nor category names a station
+    (flagged unrouted)."""
 
 
 class Timers(_Strict):
@@ -280,12 +284,37 @@ def config_from_dict(raw: dict[str, Any], *, source: str = "<config>") -> StoreC
     try:
         cfg = StoreConfig.model_validate(raw)
     except ValidationError as exc:
-        problems = [ConfigProblem(_toml_loc(raw, e["loc"]), e["msg"]) for e in exc.errors()]
+        problems = [
+            ConfigProblem(_toml_loc(raw, e["loc"]), e["msg"])
+            for e in exc.errors()
+            if not _too_short_after_failures(raw, e)
+        ]
+        if isinstance(raw, dict):
+            # Still check the references between the well-formed entries, so that one typo does not hide the
+            # other problems: the manager gets the whole list in one go.
+            problems.extend(_cross_check(_salvage(raw)))
         raise ConfigError(source, problems) from None
-    problems = list(_cross_check(cfg))
+    problems = list(_cross_check(_parts_of(cfg)))
     if problems:
         raise ConfigError(source, problems)
     return cfg
+
+
+def _too_short_after_failures(raw: Any, error: Any) -> bool:
+    # pydantic also says "stations: should have at least 1 item after validation, not 0" when the file has
+    # stations but every one is malformed; those entries are already reported, that line would only mislead.
+    if error["type"] != "too_short":
+        return False
+    node = raw
+    for part in error["loc"]:
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            return False
+    min_length = error.get("ctx", {}).get("min_length")
+    return isinstance(node, list) and isinstance(min_length, int) and len(node) >= min_length
 
 
 def _toml_loc(raw: dict[str, Any], loc: tuple[Any, ...]) -> tuple[str | int, ...]:
@@ -304,64 +333,169 @@ def _toml_loc(raw: dict[str, Any], loc: tuple[Any, ...]) -> tuple[str | int, ...
     return tuple(out)
 
 
-def _dupes(values: Iterable[str]) -> set[str]:
-    seen: set[str] = set()
-    dup: set[str] = set()
-    for v in values:
-        (dup if v in seen else seen).add(v)
-    return dup
+_M = TypeVar("_M", bound=BaseModel)
+
+_Ids = list[tuple[int, str]] | None
+"""Every id a section names, with its position (valid entry or not); None when the section is unusable."""
 
 
-def _cross_check(cfg: StoreConfig) -> Iterable[ConfigProblem]:
+@dataclass(frozen=True, slots=True)
+class _Parts:
+    """What the cross-check looks at: the entries that are well-formed, with their position in the file."""
+
+    store: StoreInfo | None
+    counter: Counter | None
+    stations: list[tuple[int, Station]]
+    categories: list[tuple[int, Category]]
+    methods: list[tuple[int, CookingMethod]]
+    catalogue: list[tuple[int, CatalogueItem]]
+    printers: list[tuple[int, Printer]]
+    devices: list[tuple[int, Device]]
+    ids: dict[str, _Ids]
+
+
+def _parts_of(cfg: StoreConfig) -> _Parts:
+    return _Parts(
+        cfg.store,
+        cfg.counter,
+        list(enumerate(cfg.stations)),
+        list(enumerate(cfg.categories)),
+        list(enumerate(cfg.methods)),
+        list(enumerate(cfg.catalogue)),
+        list(enumerate(cfg.printers)),
+        list(enumerate(cfg.devices)),
+        {
+            "stations": list(enumerate(s.id for s in cfg.stations)),
+            "categories": list(enumerate(c.id for c in cfg.categories)),
+            "methods": list(enumerate(m.id for m in cfg.methods)),
+            "catalogue": list(enumerate(i.sku for i in cfg.catalogue)),
+            "printers": list(enumerate(p.id for p in cfg.printers)),
+            "devices": list(enumerate(d.id for d in cfg.devices)),
+        },
+    )
+
+
+def _salvage(raw: dict[str, Any]) -> _Parts:
+    """The well-formed parts of a config that failed validation, so its references can be checked too."""
+    ids: dict[str, _Ids] = {}
+
+    def section(name: str, model: type[_M], key: str = "id") -> list[tuple[int, _M]]:
+        if name not in raw:
+            ids[name] = None if StoreConfig.model_fields[name].is_required() else []
+            return []
+        entries = raw[name]
+        if not isinstance(entries, list):
+            ids[name] = None
+            return []
+        good: list[tuple[int, _M]] = []
+        seen: list[tuple[int, str]] = []
+        for k, entry in enumerate(entries):
+            if isinstance(entry, dict) and isinstance(entry.get(key), str):
+                seen.append((k, entry[key]))
+            with suppress(ValidationError):  # already reported by the whole-config validation
+                good.append((k, model.model_validate(entry)))
+        ids[name] = seen
+        return good
+
+    def single(name: str, model: type[_M], default: _M | None) -> _M | None:
+        if name not in raw:
+            return default
+        try:
+            return model.model_validate(raw[name])
+        except ValidationError:
+            return None
+
+    return _Parts(
+        single("store", StoreInfo, None),
+        single("counter", Counter, Counter()),
+        section("stations", Station),
+        section("categories", Category),
+        section("methods", CookingMethod),
+        section("catalogue", CatalogueItem, key="sku"),
+        section("printers", Printer),
+        section("devices", Device),
+        ids,
+    )
+
+
+def _repeats(entries: Iterable[tuple[int, str]]) -> Iterable[tuple[int, str, int]]:
+    """(position, value, first position) of every entry whose value already appeared earlier."""
+    first: dict[str, int] = {}
+    for k, v in entries:
+        if v in first:
+            yield k, v, first[v]
+        else:
+            first[v] = k
+
+
+def _cross_check(parts: _Parts) -> Iterable[ConfigProblem]:
     """References between sections, uniqueness, and value ranges pydantic cannot see alone."""
-    stations = {s.id for s in cfg.stations}
-    printers = {p.id for p in cfg.printers}
-    methods = {m.id for m in cfg.methods}
-    categories = {c.id for c in cfg.categories}
+    ids = parts.ids
+    known = {name: None if seen is None else {v for _, v in seen} for name, seen in ids.items()}
 
-    for name, ids in (
-        ("stations", [s.id for s in cfg.stations]),
-        ("methods", [m.id for m in cfg.methods]),
-        ("categories", [c.id for c in cfg.categories]),
-        ("printers", [p.id for p in cfg.printers]),
-        ("devices", [d.id for d in cfg.devices]),
-        ("catalogue", [i.sku for i in cfg.catalogue]),
+    def unknown(section: str, ref: str) -> bool:
+        names = known[section]
+        return names is not None and ref not in names
+
+    for name, key in (
+        ("stations", "id"),
+        ("methods", "id"),
+        ("categories", "id"),
+        ("printers", "id"),
+        ("devices", "id"),
+        ("catalogue", "sku"),
     ):
-        for d in sorted(_dupes(ids)):
-            yield ConfigProblem((name,), f"duplicate id {d!r}")
-    barcodes = [i.barcode for i in cfg.catalogue if i.barcode]
-    for d in sorted(_dupes(barcodes)):
-        yield ConfigProblem(("catalogue",), f"duplicate barcode {d!r}")
+        for k, d, first in _repeats(ids[name] or []):
+            yield ConfigProblem((name, f"{k}({d})", key), f"duplicate id {d!r} (first at {name}[{first}])")
+    items = dict(parts.catalogue)
+    for k, d, first in _repeats((k, i.barcode) for k, i in parts.catalogue if i.barcode):
+        yield ConfigProblem(
+            ("catalogue", f"{k}({items[k].sku})", "barcode"),
+            f"duplicate barcode {d!r} (first at catalogue[{first}])",
+        )
 
-    if cfg.store.default_station not in stations:
-        yield ConfigProblem(("store", "default_station"), f"unknown station {cfg.store.default_station!r}")
-    if cfg.counter.printer and cfg.counter.printer not in printers:
-        yield ConfigProblem(("counter", "printer"), f"unknown printer {cfg.counter.printer!r}")
-    for k, s in enumerate(cfg.stations):
-        if s.printer and s.printer not in printers:
+    if parts.store is not None:
+        default = parts.store.default_station
+        if unknown("stations", default):
+            yield ConfigProblem(("store", "default_station"), f"unknown station {default!r}")
+        try:
+            ZoneInfo(parts.store.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            yield ConfigProblem(("store", "timezone"), f"unknown time zone {parts.store.timezone!r}")
+    if parts.counter is not None:
+        if parts.counter.printer and unknown("printers", parts.counter.printer):
+            yield ConfigProblem(("counter", "printer"), f"unknown printer {parts.counter.printer!r}")
+        if parts.counter.timers.late_after_s <= parts.counter.timers.warn_after_s:
+            yield ConfigProblem(("counter", "timers"), "late_after_s must be greater than warn_after_s")
+    for k, s in parts.stations:
+        if s.printer and unknown("printers", s.printer):
             yield ConfigProblem(("stations", f"{k}({s.id})", "printer"), f"unknown printer {s.printer!r}")
         if s.timers.late_after_s <= s.timers.warn_after_s:
             yield ConfigProblem(
                 ("stations", f"{k}({s.id})", "timers"), "late_after_s must be greater than warn_after_s"
             )
-    for k, c in enumerate(cfg.categories):
-        if c.station and c.station not in stations:
+    for k, c in parts.categories:
+        if c.station and unknown("stations", c.station):
             yield ConfigProblem(("categories", f"{k}({c.id})", "station"), f"unknown station {c.station!r}")
-    for k, m in enumerate(cfg.methods):
-        if m.station not in stations:
-            yield ConfigProblem(("methods", f"{k}({m.id})", "station"), f"unknown station {m.station!r}")
-    for k, it in enumerate(cfg.catalogue):
+    for k, method in parts.methods:
+        if unknown("stations", method.station):
+            yield ConfigProblem(
+                ("methods", f"{k}({method.id})", "station"), f"unknown station {method.station!r}"
+            )
+    for k, it in parts.catalogue:
         here = ("catalogue", f"{k}({it.sku})")
-        if it.category not in categories:
+        if unknown("categories", it.category):
             yield ConfigProblem((*here, "category"), f"unknown category {it.category!r}")
-        if it.station and it.station not in stations:
+        if it.station and unknown("stations", it.station):
             yield ConfigProblem((*here, "station"), f"unknown station {it.station!r}")
         for j, m in enumerate(it.methods):
-            if m not in methods:
+            if unknown("methods", m):
                 yield ConfigProblem((*here, "methods", j), f"unknown cooking method {m!r}")
-        for m in it.method_fees:
+        for m, fee in it.method_fees.items():
             if m not in it.methods:
                 yield ConfigProblem((*here, "method_fees", m), "fee for a method the item does not allow")
+            if fee < 0:
+                yield ConfigProblem((*here, "method_fees", m), "a processing fee cannot be negative")
         if it.sold_by is SoldBy.WEIGHT:
             if it.min_weight_g is None or it.max_weight_g is None:
                 yield ConfigProblem(here, "items sold by weight need min_weight_g and max_weight_g")
@@ -369,9 +503,9 @@ def _cross_check(cfg: StoreConfig) -> Iterable[ConfigProblem]:
                 yield ConfigProblem((*here, "max_weight_g"), "must be greater than min_weight_g")
         elif it.min_weight_g is not None or it.max_weight_g is not None:
             yield ConfigProblem(here, "weight limits are only for items sold by weight")
-    for k, p in enumerate(cfg.printers):
+    for k, p in parts.printers:
         here = ("printers", f"{k}({p.id})")
-        if p.backup is not None and (p.backup not in printers or p.backup == p.id):
+        if p.backup is not None and (p.backup == p.id or unknown("printers", p.backup)):
             yield ConfigProblem((*here, "backup"), f"unknown backup printer {p.backup!r}")
         if p.transport is Transport.NETWORK and not p.host:
             yield ConfigProblem((*here, "host"), "a network printer needs a host")
@@ -379,16 +513,16 @@ def _cross_check(cfg: StoreConfig) -> Iterable[ConfigProblem]:
             yield ConfigProblem((*here, "path"), f"a {p.transport.value} printer needs a path")
         if p.transport is Transport.USB and (p.usb_vendor is None or p.usb_product is None):
             yield ConfigProblem(here, "a usb printer needs usb_vendor and usb_product")
-    for k, d in enumerate(cfg.devices):
-        here = ("devices", f"{k}({d.id})")
-        if d.role is Role.KITCHEN:
-            if d.station is None:
+    for k, dev in parts.devices:
+        here = ("devices", f"{k}({dev.id})")
+        if dev.role is Role.KITCHEN:
+            if dev.station is None:
                 yield ConfigProblem((*here, "station"), "a kitchen device needs a station")
-            elif d.station not in stations:
-                yield ConfigProblem((*here, "station"), f"unknown station {d.station!r}")
-        elif d.station is not None:
+            elif unknown("stations", dev.station):
+                yield ConfigProblem((*here, "station"), f"unknown station {dev.station!r}")
+        elif dev.station is not None:
             yield ConfigProblem((*here, "station"), "only kitchen devices have a station")
-        if d.role is Role.SOURCE and not d.channels:
+        if dev.role is Role.SOURCE and not dev.channels:
             yield ConfigProblem((*here, "channels"), "a source device needs at least one channel")
-        if d.channels and d.role not in (Role.SOURCE, Role.COUNTER):
+        if dev.channels and dev.role not in (Role.SOURCE, Role.COUNTER):
             yield ConfigProblem((*here, "channels"), "only source and counter devices submit orders")

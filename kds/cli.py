@@ -1,0 +1,182 @@
+"""The `kds` command line: serve, simulate, demo, schema. Every command has --help and works with no flags."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from kds.config import DEFAULT_CONFIG_PATH, ConfigError, Role, StoreConfig, load_config
+
+DEFAULT_HUB = "ws://127.0.0.1:8765"
+DEFAULT_DB = Path("var/kds.sqlite3")
+
+
+def _config(path: str | Path) -> StoreConfig:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"kds: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def default_device(config: StoreConfig, role: Role, station: str | None = None) -> tuple[str, str]:
+    """The sample config's first device of this role (and station): its id and token."""
+    for d in config.devices:
+        if d.role is role and (station is None or d.station == station):
+            return d.id, d.token
+    raise SystemExit(f"kds: no {role.value} device{' for station ' + station if station else ''} in the config")
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+# ------------------------------------------------------------------------------------------------ serve
+
+
+async def run_hub(config: StoreConfig, db: str | Path, host: str, port: int, ready: asyncio.Event | None = None) -> None:
+    """Run a hub until cancelled or SIGINT/SIGTERM."""
+    from kds.hub import OrderHub
+    from kds.server import HubServer
+    from kds.store import Store
+
+    server = HubServer(OrderHub(config), Store(db, store_id=config.store.id), host=host, port=port)
+    await server.start()
+    print(f"kds hub for {config.store.name} ({config.store.id}) on {server.url}, database {server.store.url}",
+          flush=True)
+    if ready is not None:
+        ready.set()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    waiter = asyncio.ensure_future(stop.wait())
+    stopped = asyncio.ensure_future(server.stopped.wait())
+    try:
+        await asyncio.wait({waiter, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+        stopped.cancel()
+        if not server.stopped.is_set():
+            await server.stop()
+    if server.failed is not None:
+        raise SystemExit(f"kds: hub stopped: {server.failed}")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """kds serve."""
+    _logging(not args.quiet)
+    config = _config(args.config)
+    asyncio.run(run_hub(config, args.db, args.host, args.port))
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ schema
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    """kds schema."""
+    from kds.protocol import json_schema
+
+    print(json.dumps(json_schema(), indent=2 if not args.compact else None, ensure_ascii=False))
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ simulate / demo
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """kds simulate."""
+    from kds.simulate import SimulationOptions, run_simulation
+
+    config = _config(args.config)
+    opts = SimulationOptions(
+        hub=args.hub,
+        rate=args.rate,
+        duration=args.duration,
+        orders=args.orders,
+        seed=args.seed,
+        cancel_share=args.cancels,
+        amend_share=args.amends,
+    )
+    report = asyncio.run(run_simulation(config, opts))
+    return 0 if report.errors == 0 and report.accepted == report.sent else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """kds demo."""
+    from kds.demo import run_demo
+
+    config = _config(args.config)
+    return run_demo(config, rate=args.rate, port=args.port)
+
+
+# ------------------------------------------------------------------------------------------------ parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `kds` argument parser."""
+    p = argparse.ArgumentParser(prog="kds", description="Kitchen display system for hybrid store-restaurants.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_config(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--config", default=str(DEFAULT_CONFIG_PATH), help="store config TOML (default: %(default)s)")
+
+    s = sub.add_parser("serve", help="run the order hub", description="Run the order hub (websockets server).")
+    with_config(s)
+    s.add_argument("--db", default=str(DEFAULT_DB),
+                   help="SQLite file path or database URL (default: %(default)s)")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    s.add_argument("--port", type=int, default=8765, help="port to listen on (default: %(default)s)")
+    s.add_argument("--quiet", action="store_true", help="log warnings only")
+    s.set_defaults(func=cmd_serve)
+
+    sc = sub.add_parser("schema", help="print the JSON Schema of every protocol message",
+                        description="Print the JSON Schema of every message of the wire protocol.")
+    sc.add_argument("--compact", action="store_true", help="one line")
+    sc.set_defaults(func=cmd_schema)
+
+    sim = sub.add_parser("simulate", help="feed a realistic order mix through the real protocol",
+                         description="Feed a Hema-like mix of app, kiosk and shelf-to-table orders to a hub.")
+    with_config(sim)
+    sim.add_argument("--hub", default=DEFAULT_HUB, help="hub URL (default: %(default)s)")
+    sim.add_argument("--rate", type=float, default=5.0, help="orders per second (default: %(default)s)")
+    sim.add_argument("--duration", type=float, default=None, help="seconds to run")
+    sim.add_argument("--orders", type=int, default=None, help="number of orders to send (default: 100 "
+                     "unless --duration is given)")
+    sim.add_argument("--seed", type=int, default=None, help="random seed for a repeatable mix")
+    sim.add_argument("--cancels", type=float, default=0.03, help="share of orders later cancelled")
+    sim.add_argument("--amends", type=float, default=0.05, help="share of orders later amended")
+    sim.set_defaults(func=cmd_simulate)
+
+    d = sub.add_parser("demo", help="hub + simulator + live view, from one command",
+                       description="Start a hub on a temporary database, feed it simulated orders, show them live.")
+    with_config(d)
+    d.add_argument("--rate", type=float, default=1.0, help="orders per second (default: %(default)s)")
+    d.add_argument("--port", type=int, default=0, help="hub port (default: a free one)")
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `kds` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

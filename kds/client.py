@@ -1,0 +1,384 @@
+"""The one protocol client: connect, hello, reconnect with backoff, `resume_from`, and a durable queue of actions.
+
+Terminals, the simulator, the demo and the benchmarks all use `HubClient`; nobody writes a second one.
+
+- `request(msg)` sends a frame now and waits for the hub's answer to its `ref` (raises `NotConnected` when offline).
+- `enqueue(msg)` is for actions that must not be lost (a bump, a handover, an order from a counter): the action is
+  written to the queue (a JSON-lines file when `queue_path` is set) and sent as soon as the hub is reachable; it
+  leaves the queue only when the hub has answered it. Actions are idempotent on the hub (a bump of a done ticket
+  changes nothing; an order's idempotency key makes a resubmission harmless), so a resend after a dropped
+  connection never applies anything twice.
+- `book` holds the state the role sees (`OrderBook`), kept in step with `welcome` and events; `resume_from` on
+  reconnect replays exactly what was missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import os
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from kds.view import OrderBook
+
+log = logging.getLogger("kds.client")
+
+Listener = Callable[[dict[str, Any]], Awaitable[None] | None]
+
+
+class LinkState(StrEnum):
+    """Where the connection to the hub stands."""
+
+    CONNECTING = "connecting"
+    ONLINE = "online"
+    OFFLINE = "offline"
+    REFUSED = "refused"
+    """The hub refused the hello (bad token, wrong role): retrying will not help."""
+    CLOSED = "closed"
+
+
+class NotConnected(Exception):
+    """The hub is not reachable right now."""
+
+
+class Refused(Exception):
+    """The hub refused this device (its close code and reason)."""
+
+    def __init__(self, code: int | None, reason: str) -> None:
+        super().__init__(f"hub refused the connection ({code}): {reason}")
+        self.code = code
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Reconnect delays: exponential from `first` to `cap` seconds, with jitter."""
+
+    first: float = 0.1
+    cap: float = 5.0
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before reconnect attempt number `attempt` (0-based)."""
+        base = min(self.cap, self.first * (2**attempt))
+        return base * (0.75 + random.random() * 0.5)
+
+
+class ActionQueue:
+    """Actions waiting for the hub's answer, in order; mirrored to a JSON-lines file when `path` is set."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path else None
+        self.items: list[dict[str, Any]] = []
+        if self.path and self.path.exists():
+            for line in self.path.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    with contextlib.suppress(ValueError):
+                        self.items.append(json.loads(line))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def push(self, msg: dict[str, Any]) -> None:
+        """Add an action (written to disk before this returns)."""
+        self.items.append(msg)
+        if self.path:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(msg, ensure_ascii=False) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+
+    def remove(self, ref: str) -> bool:
+        """Drop the action with this ref (answered by the hub)."""
+        before = len(self.items)
+        self.items = [m for m in self.items if m.get("ref") != ref]
+        if len(self.items) != before:
+            self._rewrite()
+            return True
+        return False
+
+    def _rewrite(self) -> None:
+        if not self.path:
+            return
+        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
+        with tmp.open("w", encoding="utf-8") as f:
+            for m in self.items:
+                f.write(json.dumps(m, ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(self.path)
+
+
+_refs = itertools.count(1)
+
+
+def new_ref(prefix: str = "r") -> str:
+    """A ref unique within this process and across restarts of it."""
+    return f"{prefix}-{os.getpid():x}-{int(time.time() * 1000):x}-{next(_refs)}"
+
+
+class HubClient:
+    """A device's connection to the hub, kept up for as long as the client runs."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        device: str,
+        token: str,
+        role: str,
+        station: str | None = None,
+        queue_path: str | Path | None = None,
+        backoff: Backoff = Backoff(),
+        client_name: str = "kds-client",
+        request_timeout: float = 10.0,
+    ) -> None:
+        self.urls = [u.strip() for u in url.split(",") if u.strip()]
+        self.device = device
+        self.token = token
+        self.role = role
+        self.station = station
+        self.backoff = backoff
+        self.client_name = client_name
+        self.request_timeout = request_timeout
+        self.queue = ActionQueue(queue_path)
+        self.book = OrderBook()
+        self.state = LinkState.CONNECTING
+        self.last_event_at: float | None = None
+        """time.monotonic() of the last event or welcome."""
+        self.last_error: str | None = None
+        self.welcome: dict[str, Any] | None = None
+        self.listeners: list[Listener] = []
+        self.state_listeners: list[Callable[[LinkState], None]] = []
+        self.connections = 0
+        self._conn: ClientConnection | None = None
+        self._waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._online = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._replay_left = 0
+        self._replay_target = 0
+        self._resume_from = 0
+        self._refused: Refused | None = None
+
+    @property
+    def seq(self) -> int:
+        """The last seq fully applied: what `resume_from` says on reconnect."""
+        return self._resume_from
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Start connecting in the background (returns at once)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"hub-client-{self.device}")
+
+    async def connect(self, timeout: float = 10.0) -> None:
+        """Start and wait until the hub has welcomed this device; raise Refused or TimeoutError."""
+        await self.start()
+        await self.wait_online(timeout)
+
+    async def wait_online(self, timeout: float = 10.0) -> None:
+        """Wait until connected and caught up."""
+        online = asyncio.ensure_future(self._online.wait())
+        try:
+            done, _ = await asyncio.wait({online, self._task} if self._task else {online}, timeout=timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            online.cancel()
+        if self._refused is not None:
+            raise self._refused
+        if not self._online.is_set():
+            raise TimeoutError(f"hub at {self.urls[0]} not reachable within {timeout}s ({self.last_error})")
+
+    async def close(self) -> None:
+        """Disconnect and stop reconnecting."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._set_state(LinkState.CLOSED)
+
+    async def __aenter__(self) -> HubClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def drop(self) -> None:
+        """Close the current connection abruptly (tests, failover); the client reconnects by itself."""
+        if self._conn is not None:
+            self._conn.transport.abort()
+
+    # ------------------------------------------------------------------ sending
+
+    async def request(self, msg: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
+        """Send a frame now and wait for the hub's answer to its ref (a ref is added when missing)."""
+        msg.setdefault("ref", new_ref())
+        if self._conn is None or not self._online.is_set():
+            raise NotConnected(self.last_error or "not connected")
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiters[msg["ref"]] = fut
+        try:
+            await self._conn.send(json.dumps(msg, ensure_ascii=False))
+            return await asyncio.wait_for(fut, timeout or self.request_timeout)
+        except ConnectionClosed as exc:
+            raise NotConnected(str(exc)) from None
+        finally:
+            self._waiters.pop(msg["ref"], None)
+
+    async def send_raw(self, frame: str | bytes) -> None:
+        """Send a frame as is (tests of bad input)."""
+        if self._conn is None:
+            raise NotConnected("not connected")
+        await self._conn.send(frame)
+
+    def enqueue(self, msg: dict[str, Any]) -> asyncio.Future[dict[str, Any]]:
+        """Queue an action durably; it is sent now if online, else on reconnect. The future gets the answer."""
+        msg.setdefault("ref", new_ref(self.device))
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiters[msg["ref"]] = fut
+        self.queue.push(msg)
+        if self._conn is not None and self._online.is_set():
+            asyncio.ensure_future(self._send_queued(msg))
+        return fut
+
+    async def _send_queued(self, msg: dict[str, Any]) -> None:
+        if self._conn is None:
+            return
+        with contextlib.suppress(ConnectionClosed):
+            await self._conn.send(json.dumps(msg, ensure_ascii=False))
+
+    # ------------------------------------------------------------------ the connection loop
+
+    async def _run(self) -> None:
+        attempt = 0
+        while True:
+            url = self.urls[(self.connections + attempt) % len(self.urls)]
+            self._set_state(LinkState.CONNECTING if attempt == 0 else LinkState.OFFLINE)
+            try:
+                async with connect(url, max_size=None, open_timeout=5, ping_interval=10, ping_timeout=10,
+                                   close_timeout=2) as conn:
+                    await self._session(conn)
+                    attempt = 0
+            except Refused as exc:
+                self._refused = exc
+                self.last_error = str(exc)
+                self._set_state(LinkState.REFUSED)
+                return
+            except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError) as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+            except InvalidURI as exc:
+                self._refused = Refused(None, str(exc))
+                self._set_state(LinkState.REFUSED)
+                return
+            finally:
+                self._conn = None
+                self._online.clear()
+            self._set_state(LinkState.OFFLINE)
+            await asyncio.sleep(self.backoff.delay(attempt))
+            attempt += 1
+
+    async def _session(self, conn: ClientConnection) -> None:
+        hello = {
+            "type": "hello",
+            "device": self.device,
+            "token": self.token,
+            "role": self.role,
+            "resume_from": self._resume_from,
+            "client": self.client_name,
+        }
+        if self.station:
+            hello["station"] = self.station
+        await conn.send(json.dumps(hello))
+        try:
+            first = json.loads(await conn.recv())
+        except ConnectionClosed as exc:
+            if exc.rcvd is not None and 4000 <= exc.rcvd.code < 4010:
+                raise Refused(exc.rcvd.code, exc.rcvd.reason) from None
+            raise
+        if first.get("type") == "error":
+            # The hub closes right after; take its reason from the error frame.
+            with contextlib.suppress(ConnectionClosed):
+                await conn.recv()
+            raise Refused(conn.close_code, first.get("message", "refused"))
+        if first.get("type") != "welcome":
+            raise ConnectionClosed(None, None)
+        self._conn = conn
+        self.connections += 1
+        self.welcome = first
+        self._on_welcome(first)
+        await self._emit(first)
+        if self._replay_left == 0:
+            await self._went_online(conn)
+        async for raw in conn:
+            frame = json.loads(raw)
+            await self._on_frame(frame)
+            if self._replay_left == 0 and not self._online.is_set():
+                await self._went_online(conn)
+
+    def _on_welcome(self, w: dict[str, Any]) -> None:
+        self.last_event_at = time.monotonic()
+        if w.get("resumed"):
+            self._replay_left = int(w.get("replay", 0))
+            self._replay_target = int(w["seq"])
+            self.book.store = w.get("store") or self.book.store
+            if self._replay_left == 0:
+                self._resume_from = self._replay_target
+                self.book.seq = self._replay_target
+        else:
+            self._replay_left = 0
+            self.book.reset(w)
+            self._resume_from = int(w["seq"])
+
+    async def _went_online(self, conn: ClientConnection) -> None:
+        self._online.set()
+        self._set_state(LinkState.ONLINE)
+        for msg in list(self.queue.items):
+            await conn.send(json.dumps(msg, ensure_ascii=False))
+
+    async def _on_frame(self, frame: dict[str, Any]) -> None:
+        kind = frame.get("type")
+        if kind in ("event", "order.status"):
+            self.book.apply(frame)
+            self.last_event_at = time.monotonic()
+            if self._replay_left > 0:
+                self._replay_left -= 1
+                if self._replay_left == 0:
+                    self._resume_from = self._replay_target
+            else:
+                self._resume_from = max(self._resume_from, int(frame["seq"]))
+        ref = frame.get("ref")
+        if isinstance(ref, str):
+            if kind in ("ack", "order.accepted", "error"):
+                self.queue.remove(ref)
+            fut = self._waiters.pop(ref, None)
+            if fut is not None and not fut.done():
+                fut.set_result(frame)
+        await self._emit(frame)
+
+    async def _emit(self, frame: dict[str, Any]) -> None:
+        for listener in list(self.listeners):
+            result = listener(frame)
+            if result is not None:
+                await result
+
+    def _set_state(self, state: LinkState) -> None:
+        if state is self.state:
+            return
+        self.state = state
+        for cb in list(self.state_listeners):
+            cb(state)

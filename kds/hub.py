@@ -1,0 +1,687 @@
+"""The hub's decisions: authenticate, validate, route, change state, and choose who gets which event. No I/O.
+
+`OrderHub` is a plain class driven with messages in and `Decision`s out. The websockets server (`kds.server`) and
+the database (`kds.store`) are adapters around it: the server commits a decision's `events` to the database and only
+then sends its `replies` and broadcasts its events, so nothing is acknowledged before it is durable.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from kds.config import Channel, Device, Role, StoreConfig
+from kds.domain import DomainError, Item, Order, Ticket
+from kds.protocol import (
+    PROTOCOL_VERSION,
+    ROLE_MESSAGES,
+    ErrorCode,
+    EventKind,
+    FrameError,
+    Hello,
+    ItemBump,
+    ItemIn,
+    OrderAmend,
+    OrderCall,
+    OrderCancel,
+    OrderHandover,
+    OrderIn,
+    OrderRecall,
+    OrderStatus,
+    OrderSubmit,
+    Ping,
+    TicketBump,
+    TicketRecall,
+    TicketStart,
+    parse_client_frame,
+)
+from kds.routing import Problem, check_item, route_item
+
+log = logging.getLogger("kds.hub")
+
+Clock = Callable[[], datetime]
+CHANNEL_LETTER = {Channel.APP.value: "A", Channel.KIOSK.value: "K", Channel.SHELF.value: "S"}
+RECENT = timedelta(minutes=30)
+"""Closed orders and bumped tickets stay in snapshots this long (recall lists, handed-over lists)."""
+
+
+def utc_now() -> datetime:
+    """The default clock."""
+    return datetime.now(UTC)
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclass(slots=True, eq=False)
+class Session:
+    """One authenticated connection, as the hub sees it."""
+
+    device: Device
+    floor: int
+    """The `seq` of the welcome: the session gets events after it."""
+    conn: Any = None
+    """The adapter's connection object (opaque to the hub)."""
+
+    @property
+    def role(self) -> Role:
+        """The device's role."""
+        return self.device.role
+
+    @property
+    def station(self) -> str | None:
+        """The station of a kitchen device."""
+        return self.device.station
+
+
+@dataclass(slots=True)
+class EventRecord:
+    """One state change: what is stored and what each audience receives."""
+
+    seq: int
+    at: datetime
+    kind: EventKind
+    order_id: str
+    source: str
+    stations: frozenset[str]
+    """Stations that see the event: those holding a ticket of the order before or after the change."""
+    status: OrderStatus
+    frame: str
+    """The `event` frame for kitchen, counter and monitor devices."""
+    status_frame: str | None
+    """The `order.status` frame for the order's source, when the status changed."""
+    order_json: str
+    """The order after the change (`OrderView` JSON), for the database."""
+    order: Order | None = None
+    """The live order (adapters must not keep it; it changes after the event)."""
+
+    def frame_for(self, session: Session) -> str | None:
+        """What this session gets of the event, if anything."""
+        if self.seq <= session.floor:
+            return None
+        role = session.device.role
+        if role is Role.COUNTER or role is Role.MONITOR:
+            return self.frame
+        if role is Role.KITCHEN:
+            return self.frame if session.device.station in self.stations else None
+        if role is Role.SOURCE and self.source == session.device.id:
+            return self.status_frame
+        return None
+
+
+@dataclass(slots=True)
+class Decision:
+    """What the hub decided for one incoming frame.
+
+    The adapter must store `events` durably first, then send `replies` in order and broadcast `events`.
+    """
+
+    replies: list[tuple[Session, str]] = field(default_factory=list)
+    events: list[EventRecord] = field(default_factory=list)
+    logs: list[str] = field(default_factory=list)
+    close: tuple[int, str] | None = None
+    """Close the connection with this code and reason after the replies."""
+
+
+class AuthError(Exception):
+    """A `hello` that is refused; the adapter closes with `close_code`."""
+
+    def __init__(self, close_code: int, code: ErrorCode, message: str, loc: list[str | int]) -> None:
+        super().__init__(message)
+        self.close_code = close_code
+        self.frame = _dumps(
+            {
+                "type": "error",
+                "ref": None,
+                "code": code.value,
+                "message": message,
+                "errors": [{"loc": loc, "msg": message}],
+            }
+        )
+
+
+def error_frame(
+    ref: str | None, code: ErrorCode | str, message: str, errors: Iterable[dict[str, Any]] = ()
+) -> str:
+    """An `error` frame."""
+    return _dumps(
+        {
+            "type": "error",
+            "ref": ref,
+            "code": code.value if isinstance(code, ErrorCode) else code,
+            "message": message,
+            "errors": list(errors),
+        }
+    )
+
+
+class OrderHub:
+    """All orders of one store, and every decision about them."""
+
+    def __init__(
+        self,
+        config: StoreConfig,
+        *,
+        clock: Clock = utc_now,
+        replay_window: int = 20_000,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.tz = ZoneInfo(config.store.timezone)
+        self.seq = 0
+        self.orders: dict[str, Order] = {}
+        self.keys: dict[tuple[str, str], tuple[str, str]] = {}
+        """(source, key) → (order_id, number): the idempotency index."""
+        self.numbers: dict[date, int] = {}
+        self.log: deque[EventRecord] = deque(maxlen=replay_window)
+        self._store_view: dict[Role, dict[str, Any]] = {}
+
+    # ------------------------------------------------------------------ restore
+
+    def restore(
+        self,
+        orders: Iterable[dict[str, Any]],
+        events: Iterable[tuple[int, str]],
+        seq: int,
+        keys: Iterable[tuple[str, str, str, str]],
+    ) -> None:
+        """Rebuild state from the database: order documents, the tail of the event log, the last seq, keys."""
+        self.seq = seq
+        for doc in orders:
+            o = Order.from_wire(doc)
+            self.orders[o.id] = o
+            self._count_number(o.id, o.number)
+        for source, key, order_id, number in keys:
+            self.keys[(source, key)] = (order_id, number)
+            self._count_number(order_id, number)
+        for s, payload in events:
+            self.log.append(self._record_from_payload(s, payload))
+
+    def _count_number(self, order_id: str, number: str) -> None:
+        day = datetime.strptime(order_id.split("-", 1)[0], "%Y%m%d").date()
+        n = int(number[1:])
+        if n > self.numbers.get(day, 0):
+            self.numbers[day] = n
+
+    def _record_from_payload(self, s: int, payload: str) -> EventRecord:
+        ev = json.loads(payload)
+        doc = ev["order"]
+        status = OrderStatus(doc["status"])
+        rec = EventRecord(
+            seq=s,
+            at=datetime.fromisoformat(ev["at"]),
+            kind=EventKind(ev["kind"]),
+            order_id=doc["id"],
+            source=doc["source"],
+            stations=frozenset(ev.get("stations") or [t["station"] for t in doc["tickets"]]),
+            status=status,
+            frame=payload,
+            status_frame=None,
+            order_json=_dumps(doc),
+        )
+        if ev.get("status_changed"):
+            rec.status_frame = self._status_frame(s, rec.at, doc, status)
+        return rec
+
+    # ------------------------------------------------------------------ connect
+
+    def connect(self, frame: str | bytes, conn: Any = None) -> tuple[Session, Decision]:
+        """Authenticate a first frame; the welcome (and replay) are in the decision. Raises AuthError."""
+        try:
+            msg = parse_client_frame(frame)
+        except FrameError as exc:
+            raise AuthError(4000, ErrorCode.BAD_HELLO, f"bad hello: {exc.message}", ["type"]) from None
+        if not isinstance(msg, Hello):
+            raise AuthError(4000, ErrorCode.BAD_HELLO, "the first frame must be a hello", ["type"])
+        dev = self.config.device(msg.device)
+        if dev is None or dev.token != msg.token:
+            raise AuthError(4001, ErrorCode.UNAUTHORIZED, "unknown device or wrong token", ["token"])
+        if msg.role is not dev.role:
+            raise AuthError(
+                4003, ErrorCode.FORBIDDEN, f"device {dev.id} has role {dev.role.value}, not {msg.role}", ["role"]
+            )
+        if dev.role is Role.KITCHEN and msg.station not in (None, dev.station):
+            raise AuthError(
+                4003, ErrorCode.FORBIDDEN, f"device {dev.id} is at station {dev.station}, not {msg.station}",
+                ["station"],
+            )
+        session = Session(dev, self.seq, conn)
+        d = Decision()
+        welcome, replay = self._welcome(session, msg.resume_from)
+        d.replies.append((session, welcome))
+        d.replies.extend((session, f) for f in replay)
+        d.logs.append(f"device {dev.id} ({dev.role.value}) connected, resume_from={msg.resume_from} seq={self.seq}")
+        return session, d
+
+    def _welcome(self, session: Session, resume_from: int) -> tuple[str, list[str]]:
+        first = self.log[0].seq if self.log else self.seq + 1
+        resumable = 0 < resume_from <= self.seq and resume_from >= first - 1
+        replay: list[str] = []
+        snapshot: dict[str, Any] | None = None
+        if resumable:
+            probe = Session(session.device, resume_from)
+            for rec in self.log:
+                if rec.seq > resume_from:
+                    f = rec.frame_for(probe)
+                    if f is not None:
+                        replay.append(f)
+        else:
+            snapshot = self.snapshot(session)
+        dev = session.device
+        welcome = {
+            "type": "welcome",
+            "protocol": PROTOCOL_VERSION,
+            "seq": self.seq,
+            "device": dev.id,
+            "role": dev.role.value,
+            "station": dev.station,
+            "resumed": resumable,
+            "replay": len(replay),
+            "snapshot": snapshot,
+            "store": self.store_view(dev.role),
+            "server_time": self.clock().isoformat(),
+        }
+        return _dumps(welcome), replay
+
+    def snapshot(self, session: Session) -> dict[str, Any]:
+        """What a device needs right now: open orders (and recently closed ones) it may see."""
+        now = self.clock()
+        dev = session.device
+        orders = [
+            o
+            for o in self.orders.values()
+            if (o.is_open or now - o.updated_at <= RECENT)
+            and (dev.role is not Role.KITCHEN or dev.station in o.tickets)
+            and (dev.role is not Role.SOURCE or o.source == dev.id)
+        ]
+        orders.sort(key=lambda o: o.created_at)
+        if dev.role is Role.SOURCE:
+            return {
+                "orders": [],
+                "statuses": [json.loads(self._status_frame(self.seq, now, o.to_wire(), o.status)) for o in orders],
+            }
+        return {"orders": [o.to_wire() for o in orders], "statuses": []}
+
+    def store_view(self, role: Role) -> dict[str, Any]:
+        """The store as a device of this role sees it (stations; the catalogue for sources and the counter)."""
+        cached = self._store_view.get(role)
+        if cached is not None:
+            return cached
+        c = self.config
+        view: dict[str, Any] = {
+            "id": c.store.id,
+            "name": c.store.name,
+            "timezone": c.store.timezone,
+            "currency": c.store.currency,
+            "stations": [
+                {
+                    "id": s.id,
+                    "name": s.name,
+                    "name_zh": s.name_zh,
+                    "warn_after_s": s.timers.warn_after_s,
+                    "late_after_s": s.timers.late_after_s,
+                }
+                for s in c.stations
+            ],
+            "counter_warn_after_s": c.counter.timers.warn_after_s,
+            "counter_late_after_s": c.counter.timers.late_after_s,
+            "methods": [],
+            "catalogue": [],
+        }
+        if role in (Role.SOURCE, Role.COUNTER):
+            view["methods"] = [
+                {"id": m.id, "name": m.name, "name_zh": m.name_zh, "station": m.station, "fee_cents": m.fee_cents}
+                for m in c.methods
+            ]
+            view["catalogue"] = [
+                {
+                    "sku": i.sku,
+                    "name": i.name,
+                    "name_zh": i.name_zh,
+                    "category": i.category,
+                    "barcode": i.barcode,
+                    "sold_by": i.sold_by.value,
+                    "price_cents": i.price_cents,
+                    "min_weight_g": i.min_weight_g,
+                    "max_weight_g": i.max_weight_g,
+                    "methods": {m: i.fee_for(mm) for m in i.methods if (mm := c.method(m)) is not None},
+                    "allergens": list(i.allergens),
+                }
+                for i in c.catalogue
+            ]
+        self._store_view[role] = view
+        return view
+
+    # ------------------------------------------------------------------ frames
+
+    def handle_frame(self, session: Session, frame: str | bytes) -> Decision:
+        """Parse and apply one frame from an authenticated session."""
+        try:
+            msg = parse_client_frame(frame)
+        except FrameError as exc:
+            return self._error(session, exc.ref, exc.code, exc.message, exc.errors)
+        return self.handle(session, msg)
+
+    def handle(self, session: Session, msg: Any) -> Decision:
+        """Apply one parsed message from an authenticated session."""
+        kind: str = msg.type
+        ref: str | None = getattr(msg, "ref", None)
+        if kind not in ROLE_MESSAGES[session.role]:
+            return self._error(
+                session, ref, ErrorCode.FORBIDDEN,
+                f"a {session.role.value} device may not send {kind}", [{"loc": ["type"], "msg": "not allowed"}],
+            )
+        try:
+            if isinstance(msg, OrderSubmit):
+                return self._submit(session, msg)
+            if isinstance(msg, Ping):
+                return Decision(replies=[(session, _dumps({"type": "pong", "ref": msg.ref, "seq": self.seq}))])
+            if isinstance(msg, OrderCancel):
+                return self._cancel(session, msg)
+            if isinstance(msg, OrderAmend):
+                return self._amend(session, msg)
+            if isinstance(msg, TicketStart | TicketBump | ItemBump | TicketRecall):
+                return self._kitchen(session, msg)
+            if isinstance(msg, OrderCall | OrderHandover | OrderRecall):
+                return self._counter(session, msg)
+        except DomainError as exc:
+            loc = list(exc.loc)
+            return self._error(session, ref, exc.code, exc.message, [{"loc": loc, "msg": exc.message}])
+        return self._error(session, ref, ErrorCode.UNKNOWN_TYPE, f"{kind} is not accepted after hello")
+
+    def _error(
+        self,
+        session: Session,
+        ref: str | None,
+        code: ErrorCode | str,
+        message: str,
+        errors: Iterable[dict[str, Any]] = (),
+    ) -> Decision:
+        c = code.value if isinstance(code, ErrorCode) else code
+        return Decision(
+            replies=[(session, error_frame(ref, code, message, errors))],
+            logs=[f"error to {session.device.id}: {c}: {message} (ref={ref})"],
+        )
+
+    # ------------------------------------------------------------------ orders
+
+    def _submit(self, session: Session, msg: OrderSubmit) -> Decision:
+        dev = session.device
+        o = msg.order
+        known = self.keys.get((dev.id, o.key))
+        if known is not None:
+            frame = {"type": "order.accepted", "ref": msg.ref, "order_id": known[0], "number": known[1],
+                     "duplicate": True}
+            return Decision(replies=[(session, _dumps(frame))],
+                            logs=[f"duplicate submit {o.key!r} from {dev.id} → {known[1]}"])
+        if o.channel not in dev.channels:
+            allowed = ", ".join(c.value for c in dev.channels)
+            return self._error(
+                session, msg.ref, ErrorCode.FORBIDDEN, f"device {dev.id} may not submit {o.channel.value} orders",
+                [{"loc": ["order", "channel"], "msg": f"allowed: {allowed}"}],
+            )
+        problems = self._check_items(("order", "items"), o.items)
+        if problems:
+            return self._invalid(session, msg.ref, problems)
+        now = self.clock()
+        day = now.astimezone(self.tz).date()
+        n = self.numbers.get(day, 0) + 1
+        self.numbers[day] = n
+        number = f"{CHANNEL_LETTER[o.channel.value]}{n:03d}"
+        order_id = f"{day:%Y%m%d}-{number}"
+        order = Order(
+            id=order_id,
+            number=number,
+            key=o.key,
+            source=dev.id,
+            channel=o.channel.value,
+            fulfilment=o.fulfilment.model_dump(mode="json", exclude_none=True),
+            customer=o.customer.model_dump(mode="json") if o.customer else None,
+            priority=o.priority,
+            note=o.note,
+            created_at=now,
+            updated_at=now,
+            items=[self._make_item(str(k), it) for k, it in enumerate(o.items, start=1)],
+        )
+        order.build_tickets(now)
+        self.orders[order_id] = order
+        self.keys[(dev.id, o.key)] = (order_id, number)
+        d = Decision()
+        d.events.append(self._event(EventKind.ORDER_CREATED, order, frozenset(), None, status_changed=True))
+        d.replies.append(
+            (session, _dumps({"type": "order.accepted", "ref": msg.ref, "order_id": order_id, "number": number,
+                              "duplicate": False}))
+        )
+        stations = ",".join(f"{t.station}×{len(t.items)}" for t in order.tickets.values())
+        unrouted = sum(1 for i in order.items if i.unrouted)
+        d.logs.append(
+            f"accepted {number} ({order_id}) {o.channel.value} from {dev.id} key={o.key!r} → {stations}"
+            + (f" [{unrouted} unrouted]" if unrouted else "")
+        )
+        return d
+
+    def _check_items(self, loc: tuple[str | int, ...], items: list[ItemIn]) -> list[Problem]:
+        problems: list[Problem] = []
+        for k, it in enumerate(items):
+            problems.extend(check_item(self.config, (*loc, k), it.sku, it.weight_g, it.cook))
+        return problems
+
+    def _invalid(self, session: Session, ref: str | None, problems: list[Problem]) -> Decision:
+        where = ".".join(str(p) for p in problems[0].loc)
+        return self._error(
+            session, ref, ErrorCode.INVALID_ORDER, f"{where}: {problems[0].msg}"
+            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
+            [p.as_dict() for p in problems],
+        )
+
+    def _make_item(self, item_id: str, it: ItemIn) -> Item:
+        cat = self.config.item(it.sku)
+        assert cat is not None
+        route = route_item(self.config, it.sku, it.cook)
+        method = self.config.method(it.cook) if it.cook else None
+        allergens = list(dict.fromkeys([*cat.allergens, *it.allergens]))
+        return Item(
+            id=item_id,
+            sku=it.sku,
+            name=it.name or cat.name,
+            name_zh=cat.name_zh,
+            qty=it.qty,
+            weight_g=it.weight_g,
+            cook=it.cook,
+            cook_name=method.name if method else None,
+            fee_cents=cat.fee_for(method) if method else 0,
+            modifiers=list(it.modifiers),
+            allergens=allergens,
+            note=it.note,
+            tag=it.tag,
+            station=route.station,
+            unrouted=route.unrouted,
+        )
+
+    def _order_for(self, session: Session, order_id: str, loc: str = "order_id") -> Order:
+        o = self.orders.get(order_id)
+        if o is None:
+            raise DomainError(ErrorCode.NOT_FOUND.value, f"no open order {order_id!r}", (loc,))
+        if session.role is Role.SOURCE and o.source != session.device.id:
+            raise DomainError(ErrorCode.FORBIDDEN.value, f"order {o.number} was not submitted by this device", (loc,))
+        return o
+
+    def _cancel(self, session: Session, msg: OrderCancel) -> Decision:
+        o = self._order_for(session, msg.order_id)
+        before = o.stations()
+        changed = o.cancel(msg.reason, self.clock())
+        return self._applied(session, msg.ref, o, EventKind.ORDER_CANCELLED, before, changed, status_changed=True)
+
+    def _amend(self, session: Session, msg: OrderAmend) -> Decision:
+        o = self._order_for(session, msg.order_id)
+        if not o.is_open:
+            raise DomainError(ErrorCode.CONFLICT.value, f"order {o.number} is {o.status.value}: cannot amend it")
+        problems = self._check_items(("add",), msg.add)
+        for k, iid in enumerate(msg.remove):
+            it = o.item(iid)
+            if it is None:
+                problems.append(Problem(("remove", k), f"no item {iid!r} in order {o.number}"))
+        for iid in msg.item_notes:
+            it = o.item(iid)
+            if it is None or it.removed:
+                problems.append(Problem(("item_notes", iid), f"no live item {iid!r} in order {o.number}"))
+        if not (msg.add or msg.remove or msg.item_notes or msg.note is not None):
+            problems.append(Problem((), "nothing to change: give add, remove, note or item_notes"))
+        if not problems:
+            left = [i for i in o.live_items() if i.id not in set(msg.remove)]
+            if not left and not msg.add:
+                problems.append(Problem(("remove",), "that would leave the order empty; cancel it instead"))
+        if problems:
+            return self._invalid(session, msg.ref, problems)
+        before = o.stations()
+        status_before = o.status
+        start = o.next_item_id()
+        added = [self._make_item(str(start + k), it) for k, it in enumerate(msg.add)]
+        o.amend(added, list(msg.remove), msg.note, dict(msg.item_notes), self.clock())
+        d = self._applied(session, msg.ref, o, EventKind.ORDER_AMENDED, before, True,
+                          status_changed=o.status is not status_before)
+        d.logs.append(f"amended {o.number}: +{len(added)} -{len(msg.remove)} items")
+        return d
+
+    def _kitchen(self, session: Session, msg: TicketStart | TicketBump | ItemBump | TicketRecall) -> Decision:
+        order_id, _, station = msg.ticket_id.rpartition("/")
+        o = self.orders.get(order_id)
+        t: Ticket | None = o.tickets.get(station) if o else None
+        if o is None or t is None:
+            raise DomainError(ErrorCode.NOT_FOUND.value, f"no ticket {msg.ticket_id!r}", ("ticket_id",))
+        if station != session.station:
+            raise DomainError(
+                ErrorCode.FORBIDDEN.value,
+                f"ticket {msg.ticket_id} belongs to station {station}, this device is at {session.station}",
+                ("ticket_id",),
+            )
+        before = o.stations()
+        status_before = o.status
+        now = self.clock()
+        item_id: str | None = None
+        if isinstance(msg, TicketStart):
+            kind, changed = EventKind.TICKET_STARTED, o.start(t, now)
+        elif isinstance(msg, TicketBump):
+            kind, changed = EventKind.TICKET_BUMPED, o.bump(t, now)
+        elif isinstance(msg, ItemBump):
+            kind, changed, item_id = EventKind.ITEM_BUMPED, o.bump_item(t, msg.item_id, now), msg.item_id
+        else:
+            kind, changed = EventKind.TICKET_RECALLED, o.recall_ticket(t, now)
+        return self._applied(session, msg.ref, o, kind, before, changed, o.status is not status_before,
+                             ticket=t.id, item=item_id)
+
+    def _counter(self, session: Session, msg: OrderCall | OrderHandover | OrderRecall) -> Decision:
+        o = self._order_for(session, msg.order_id)
+        before = o.stations()
+        status_before = o.status
+        now = self.clock()
+        if isinstance(msg, OrderCall):
+            kind, changed = EventKind.ORDER_CALLED, o.call(now)
+        elif isinstance(msg, OrderHandover):
+            kind, changed = EventKind.ORDER_HANDED_OVER, o.handover(msg.to, now)
+        else:
+            kind, changed = EventKind.ORDER_RECALLED, o.recall_handover(now)
+        return self._applied(session, msg.ref, o, kind, before, changed, o.status is not status_before)
+
+    def _applied(
+        self,
+        session: Session,
+        ref: str,
+        o: Order,
+        kind: EventKind,
+        before: frozenset[str],
+        changed: bool,
+        status_changed: bool,
+        ticket: str | None = None,
+        item: str | None = None,
+    ) -> Decision:
+        d = Decision()
+        if changed:
+            rec = self._event(kind, o, before, ticket, status_changed=status_changed, item_id=item)
+            d.events.append(rec)
+            d.replies.append((session, _dumps({"type": "ack", "ref": ref, "seq": rec.seq})))
+        else:
+            d.replies.append((session, _dumps({"type": "ack", "ref": ref, "seq": None})))
+        return d
+
+    # ------------------------------------------------------------------ events
+
+    def _event(
+        self,
+        kind: EventKind,
+        o: Order,
+        before: frozenset[str],
+        ticket_id: str | None,
+        *,
+        status_changed: bool,
+        item_id: str | None = None,
+    ) -> EventRecord:
+        self.seq += 1
+        at = o.updated_at
+        doc = o.to_wire()
+        order_json = _dumps(doc)
+        stations = before | o.stations()
+        head = _dumps(
+            {
+                "type": "event",
+                "seq": self.seq,
+                "at": at.isoformat(),
+                "kind": kind.value,
+                "ticket_id": ticket_id,
+                "item_id": item_id,
+                "stations": sorted(stations),
+                "status_changed": status_changed,
+            }
+        )
+        frame = f'{head[:-1]},"order":{order_json}}}'
+        status = o.status
+        rec = EventRecord(
+            seq=self.seq,
+            at=at,
+            kind=kind,
+            order_id=o.id,
+            source=o.source,
+            stations=stations,
+            status=status,
+            frame=frame,
+            status_frame=self._status_frame(self.seq, at, doc, status) if status_changed else None,
+            order_json=order_json,
+            order=o,
+        )
+        self.log.append(rec)
+        return rec
+
+    @staticmethod
+    def _status_frame(seq: int, at: datetime, doc: dict[str, Any], status: OrderStatus) -> str:
+        ready = [t["station"] for t in doc["tickets"] if t["state"] == "done"]
+        return _dumps(
+            {
+                "type": "order.status",
+                "seq": seq,
+                "at": at.isoformat(),
+                "order_id": doc["id"],
+                "key": doc["key"],
+                "number": doc["number"],
+                "status": status.value,
+                "ready": ready,
+            }
+        )
+
+    # ------------------------------------------------------------------ housekeeping
+
+    def evict(self, keep: timedelta = timedelta(hours=2)) -> int:
+        """Drop closed orders older than `keep` from memory (they stay in the database); returns how many."""
+        now = self.clock()
+        old = [oid for oid, o in self.orders.items() if not o.is_open and now - o.updated_at > keep]
+        for oid in old:
+            del self.orders[oid]
+        return len(old)
+
+

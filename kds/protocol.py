@@ -1,0 +1,647 @@
+"""The wire protocol: every frame the hub accepts or sends, as pydantic models.
+
+This module is the contract that apps and kiosks of other vendors are written against. `kds schema` prints the JSON
+Schema generated from these models, and the hub validates every incoming frame with `parse_client_frame`. Outgoing
+frames are built as plain dicts on the hot path (see `kds.views`); the tests check them against these models.
+
+Naming: requests are imperative (`order.submit`, `ticket.bump`), events are past tense (`ticket.bumped`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from kds.config import Channel, Role
+
+PROTOCOL_VERSION = 1
+MAX_FRAME_BYTES = 64 * 1024
+"""Frames larger than this close the connection with CLOSE_TOO_LARGE."""
+
+MAX_ITEMS = 100
+Ref = Annotated[str, Field(min_length=1, max_length=64)]
+"""A client correlation id, echoed in the answer."""
+Id = Annotated[str, Field(min_length=1, max_length=64)]
+ShortText = Annotated[str, Field(max_length=500)]
+
+
+class CloseCode:
+    """Websocket close codes the hub uses (4xxx: application-defined)."""
+
+    BAD_HELLO = 4000
+    UNAUTHORIZED = 4001
+    FORBIDDEN = 4003
+    TOO_LARGE = 4009
+    HUB_SHUTTING_DOWN = 4010
+
+
+class ErrorCode(StrEnum):
+    """The `code` of an `error` frame."""
+
+    INVALID_JSON = "invalid_json"
+    INVALID_MESSAGE = "invalid_message"
+    UNKNOWN_TYPE = "unknown_type"
+    INVALID_ORDER = "invalid_order"
+    NOT_FOUND = "not_found"
+    FORBIDDEN = "forbidden"
+    CONFLICT = "conflict"
+    UNAUTHORIZED = "unauthorized"
+    TOO_LARGE = "too_large"
+    BAD_HELLO = "bad_hello"
+    INTERNAL = "internal"
+
+
+class _Msg(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+# --------------------------------------------------------------------------------------------- order content
+
+
+class Priority(StrEnum):
+    """How urgent an order is; rush orders jump ahead on the screens."""
+
+    NORMAL = "normal"
+    RUSH = "rush"
+
+
+class Delivery(_Msg):
+    """Delivered by a rider by `due` (the time promised to the customer)."""
+
+    type: Literal["delivery"]
+    due: AwareDatetime
+    address: ShortText | None = None
+
+
+class Pickup(_Msg):
+    """Picked up at the counter."""
+
+    type: Literal["pickup"]
+    at: AwareDatetime | None = None
+    """When the customer plans to come, if they said."""
+
+
+class DineIn(_Msg):
+    """Served at a table in the store."""
+
+    type: Literal["dine_in"]
+    table: Annotated[str, Field(min_length=1, max_length=16)]
+
+
+Fulfilment = Annotated[Delivery | Pickup | DineIn, Field(discriminator="type")]
+
+
+class Customer(_Msg):
+    """Who the order is for (optional; shown on the counter screen and slips)."""
+
+    name: Annotated[str, Field(max_length=80)] | None = None
+    phone: Annotated[str, Field(max_length=32)] | None = None
+
+
+class ItemIn(_Msg):
+    """One line of an order as a source sends it."""
+
+    sku: Annotated[str, Field(min_length=1, max_length=32)]
+    name: Annotated[str, Field(max_length=120)] | None = None
+    """Display name in any language; the catalogue's name when omitted."""
+    qty: Annotated[int, Field(ge=1, le=99)] = 1
+    weight_g: Annotated[int, Field(gt=0)] | None = None
+    """Weight of weighed goods (live seafood, meat), in grams; required for them, refused for others."""
+    cook: Annotated[str, Field(min_length=1, max_length=40)] | None = None
+    """Cooking method id; required when the item has cooking methods."""
+    modifiers: Annotated[list[Annotated[str, Field(max_length=80)]], Field(max_length=20)] = []
+    allergens: Annotated[list[Annotated[str, Field(max_length=40)]], Field(max_length=20)] = []
+    note: ShortText | None = None
+    tag: Annotated[str, Field(min_length=1, max_length=32)] | None = None
+    """Claim-tag id of a shelf item (printed at the seafood counter, travels with the product)."""
+
+
+class OrderIn(_Msg):
+    """An order as a source submits it."""
+
+    key: Annotated[str, Field(min_length=1, max_length=64)]
+    """Idempotency key, unique per source: a resubmission with the same key creates nothing new."""
+    channel: Channel
+    fulfilment: Fulfilment
+    customer: Customer | None = None
+    priority: Priority = Priority.NORMAL
+    note: ShortText | None = None
+    items: Annotated[list[ItemIn], Field(min_length=1, max_length=MAX_ITEMS)]
+
+
+# --------------------------------------------------------------------------------------------- client -> hub
+
+
+class Hello(_Msg):
+    """First frame of every connection."""
+
+    type: Literal["hello"]
+    device: Id
+    token: Annotated[str, Field(min_length=1, max_length=200)]
+    role: Role
+    station: Id | None = None
+    resume_from: Annotated[int, Field(ge=0)] = 0
+    """Last `seq` this client applied; 0 for a fresh snapshot."""
+    client: Annotated[str, Field(max_length=80)] | None = None
+    """Free text naming the client software, for the logs."""
+
+
+class OrderSubmit(_Msg):
+    """Submit a new order (role source or counter)."""
+
+    type: Literal["order.submit"]
+    ref: Ref
+    order: OrderIn
+
+
+class OrderCancel(_Msg):
+    """Cancel an order that has not been handed over (its source, or the counter)."""
+
+    type: Literal["order.cancel"]
+    ref: Ref
+    order_id: Id
+    reason: ShortText | None = None
+
+
+class OrderAmend(_Msg):
+    """Change an open order: add items, remove items, change notes. The stations see the changes marked."""
+
+    type: Literal["order.amend"]
+    ref: Ref
+    order_id: Id
+    add: Annotated[list[ItemIn], Field(max_length=MAX_ITEMS)] = []
+    remove: Annotated[list[Id], Field(max_length=MAX_ITEMS)] = []
+    """Item ids to remove."""
+    note: ShortText | None = None
+    """New order note (omit to keep; empty string clears)."""
+    item_notes: Annotated[dict[Id, ShortText], Field(max_length=MAX_ITEMS)] = {}
+    """New note per item id."""
+
+
+class TicketStart(_Msg):
+    """A cook starts a ticket (role kitchen, own station only)."""
+
+    type: Literal["ticket.start"]
+    ref: Ref
+    ticket_id: Id
+
+
+class TicketBump(_Msg):
+    """A cook bumps a ticket: all its items are done."""
+
+    type: Literal["ticket.bump"]
+    ref: Ref
+    ticket_id: Id
+
+
+class ItemBump(_Msg):
+    """A cook bumps one item of a ticket; the ticket is done when all its items are."""
+
+    type: Literal["item.bump"]
+    ref: Ref
+    ticket_id: Id
+    item_id: Id
+
+
+class TicketRecall(_Msg):
+    """A cook reopens a bumped ticket."""
+
+    type: Literal["ticket.recall"]
+    ref: Ref
+    ticket_id: Id
+
+
+class OrderCall(_Msg):
+    """The counter calls an order's number (ready for pickup)."""
+
+    type: Literal["order.call"]
+    ref: Ref
+    order_id: Id
+
+
+class HandoverTo(StrEnum):
+    """Who took the order at the counter."""
+
+    CUSTOMER = "customer"
+    RUNNER = "runner"
+    RIDER = "rider"
+
+
+class OrderHandover(_Msg):
+    """The counter hands an order over."""
+
+    type: Literal["order.handover"]
+    ref: Ref
+    order_id: Id
+    to: HandoverTo = HandoverTo.CUSTOMER
+
+
+class OrderRecall(_Msg):
+    """The counter takes back a handed-over order (handed over by mistake)."""
+
+    type: Literal["order.recall"]
+    ref: Ref
+    order_id: Id
+
+
+class Ping(_Msg):
+    """Liveness check; answered with `pong`."""
+
+    type: Literal["ping"]
+    ref: Ref | None = None
+
+
+ClientMessage = Annotated[
+    Hello
+    | OrderSubmit
+    | OrderCancel
+    | OrderAmend
+    | TicketStart
+    | TicketBump
+    | ItemBump
+    | TicketRecall
+    | OrderCall
+    | OrderHandover
+    | OrderRecall
+    | Ping,
+    Field(discriminator="type"),
+]
+CLIENT_TYPES: dict[str, type[_Msg]] = {
+    "hello": Hello,
+    "order.submit": OrderSubmit,
+    "order.cancel": OrderCancel,
+    "order.amend": OrderAmend,
+    "ticket.start": TicketStart,
+    "ticket.bump": TicketBump,
+    "item.bump": ItemBump,
+    "ticket.recall": TicketRecall,
+    "order.call": OrderCall,
+    "order.handover": OrderHandover,
+    "order.recall": OrderRecall,
+    "ping": Ping,
+}
+
+ROLE_MESSAGES: dict[Role, frozenset[str]] = {
+    Role.SOURCE: frozenset({"order.submit", "order.cancel", "order.amend", "ping"}),
+    Role.KITCHEN: frozenset({"ticket.start", "ticket.bump", "item.bump", "ticket.recall", "ping"}),
+    Role.COUNTER: frozenset(
+        {"order.submit", "order.cancel", "order.amend", "order.call", "order.handover", "order.recall", "ping"}
+    ),
+    Role.MONITOR: frozenset({"ping"}),
+}
+"""Which messages each role may send (after `hello`)."""
+
+
+
+# --------------------------------------------------------------------------------------------- hub -> client
+
+
+class OrderStatus(StrEnum):
+    """An order's status, derived from its tickets and the counter's actions."""
+
+    ACCEPTED = "accepted"
+    PREPARING = "preparing"
+    READY = "ready"
+    HANDED_OVER = "handed_over"
+    CANCELLED = "cancelled"
+
+
+class TicketState(StrEnum):
+    """A station ticket's state: new → started → done; recall reopens; cancelled when its items are gone."""
+
+    NEW = "new"
+    STARTED = "started"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+class ItemChange(StrEnum):
+    """How an amendment touched an item (shown marked on the screens until the ticket is bumped)."""
+
+    ADDED = "added"
+    REMOVED = "removed"
+    NOTE = "note"
+
+
+class ItemView(_Msg):
+    """An order line as the hub shows it."""
+
+    id: str
+    sku: str
+    name: str
+    name_zh: str
+    qty: int
+    weight_g: int | None
+    cook: str | None
+    cook_name: str | None
+    fee_cents: int
+    modifiers: list[str]
+    allergens: list[str]
+    note: str | None
+    tag: str | None
+    station: str
+    unrouted: bool
+    """True when nothing routed the item and it went to the store's default station."""
+    removed: bool
+    done_at: datetime | None
+    change: ItemChange | None
+
+
+class TicketView(_Msg):
+    """The part of an order one station makes."""
+
+    id: str
+    station: str
+    state: TicketState
+    items: list[str]
+    """Ids of the order's items made at this station."""
+    created_at: datetime
+    started_at: datetime | None
+    done_at: datetime | None
+    recalled_at: datetime | None
+    amended_at: datetime | None
+
+
+class OrderView(_Msg):
+    """An order with its items and station tickets, as sent to kitchen, counter and monitor devices."""
+
+    id: str
+    number: str
+    key: str
+    source: str
+    channel: Channel
+    fulfilment: Fulfilment
+    customer: Customer | None
+    priority: Priority
+    note: str | None
+    status: OrderStatus
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    called_at: datetime | None
+    handed_over_at: datetime | None
+    handed_over_to: HandoverTo | None
+    cancelled_at: datetime | None
+    cancel_reason: str | None
+    amended_at: datetime | None
+    items: list[ItemView]
+    tickets: list[TicketView]
+
+
+class EventKind(StrEnum):
+    """What happened to an order (the `kind` of an `event` frame)."""
+
+    ORDER_CREATED = "order.created"
+    ORDER_AMENDED = "order.amended"
+    ORDER_CANCELLED = "order.cancelled"
+    TICKET_STARTED = "ticket.started"
+    TICKET_BUMPED = "ticket.bumped"
+    ITEM_BUMPED = "item.bumped"
+    TICKET_RECALLED = "ticket.recalled"
+    ORDER_CALLED = "order.called"
+    ORDER_HANDED_OVER = "order.handed_over"
+    ORDER_RECALLED = "order.recalled"
+
+
+class Event(_Msg):
+    """A state change, sent to kitchen (orders touching its station), counter and monitor devices.
+
+    It carries the whole order after the change, so applying it is an upsert: a client that applies every event
+    it receives, in `seq` order, holds the same orders as the hub.
+    """
+
+    type: Literal["event"]
+    seq: int
+    at: datetime
+    kind: EventKind
+    order: OrderView
+    ticket_id: str | None = None
+    """The ticket the event is about, for ticket and item events."""
+    item_id: str | None = None
+
+
+class StatusChanged(_Msg):
+    """The status of one of its orders changed; what a source (app, kiosk) sees."""
+
+    type: Literal["order.status"]
+    seq: int
+    at: datetime
+    order_id: str
+    key: str
+    number: str
+    status: OrderStatus
+    ready: list[str] = []
+    """Stations whose part is done (progress for the app)."""
+
+
+class StationInfo(_Msg):
+    """A station, as listed in `welcome`."""
+
+    id: str
+    name: str
+    name_zh: str
+    warn_after_s: int
+    late_after_s: int
+
+
+class MethodInfo(_Msg):
+    """A cooking method, as listed in `welcome` for sources and the counter."""
+
+    id: str
+    name: str
+    name_zh: str
+    station: str
+    fee_cents: int
+
+
+class CatalogueEntry(_Msg):
+    """A catalogue item, as listed in `welcome` for sources and the counter."""
+
+    sku: str
+    name: str
+    name_zh: str
+    category: str
+    barcode: str | None
+    sold_by: str
+    price_cents: int
+    min_weight_g: int | None
+    max_weight_g: int | None
+    methods: dict[str, int]
+    """Allowed cooking method ids with the processing fee for this item."""
+    allergens: list[str]
+
+
+class StoreView(_Msg):
+    """What a device needs to know of the store."""
+
+    id: str
+    name: str
+    timezone: str
+    currency: str
+    stations: list[StationInfo]
+    counter_warn_after_s: int
+    counter_late_after_s: int
+    methods: list[MethodInfo] = []
+    catalogue: list[CatalogueEntry] = []
+
+
+class Snapshot(_Msg):
+    """The orders a device needs, as of the welcome's `seq`."""
+
+    orders: list[OrderView] = []
+    statuses: list[StatusChanged] = []
+    """For sources: the status of each of their open orders."""
+
+
+class Welcome(_Msg):
+    """The hub's answer to a good `hello`.
+
+    With `resumed` true, the `replay` events the client missed since `resume_from` follow; otherwise `snapshot`
+    holds the whole state as of `seq` and the client drops what it had.
+    """
+
+    type: Literal["welcome"]
+    protocol: int
+    seq: int
+    device: str
+    role: Role
+    station: str | None
+    resumed: bool
+    replay: int
+    snapshot: Snapshot | None
+    store: StoreView
+    server_time: datetime
+
+
+class OrderAccepted(_Msg):
+    """The order is durably stored. A resubmission with the same key gets the same answer, with `duplicate`."""
+
+    type: Literal["order.accepted"]
+    ref: str
+    order_id: str
+    number: str
+    duplicate: bool = False
+
+
+class Ack(_Msg):
+    """An action was applied (or was already in effect); `seq` is its event's, when it made one."""
+
+    type: Literal["ack"]
+    ref: str
+    seq: int | None = None
+
+
+class ErrorDetail(_Msg):
+    """One problem: where (path into the frame) and what."""
+
+    loc: list[str | int]
+    msg: str
+
+
+class Error(_Msg):
+    """A frame was refused; nothing of it was applied or stored."""
+
+    type: Literal["error"]
+    ref: str | None
+    code: ErrorCode
+    message: str
+    errors: list[ErrorDetail] = []
+
+
+class Pong(_Msg):
+    """Answer to `ping`."""
+
+    type: Literal["pong"]
+    ref: str | None = None
+    seq: int
+
+
+HubMessage = Annotated[
+    Welcome | OrderAccepted | Ack | Error | Event | StatusChanged | Pong, Field(discriminator="type")
+]
+
+
+# --------------------------------------------------------------------------------------------- parsing
+
+
+class FrameError(Exception):
+    """An incoming frame could not be parsed; carries what the `error` answer says."""
+
+    def __init__(
+        self, code: ErrorCode, message: str, errors: list[dict[str, Any]] | None = None, ref: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.errors = errors or []
+        self.ref = ref
+
+
+def _ref_of(data: Any) -> str | None:
+    ref = data.get("ref") if isinstance(data, dict) else None
+    return ref if isinstance(ref, str) and 0 < len(ref) <= 64 else None
+
+
+def parse_client_frame(frame: str | bytes) -> Any:
+    """Parse one frame from a client into its message model; raise FrameError naming the fields at fault."""
+    import json
+
+    try:
+        data = json.loads(frame)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise FrameError(ErrorCode.INVALID_JSON, f"frame is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise FrameError(
+            ErrorCode.INVALID_MESSAGE,
+            "a frame must be a JSON object",
+            [{"loc": [], "msg": f"expected an object, got {type(data).__name__}"}],
+        )
+    ref = _ref_of(data)
+    kind = data.get("type")
+    if not isinstance(kind, str):
+        raise FrameError(
+            ErrorCode.INVALID_MESSAGE, "frame has no string 'type'", [{"loc": ["type"], "msg": "required"}], ref
+        )
+    if kind not in CLIENT_TYPES:
+        raise FrameError(
+            ErrorCode.UNKNOWN_TYPE,
+            f"unknown message type {kind!r}",
+            [{"loc": ["type"], "msg": f"expected one of {', '.join(sorted(CLIENT_TYPES))}"}],
+            ref,
+        )
+    try:
+        return CLIENT_TYPES[kind].model_validate(data)
+    except ValidationError as exc:
+        errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors(include_url=False)]
+        first = errors[0]
+        where = ".".join(str(p) for p in first["loc"]) or "frame"
+        raise FrameError(
+            ErrorCode.INVALID_MESSAGE, f"invalid {kind}: {where}: {first['msg']}", errors, ref
+        ) from None
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of every message, both directions, generated from these models."""
+    client = TypeAdapter(ClientMessage).json_schema(ref_template="#/$defs/{model}")
+    hub = TypeAdapter(HubMessage).json_schema(ref_template="#/$defs/{model}")
+    defs = {**client.pop("$defs", {}), **hub.pop("$defs", {})}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "Hema KDS wire protocol",
+        "description": (
+            f"Protocol version {PROTOCOL_VERSION}. One websocket endpoint; every frame is one JSON object "
+            f"with a 'type'. Frames over {MAX_FRAME_BYTES} bytes close the connection with code "
+            f"{CloseCode.TOO_LARGE}."
+        ),
+        "$defs": defs,
+        "properties": {
+            "client_to_hub": client,
+            "hub_to_client": hub,
+        },
+        "oneOf": [{"$ref": "#/properties/client_to_hub"}, {"$ref": "#/properties/hub_to_client"}],
+    }
+
+

@@ -1,0 +1,220 @@
+"""The websockets adapter around `OrderHub`: connections in, frames out, commits before acknowledgements.
+
+Every decision the hub makes goes through one ordered pipeline: its events are committed to the database (many
+decisions share a commit when they arrive together: group commit), and only then are its replies sent and its
+events broadcast, in `seq` order. So an `order.accepted` is never sent for an order that is not stored, and no
+device sees a state the database does not hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode as WsCloseCode
+
+from kds.hub import AuthError, Decision, EventRecord, OrderHub, Session, error_frame
+from kds.protocol import MAX_FRAME_BYTES, CloseCode, ErrorCode
+from kds.store import Store
+
+log = logging.getLogger("kds.server")
+
+HELLO_TIMEOUT_S = 10.0
+MAX_BUFFERED_BYTES = 8 * 1024 * 1024
+"""A device that stops reading is disconnected past this much unsent data (it resumes when it reconnects)."""
+
+
+class _KdsConnection(ServerConnection):
+    """Closes oversized frames with our 4xxx code instead of websockets' 1009."""
+
+    def __init__(self, protocol: Any, *args: Any, **kwargs: Any) -> None:
+        original = protocol.fail
+
+        def fail(code: int, reason: str = "") -> None:
+            if code == WsCloseCode.MESSAGE_TOO_BIG:
+                code, reason = CloseCode.TOO_LARGE, f"frame larger than {MAX_FRAME_BYTES} bytes"
+            original(code, reason)
+
+        protocol.fail = fail
+        super().__init__(protocol, *args, **kwargs)
+
+
+class HubServer:
+    """`kds serve`: the hub on a websocket endpoint, backed by a database."""
+
+    def __init__(self, hub: OrderHub, store: Store, *, host: str = "127.0.0.1", port: int = 8765) -> None:
+        self.hub = hub
+        self.store = store
+        self.host = host
+        self.port = port
+        self.sessions: set[Session] = set()
+        self._server: Server | None = None
+        self._pending: list[tuple[Decision, ServerConnection | None]] = []
+        self._wake = asyncio.Event()
+        self._committer: asyncio.Task[None] | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kds-db")
+        self.failed: BaseException | None = None
+        self.stopped = asyncio.Event()
+        self.commits = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Load state from the database and start listening."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self.store.create_schema)
+        docs, events, seq, keys = await loop.run_in_executor(
+            self._executor, lambda: self.store.load(now=self.hub.clock(), replay_window=self.hub.log.maxlen or 0)
+        )
+        self.hub.restore(docs, events, seq, keys)
+        log.info("restored %d orders, seq=%d, %d replayable events", len(docs), seq, len(events))
+        self._committer = asyncio.create_task(self._commit_loop(), name="kds-committer")
+        self._server = await serve(
+            self._handle,
+            self.host,
+            self.port,
+            max_size=MAX_FRAME_BYTES,
+            create_connection=_KdsConnection,
+            ping_interval=20,
+            ping_timeout=20,
+        )
+        sock = next(iter(self._server.sockets))
+        self.port = sock.getsockname()[1]
+        log.info("hub %s listening on ws://%s:%d", self.hub.config.store.id, self.host, self.port)
+
+    @property
+    def url(self) -> str:
+        """The websocket URL clients connect to."""
+        return f"ws://{self.host}:{self.port}"
+
+    async def stop(self) -> None:
+        """Stop accepting, flush what is pending, close connections."""
+        if self._server is not None:
+            self._server.close(close_connections=False)
+            for s in list(self.sessions):
+                if s.conn is not None:
+                    await s.conn.close(CloseCode.HUB_SHUTTING_DOWN, "hub shutting down")
+            await self._server.wait_closed()
+        self._wake.set()
+        if self._committer is not None:
+            self._committer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._committer
+        if self._pending:
+            self._flush_sync()
+        self._executor.shutdown(wait=True)
+        self.store.close()
+        self.stopped.set()
+
+    async def serve_forever(self) -> None:
+        """Run until stopped (or until the database fails)."""
+        await self.stopped.wait()
+        if self.failed is not None:
+            raise self.failed
+
+    # ------------------------------------------------------------------ connections
+
+    async def _handle(self, conn: ServerConnection) -> None:
+        try:
+            first = await asyncio.wait_for(conn.recv(), HELLO_TIMEOUT_S)
+        except TimeoutError:
+            await conn.close(CloseCode.BAD_HELLO, "no hello")
+            return
+        except ConnectionClosed:
+            return
+        try:
+            session, decision = self.hub.connect(first, conn)
+        except AuthError as exc:
+            log.warning("refused connection from %s: %s", conn.remote_address, exc)
+            with contextlib.suppress(ConnectionClosed):
+                await conn.send(exc.frame)
+                await conn.close(exc.close_code, str(exc)[:120])
+            return
+        self.sessions.add(session)
+        self._submit(decision, conn)
+        try:
+            async for frame in conn:
+                self._submit(self.hub.handle_frame(session, frame), conn)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.sessions.discard(session)
+            log.info("device %s disconnected (%s)", session.device.id, conn.close_code)
+
+    def _submit(self, decision: Decision, conn: ServerConnection | None) -> None:
+        self._pending.append((decision, conn))
+        self._wake.set()
+
+    # ------------------------------------------------------------------ commit, then deliver
+
+    async def _commit_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                batch, self._pending = self._pending, []
+                records = [r for d, _ in batch for r in d.events]
+                if records:
+                    try:
+                        await loop.run_in_executor(self._executor, self.store.commit, records)
+                    except Exception as exc:
+                        # The hub's memory is ahead of the database now: stop rather than acknowledge anything.
+                        log.critical("database commit failed, stopping the hub: %s", exc, exc_info=True)
+                        self.failed = exc
+                        for _d, c in batch:
+                            if c is not None:
+                                broadcast([c], error_frame(None, ErrorCode.INTERNAL, "hub storage failure"))
+                        asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self.stop()))
+                        return
+                    self.commits += 1
+                for d, _c in batch:
+                    self._deliver(d)
+
+    def _flush_sync(self) -> None:
+        batch, self._pending = self._pending, []
+        records = [r for d, _ in batch for r in d.events]
+        if records:
+            self.store.commit(records)
+        for d, _c in batch:
+            self._deliver(d)
+
+    def _deliver(self, d: Decision) -> None:
+        for line in d.logs:
+            log.info("%s", line)
+        for session, frame in d.replies:
+            if session.conn is not None:
+                broadcast([session.conn], frame)
+        for rec in d.events:
+            self._broadcast(rec)
+        if d.close is not None:
+            for session, _ in d.replies[:1]:
+                if session.conn is not None:
+                    asyncio.ensure_future(session.conn.close(*d.close))
+
+    def _broadcast(self, rec: EventRecord) -> None:
+        full: list[ServerConnection] = []
+        status: list[ServerConnection] = []
+        for s in self.sessions:
+            f = rec.frame_for(s)
+            if f is None or s.conn is None:
+                continue
+            if _congested(s.conn):
+                log.warning("device %s is not reading; disconnecting it", s.device.id)
+                asyncio.ensure_future(s.conn.close(1008, "too far behind; reconnect with resume_from"))
+                continue
+            (full if f is rec.frame else status).append(s.conn)
+        if full:
+            broadcast(full, rec.frame)
+        if status and rec.status_frame is not None:
+            broadcast(status, rec.status_frame)
+
+
+def _congested(conn: ServerConnection) -> bool:
+    transport = conn.transport
+    return transport is not None and transport.get_write_buffer_size() > MAX_BUFFERED_BYTES

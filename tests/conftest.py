@@ -1,0 +1,97 @@
+"""Shared fixtures: the sample store config, a real hub on loopback with a real SQLite file, real clients."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kds.client import Backoff, HubClient
+from kds.config import StoreConfig, load_config
+from kds.hub import OrderHub
+from kds.server import HubServer
+from kds.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_CONFIG = ROOT / "config" / "store.toml"
+
+
+@pytest.fixture(scope="session")
+def config() -> StoreConfig:
+    """The shipped sample store."""
+    return load_config(SAMPLE_CONFIG)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    """A fresh SQLite file for one test."""
+    return tmp_path / "kds.sqlite3"
+
+
+@pytest.fixture
+async def hub(config: StoreConfig, db_path: Path) -> AsyncIterator[HubServer]:
+    """A real hub on 127.0.0.1 (free port) over a real SQLite file."""
+    server = HubServer(OrderHub(config), Store(db_path, store_id=config.store.id), host="127.0.0.1", port=0)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+ClientFactory = Callable[..., Any]
+
+
+@pytest.fixture
+async def connect(config: StoreConfig, hub: HubServer) -> AsyncIterator[ClientFactory]:
+    """`await connect("wok-1")`: a connected HubClient for a device of the sample config (closed after the test)."""
+    clients: list[HubClient] = []
+
+    async def factory(device_id: str, url: str | None = None, **kwargs: Any) -> HubClient:
+        dev = config.device(device_id)
+        assert dev is not None, device_id
+        client = HubClient(
+            url or hub.url,
+            device=dev.id,
+            token=dev.token,
+            role=dev.role.value,
+            station=dev.station,
+            backoff=Backoff(first=0.05, cap=0.5),
+            **kwargs,
+        )
+        clients.append(client)
+        await client.connect(timeout=10)
+        return client
+
+    yield factory
+    for c in clients:
+        await c.close()
+
+
+def shelf_order(key: str, **over: Any) -> dict[str, Any]:
+    """A shelf-to-table lobster order: ginger-scallion (wok) and sashimi (cold)."""
+    order: dict[str, Any] = {
+        "key": key,
+        "channel": "shelf",
+        "fulfilment": {"type": "dine_in", "table": "12"},
+        "items": [
+            {"sku": "LOB-AUS", "weight_g": 800, "cook": "ginger_scallion", "tag": "T-1001"},
+            {"sku": "LOB-AUS", "weight_g": 700, "cook": "sashimi", "tag": "T-1002", "allergens": ["shellfish"]},
+        ],
+    }
+    order.update(over)
+    return order
+
+
+def app_order(key: str, **over: Any) -> dict[str, Any]:
+    """An app delivery: a wok dish and a drink."""
+    order: dict[str, Any] = {
+        "key": key,
+        "channel": "app",
+        "fulfilment": {"type": "delivery", "due": "2026-11-25T12:30:00+08:00"},
+        "items": [{"sku": "WOK-KUNGPAO", "qty": 2}, {"sku": "BAR-MILKTEA", "qty": 1, "modifiers": ["less sugar"]}],
+    }
+    order.update(over)
+    return order

@@ -1,0 +1,30 @@
+"""A first round trip over a real hub: submit, see it at the stations, bump, the source is told."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.conftest import shelf_order
+
+
+async def until(predicate, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    """Wait (bounded) until predicate() is true, yielding to the event loop."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not predicate():
+        assert loop.time() < end, "condition not met in time"
+        await asyncio.sleep(0.005)
+
+
+async def test_shelf_order_reaches_wok_and_cold_and_source_sees_ready(connect) -> None:  # type: ignore[no-untyped-def]
+    wok = await connect("wok-1")
+    cold = await connect("cold-1")
+    shelf = await connect("shelf-1")
+    r = await shelf.request({"type": "order.submit", "order": shelf_order("smoke-1")})
+    assert r["type"] == "order.accepted" and r["number"] == "S001"
+    oid = r["order_id"]
+    await until(lambda: oid in wok.book.orders and oid in cold.book.orders)
+    assert {t["station"] for t in wok.book.orders[oid]["tickets"]} == {"wok", "cold"}
+    assert (await wok.request({"type": "ticket.bump", "ticket_id": f"{oid}/wok"}))["type"] == "ack"
+    assert (await cold.request({"type": "ticket.bump", "ticket_id": f"{oid}/cold"}))["type"] == "ack"
+    await until(lambda: shelf.book.statuses.get(oid, {}).get("status") == "ready")
