@@ -31,7 +31,9 @@ def default_device(config: StoreConfig, role: Role, station: str | None = None) 
     for d in config.devices:
         if d.role is role and (station is None or d.station == station):
             return d.id, d.token
-    raise SystemExit(f"kds: no {role.value} device{' for station ' + station if station else ''} in the config")
+    raise SystemExit(
+        f"kds: no {role.value} device{' for station ' + station if station else ''} in the config"
+    )
 
 
 def _logging(verbose: bool) -> None:
@@ -44,7 +46,9 @@ def _logging(verbose: bool) -> None:
 # ------------------------------------------------------------------------------------------------ serve
 
 
-async def run_hub(config: StoreConfig, db: str | Path, host: str, port: int, ready: asyncio.Event | None = None) -> None:
+async def run_hub(
+    config: StoreConfig, db: str | Path, host: str, port: int, ready: asyncio.Event | None = None
+) -> None:
     """Run a hub until cancelled or SIGINT/SIGTERM."""
     from kds.hub import OrderHub
     from kds.server import HubServer
@@ -52,8 +56,10 @@ async def run_hub(config: StoreConfig, db: str | Path, host: str, port: int, rea
 
     server = HubServer(OrderHub(config), Store(db, store_id=config.store.id), host=host, port=port)
     await server.start()
-    print(f"kds hub for {config.store.name} ({config.store.id}) on {server.url}, database {server.store.url}",
-          flush=True)
+    print(
+        f"kds hub for {config.store.name} ({config.store.id}) on {server.url}, database {server.store.url}",
+        flush=True,
+    )
     if ready is not None:
         ready.set()
     loop = asyncio.get_running_loop()
@@ -127,41 +133,61 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The `kds` argument parser."""
-    p = argparse.ArgumentParser(prog="kds", description="Kitchen display system for hybrid store-restaurants.")
+    p = argparse.ArgumentParser(
+        prog="kds", description="Kitchen display system for hybrid store-restaurants."
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def with_config(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--config", default=str(DEFAULT_CONFIG_PATH), help="store config TOML (default: %(default)s)")
+        sp.add_argument(
+            "--config", default=str(DEFAULT_CONFIG_PATH), help="store config TOML (default: %(default)s)"
+        )
 
-    s = sub.add_parser("serve", help="run the order hub", description="Run the order hub (websockets server).")
+    s = sub.add_parser(
+        "serve", help="run the order hub", description="Run the order hub (websockets server)."
+    )
     with_config(s)
-    s.add_argument("--db", default=str(DEFAULT_DB),
-                   help="SQLite file path or database URL (default: %(default)s)")
+    s.add_argument(
+        "--db", default=str(DEFAULT_DB), help="SQLite file path or database URL (default: %(default)s)"
+    )
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     s.add_argument("--port", type=int, default=8765, help="port to listen on (default: %(default)s)")
     s.add_argument("--quiet", action="store_true", help="log warnings only")
     s.set_defaults(func=cmd_serve)
 
-    sc = sub.add_parser("schema", help="print the JSON Schema of every protocol message",
-                        description="Print the JSON Schema of every message of the wire protocol.")
+    sc = sub.add_parser(
+        "schema",
+        help="print the JSON Schema of every protocol message",
+        description="Print the JSON Schema of every message of the wire protocol.",
+    )
     sc.add_argument("--compact", action="store_true", help="one line")
     sc.set_defaults(func=cmd_schema)
 
-    sim = sub.add_parser("simulate", help="feed a realistic order mix through the real protocol",
-                         description="Feed a Hema-like mix of app, kiosk and shelf-to-table orders to a hub.")
+    sim = sub.add_parser(
+        "simulate",
+        help="feed a realistic order mix through the real protocol",
+        description="Feed a Hema-like mix of app, kiosk and shelf-to-table orders to a hub.",
+    )
     with_config(sim)
     sim.add_argument("--hub", default=DEFAULT_HUB, help="hub URL (default: %(default)s)")
     sim.add_argument("--rate", type=float, default=5.0, help="orders per second (default: %(default)s)")
     sim.add_argument("--duration", type=float, default=None, help="seconds to run")
-    sim.add_argument("--orders", type=int, default=None, help="number of orders to send (default: 100 "
-                     "unless --duration is given)")
+    sim.add_argument(
+        "--orders",
+        type=int,
+        default=None,
+        help="number of orders to send (default: 100 unless --duration is given)",
+    )
     sim.add_argument("--seed", type=int, default=None, help="random seed for a repeatable mix")
     sim.add_argument("--cancels", type=float, default=0.03, help="share of orders later cancelled")
     sim.add_argument("--amends", type=float, default=0.05, help="share of orders later amended")
     sim.set_defaults(func=cmd_simulate)
 
-    d = sub.add_parser("demo", help="hub + simulator + live view, from one command",
-                       description="Start a hub on a temporary database, feed it simulated orders, show them live.")
+    d = sub.add_parser(
+        "demo",
+        help="hub + simulator + live view, from one command",
+        description="Start a hub on a temporary database, feed it simulated orders, show them live.",
+    )
     with_config(d)
     d.add_argument("--rate", type=float, default=1.0, help="orders per second (default: %(default)s)")
     d.add_argument("--port", type=int, default=0, help="hub port (default: a free one)")

@@ -71,7 +71,7 @@ class Backoff:
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait before reconnect attempt number `attempt` (0-based)."""
-        base = min(self.cap, self.first * (2**attempt))
+        base = min(self.cap, self.first * 2.0 ** min(attempt, 30))
         return base * (0.75 + random.random() * 0.5)
 
 
@@ -171,6 +171,7 @@ class HubClient:
         self._replay_target = 0
         self._resume_from = 0
         self._refused: Refused | None = None
+        self._tasks: set[asyncio.Future[None]] = set()
 
     @property
     def seq(self) -> int:
@@ -193,8 +194,11 @@ class HubClient:
         """Wait until connected and caught up."""
         online = asyncio.ensure_future(self._online.wait())
         try:
-            done, _ = await asyncio.wait({online, self._task} if self._task else {online}, timeout=timeout,
-                                         return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                {online, self._task} if self._task else {online},
+                timeout=timeout,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
         finally:
             online.cancel()
         if self._refused is not None:
@@ -253,7 +257,9 @@ class HubClient:
         self._waiters[msg["ref"]] = fut
         self.queue.push(msg)
         if self._conn is not None and self._online.is_set():
-            asyncio.ensure_future(self._send_queued(msg))
+            task = asyncio.ensure_future(self._send_queued(msg))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return fut
 
     async def _send_queued(self, msg: dict[str, Any]) -> None:
@@ -270,8 +276,9 @@ class HubClient:
             url = self.urls[(self.connections + attempt) % len(self.urls)]
             self._set_state(LinkState.CONNECTING if attempt == 0 else LinkState.OFFLINE)
             try:
-                async with connect(url, max_size=None, open_timeout=5, ping_interval=10, ping_timeout=10,
-                                   close_timeout=2) as conn:
+                async with connect(
+                    url, max_size=None, open_timeout=5, ping_interval=10, ping_timeout=10, close_timeout=2
+                ) as conn:
                     await self._session(conn)
                     attempt = 0
             except Refused as exc:

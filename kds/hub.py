@@ -31,7 +31,6 @@ from kds.protocol import (
     OrderCall,
     OrderCancel,
     OrderHandover,
-    OrderIn,
     OrderRecall,
     OrderStatus,
     OrderSubmit,
@@ -245,11 +244,16 @@ class OrderHub:
             raise AuthError(4001, ErrorCode.UNAUTHORIZED, "unknown device or wrong token", ["token"])
         if msg.role is not dev.role:
             raise AuthError(
-                4003, ErrorCode.FORBIDDEN, f"device {dev.id} has role {dev.role.value}, not {msg.role}", ["role"]
+                4003,
+                ErrorCode.FORBIDDEN,
+                f"device {dev.id} has role {dev.role.value}, not {msg.role}",
+                ["role"],
             )
         if dev.role is Role.KITCHEN and msg.station not in (None, dev.station):
             raise AuthError(
-                4003, ErrorCode.FORBIDDEN, f"device {dev.id} is at station {dev.station}, not {msg.station}",
+                4003,
+                ErrorCode.FORBIDDEN,
+                f"device {dev.id} is at station {dev.station}, not {msg.station}",
                 ["station"],
             )
         session = Session(dev, self.seq, conn)
@@ -257,7 +261,9 @@ class OrderHub:
         welcome, replay = self._welcome(session, msg.resume_from)
         d.replies.append((session, welcome))
         d.replies.extend((session, f) for f in replay)
-        d.logs.append(f"device {dev.id} ({dev.role.value}) connected, resume_from={msg.resume_from} seq={self.seq}")
+        d.logs.append(
+            f"device {dev.id} ({dev.role.value}) connected, resume_from={msg.resume_from} seq={self.seq}"
+        )
         return session, d
 
     def _welcome(self, session: Session, resume_from: int) -> tuple[str, list[str]]:
@@ -305,7 +311,9 @@ class OrderHub:
         if dev.role is Role.SOURCE:
             return {
                 "orders": [],
-                "statuses": [json.loads(self._status_frame(self.seq, now, o.to_wire(), o.status)) for o in orders],
+                "statuses": [
+                    json.loads(self._status_frame(self.seq, now, o.to_wire(), o.status)) for o in orders
+                ],
             }
         return {"orders": [o.to_wire() for o in orders], "statuses": []}
 
@@ -337,7 +345,13 @@ class OrderHub:
         }
         if role in (Role.SOURCE, Role.COUNTER):
             view["methods"] = [
-                {"id": m.id, "name": m.name, "name_zh": m.name_zh, "station": m.station, "fee_cents": m.fee_cents}
+                {
+                    "id": m.id,
+                    "name": m.name,
+                    "name_zh": m.name_zh,
+                    "station": m.station,
+                    "fee_cents": m.fee_cents,
+                }
                 for m in c.methods
             ]
             view["catalogue"] = [
@@ -375,14 +389,19 @@ class OrderHub:
         ref: str | None = getattr(msg, "ref", None)
         if kind not in ROLE_MESSAGES[session.role]:
             return self._error(
-                session, ref, ErrorCode.FORBIDDEN,
-                f"a {session.role.value} device may not send {kind}", [{"loc": ["type"], "msg": "not allowed"}],
+                session,
+                ref,
+                ErrorCode.FORBIDDEN,
+                f"a {session.role.value} device may not send {kind}",
+                [{"loc": ["type"], "msg": "not allowed"}],
             )
         try:
             if isinstance(msg, OrderSubmit):
                 return self._submit(session, msg)
             if isinstance(msg, Ping):
-                return Decision(replies=[(session, _dumps({"type": "pong", "ref": msg.ref, "seq": self.seq}))])
+                return Decision(
+                    replies=[(session, _dumps({"type": "pong", "ref": msg.ref, "seq": self.seq}))]
+                )
             if isinstance(msg, OrderCancel):
                 return self._cancel(session, msg)
             if isinstance(msg, OrderAmend):
@@ -417,14 +436,24 @@ class OrderHub:
         o = msg.order
         known = self.keys.get((dev.id, o.key))
         if known is not None:
-            frame = {"type": "order.accepted", "ref": msg.ref, "order_id": known[0], "number": known[1],
-                     "duplicate": True}
-            return Decision(replies=[(session, _dumps(frame))],
-                            logs=[f"duplicate submit {o.key!r} from {dev.id} → {known[1]}"])
+            frame = {
+                "type": "order.accepted",
+                "ref": msg.ref,
+                "order_id": known[0],
+                "number": known[1],
+                "duplicate": True,
+            }
+            return Decision(
+                replies=[(session, _dumps(frame))],
+                logs=[f"duplicate submit {o.key!r} from {dev.id} → {known[1]}"],
+            )
         if o.channel not in dev.channels:
             allowed = ", ".join(c.value for c in dev.channels)
             return self._error(
-                session, msg.ref, ErrorCode.FORBIDDEN, f"device {dev.id} may not submit {o.channel.value} orders",
+                session,
+                msg.ref,
+                ErrorCode.FORBIDDEN,
+                f"device {dev.id} may not submit {o.channel.value} orders",
                 [{"loc": ["order", "channel"], "msg": f"allowed: {allowed}"}],
             )
         problems = self._check_items(("order", "items"), o.items)
@@ -456,8 +485,18 @@ class OrderHub:
         d = Decision()
         d.events.append(self._event(EventKind.ORDER_CREATED, order, frozenset(), None, status_changed=True))
         d.replies.append(
-            (session, _dumps({"type": "order.accepted", "ref": msg.ref, "order_id": order_id, "number": number,
-                              "duplicate": False}))
+            (
+                session,
+                _dumps(
+                    {
+                        "type": "order.accepted",
+                        "ref": msg.ref,
+                        "order_id": order_id,
+                        "number": number,
+                        "duplicate": False,
+                    }
+                ),
+            )
         )
         stations = ",".join(f"{t.station}×{len(t.items)}" for t in order.tickets.values())
         unrouted = sum(1 for i in order.items if i.unrouted)
@@ -476,8 +515,10 @@ class OrderHub:
     def _invalid(self, session: Session, ref: str | None, problems: list[Problem]) -> Decision:
         where = ".".join(str(p) for p in problems[0].loc)
         return self._error(
-            session, ref, ErrorCode.INVALID_ORDER, f"{where}: {problems[0].msg}"
-            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
+            session,
+            ref,
+            ErrorCode.INVALID_ORDER,
+            f"{where}: {problems[0].msg}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
             [p.as_dict() for p in problems],
         )
 
@@ -510,19 +551,25 @@ class OrderHub:
         if o is None:
             raise DomainError(ErrorCode.NOT_FOUND.value, f"no open order {order_id!r}", (loc,))
         if session.role is Role.SOURCE and o.source != session.device.id:
-            raise DomainError(ErrorCode.FORBIDDEN.value, f"order {o.number} was not submitted by this device", (loc,))
+            raise DomainError(
+                ErrorCode.FORBIDDEN.value, f"order {o.number} was not submitted by this device", (loc,)
+            )
         return o
 
     def _cancel(self, session: Session, msg: OrderCancel) -> Decision:
         o = self._order_for(session, msg.order_id)
         before = o.stations()
         changed = o.cancel(msg.reason, self.clock())
-        return self._applied(session, msg.ref, o, EventKind.ORDER_CANCELLED, before, changed, status_changed=True)
+        return self._applied(
+            session, msg.ref, o, EventKind.ORDER_CANCELLED, before, changed, status_changed=True
+        )
 
     def _amend(self, session: Session, msg: OrderAmend) -> Decision:
         o = self._order_for(session, msg.order_id)
         if not o.is_open:
-            raise DomainError(ErrorCode.CONFLICT.value, f"order {o.number} is {o.status.value}: cannot amend it")
+            raise DomainError(
+                ErrorCode.CONFLICT.value, f"order {o.number} is {o.status.value}: cannot amend it"
+            )
         problems = self._check_items(("add",), msg.add)
         for k, iid in enumerate(msg.remove):
             it = o.item(iid)
@@ -545,8 +592,15 @@ class OrderHub:
         start = o.next_item_id()
         added = [self._make_item(str(start + k), it) for k, it in enumerate(msg.add)]
         o.amend(added, list(msg.remove), msg.note, dict(msg.item_notes), self.clock())
-        d = self._applied(session, msg.ref, o, EventKind.ORDER_AMENDED, before, True,
-                          status_changed=o.status is not status_before)
+        d = self._applied(
+            session,
+            msg.ref,
+            o,
+            EventKind.ORDER_AMENDED,
+            before,
+            True,
+            status_changed=o.status is not status_before,
+        )
         d.logs.append(f"amended {o.number}: +{len(added)} -{len(msg.remove)} items")
         return d
 
@@ -574,8 +628,17 @@ class OrderHub:
             kind, changed, item_id = EventKind.ITEM_BUMPED, o.bump_item(t, msg.item_id, now), msg.item_id
         else:
             kind, changed = EventKind.TICKET_RECALLED, o.recall_ticket(t, now)
-        return self._applied(session, msg.ref, o, kind, before, changed, o.status is not status_before,
-                             ticket=t.id, item=item_id)
+        return self._applied(
+            session,
+            msg.ref,
+            o,
+            kind,
+            before,
+            changed,
+            o.status is not status_before,
+            ticket=t.id,
+            item=item_id,
+        )
 
     def _counter(self, session: Session, msg: OrderCall | OrderHandover | OrderRecall) -> Decision:
         o = self._order_for(session, msg.order_id)
@@ -683,5 +746,3 @@ class OrderHub:
         for oid in old:
             del self.orders[oid]
         return len(old)
-
-

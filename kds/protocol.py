@@ -288,12 +288,19 @@ ROLE_MESSAGES: dict[Role, frozenset[str]] = {
     Role.SOURCE: frozenset({"order.submit", "order.cancel", "order.amend", "ping"}),
     Role.KITCHEN: frozenset({"ticket.start", "ticket.bump", "item.bump", "ticket.recall", "ping"}),
     Role.COUNTER: frozenset(
-        {"order.submit", "order.cancel", "order.amend", "order.call", "order.handover", "order.recall", "ping"}
+        {
+            "order.submit",
+            "order.cancel",
+            "order.amend",
+            "order.call",
+            "order.handover",
+            "order.recall",
+            "ping",
+        }
     ),
     Role.MONITOR: frozenset({"ping"}),
 }
 """Which messages each role may send (after `hello`)."""
-
 
 
 # --------------------------------------------------------------------------------------------- hub -> client
@@ -571,7 +578,11 @@ class FrameError(Exception):
     """An incoming frame could not be parsed; carries what the `error` answer says."""
 
     def __init__(
-        self, code: ErrorCode, message: str, errors: list[dict[str, Any]] | None = None, ref: str | None = None
+        self,
+        code: ErrorCode,
+        message: str,
+        errors: list[dict[str, Any]] | None = None,
+        ref: str | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -603,7 +614,10 @@ def parse_client_frame(frame: str | bytes) -> Any:
     kind = data.get("type")
     if not isinstance(kind, str):
         raise FrameError(
-            ErrorCode.INVALID_MESSAGE, "frame has no string 'type'", [{"loc": ["type"], "msg": "required"}], ref
+            ErrorCode.INVALID_MESSAGE,
+            "frame has no string 'type'",
+            [{"loc": ["type"], "msg": "required"}],
+            ref,
         )
     if kind not in CLIENT_TYPES:
         raise FrameError(
@@ -643,5 +657,3 @@ def json_schema() -> dict[str, Any]:
         },
         "oneOf": [{"$ref": "#/properties/client_to_hub"}, {"$ref": "#/properties/hub_to_client"}],
     }
-
-

@@ -61,6 +61,7 @@ class HubServer:
         self.failed: BaseException | None = None
         self.stopped = asyncio.Event()
         self.commits = 0
+        self._tasks: set[asyncio.Future[Any]] = set()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -69,7 +70,8 @@ class HubServer:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self.store.create_schema)
         docs, events, seq, keys = await loop.run_in_executor(
-            self._executor, lambda: self.store.load(now=self.hub.clock(), replay_window=self.hub.log.maxlen or 0)
+            self._executor,
+            lambda: self.store.load(now=self.hub.clock(), replay_window=self.hub.log.maxlen or 0),
         )
         self.hub.restore(docs, events, seq, keys)
         log.info("restored %d orders, seq=%d, %d replayable events", len(docs), seq, len(events))
@@ -105,7 +107,7 @@ class HubServer:
             self._committer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._committer
-        if self._pending:
+        if self._pending and self.failed is None:
             self._flush_sync()
         self._executor.shutdown(wait=True)
         self.store.close()
@@ -146,6 +148,11 @@ class HubServer:
             self.sessions.discard(session)
             log.info("device %s disconnected (%s)", session.device.id, conn.close_code)
 
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def _submit(self, decision: Decision, conn: ServerConnection | None) -> None:
         self._pending.append((decision, conn))
         self._wake.set()
@@ -170,7 +177,7 @@ class HubServer:
                         for _d, c in batch:
                             if c is not None:
                                 broadcast([c], error_frame(None, ErrorCode.INTERNAL, "hub storage failure"))
-                        asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self.stop()))
+                        self._spawn(self.stop())
                         return
                     self.commits += 1
                 for d, _c in batch:
@@ -195,7 +202,7 @@ class HubServer:
         if d.close is not None:
             for session, _ in d.replies[:1]:
                 if session.conn is not None:
-                    asyncio.ensure_future(session.conn.close(*d.close))
+                    self._spawn(session.conn.close(*d.close))
 
     def _broadcast(self, rec: EventRecord) -> None:
         full: list[ServerConnection] = []
@@ -206,7 +213,7 @@ class HubServer:
                 continue
             if _congested(s.conn):
                 log.warning("device %s is not reading; disconnecting it", s.device.id)
-                asyncio.ensure_future(s.conn.close(1008, "too far behind; reconnect with resume_from"))
+                self._spawn(s.conn.close(1008, "too far behind; reconnect with resume_from"))
                 continue
             (full if f is rec.frame else status).append(s.conn)
         if full:

@@ -58,6 +58,10 @@ class EventRow(SQLModel, table=True):
     payload: str
 
 
+ORDERS: sa.Table = SQLModel.metadata.tables["orders"]
+EVENTS: sa.Table = SQLModel.metadata.tables["events"]
+
+
 def _utc(t: datetime) -> str:
     return t.astimezone(UTC).isoformat()
 
@@ -85,7 +89,7 @@ class Store:
 
     def create_schema(self) -> None:
         """Create the tables when they are missing."""
-        SQLModel.metadata.create_all(self.engine, tables=[OrderRow.__table__, EventRow.__table__])  # type: ignore[list-item]
+        SQLModel.metadata.create_all(self.engine, tables=[ORDERS, EVENTS])
 
     def close(self) -> None:
         """Release the connections."""
@@ -129,7 +133,7 @@ class Store:
                     "doc": r.order_json,
                 }
             )
-        ot = OrderRow.__table__
+        ot = ORDERS
         if self.engine.dialect.name == "postgresql":
             from sqlalchemy.dialects.postgresql import insert as pg_insert
 
@@ -143,16 +147,21 @@ class Store:
             set_={c: ins.excluded[c] for c in ("status", "updated_at", "doc")},
         )
         with self.engine.begin() as conn:
-            conn.execute(sa.insert(EventRow.__table__), events)  # type: ignore[arg-type]
+            conn.execute(sa.insert(EVENTS), events)
             conn.execute(upsert, orders)
 
     # ------------------------------------------------------------------ loading
 
     def load(
-        self, *, now: datetime, keep: timedelta = timedelta(hours=2), key_days: int = 7, replay_window: int = 20_000
+        self,
+        *,
+        now: datetime,
+        keep: timedelta = timedelta(hours=2),
+        key_days: int = 7,
+        replay_window: int = 20_000,
     ) -> tuple[list[dict[str, Any]], list[tuple[int, str]], int, list[tuple[str, str, str, str]]]:
         """What the hub needs on start: open and recent orders, the event tail, the last seq, recent keys."""
-        o, e = OrderRow.__table__, EventRow.__table__
+        o, e = ORDERS, EVENTS
         since = _utc(now - keep)
         key_since = _utc(now - timedelta(days=key_days))
         with self.engine.connect() as conn:
@@ -165,7 +174,10 @@ class Store:
                     .order_by(o.c.created_at)
                 )
             ]
-            seq = conn.execute(sa.select(sa.func.max(e.c.seq)).where(e.c.store_id == self.store_id)).scalar() or 0
+            seq = (
+                conn.execute(sa.select(sa.func.max(e.c.seq)).where(e.c.store_id == self.store_id)).scalar()
+                or 0
+            )
             tail = list(
                 conn.execute(
                     sa.select(e.c.seq, e.c.payload)
@@ -187,7 +199,7 @@ class Store:
 
     def order_docs(self, ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
         """Stored orders (all of this store, or those with these ids), oldest first."""
-        o = OrderRow.__table__
+        o = ORDERS
         q = sa.select(o.c.doc).where(o.c.store_id == self.store_id).order_by(o.c.created_at)
         if ids is not None:
             q = q.where(o.c.id.in_(list(ids)))
@@ -196,9 +208,11 @@ class Store:
 
     def count_events(self) -> int:
         """How many events are stored for this store."""
-        e = EventRow.__table__
+        e = EVENTS
         with self.engine.connect() as conn:
-            return int(conn.execute(sa.select(sa.func.count()).where(e.c.store_id == self.store_id)).scalar() or 0)
+            return int(
+                conn.execute(sa.select(sa.func.count()).where(e.c.store_id == self.store_id)).scalar() or 0
+            )
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

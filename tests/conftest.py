@@ -78,7 +78,13 @@ def shelf_order(key: str, **over: Any) -> dict[str, Any]:
         "fulfilment": {"type": "dine_in", "table": "12"},
         "items": [
             {"sku": "LOB-AUS", "weight_g": 800, "cook": "ginger_scallion", "tag": "T-1001"},
-            {"sku": "LOB-AUS", "weight_g": 700, "cook": "sashimi", "tag": "T-1002", "allergens": ["shellfish"]},
+            {
+                "sku": "LOB-AUS",
+                "weight_g": 700,
+                "cook": "sashimi",
+                "tag": "T-1002",
+                "allergens": ["shellfish"],
+            },
         ],
     }
     order.update(over)
@@ -91,7 +97,10 @@ def app_order(key: str, **over: Any) -> dict[str, Any]:
         "key": key,
         "channel": "app",
         "fulfilment": {"type": "delivery", "due": "2026-11-25T12:30:00+08:00"},
-        "items": [{"sku": "WOK-KUNGPAO", "qty": 2}, {"sku": "BAR-MILKTEA", "qty": 1, "modifiers": ["less sugar"]}],
+        "items": [
+            {"sku": "WOK-KUNGPAO", "qty": 2},
+            {"sku": "BAR-MILKTEA", "qty": 1, "modifiers": ["less sugar"]},
+        ],
     }
     order.update(over)
     return order
