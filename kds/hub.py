@@ -100,10 +100,12 @@ class EventRecord:
     """The order after the change (`OrderView` JSON), for the database."""
     order: Order | None = None
     """The live order (adapters must not keep it; it changes after the event)."""
+    dropped: bool = False
+    """Set when the database refused the order (see `OrderHub.withdraw`): nobody gets the event."""
 
     def frame_for(self, session: Session) -> str | None:
         """What this session gets of the event, if anything."""
-        if self.seq <= session.floor:
+        if self.seq <= session.floor or self.dropped:
             return None
         role = session.device.role
         if role is Role.COUNTER or role is Role.MONITOR:
@@ -127,6 +129,8 @@ class Decision:
     logs: list[str] = field(default_factory=list)
     close: tuple[int, str] | None = None
     """Close the connection with this code and reason after the replies."""
+    created: str | None = None
+    """The id of the order this decision created, if any."""
 
 
 class AuthError(Exception):
@@ -483,6 +487,7 @@ class OrderHub:
         self.orders[order_id] = order
         self.keys[(dev.id, o.key)] = (order_id, number)
         d = Decision()
+        d.created = order_id
         d.events.append(self._event(EventKind.ORDER_CREATED, order, frozenset(), None, status_changed=True))
         d.replies.append(
             (
@@ -736,6 +741,34 @@ class OrderHub:
                 "ready": ready,
             }
         )
+
+    def withdraw(self, d: Decision, existing: tuple[str, str]) -> None:
+        """The database already holds an order with this decision's key (older than the in-memory key index).
+
+        Forget the order just created, and answer as for any resubmission: the existing order's id and number.
+        """
+        assert d.created is not None
+        order = self.orders.pop(d.created, None)
+        for rec in d.events:
+            rec.dropped = True
+        if order is not None:
+            self.keys[(order.source, order.key)] = existing
+        d.events = []
+        d.replies = [
+            (
+                session,
+                _dumps(
+                    {
+                        **json.loads(frame),
+                        "order_id": existing[0],
+                        "number": existing[1],
+                        "duplicate": True,
+                    }
+                ),
+            )
+            for session, frame in d.replies
+        ]
+        d.logs = [f"duplicate submit (older key) → {existing[1]} ({existing[0]})"]
 
     # ------------------------------------------------------------------ housekeeping
 

@@ -57,6 +57,7 @@ class HubServer:
         self._pending: list[tuple[Decision, ServerConnection | None]] = []
         self._wake = asyncio.Event()
         self._committer: asyncio.Task[None] | None = None
+        self._housekeeper: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kds-db")
         self.failed: BaseException | None = None
         self.stopped = asyncio.Event()
@@ -76,6 +77,7 @@ class HubServer:
         self.hub.restore(docs, events, seq, keys)
         log.info("restored %d orders, seq=%d, %d replayable events", len(docs), seq, len(events))
         self._committer = asyncio.create_task(self._commit_loop(), name="kds-committer")
+        self._housekeeper = asyncio.create_task(self._housekeeping(), name="kds-housekeeping")
         self._server = await serve(
             self._handle,
             self.host,
@@ -103,6 +105,8 @@ class HubServer:
                     await s.conn.close(CloseCode.HUB_SHUTTING_DOWN, "hub shutting down")
             await self._server.wait_closed()
         self._wake.set()
+        if self._housekeeper is not None:
+            self._housekeeper.cancel()
         if self._committer is not None:
             self._committer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -118,6 +122,14 @@ class HubServer:
         await self.stopped.wait()
         if self.failed is not None:
             raise self.failed
+
+    async def _housekeeping(self, every_s: float = 60.0) -> None:
+        # Closed orders leave memory after a while; they stay in the database (and their keys in the index).
+        while True:
+            await asyncio.sleep(every_s)
+            dropped = self.hub.evict()
+            if dropped:
+                log.info("evicted %d closed orders from memory", dropped)
 
     # ------------------------------------------------------------------ connections
 
@@ -169,6 +181,10 @@ class HubServer:
                 records = [r for d, _ in batch for r in d.events]
                 if records:
                     try:
+                        created = [d for d, _ in batch if d.created is not None]
+                        if created:
+                            await self._withdraw_known(loop, created)
+                            records = [r for d, _ in batch for r in d.events]
                         await loop.run_in_executor(self._executor, self.store.commit, records)
                     except Exception as exc:
                         # The hub's memory is ahead of the database now: stop rather than acknowledge anything.
@@ -183,8 +199,20 @@ class HubServer:
                 for d, _c in batch:
                     self._deliver(d)
 
+    async def _withdraw_known(self, loop: asyncio.AbstractEventLoop, created: list[Decision]) -> None:
+        firsts = [d.events[0] for d in created if d.events]
+        known = await loop.run_in_executor(self._executor, self.store.known_keys, firsts)
+        for d in created:
+            if d.created in known:
+                self.hub.withdraw(d, known[d.created])
+
     def _flush_sync(self) -> None:
         batch, self._pending = self._pending, []
+        created = [d for d, _ in batch if d.created is not None and d.events]
+        known = self.store.known_keys([d.events[0] for d in created])
+        for d in created:
+            if d.created in known:
+                self.hub.withdraw(d, known[d.created])
         records = [r for d, _ in batch for r in d.events]
         if records:
             self.store.commit(records)

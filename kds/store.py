@@ -97,8 +97,31 @@ class Store:
 
     # ------------------------------------------------------------------ writing
 
+    def known_keys(self, created: Sequence[EventRecord]) -> dict[str, tuple[str, str]]:
+        """Orders of this batch whose (source, key) the database already holds: new id → (old id, old number).
+
+        The hub remembers keys of the last days only; this catches a resubmission of anything older.
+        """
+        if not created:
+            return {}
+        o = ORDERS
+        wanted = {(r.source, r.order.key): r.order_id for r in created if r.order is not None}
+        found: dict[str, tuple[str, str]] = {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(o.c.source, o.c.key, o.c.id, o.c.number)
+                .where(o.c.store_id == self.store_id)
+                .where(sa.tuple_(o.c.source, o.c.key).in_(list(wanted)))
+            )
+            for source, key, oid, number in rows:
+                new_id = wanted.get((source, key))
+                if new_id is not None and new_id != oid:
+                    found[new_id] = (oid, number)
+        return found
+
     def commit(self, records: Sequence[EventRecord]) -> None:
         """Store a batch of events and the latest state of their orders in one transaction."""
+        records = [r for r in records if not r.dropped]
         if not records:
             return
         latest: dict[str, EventRecord] = {}
