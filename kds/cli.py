@@ -41,6 +41,7 @@ def _logging(verbose: bool) -> None:
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("websockets").setLevel(logging.WARNING)
 
 
 # ------------------------------------------------------------------------------------------------ serve

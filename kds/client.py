@@ -209,6 +209,9 @@ class HubClient:
     async def close(self) -> None:
         """Disconnect and stop reconnecting."""
         task, self._task = self._task, None
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._conn.close(1000, "client closing"), 2)
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

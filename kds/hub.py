@@ -136,7 +136,14 @@ class Decision:
 class AuthError(Exception):
     """A `hello` that is refused; the adapter closes with `close_code`."""
 
-    def __init__(self, close_code: int, code: ErrorCode, message: str, loc: list[str | int]) -> None:
+    def __init__(
+        self,
+        close_code: int,
+        code: ErrorCode,
+        message: str,
+        loc: list[str | int],
+        errors: list[dict[str, Any]] | None = None,
+    ) -> None:
         super().__init__(message)
         self.close_code = close_code
         self.frame = _dumps(
@@ -145,7 +152,7 @@ class AuthError(Exception):
                 "ref": None,
                 "code": code.value,
                 "message": message,
-                "errors": [{"loc": loc, "msg": message}],
+                "errors": errors or [{"loc": loc, "msg": message}],
             }
         )
 
@@ -240,7 +247,9 @@ class OrderHub:
         try:
             msg = parse_client_frame(frame)
         except FrameError as exc:
-            raise AuthError(4000, ErrorCode.BAD_HELLO, f"bad hello: {exc.message}", ["type"]) from None
+            raise AuthError(
+                4000, ErrorCode.BAD_HELLO, f"bad hello: {exc.message}", ["type"], exc.errors or None
+            ) from None
         if not isinstance(msg, Hello):
             raise AuthError(4000, ErrorCode.BAD_HELLO, "the first frame must be a hello", ["type"])
         dev = self.config.device(msg.device)
@@ -415,7 +424,8 @@ class OrderHub:
             if isinstance(msg, OrderCall | OrderHandover | OrderRecall):
                 return self._counter(session, msg)
         except DomainError as exc:
-            loc = list(exc.loc)
+            # A state conflict names the order or ticket it is about.
+            loc = list(exc.loc) or [next((f for f in ("ticket_id", "order_id") if hasattr(msg, f)), "type")]
             return self._error(session, ref, exc.code, exc.message, [{"loc": loc, "msg": exc.message}])
         return self._error(session, ref, ErrorCode.UNKNOWN_TYPE, f"{kind} is not accepted after hello")
 

@@ -107,8 +107,8 @@ class ItemIn(_Msg):
     sku: Annotated[str, Field(min_length=1, max_length=32)]
     name: Annotated[str, Field(max_length=120)] | None = None
     """Display name in any language; the catalogue's name when omitted."""
-    qty: Annotated[int, Field(ge=1, le=99)] = 1
-    weight_g: Annotated[int, Field(gt=0)] | None = None
+    qty: Annotated[int, Field(strict=True, ge=1, le=99)] = 1
+    weight_g: Annotated[int, Field(strict=True, gt=0)] | None = None
     """Weight of weighed goods (live seafood, meat), in grams; required for them, refused for others."""
     cook: Annotated[str, Field(min_length=1, max_length=40)] | None = None
     """Cooking method id; required when the item has cooking methods."""
@@ -143,7 +143,7 @@ class Hello(_Msg):
     token: Annotated[str, Field(min_length=1, max_length=200)]
     role: Role
     station: Id | None = None
-    resume_from: Annotated[int, Field(ge=0)] = 0
+    resume_from: Annotated[int, Field(strict=True, ge=0)] = 0
     """Last `seq` this client applied; 0 for a fresh snapshot."""
     client: Annotated[str, Field(max_length=80)] | None = None
     """Free text naming the client software, for the logs."""
@@ -596,13 +596,36 @@ def _ref_of(data: Any) -> str | None:
     return ref if isinstance(ref, str) and 0 < len(ref) <= 64 else None
 
 
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+_TAGGED = {"fulfilment"}
+
+
+def _frame_loc(loc: tuple[int | str, ...]) -> list[int | str]:
+    """pydantic puts the discriminator's tag in the path of a tagged union; a path into the frame has no such step."""
+    out: list[int | str] = []
+    skip = False
+    for part in loc:
+        if skip:
+            skip = False
+            if isinstance(part, str) and part in ("delivery", "pickup", "dine_in"):
+                continue
+        out.append(part)
+        skip = part in _TAGGED
+    return out
+
+
 def parse_client_frame(frame: str | bytes) -> Any:
     """Parse one frame from a client into its message model; raise FrameError naming the fields at fault."""
     import json
 
     try:
-        data = json.loads(frame)
-    except (ValueError, UnicodeDecodeError) as exc:
+        data = json.loads(frame, parse_constant=_no_constants)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        if isinstance(exc, RecursionError):
+            raise FrameError(ErrorCode.INVALID_JSON, "frame is nested too deeply") from None
         raise FrameError(ErrorCode.INVALID_JSON, f"frame is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise FrameError(
@@ -629,7 +652,7 @@ def parse_client_frame(frame: str | bytes) -> Any:
     try:
         return CLIENT_TYPES[kind].model_validate(data)
     except ValidationError as exc:
-        errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors(include_url=False)]
+        errors = [{"loc": _frame_loc(e["loc"]), "msg": e["msg"]} for e in exc.errors(include_url=False)]
         first = errors[0]
         where = ".".join(str(p) for p in first["loc"]) or "frame"
         raise FrameError(
