@@ -105,7 +105,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     """kds simulate."""
-    from kds.simulate import SimulationOptions, run_simulation
+    from kds.simulate import SimulationError, SimulationOptions, run_simulation
 
     config = _config(args.config)
     opts = SimulationOptions(
@@ -117,7 +117,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         cancel_share=args.cancels,
         amend_share=args.amends,
     )
-    report = asyncio.run(run_simulation(config, opts))
+    try:
+        report = asyncio.run(run_simulation(config, opts))
+    except SimulationError as exc:
+        print(f"kds simulate: {exc}", file=sys.stderr)
+        return 2
     return 0 if report.errors == 0 and report.accepted == report.sent else 1
 
 

@@ -177,8 +177,21 @@ class Order:
     cancelled_at: datetime | None = None
     cancel_reason: str | None = None
     amended_at: datetime | None = None
+    status_seq: int = 0
+    """The seq of the event that last changed the status (the source's last `order.status`)."""
+    status_at: datetime | None = None
+    status_ready: list[str] = field(default_factory=list)
+    """Stations done at that moment (the `ready` of that `order.status`)."""
+    amend_refs: list[str] = field(default_factory=list)
+    """`device:ref` of the amendments applied, so a resent amendment is recognised (the last 50)."""
+    progress: OrderStatus | None = None
+    """The status as the source last heard it; not on the wire."""
 
     # ------------------------------------------------------------------ derived
+
+    def stations_done(self) -> list[str]:
+        """Stations whose ticket is done."""
+        return [t.station for t in self.tickets.values() if t.state is TicketState.DONE]
 
     @property
     def status(self) -> OrderStatus:
@@ -308,6 +321,7 @@ class Order:
         t.state = TicketState.STARTED
         t.done_at = None
         t.recalled_at = now
+        self.called_at = None  # not ready any more: the number must be called again when it is
         for iid in t.items:
             it = self.item(iid)
             if it is not None:
@@ -348,6 +362,7 @@ class Order:
             return False
         self.handed_over_at = None
         self.handed_over_to = None
+        self.called_at = None
         self._touch(now)
         return True
 
@@ -447,6 +462,10 @@ class Order:
             "cancelled_at": _iso(self.cancelled_at),
             "cancel_reason": self.cancel_reason,
             "amended_at": _iso(self.amended_at),
+            "status_seq": self.status_seq,
+            "status_at": _iso(self.status_at),
+            "status_ready": list(self.status_ready),
+            "amend_refs": list(self.amend_refs),
             "items": [i.to_wire() for i in self.items],
             "tickets": [t.to_wire() for t in self.tickets.values()],
         }
@@ -454,6 +473,12 @@ class Order:
     @classmethod
     def from_wire(cls, d: dict[str, Any]) -> Order:
         """Rebuild from an `OrderView` dict (database restore, client views)."""
+        order = cls._from_wire(d)
+        order.progress = order.status
+        return order
+
+    @classmethod
+    def _from_wire(cls, d: dict[str, Any]) -> Order:
         created = _dt(d["created_at"])
         updated = _dt(d["updated_at"])
         assert created is not None and updated is not None
@@ -479,4 +504,8 @@ class Order:
             cancelled_at=_dt(d["cancelled_at"]),
             cancel_reason=d["cancel_reason"],
             amended_at=_dt(d["amended_at"]),
+            status_seq=d.get("status_seq", 0),
+            status_at=_dt(d.get("status_at")),
+            status_ready=list(d.get("status_ready", [])),
+            amend_refs=list(d.get("amend_refs", [])),
         )

@@ -237,7 +237,7 @@ class OrderHub:
             order_json=_dumps(doc),
         )
         if ev.get("status_changed"):
-            rec.status_frame = self._status_frame(s, rec.at, doc, status)
+            rec.status_frame = self._status_frame(doc)
         return rec
 
     # ------------------------------------------------------------------ connect
@@ -324,9 +324,7 @@ class OrderHub:
         if dev.role is Role.SOURCE:
             return {
                 "orders": [],
-                "statuses": [
-                    json.loads(self._status_frame(self.seq, now, o.to_wire(), o.status)) for o in orders
-                ],
+                "statuses": [json.loads(self._status_frame(o.to_wire())) for o in orders],
             }
         return {"orders": [o.to_wire() for o in orders], "statuses": []}
 
@@ -498,7 +496,7 @@ class OrderHub:
         self.keys[(dev.id, o.key)] = (order_id, number)
         d = Decision()
         d.created = order_id
-        d.events.append(self._event(EventKind.ORDER_CREATED, order, frozenset(), None, status_changed=True))
+        d.events.append(self._event(EventKind.ORDER_CREATED, order, frozenset(), None))
         d.replies.append(
             (
                 session,
@@ -575,12 +573,14 @@ class OrderHub:
         o = self._order_for(session, msg.order_id)
         before = o.stations()
         changed = o.cancel(msg.reason, self.clock())
-        return self._applied(
-            session, msg.ref, o, EventKind.ORDER_CANCELLED, before, changed, status_changed=True
-        )
+        return self._applied(session, msg.ref, o, EventKind.ORDER_CANCELLED, before, changed)
 
     def _amend(self, session: Session, msg: OrderAmend) -> Decision:
         o = self._order_for(session, msg.order_id)
+        amend_ref = f"{session.device.id}:{msg.ref}"
+        if amend_ref in o.amend_refs:
+            # A resend (the client's queue after a lost ack): already applied.
+            return Decision(replies=[(session, _dumps({"type": "ack", "ref": msg.ref, "seq": None}))])
         if not o.is_open:
             raise DomainError(
                 ErrorCode.CONFLICT.value, f"order {o.number} is {o.status.value}: cannot amend it"
@@ -602,20 +602,20 @@ class OrderHub:
                 problems.append(Problem(("remove",), "that would leave the order empty; cancel it instead"))
         if problems:
             return self._invalid(session, msg.ref, problems)
+        effective = (
+            bool(msg.add)
+            or any(not it.removed for it in (o.item(i) for i in msg.remove) if it is not None)
+            or any(it.note != (text or None) for i, text in msg.item_notes.items() if (it := o.item(i)) is not None)
+            or (msg.note is not None and (msg.note or None) != o.note)
+        )
+        if not effective:
+            return Decision(replies=[(session, _dumps({"type": "ack", "ref": msg.ref, "seq": None}))])
         before = o.stations()
-        status_before = o.status
         start = o.next_item_id()
         added = [self._make_item(str(start + k), it) for k, it in enumerate(msg.add)]
         o.amend(added, list(msg.remove), msg.note, dict(msg.item_notes), self.clock())
-        d = self._applied(
-            session,
-            msg.ref,
-            o,
-            EventKind.ORDER_AMENDED,
-            before,
-            True,
-            status_changed=o.status is not status_before,
-        )
+        o.amend_refs = [*o.amend_refs[-49:], amend_ref]
+        d = self._applied(session, msg.ref, o, EventKind.ORDER_AMENDED, before, True)
         d.logs.append(f"amended {o.number}: +{len(added)} -{len(msg.remove)} items")
         return d
 
@@ -632,7 +632,6 @@ class OrderHub:
                 ("ticket_id",),
             )
         before = o.stations()
-        status_before = o.status
         now = self.clock()
         item_id: str | None = None
         if isinstance(msg, TicketStart):
@@ -643,22 +642,11 @@ class OrderHub:
             kind, changed, item_id = EventKind.ITEM_BUMPED, o.bump_item(t, msg.item_id, now), msg.item_id
         else:
             kind, changed = EventKind.TICKET_RECALLED, o.recall_ticket(t, now)
-        return self._applied(
-            session,
-            msg.ref,
-            o,
-            kind,
-            before,
-            changed,
-            o.status is not status_before,
-            ticket=t.id,
-            item=item_id,
-        )
+        return self._applied(session, msg.ref, o, kind, before, changed, ticket=t.id, item=item_id)
 
     def _counter(self, session: Session, msg: OrderCall | OrderHandover | OrderRecall) -> Decision:
         o = self._order_for(session, msg.order_id)
         before = o.stations()
-        status_before = o.status
         now = self.clock()
         if isinstance(msg, OrderCall):
             kind, changed = EventKind.ORDER_CALLED, o.call(now)
@@ -666,7 +654,7 @@ class OrderHub:
             kind, changed = EventKind.ORDER_HANDED_OVER, o.handover(msg.to, now)
         else:
             kind, changed = EventKind.ORDER_RECALLED, o.recall_handover(now)
-        return self._applied(session, msg.ref, o, kind, before, changed, o.status is not status_before)
+        return self._applied(session, msg.ref, o, kind, before, changed)
 
     def _applied(
         self,
@@ -676,13 +664,12 @@ class OrderHub:
         kind: EventKind,
         before: frozenset[str],
         changed: bool,
-        status_changed: bool,
         ticket: str | None = None,
         item: str | None = None,
     ) -> Decision:
         d = Decision()
         if changed:
-            rec = self._event(kind, o, before, ticket, status_changed=status_changed, item_id=item)
+            rec = self._event(kind, o, before, ticket, item_id=item)
             d.events.append(rec)
             d.replies.append((session, _dumps({"type": "ack", "ref": ref, "seq": rec.seq})))
         else:
@@ -698,11 +685,17 @@ class OrderHub:
         before: frozenset[str],
         ticket_id: str | None,
         *,
-        status_changed: bool,
         item_id: str | None = None,
     ) -> EventRecord:
         self.seq += 1
         at = o.updated_at
+        status_now = o.status
+        status_changed = status_now is not o.progress
+        if status_changed:
+            o.progress = status_now
+            o.status_seq = self.seq
+            o.status_at = at
+            o.status_ready = o.stations_done()
         doc = o.to_wire()
         order_json = _dumps(doc)
         stations = before | o.stations()
@@ -729,7 +722,7 @@ class OrderHub:
             stations=stations,
             status=status,
             frame=frame,
-            status_frame=self._status_frame(self.seq, at, doc, status) if status_changed else None,
+            status_frame=self._status_frame(doc) if status_changed else None,
             order_json=order_json,
             order=o,
         )
@@ -737,18 +730,18 @@ class OrderHub:
         return rec
 
     @staticmethod
-    def _status_frame(seq: int, at: datetime, doc: dict[str, Any], status: OrderStatus) -> str:
-        ready = [t["station"] for t in doc["tickets"] if t["state"] == "done"]
+    def _status_frame(doc: dict[str, Any]) -> str:
+        """The `order.status` frame a source gets for an order (as of its last status change)."""
         return _dumps(
             {
                 "type": "order.status",
-                "seq": seq,
-                "at": at.isoformat(),
+                "seq": doc["status_seq"],
+                "at": doc["status_at"],
                 "order_id": doc["id"],
                 "key": doc["key"],
                 "number": doc["number"],
-                "status": status.value,
-                "ready": ready,
+                "status": doc["status"],
+                "ready": doc["status_ready"],
             }
         )
 

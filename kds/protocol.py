@@ -2,7 +2,8 @@
 
 This module is the contract that apps and kiosks of other vendors are written against. `kds schema` prints the JSON
 Schema generated from these models, and the hub validates every incoming frame with `parse_client_frame`. Outgoing
-frames are built as plain dicts on the hot path (see `kds.views`); the tests check them against these models.
+frames are built as plain dicts on the hot path (see `kds.hub` and `kds.domain`); the tests check them
+against these models.
 
 Naming: requests are imperative (`order.submit`, `ticket.bump`), events are past tense (`ticket.bumped`).
 """
@@ -49,7 +50,6 @@ class ErrorCode(StrEnum):
     FORBIDDEN = "forbidden"
     CONFLICT = "conflict"
     UNAUTHORIZED = "unauthorized"
-    TOO_LARGE = "too_large"
     BAD_HELLO = "bad_hello"
     INTERNAL = "internal"
 
@@ -394,6 +394,13 @@ class OrderView(_Msg):
     cancelled_at: datetime | None
     cancel_reason: str | None
     amended_at: datetime | None
+    status_seq: int
+    """The seq of the event that last changed the status (the source's last `order.status`)."""
+    status_at: datetime | None
+    status_ready: list[str]
+    """Stations done when the status last changed (the `ready` of that `order.status`)."""
+    amend_refs: list[str]
+    """`device:ref` of the amendments applied (the last 50): a resent amendment is recognised and changes nothing."""
     items: list[ItemView]
     tickets: list[TicketView]
 
@@ -428,6 +435,10 @@ class Event(_Msg):
     ticket_id: str | None = None
     """The ticket the event is about, for ticket and item events."""
     item_id: str | None = None
+    stations: list[str] = []
+    """Stations holding a ticket of the order before or after the change (the kitchen screens that got it)."""
+    status_changed: bool = False
+    """True when the order's status changed (its source got an `order.status`)."""
 
 
 class StatusChanged(_Msg):
@@ -664,19 +675,17 @@ def json_schema() -> dict[str, Any]:
     """The JSON Schema of every message, both directions, generated from these models."""
     client = TypeAdapter(ClientMessage).json_schema(ref_template="#/$defs/{model}")
     hub = TypeAdapter(HubMessage).json_schema(ref_template="#/$defs/{model}")
-    defs = {**client.pop("$defs", {}), **hub.pop("$defs", {})}
+    client_defs, hub_defs = client.pop("$defs", {}), hub.pop("$defs", {})
+    clash = {k for k in client_defs.keys() & hub_defs.keys() if client_defs[k] != hub_defs[k]}
+    assert not clash, f"a model name is used differently in both directions: {clash}"
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "Hema KDS wire protocol",
         "description": (
             f"Protocol version {PROTOCOL_VERSION}. One websocket endpoint; every frame is one JSON object "
             f"with a 'type'. Frames over {MAX_FRAME_BYTES} bytes close the connection with code "
-            f"{CloseCode.TOO_LARGE}."
+            f"{CloseCode.TOO_LARGE}. ClientMessage: frames a device sends; HubMessage: frames the hub sends."
         ),
-        "$defs": defs,
-        "properties": {
-            "client_to_hub": client,
-            "hub_to_client": hub,
-        },
-        "oneOf": [{"$ref": "#/properties/client_to_hub"}, {"$ref": "#/properties/hub_to_client"}],
+        "$defs": {**client_defs, **hub_defs, "ClientMessage": client, "HubMessage": hub},
+        "oneOf": [{"$ref": "#/$defs/ClientMessage"}, {"$ref": "#/$defs/HubMessage"}],
     }

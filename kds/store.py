@@ -106,12 +106,17 @@ class Store:
             return {}
         o = ORDERS
         wanted = {(r.source, r.order.key): r.order_id for r in created if r.order is not None}
+        by_source: dict[str, list[str]] = {}
+        for source, key in wanted:
+            by_source.setdefault(source, []).append(key)
         found: dict[str, tuple[str, str]] = {}
         with self.engine.connect() as conn:
+            # One `source = ? AND key IN (…)` per source: SQLite uses the unique index for this shape (a row-value
+            # IN over (source, key) made it scan every order).
             rows = conn.execute(
                 sa.select(o.c.source, o.c.key, o.c.id, o.c.number)
                 .where(o.c.store_id == self.store_id)
-                .where(sa.tuple_(o.c.source, o.c.key).in_(list(wanted)))
+                .where(sa.or_(*(sa.and_(o.c.source == s, o.c.key.in_(keys)) for s, keys in by_source.items())))
             )
             for source, key, oid, number in rows:
                 new_id = wanted.get((source, key))

@@ -1,0 +1,121 @@
+"""`kds demo`: a hub on a temporary database, the simulator, a simulated kitchen, and a live view in front.
+
+Everything runs in one process and one event loop: the hub (`HubServer` on a free loopback port, SQLite in a
+temporary directory that is removed at the end), the order simulator at `rate` orders/s, the kitchen and counter
+bots, and the Textual live view connected as the store's monitor device. `q` or Ctrl+C stops all of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from kds.client import HubClient
+from kds.config import Role, StoreConfig
+from kds.hub import OrderHub
+from kds.server import HubServer
+from kds.simulate import SimulationError, SimulationOptions, run_kitchen_bots, run_simulation
+from kds.store import Store
+from terminals.live_view import LiveView
+
+
+def _log_to(path: Path) -> logging.Handler:
+    # The terminal belongs to the live view: the hub's log goes to a file next to the database.
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    logging.getLogger("websockets").setLevel(logging.WARNING)
+    return handler
+
+
+async def demo(
+    config: StoreConfig,
+    *,
+    rate: float,
+    port: int,
+    speed: float,
+    workdir: Path,
+    drive: Callable[[LiveView], Awaitable[None]] | None = None,
+) -> int:
+    """Run hub, simulator, kitchen bots and the live view until the view exits; returns the exit code.
+
+    `drive` runs the app instead of `app.run_async()` (tests drive it with Pilot).
+    """
+    monitor = next((d for d in config.devices if d.role is Role.MONITOR), None)
+    if monitor is None:
+        print("kds demo: the config has no monitor device for the live view", file=sys.stderr)
+        return 2
+    server = HubServer(OrderHub(config), Store(workdir / "demo.sqlite3", store_id=config.store.id),
+                       host="127.0.0.1", port=port)
+    try:
+        await server.start()
+    except OSError as exc:
+        print(f"kds demo: cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    client = HubClient(server.url, device=monitor.id, token=monitor.token, role=monitor.role.value,
+                       client_name="kds-demo-live-view")
+    app = LiveView(client, extra=f"simulator {rate:g}/s")
+    stop = asyncio.Event()
+    sim = asyncio.create_task(run_simulation(config, SimulationOptions(
+        hub=server.url, rate=rate, forever=True, progress=False, summary=False, stop=stop,
+    )), name="demo-simulator")
+    bots = asyncio.create_task(run_kitchen_bots(config, server.url, speed=speed, stop=stop), name="demo-kitchen")
+    failure: list[str] = []
+
+    def died(task: asyncio.Task[object]) -> None:
+        if not task.cancelled() and task.exception() is not None and not stop.is_set():
+            failure.append(f"{task.get_name()}: {task.exception()}")
+            app.exit(return_code=1)
+
+    sim.add_done_callback(died)
+    bots.add_done_callback(died)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, app.exit)
+    try:
+        await (drive(app) if drive is not None else app.run_async())
+    finally:
+        stop.set()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+        done, pending = await asyncio.wait({sim, bots}, timeout=15)
+        for t in pending:
+            t.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        accepted = sim.result().accepted if sim in done and not sim.exception() else None
+        await client.close()
+        await server.stop()
+    for f in failure:
+        print(f"kds demo: {f}", file=sys.stderr)
+    if accepted is not None:
+        print(f"kds demo: stopped after {accepted} simulated orders; the temporary database is removed.")
+    return app.return_code or 0
+
+
+def run_demo(config: StoreConfig, *, rate: float = 1.0, port: int = 0, speed: float = 1.0) -> int:
+    """Run the demo until `q` or Ctrl+C; returns the exit code."""
+    if rate <= 0:
+        print("kds demo: --rate must be above 0", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="kds-demo-") as tmp:
+        handler = _log_to(Path(tmp) / "demo.log")
+        try:
+            return asyncio.run(demo(config, rate=rate, port=port, speed=speed, workdir=Path(tmp)))
+        except KeyboardInterrupt:
+            return 0
+        except SimulationError as exc:
+            print(f"kds demo: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
