@@ -172,6 +172,8 @@ class HubClient:
         self._resume_from = 0
         self._refused: Refused | None = None
         self._tasks: set[asyncio.Future[None]] = set()
+        self._requests: set[str] = set()
+        """Refs of `request()` calls in flight (queued actions survive a drop; these fail at once)."""
 
     @property
     def seq(self) -> int:
@@ -239,6 +241,7 @@ class HubClient:
             raise NotConnected(self.last_error or "not connected")
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiters[msg["ref"]] = fut
+        self._requests.add(msg["ref"])
         try:
             await self._conn.send(json.dumps(msg, ensure_ascii=False))
             return await asyncio.wait_for(fut, timeout or self.request_timeout)
@@ -246,6 +249,7 @@ class HubClient:
             raise NotConnected(str(exc)) from None
         finally:
             self._waiters.pop(msg["ref"], None)
+            self._requests.discard(msg["ref"])
 
     async def send_raw(self, frame: str | bytes) -> None:
         """Send a frame as is (tests of bad input)."""
@@ -298,6 +302,7 @@ class HubClient:
             finally:
                 self._conn = None
                 self._online.clear()
+                self._fail_requests()
             self._set_state(LinkState.OFFLINE)
             await asyncio.sleep(self.backoff.delay(attempt))
             attempt += 1
@@ -339,6 +344,12 @@ class HubClient:
             await self._on_frame(frame)
             if self._replay_left == 0 and not self._online.is_set():
                 await self._went_online(conn)
+
+    def _fail_requests(self) -> None:
+        for ref in list(self._requests):
+            fut = self._waiters.pop(ref, None)
+            if fut is not None and not fut.done():
+                fut.set_exception(NotConnected(f"connection lost before the answer to {ref}"))
 
     def _on_welcome(self, w: dict[str, Any]) -> None:
         self.last_event_at = time.monotonic()
