@@ -75,8 +75,11 @@ async def _wait_port(port: int, timeout: float = 20.0) -> None:
     raise TimeoutError(f"nothing listening on {port}")
 
 
-async def bench_hub(config: StoreConfig, *, orders: int, sources: int, in_flight: int) -> dict[str, Any]:
-    """Throughput and latency of the real hub (separate process, SQLite WAL, synchronous=FULL)."""
+async def bench_hub(
+    config: StoreConfig, *, orders: int, sources: int, in_flight: int, rate: float | None = None
+) -> dict[str, Any]:
+    """The real hub (separate process, SQLite WAL, synchronous=FULL): flat out with `in_flight` orders in flight,
+    or open-loop at `rate` orders per second (the latency a kitchen sees at a given load)."""
     port = _free_port()
     with tempfile.TemporaryDirectory() as tmp:
         proc = subprocess.Popen(
@@ -125,10 +128,12 @@ async def bench_hub(config: StoreConfig, *, orders: int, sources: int, in_flight
             batch = _orders(config, orders, f"bench-{os.getpid()}-{time.time_ns()}")
             ack_ms: list[float] = []
             errors = 0
-            sem = asyncio.Semaphore(in_flight)
+            sem = asyncio.Semaphore(in_flight if not rate else orders)
 
             async def submit(k: int, order: dict[str, Any]) -> None:
                 nonlocal errors
+                if rate:
+                    await asyncio.sleep(max(0.0, t_start + k / rate - time.perf_counter()))
                 async with sem:
                     t0 = time.perf_counter()
                     sent_at[order["key"]] = t0
@@ -153,7 +158,8 @@ async def bench_hub(config: StoreConfig, *, orders: int, sources: int, in_flight
     return {
         "orders": orders,
         "sources": sources,
-        "in_flight": in_flight,
+        "in_flight": in_flight if not rate else None,
+        "rate": rate,
         "accepted": len(ack_ms),
         "errors": errors,
         "seconds": round(elapsed, 3),
@@ -165,8 +171,8 @@ async def bench_hub(config: StoreConfig, *, orders: int, sources: int, in_flight
     }
 
 
-async def bench_relay(config: StoreConfig, *, orders: int, in_flight: int) -> dict[str, Any]:
-    """The baseline: a bare websockets relay (in-process) carrying the same order frames to one screen."""
+async def relay_server(port: int) -> None:
+    """A bare websockets relay: every frame from a source goes to every screen; no validation, no database."""
     screens: set[ServerConnection] = set()
 
     async def handler(conn: ServerConnection) -> None:
@@ -179,17 +185,27 @@ async def bench_relay(config: StoreConfig, *, orders: int, in_flight: int) -> di
             broadcast(screens, frame)
             await conn.send('{"type":"ack"}')
 
-    async with serve(handler, "127.0.0.1", 0, max_size=None) as server:
-        port = next(iter(server.sockets)).getsockname()[1]
+    async with serve(handler, "127.0.0.1", port, max_size=None):
+        await asyncio.Future()
+
+
+async def bench_relay(config: StoreConfig, *, orders: int, rate: float) -> dict[str, Any]:
+    """The baseline: the bare relay in its own process (like the hub), the same frames at the same pace, one screen."""
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, __file__, "--relay-server", str(port)], cwd=ROOT)
+    try:
+        await _wait_port(port)
         url = f"ws://127.0.0.1:{port}"
         seen: dict[str, float] = {}
         sent_at: dict[str, float] = {}
-        async with connect(url) as screen, connect(url) as src:
+        async with connect(url, max_size=None) as screen, connect(url, max_size=None) as src:
             await screen.send("screen")
             await src.send("source")
-            while not screens:
-                await asyncio.sleep(0.001)
             batch = _orders(config, orders, "relay")
+            # The relay has no welcome: a first frame that comes back on the screen says it is subscribed.
+            await src.send(json.dumps({"order": {"key": "probe"}}))
+            await src.recv()
+            await screen.recv()
 
             async def reader() -> None:
                 async for frame in screen:
@@ -197,21 +213,26 @@ async def bench_relay(config: StoreConfig, *, orders: int, in_flight: int) -> di
                     if len(seen) == len(batch):
                         return
 
-            rt = asyncio.create_task(reader())
-            t0 = time.perf_counter()
-            window = max(1, in_flight)
-            for start in range(0, len(batch), window):
-                chunk = batch[start : start + window]
-                for o in chunk:
-                    sent_at[o["key"]] = time.perf_counter()
-                    await src.send(json.dumps({"type": "order.submit", "order": o}))
-                for _ in chunk:
+            async def acks() -> None:
+                for _ in batch:
                     await src.recv()
-            await asyncio.wait_for(rt, 30)
+
+            rt = asyncio.create_task(reader())
+            at = asyncio.create_task(acks())
+            t0 = time.perf_counter()
+            for k, o in enumerate(batch):
+                await asyncio.sleep(max(0.0, t0 + k / rate - time.perf_counter()))
+                sent_at[o["key"]] = time.perf_counter()
+                await src.send(json.dumps({"type": "order.submit", "order": o}))
+            await asyncio.wait_for(asyncio.gather(rt, at), 60)
             elapsed = time.perf_counter() - t0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
     screen_ms = [(seen[k] - sent_at[k]) * 1000 for k in seen]
     return {
         "orders": orders,
+        "rate": rate,
         "relayed_per_s": round(len(seen) / elapsed, 1),
         "screen_p50_ms": round(_pct(screen_ms, 50), 2),
         "screen_p99_ms": round(_pct(screen_ms, 99), 2),
@@ -221,29 +242,48 @@ async def bench_relay(config: StoreConfig, *, orders: int, in_flight: int) -> di
 def main() -> None:
     """`make bench`."""
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--orders", type=int, default=5000)
-    ap.add_argument("--sources", type=int, default=8)
-    ap.add_argument("--in-flight", type=int, default=64)
+    ap.add_argument("--orders", type=int, default=5000, help="orders in the flat-out run")
+    ap.add_argument("--sources", type=int, default=8, help="source connections")
+    ap.add_argument("--in-flight", type=int, default=64, help="orders in flight in the flat-out run")
+    ap.add_argument("--rate", type=float, default=500.0, help="orders/s of the latency runs (hub and relay)")
+    ap.add_argument("--seconds", type=float, default=8.0, help="length of each latency run")
+    ap.add_argument("--relay-server", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.relay_server is not None:
+        asyncio.run(relay_server(args.relay_server))
+        return
     config = load_config(ROOT / "config/store.toml")
-    hub = asyncio.run(bench_hub(config, orders=args.orders, sources=args.sources, in_flight=args.in_flight))
-    relay = asyncio.run(bench_relay(config, orders=args.orders, in_flight=args.in_flight))
+    paced = round(args.rate * args.seconds)
+    flat = asyncio.run(bench_hub(config, orders=args.orders, sources=args.sources, in_flight=args.in_flight))
+    hub = asyncio.run(bench_hub(config, orders=paced, sources=args.sources, in_flight=args.in_flight, rate=args.rate))
+    relay = asyncio.run(bench_relay(config, orders=paced, rate=args.rate))
     ratio = hub["screen_p99_ms"] / relay["screen_p99_ms"] if relay["screen_p99_ms"] else float("nan")
     rows = [
-        ("hub: durably accepted orders/s", f"{hub['accepted_per_s']:.0f}", "target ≥ 1000 on 2 cores"),
-        ("hub: ack latency p50 / p99 ms", f"{hub['ack_p50_ms']} / {hub['ack_p99_ms']}", ""),
-        ("hub: order-to-screen p50 / p99 ms", f"{hub['screen_p50_ms']} / {hub['screen_p99_ms']}", ""),
-        ("bare relay: order-to-screen p50 / p99 ms", f"{relay['screen_p50_ms']} / {relay['screen_p99_ms']}", ""),
+        (
+            f"flat out ({args.in_flight} in flight): durably accepted orders/s",
+            f"{flat['accepted_per_s']:.0f}",
+            "target ≥ 1000 on 2 cores",
+        ),
+        ("flat out: ack latency p50 / p99 ms", f"{flat['ack_p50_ms']} / {flat['ack_p99_ms']}", ""),
+        (f"at {args.rate:.0f}/s: hub ack latency p50 / p99 ms", f"{hub['ack_p50_ms']} / {hub['ack_p99_ms']}", ""),
+        (
+            f"at {args.rate:.0f}/s: hub order-to-screen p50 / p99 ms",
+            f"{hub['screen_p50_ms']} / {hub['screen_p99_ms']}",
+            "",
+        ),
+        (
+            f"at {args.rate:.0f}/s: bare relay order-to-screen p50 / p99 ms",
+            f"{relay['screen_p50_ms']} / {relay['screen_p99_ms']}",
+            "",
+        ),
         ("hub p99 / relay p99", f"{ratio:.2f}", "target ≤ 2"),
-        ("errors", str(hub["errors"]), ""),
+        ("errors", str(flat["errors"] + hub["errors"]), ""),
     ]
     width = max(len(r[0]) for r in rows)
-    print(
-        f"\n{args.orders} orders, {args.sources} source connections, {args.in_flight} in flight, {os.cpu_count()} cores"
-    )
+    print(f"\nhub on SQLite (WAL, synchronous=FULL), {args.sources} source connections, {os.cpu_count()} cores")
     for name, value, note in rows:
         print(f"  {name:<{width}}  {value:>16}  {note}")
-    print(json.dumps({"hub": hub, "relay": relay, "p99_ratio": round(ratio, 2)}))
+    print(json.dumps({"flat_out": flat, "paced": hub, "relay": relay, "p99_ratio": round(ratio, 2)}))
 
 
 if __name__ == "__main__":

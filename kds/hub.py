@@ -616,7 +616,11 @@ class OrderHub:
         o.amend(added, list(msg.remove), msg.note, dict(msg.item_notes), self.clock())
         o.amend_refs = [*o.amend_refs[-49:], amend_ref]
         d = self._applied(session, msg.ref, o, EventKind.ORDER_AMENDED, before, True)
-        d.logs.append(f"amended {o.number}: +{len(added)} -{len(msg.remove)} items")
+        what = [f"+{len(added)} items"] if added else []
+        what += [f"-{len(msg.remove)} items"] if msg.remove else []
+        what += ["order note"] if msg.note is not None else []
+        what += [f"{len(msg.item_notes)} item notes"] if msg.item_notes else []
+        d.logs.append(f"amended {o.number} ({o.id}) from {session.device.id}: {', '.join(what)}")
         return d
 
     def _kitchen(self, session: Session, msg: TicketStart | TicketBump | ItemBump | TicketRecall) -> Decision:
