@@ -178,8 +178,10 @@ async def generate(config_path: Path = SAMPLE_CONFIG) -> dict[str, Example]:
     clock = FixedClock()
     with tempfile.TemporaryDirectory() as tmp:
         server = HubServer(
-            OrderHub(config, clock=clock), Store(Path(tmp) / "kds.sqlite3", store_id=config.store.id),
-            host="127.0.0.1", port=0,
+            OrderHub(config, clock=clock),
+            Store(Path(tmp) / "kds.sqlite3", store_id=config.store.id),
+            host="127.0.0.1",
+            port=0,
         )
         await server.start()
         clients: list[HubClient] = []
@@ -205,8 +207,15 @@ async def _script(url: str, config: StoreConfig, clock: FixedClock, clients: lis
     async def device(device_id: str) -> Recorder:
         dev = config.device(device_id)
         assert dev is not None
-        c = HubClient(url, device=dev.id, token=dev.token, role=dev.role.value, station=dev.station,
-                      backoff=Backoff(first=0.05, cap=0.5), client_name="docs-example")
+        c = HubClient(
+            url,
+            device=dev.id,
+            token=dev.token,
+            role=dev.role.value,
+            station=dev.station,
+            backoff=Backoff(first=0.05, cap=0.5),
+            client_name="docs-example",
+        )
         rec = Recorder(c)
         clients.append(c)
         await c.connect(timeout=10)
@@ -224,10 +233,18 @@ async def _script(url: str, config: StoreConfig, clock: FixedClock, clients: lis
 
     # --- hello and welcome, before any order
     clock.at(0)
-    frames, _, _ = await hello("hello.kitchen", {
-        "type": "hello", "device": "wok-1", "token": "dev-wok-1-token", "role": "kitchen", "station": "wok",
-        "resume_from": 0, "client": "acme-kds 2.3",
-    })
+    frames, _, _ = await hello(
+        "hello.kitchen",
+        {
+            "type": "hello",
+            "device": "wok-1",
+            "token": "dev-wok-1-token",
+            "role": "kitchen",
+            "station": "wok",
+            "resume_from": 0,
+            "client": "acme-kds 2.3",
+        },
+    )
     hub("welcome.kitchen", trim_welcome(frames[0]))
 
     wok = await device("wok-1")
@@ -250,8 +267,13 @@ async def _script(url: str, config: StoreConfig, clock: FixedClock, clients: lis
             "customer": {"name": "Ms. Chen"},
             "items": [
                 {"sku": "LOB-AUS", "name": "澳洲龙虾", "weight_g": 820, "cook": "ginger_scallion", "tag": "T-1001"},
-                {"sku": "LOB-AUS", "weight_g": 700, "cook": "sashimi", "tag": "T-1002",
-                 "note": "ice plate, shell as decoration"},
+                {
+                    "sku": "LOB-AUS",
+                    "weight_g": 700,
+                    "cook": "sashimi",
+                    "tag": "T-1002",
+                    "note": "ice plate, shell as decoration",
+                },
             ],
         },
     }
@@ -266,75 +288,105 @@ async def _script(url: str, config: StoreConfig, clock: FixedClock, clients: lis
     hub("accepted.duplicate", r)
 
     clock.at(25)
-    r = await ask(app, "submit.app", {
-        "type": "order.submit",
-        "ref": "a7f3c9e2",
-        "order": {
-            "key": "app-order-88412907",
-            "channel": "app",
-            "fulfilment": {"type": "delivery", "due": "2026-11-25T12:40:00+08:00", "address": "Biyun Rd 199, 2-1203"},
-            "customer": {"name": "Wang L.", "phone": "138****5521"},
-            "priority": "rush",
-            "items": [
-                {"sku": "WOK-KUNGPAO", "qty": 2, "modifiers": ["extra chili"], "allergens": ["sesame"]},
-                {"sku": "BAR-MILKTEA", "modifiers": ["less sugar", "no ice"]},
-            ],
+    r = await ask(
+        app,
+        "submit.app",
+        {
+            "type": "order.submit",
+            "ref": "a7f3c9e2",
+            "order": {
+                "key": "app-order-88412907",
+                "channel": "app",
+                "fulfilment": {
+                    "type": "delivery",
+                    "due": "2026-11-25T12:40:00+08:00",
+                    "address": "Biyun Rd 199, 2-1203",
+                },
+                "customer": {"name": "Wang L.", "phone": "138****5521"},
+                "priority": "rush",
+                "items": [
+                    {"sku": "WOK-KUNGPAO", "qty": 2, "modifiers": ["extra chili"], "allergens": ["sesame"]},
+                    {"sku": "BAR-MILKTEA", "modifiers": ["less sugar", "no ice"]},
+                ],
+            },
         },
-    })
+    )
     hub("accepted.app", r)
     a002 = r["order_id"]
 
     clock.at(40)
-    r = await ask(kiosk, "submit.kiosk", {
-        "type": "order.submit",
-        "ref": "k1-5520",
-        "order": {
-            "key": "kiosk-1-20261125-0057",
-            "channel": "kiosk",
-            "fulfilment": {"type": "pickup"},
-            "items": [{"sku": "SPECIAL-SEASONAL"}, {"sku": "BAK-EGGTART", "qty": 2}],
+    r = await ask(
+        kiosk,
+        "submit.kiosk",
+        {
+            "type": "order.submit",
+            "ref": "k1-5520",
+            "order": {
+                "key": "kiosk-1-20261125-0057",
+                "channel": "kiosk",
+                "fulfilment": {"type": "pickup"},
+                "items": [{"sku": "SPECIAL-SEASONAL"}, {"sku": "BAK-EGGTART", "qty": 2}],
+            },
         },
-    })
+    )
     k003 = r["order_id"]
     hub("event.unrouted", await monitor.wait(lambda f: f.get("type") == "event" and f["order"]["id"] == k003))
 
     # --- refused orders
     clock.at(50)
-    r = await ask(shelf, "submit.invalid_order", {
-        "type": "order.submit",
-        "ref": "shelf-1-0002",
-        "order": {
-            "key": "shelf-1/2026-11-25/0002",
-            "channel": "shelf",
-            "fulfilment": {"type": "dine_in", "table": "7"},
-            "items": [
-                {"sku": "LOB-AUSS", "weight_g": 900, "cook": "steamed"},
-                {"sku": "CRAB-MUD", "weight_g": 650, "cook": "steem"},
-                {"sku": "LOB-BOSTON", "weight_g": 3200, "cook": "steamed_garlic"},
-                {"sku": "FISH-GROUPER", "weight_g": 900},
-                {"sku": "WOK-MAPO", "weight_g": 400},
-            ],
+    r = await ask(
+        shelf,
+        "submit.invalid_order",
+        {
+            "type": "order.submit",
+            "ref": "shelf-1-0002",
+            "order": {
+                "key": "shelf-1/2026-11-25/0002",
+                "channel": "shelf",
+                "fulfilment": {"type": "dine_in", "table": "7"},
+                "items": [
+                    {"sku": "LOB-AUSS", "weight_g": 900, "cook": "steamed"},
+                    {"sku": "CRAB-MUD", "weight_g": 650, "cook": "steem"},
+                    {"sku": "LOB-BOSTON", "weight_g": 3200, "cook": "steamed_garlic"},
+                    {"sku": "FISH-GROUPER", "weight_g": 900},
+                    {"sku": "WOK-MAPO", "weight_g": 400},
+                ],
+            },
         },
-    })
+    )
     hub("error.invalid_order", r)
 
-    r = await ask(app, "submit.invalid_message", {
-        "type": "order.submit",
-        "ref": "a7f3c9e3",
-        "order": {
-            "key": "app-order-88412950",
-            "channel": "app",
-            "fulfilment": {"type": "delivery"},
-            "items": [{"sku": "WOK-MAPO", "qty": 0}],
+    r = await ask(
+        app,
+        "submit.invalid_message",
+        {
+            "type": "order.submit",
+            "ref": "a7f3c9e3",
+            "order": {
+                "key": "app-order-88412950",
+                "channel": "app",
+                "fulfilment": {"type": "delivery"},
+                "items": [{"sku": "WOK-MAPO", "qty": 0}],
+            },
         },
-    }, "client-bad")
+        "client-bad",
+    )
     hub("error.invalid_message", r)
 
-    r = await ask(kiosk, None, {
-        "type": "order.submit", "ref": "k1-5521",
-        "order": {"key": "kiosk-1-20261125-0058", "channel": "app", "fulfilment": {"type": "pickup"},
-                  "items": [{"sku": "BAR-COCONUT"}]},
-    })
+    r = await ask(
+        kiosk,
+        None,
+        {
+            "type": "order.submit",
+            "ref": "k1-5521",
+            "order": {
+                "key": "kiosk-1-20261125-0058",
+                "channel": "app",
+                "fulfilment": {"type": "pickup"},
+                "items": [{"sku": "BAR-COCONUT"}],
+            },
+        },
+    )
     hub("error.forbidden_channel", r)
 
     r = await ask(wok, "unknown_type", {"type": "order.update", "ref": "w1-77", "order_id": s001}, "client-bad")
@@ -368,8 +420,7 @@ async def _script(url: str, config: StoreConfig, clock: FixedClock, clients: lis
     hub("ack.unchanged", r)
 
     clock.at(90)
-    r = await ask(cold, "item.bump", {"type": "item.bump", "ref": "c1-12", "ticket_id": f"{s001}/cold",
-                                      "item_id": "2"})
+    r = await ask(cold, "item.bump", {"type": "item.bump", "ref": "c1-12", "ticket_id": f"{s001}/cold", "item_id": "2"})
     hub("event.item.bumped", await monitor.event(r["seq"]))
 
     clock.at(300)
@@ -388,8 +439,9 @@ async def _script(url: str, config: StoreConfig, clock: FixedClock, clients: lis
     r = await ask(counter, "order.call", {"type": "order.call", "ref": "c1-301", "order_id": s001})
     hub("event.order.called", await monitor.event(r["seq"]))
     clock.at(430)
-    r = await ask(counter, "order.handover", {"type": "order.handover", "ref": "c1-302", "order_id": s001,
-                                              "to": "runner"})
+    r = await ask(
+        counter, "order.handover", {"type": "order.handover", "ref": "c1-302", "order_id": s001, "to": "runner"}
+    )
     hub("event.order.handed_over", await monitor.event(r["seq"]))
     hub("status.handed_over", await shelf.status(r["seq"]))
     clock.at(440)
@@ -401,19 +453,26 @@ async def _script(url: str, config: StoreConfig, clock: FixedClock, clients: lis
     # --- the sources change their minds
     clock.at(500)
     resume_point = (await app.client.request({"type": "ping", "ref": "seq-probe"}))["seq"]
-    r = await ask(app, "order.amend", {
-        "type": "order.amend",
-        "ref": "a7f3c9e4",
-        "order_id": a002,
-        "add": [{"sku": "BAR-COCONUT"}],
-        "item_notes": {"1": "one without chili"},
-        "note": "call on arrival",
-    })
+    r = await ask(
+        app,
+        "order.amend",
+        {
+            "type": "order.amend",
+            "ref": "a7f3c9e4",
+            "order_id": a002,
+            "add": [{"sku": "BAR-COCONUT"}],
+            "item_notes": {"1": "one without chili"},
+            "note": "call on arrival",
+        },
+    )
     hub("event.order.amended", await monitor.event(r["seq"]))
 
     clock.at(520)
-    r = await ask(kiosk, "order.cancel", {"type": "order.cancel", "ref": "k1-5530", "order_id": k003,
-                                          "reason": "customer changed their mind"})
+    r = await ask(
+        kiosk,
+        "order.cancel",
+        {"type": "order.cancel", "ref": "k1-5530", "order_id": k003, "reason": "customer changed their mind"},
+    )
     hub("event.order.cancelled", await monitor.event(r["seq"]))
     hub("status.cancelled", await kiosk.status(r["seq"]))
 
@@ -426,19 +485,34 @@ async def _script(url: str, config: StoreConfig, clock: FixedClock, clients: lis
 
     # --- reconnecting
     clock.at(600)
-    frames, _, _ = await hello("hello.resume", {
-        "type": "hello", "device": "wok-2", "token": "dev-wok-2-token", "role": "kitchen", "station": "wok",
-        "resume_from": resume_point, "client": "acme-kds 2.3",
-    })
+    frames, _, _ = await hello(
+        "hello.resume",
+        {
+            "type": "hello",
+            "device": "wok-2",
+            "token": "dev-wok-2-token",
+            "role": "kitchen",
+            "station": "wok",
+            "resume_from": resume_point,
+            "client": "acme-kds 2.3",
+        },
+    )
     hub("welcome.resumed", trim_welcome(frames[0]))
-    ex["replay.kinds"] = Example("text", "\n".join(
-        f"seq {f['seq']}: event {f['kind']} {f['order']['id']}" for f in frames[1:]
-    ))
+    ex["replay.kinds"] = Example(
+        "text", "\n".join(f"seq {f['seq']}: event {f['kind']} {f['order']['id']}" for f in frames[1:])
+    )
 
-    frames, _, _ = await hello("hello.source", {
-        "type": "hello", "device": "app-backend", "token": "dev-app-backend-token", "role": "source",
-        "resume_from": 0, "client": "freshapp-backend 5.12",
-    })
+    frames, _, _ = await hello(
+        "hello.source",
+        {
+            "type": "hello",
+            "device": "app-backend",
+            "token": "dev-app-backend-token",
+            "role": "source",
+            "resume_from": 0,
+            "client": "freshapp-backend 5.12",
+        },
+    )
     hub("welcome.source", trim_welcome(frames[0]))
 
     # --- refused connections

@@ -31,9 +31,7 @@ def default_device(config: StoreConfig, role: Role, station: str | None = None) 
     for d in config.devices:
         if d.role is role and (station is None or d.station == station):
             return d.id, d.token
-    raise SystemExit(
-        f"kds: no {role.value} device{' for station ' + station if station else ''} in the config"
-    )
+    raise SystemExit(f"kds: no {role.value} device{' for station ' + station if station else ''} in the config")
 
 
 def _logging(verbose: bool) -> None:
@@ -138,23 +136,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The `kds` argument parser."""
-    p = argparse.ArgumentParser(
-        prog="kds", description="Kitchen display system for hybrid store-restaurants."
-    )
+    p = argparse.ArgumentParser(prog="kds", description="Kitchen display system for hybrid store-restaurants.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def with_config(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument(
-            "--config", default=str(DEFAULT_CONFIG_PATH), help="store config TOML (default: %(default)s)"
-        )
+        sp.add_argument("--config", default=str(DEFAULT_CONFIG_PATH), help="store config TOML (default: %(default)s)")
 
-    s = sub.add_parser(
-        "serve", help="run the order hub", description="Run the order hub (websockets server)."
-    )
+    s = sub.add_parser("serve", help="run the order hub", description="Run the order hub (websockets server).")
     with_config(s)
-    s.add_argument(
-        "--db", default=str(DEFAULT_DB), help="SQLite file path or database URL (default: %(default)s)"
-    )
+    s.add_argument("--db", default=str(DEFAULT_DB), help="SQLite file path or database URL (default: %(default)s)")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     s.add_argument("--port", type=int, default=8765, help="port to listen on (default: %(default)s)")
     s.add_argument("--quiet", action="store_true", help="log warnings only")

@@ -479,9 +479,7 @@ def _cross_check(parts: _Parts) -> Iterable[ConfigProblem]:
             yield ConfigProblem(("categories", f"{k}({c.id})", "station"), f"unknown station {c.station!r}")
     for k, method in parts.methods:
         if unknown("stations", method.station):
-            yield ConfigProblem(
-                ("methods", f"{k}({method.id})", "station"), f"unknown station {method.station!r}"
-            )
+            yield ConfigProblem(("methods", f"{k}({method.id})", "station"), f"unknown station {method.station!r}")
     for k, it in parts.catalogue:
         here = ("catalogue", f"{k}({it.sku})")
         if unknown("categories", it.category):

@@ -53,20 +53,33 @@ async def demo(
     if monitor is None:
         print("kds demo: the config has no monitor device for the live view", file=sys.stderr)
         return 2
-    server = HubServer(OrderHub(config), Store(workdir / "demo.sqlite3", store_id=config.store.id),
-                       host="127.0.0.1", port=port)
+    server = HubServer(
+        OrderHub(config), Store(workdir / "demo.sqlite3", store_id=config.store.id), host="127.0.0.1", port=port
+    )
     try:
         await server.start()
     except OSError as exc:
         print(f"kds demo: cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    client = HubClient(server.url, device=monitor.id, token=monitor.token, role=monitor.role.value,
-                       client_name="kds-demo-live-view")
+    client = HubClient(
+        server.url, device=monitor.id, token=monitor.token, role=monitor.role.value, client_name="kds-demo-live-view"
+    )
     app = LiveView(client, extra=f"simulator {rate:g}/s")
     stop = asyncio.Event()
-    sim = asyncio.create_task(run_simulation(config, SimulationOptions(
-        hub=server.url, rate=rate, forever=True, progress=False, summary=False, stop=stop,
-    )), name="demo-simulator")
+    sim = asyncio.create_task(
+        run_simulation(
+            config,
+            SimulationOptions(
+                hub=server.url,
+                rate=rate,
+                forever=True,
+                progress=False,
+                summary=False,
+                stop=stop,
+            ),
+        ),
+        name="demo-simulator",
+    )
     bots = asyncio.create_task(run_kitchen_bots(config, server.url, speed=speed, stop=stop), name="demo-kitchen")
     failure: list[str] = []
 

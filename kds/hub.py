@@ -157,9 +157,7 @@ class AuthError(Exception):
         )
 
 
-def error_frame(
-    ref: str | None, code: ErrorCode | str, message: str, errors: Iterable[dict[str, Any]] = ()
-) -> str:
+def error_frame(ref: str | None, code: ErrorCode | str, message: str, errors: Iterable[dict[str, Any]] = ()) -> str:
     """An `error` frame."""
     return _dumps(
         {
@@ -274,9 +272,7 @@ class OrderHub:
         welcome, replay = self._welcome(session, msg.resume_from)
         d.replies.append((session, welcome))
         d.replies.extend((session, f) for f in replay)
-        d.logs.append(
-            f"device {dev.id} ({dev.role.value}) connected, resume_from={msg.resume_from} seq={self.seq}"
-        )
+        d.logs.append(f"device {dev.id} ({dev.role.value}) connected, resume_from={msg.resume_from} seq={self.seq}")
         return session, d
 
     def _welcome(self, session: Session, resume_from: int) -> tuple[str, list[str]]:
@@ -410,9 +406,7 @@ class OrderHub:
             if isinstance(msg, OrderSubmit):
                 return self._submit(session, msg)
             if isinstance(msg, Ping):
-                return Decision(
-                    replies=[(session, _dumps({"type": "pong", "ref": msg.ref, "seq": self.seq}))]
-                )
+                return Decision(replies=[(session, _dumps({"type": "pong", "ref": msg.ref, "seq": self.seq}))])
             if isinstance(msg, OrderCancel):
                 return self._cancel(session, msg)
             if isinstance(msg, OrderAmend):
@@ -564,9 +558,7 @@ class OrderHub:
         if o is None:
             raise DomainError(ErrorCode.NOT_FOUND.value, f"no open order {order_id!r}", (loc,))
         if session.role is Role.SOURCE and o.source != session.device.id:
-            raise DomainError(
-                ErrorCode.FORBIDDEN.value, f"order {o.number} was not submitted by this device", (loc,)
-            )
+            raise DomainError(ErrorCode.FORBIDDEN.value, f"order {o.number} was not submitted by this device", (loc,))
         return o
 
     def _cancel(self, session: Session, msg: OrderCancel) -> Decision:
@@ -582,9 +574,7 @@ class OrderHub:
             # A resend (the client's queue after a lost ack): already applied.
             return Decision(replies=[(session, _dumps({"type": "ack", "ref": msg.ref, "seq": None}))])
         if not o.is_open:
-            raise DomainError(
-                ErrorCode.CONFLICT.value, f"order {o.number} is {o.status.value}: cannot amend it"
-            )
+            raise DomainError(ErrorCode.CONFLICT.value, f"order {o.number} is {o.status.value}: cannot amend it")
         problems = self._check_items(("add",), msg.add)
         for k, iid in enumerate(msg.remove):
             it = o.item(iid)

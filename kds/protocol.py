@@ -666,9 +666,7 @@ def parse_client_frame(frame: str | bytes) -> Any:
         errors = [{"loc": _frame_loc(e["loc"]), "msg": e["msg"]} for e in exc.errors(include_url=False)]
         first = errors[0]
         where = ".".join(str(p) for p in first["loc"]) or "frame"
-        raise FrameError(
-            ErrorCode.INVALID_MESSAGE, f"invalid {kind}: {where}: {first['msg']}", errors, ref
-        ) from None
+        raise FrameError(ErrorCode.INVALID_MESSAGE, f"invalid {kind}: {where}: {first['msg']}", errors, ref) from None
 
 
 def json_schema() -> dict[str, Any]:

@@ -65,13 +65,9 @@ def check_item(
     if item.sold_by is SoldBy.WEIGHT:
         lo, hi = item.min_weight_g, item.max_weight_g
         if weight_g is None:
-            problems.append(
-                Problem((*loc, "weight_g"), f"{item.name} is sold by weight: weight_g is required")
-            )
+            problems.append(Problem((*loc, "weight_g"), f"{item.name} is sold by weight: weight_g is required"))
         elif lo is not None and hi is not None and not lo <= weight_g <= hi:
-            problems.append(
-                Problem((*loc, "weight_g"), f"{weight_g} g is outside {lo}–{hi} g for {item.name}")
-            )
+            problems.append(Problem((*loc, "weight_g"), f"{weight_g} g is outside {lo}–{hi} g for {item.name}"))
     elif weight_g is not None:
         problems.append(Problem((*loc, "weight_g"), f"{item.name} is not sold by weight"))
     if cook is not None:
@@ -80,12 +76,8 @@ def check_item(
         elif cook not in item.methods:
             allowed = ", ".join(item.methods) or "none"
             problems.append(
-                Problem(
-                    (*loc, "cook"), f"{cook!r} is not a cooking method for {item.name} (allowed: {allowed})"
-                )
+                Problem((*loc, "cook"), f"{cook!r} is not a cooking method for {item.name} (allowed: {allowed})")
             )
     elif item.methods:
-        problems.append(
-            Problem((*loc, "cook"), f"choose a cooking method for {item.name}: {', '.join(item.methods)}")
-        )
+        problems.append(Problem((*loc, "cook"), f"choose a cooking method for {item.name}: {', '.join(item.methods)}"))
     return problems

@@ -56,8 +56,24 @@ MODIFIERS = {
 }
 DECLARED_ALLERGENS = ["peanut", "shellfish", "gluten", "sesame", "dairy", "egg", "tree_nuts"]
 CUSTOMERS = [
-    "王芳", "李伟", "张敏", "刘洋", "陈静", "杨磊", "赵丽", "黄强", "周婷", "吴军",
-    "Wang Fang", "Li Wei", "Zhang Min", "Chen Jing", "Emma", "Lucas", "Sophie", "Daniel",
+    "王芳",
+    "李伟",
+    "张敏",
+    "刘洋",
+    "陈静",
+    "杨磊",
+    "赵丽",
+    "黄强",
+    "周婷",
+    "吴军",
+    "Wang Fang",
+    "Li Wei",
+    "Zhang Min",
+    "Chen Jing",
+    "Emma",
+    "Lucas",
+    "Sophie",
+    "Daniel",
 ]
 ADDRESSES = [
     "浦东新区金桥路1688号3栋1201室",
@@ -69,20 +85,38 @@ ADDRESSES = [
 ]
 ORDER_NOTES = {
     Channel.APP: [
-        "Please call when you arrive", "Leave it at the reception", "请放门口，不要敲门", "Cutlery for 3",
-        "No cutlery please", "Birthday dinner, thanks!", "请尽快送达",
+        "Please call when you arrive",
+        "Leave it at the reception",
+        "请放门口，不要敲门",
+        "Cutlery for 3",
+        "No cutlery please",
+        "Birthday dinner, thanks!",
+        "请尽快送达",
     ],
     Channel.KIOSK: ["Serve the drinks first", "High chair please", "Birthday, bring a candle", "分开装", "快一点"],
     Channel.SHELF: [
-        "Split into two plates", "Serve the lobster head as congee afterwards", "请快一点，孩子饿了",
-        "Photo before cooking please", "Extra bowls for 4",
+        "Split into two plates",
+        "Serve the lobster head as congee afterwards",
+        "请快一点，孩子饿了",
+        "Photo before cooking please",
+        "Extra bowls for 4",
     ],
 }
 ITEM_NOTES = ["Sauce on the side", "Cut into small pieces for a child", "Very hot please", "酱汁分开", "不要太咸"]
-AMEND_NOTES = ["Customer called: no coriander on anything", "改为少辣", "Customer will be 10 minutes late",
-               "Pack everything to take away", "Add two extra bowls"]
-CANCEL_REASONS = ["customer cancelled in the app", "payment refunded", "customer left", "顾客取消",
-                  "ordered twice by mistake"]
+AMEND_NOTES = [
+    "Customer called: no coriander on anything",
+    "改为少辣",
+    "Customer will be 10 minutes late",
+    "Pack everything to take away",
+    "Add two extra bowls",
+]
+CANCEL_REASONS = [
+    "customer cancelled in the app",
+    "payment refunded",
+    "customer left",
+    "顾客取消",
+    "ordered twice by mistake",
+]
 COOK_S: dict[str, tuple[float, float]] = {
     "seafood": (8.0, 20.0),
     "wok": (4.0, 10.0),
@@ -142,7 +176,7 @@ class OrderMix:
         }
         self.channels = [ch for ch in CHANNEL_SHARES if self.sources[ch]]
         if not self.channels:
-            raise SimulationError("the config has no source device (role = \"source\" with channels)")
+            raise SimulationError('the config has no source device (role = "source" with channels)')
         self.weights = [CHANNEL_SHARES[ch] for ch in self.channels]
         # Kitchen dishes: sold by the piece, no cooking method to choose. Shelf goods: those with cooking methods.
         self.dishes = [i for i in config.catalogue if not i.methods and i.sold_by is SoldBy.EACH]
@@ -203,8 +237,11 @@ class OrderMix:
         rng = self.rng
         if rng.random() < 0.7:
             due = now + timedelta(minutes=rng.randint(30, 45))
-            fulfilment: dict[str, Any] = {"type": "delivery", "due": due.isoformat(timespec="seconds"),
-                                          "address": rng.choice(ADDRESSES)}
+            fulfilment: dict[str, Any] = {
+                "type": "delivery",
+                "due": due.isoformat(timespec="seconds"),
+                "address": rng.choice(ADDRESSES),
+            }
         else:
             fulfilment = {"type": "pickup"}
             if rng.random() < 0.6:
@@ -218,8 +255,10 @@ class OrderMix:
             fulfilment: dict[str, Any] = {"type": "dine_in", "table": str(rng.randint(1, 48))}
         else:
             fulfilment = {"type": "pickup"}
-        order: dict[str, Any] = {"fulfilment": fulfilment,
-                                 "items": self._dishes(rng.choices([1, 2, 3, 4], [3, 4, 2, 1])[0], zh)}
+        order: dict[str, Any] = {
+            "fulfilment": fulfilment,
+            "items": self._dishes(rng.choices([1, 2, 3, 4], [3, 4, 2, 1])[0], zh),
+        }
         if rng.random() < 0.4:
             order["customer"] = self._customer(phone=False)
         return order
@@ -388,11 +427,14 @@ class SimulationReport:
 
     def progress_line(self) -> str:
         """`sent 120  accepted 119  errors 0  p50 3.1 ms  p99 9.8 ms`."""
-        return (f"sent {self.sent}  accepted {self.accepted}  errors {self.errors}  "
-                f"p50 {_ms(self.p50_ms)}  p99 {_ms(self.p99_ms)}")
+        return (
+            f"sent {self.sent}  accepted {self.accepted}  errors {self.errors}  "
+            f"p50 {_ms(self.p50_ms)}  p99 {_ms(self.p99_ms)}"
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """The one-line JSON summary."""
+
         def num(x: float) -> float | None:
             return None if math.isnan(x) else round(x, 3)
 
@@ -419,8 +461,13 @@ class SimulationReport:
         mix = ", ".join(f"{ch} {n}" for ch, n in sorted(self.channels.items(), key=lambda kv: -kv[1]))
         lines = [
             f"sent {self.sent}  accepted {self.accepted}  errors {self.errors}"
-            + (f"  ({mix}; {self.cancels} cancelled, {self.amends} amended"
-               + (f", {self.too_late} too late" if self.too_late else "") + ")" if self.sent else ""),
+            + (
+                f"  ({mix}; {self.cancels} cancelled, {self.amends} amended"
+                + (f", {self.too_late} too late" if self.too_late else "")
+                + ")"
+                if self.sent
+                else ""
+            ),
             f"acknowledgement latency p50 {_ms(self.p50_ms)}  p99 {_ms(self.p99_ms)}  "
             f"({self.achieved_rate:.1f} orders/s over {self.send_span_s:.1f} s)",
         ]
@@ -443,8 +490,13 @@ class _Run:
         self.opts = opts
         run_id = opts.run_id or f"{datetime.now(UTC):%H%M%S}{secrets.token_hex(2)}"
         self.report = SimulationReport(run_id)
-        self.mix = OrderMix(config, rng=random.Random(opts.seed), run_id=run_id,
-                            cancel_share=opts.cancel_share, amend_share=opts.amend_share)
+        self.mix = OrderMix(
+            config,
+            rng=random.Random(opts.seed),
+            run_id=run_id,
+            cancel_share=opts.cancel_share,
+            amend_share=opts.amend_share,
+        )
         self.clients: dict[str, HubClient] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.stop = opts.stop or asyncio.Event()
@@ -455,8 +507,13 @@ class _Run:
             dev = self.config.device(dev_id)
             assert dev is not None
             self.clients[dev_id] = HubClient(
-                self.opts.hub, device=dev.id, token=dev.token, role=dev.role.value, client_name="kds-simulate",
-                backoff=Backoff(first=0.1, cap=2.0), request_timeout=self.opts.request_timeout,
+                self.opts.hub,
+                device=dev.id,
+                token=dev.token,
+                role=dev.role.value,
+                client_name="kds-simulate",
+                backoff=Backoff(first=0.1, cap=2.0),
+                request_timeout=self.opts.request_timeout,
             )
         try:
             await asyncio.gather(*(c.connect(self.opts.connect_timeout) for c in self.clients.values()))
@@ -770,13 +827,26 @@ async def run_kitchen_bots(
     for dev in config.devices:
         if dev.role is Role.KITCHEN and dev.station and dev.station not in seen:
             seen.add(dev.station)
-            client = HubClient(hub_url, device=dev.id, token=dev.token, role=dev.role.value, station=dev.station,
-                               client_name="kds-kitchen-bot", backoff=Backoff(first=0.1, cap=2.0))
+            client = HubClient(
+                hub_url,
+                device=dev.id,
+                token=dev.token,
+                role=dev.role.value,
+                station=dev.station,
+                client_name="kds-kitchen-bot",
+                backoff=Backoff(first=0.1, cap=2.0),
+            )
             bots.append(_Cook(client, dev.station, random.Random(rng.random()), speed))
     counter = next((d for d in config.devices if d.role is Role.COUNTER), None)
     if counter is not None:
-        client = HubClient(hub_url, device=counter.id, token=counter.token, role=counter.role.value,
-                           client_name="kds-counter-bot", backoff=Backoff(first=0.1, cap=2.0))
+        client = HubClient(
+            hub_url,
+            device=counter.id,
+            token=counter.token,
+            role=counter.role.value,
+            client_name="kds-counter-bot",
+            backoff=Backoff(first=0.1, cap=2.0),
+        )
         bots.append(_Runner(client, random.Random(rng.random()), speed))
     try:
         try:

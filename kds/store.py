@@ -202,10 +202,7 @@ class Store:
                     .order_by(o.c.created_at)
                 )
             ]
-            seq = (
-                conn.execute(sa.select(sa.func.max(e.c.seq)).where(e.c.store_id == self.store_id)).scalar()
-                or 0
-            )
+            seq = conn.execute(sa.select(sa.func.max(e.c.seq)).where(e.c.store_id == self.store_id)).scalar() or 0
             tail = list(
                 conn.execute(
                     sa.select(e.c.seq, e.c.payload)
@@ -238,9 +235,7 @@ class Store:
         """How many events are stored for this store."""
         e = EVENTS
         with self.engine.connect() as conn:
-            return int(
-                conn.execute(sa.select(sa.func.count()).where(e.c.store_id == self.store_id)).scalar() or 0
-            )
+            return int(conn.execute(sa.select(sa.func.count()).where(e.c.store_id == self.store_id)).scalar() or 0)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

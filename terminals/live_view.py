@@ -138,8 +138,11 @@ class StationColumn(Static):
             style = "$text-muted"
         out = [Content.styled(f"{mark}{it['qty']}× {it['name']}", style)]
         # Shelf goods: weight, cooking method and claim tag on their own line (they matter most to the cook).
-        shelf = [f"{it['weight_g']} g" if it.get("weight_g") else "", str(it.get("cook_name") or it.get("cook") or ""),
-                 f"#{it['tag']}" if it.get("tag") else ""]
+        shelf = [
+            f"{it['weight_g']} g" if it.get("weight_g") else "",
+            str(it.get("cook_name") or it.get("cook") or ""),
+            f"#{it['tag']}" if it.get("tag") else "",
+        ]
         if any(shelf):
             out.append(Content.styled("   " + " · ".join(p for p in shelf if p), style or "bold"))
         details = [*it.get("modifiers", [])]
@@ -255,8 +258,14 @@ class LiveView(App[None]):
             state += f" ({c.last_error})"
         store = book.store.get("name", "")
         open_n = sum(1 for o in book.orders.values() if o["status"] not in ("handed_over", "cancelled"))
-        parts = [state, f"{len(book.orders)} orders accepted", f"{open_n} open", f"hub {c.urls[0]}",
-                 store or self.TITLE, self.extra]
+        parts = [
+            state,
+            f"{len(book.orders)} orders accepted",
+            f"{open_n} open",
+            f"hub {c.urls[0]}",
+            store or self.TITLE,
+            self.extra,
+        ]
         return " · ".join(p for p in parts if p)
 
     def _draw(self) -> None:
@@ -278,8 +287,11 @@ class LiveView(App[None]):
                     by_station[t["station"]].append((o, t))
         for station, tickets in by_station.items():
             # Work to do first (rush, then oldest), then what is done and waits for the counter (latest first).
-            todo = sorted((p for p in tickets if p[1]["state"] != "done"),
-                          key=lambda p: (p[0]["priority"] != "rush", p[1]["created_at"]))
-            done = sorted((p for p in tickets if p[1]["state"] == "done"),
-                          key=lambda p: p[1]["done_at"] or "", reverse=True)
+            todo = sorted(
+                (p for p in tickets if p[1]["state"] != "done"),
+                key=lambda p: (p[0]["priority"] != "rush", p[1]["created_at"]),
+            )
+            done = sorted(
+                (p for p in tickets if p[1]["state"] == "done"), key=lambda p: p[1]["done_at"] or "", reverse=True
+            )
             self.columns[station].show(todo + done, now, tz)

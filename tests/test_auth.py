@@ -40,46 +40,106 @@ class Refusal:
 
 
 REFUSALS = [
-    Refusal("wrong-token", hello("shelf-1", "not-the-token", "source"), CloseCode.UNAUTHORIZED,
-            ErrorCode.UNAUTHORIZED, (("token",),)),
-    Refusal("another-devices-token", hello("wok-1", "dev-wok-2-token", "kitchen", station="wok"),
-            CloseCode.UNAUTHORIZED, ErrorCode.UNAUTHORIZED, (("token",),)),
+    Refusal(
+        "wrong-token",
+        hello("shelf-1", "not-the-token", "source"),
+        CloseCode.UNAUTHORIZED,
+        ErrorCode.UNAUTHORIZED,
+        (("token",),),
+    ),
+    Refusal(
+        "another-devices-token",
+        hello("wok-1", "dev-wok-2-token", "kitchen", station="wok"),
+        CloseCode.UNAUTHORIZED,
+        ErrorCode.UNAUTHORIZED,
+        (("token",),),
+    ),
     # Not telling whether the device exists is fine: either field may be named.
-    Refusal("unknown-device", hello("ghost-9", "dev-ghost-9-token", "source"), CloseCode.UNAUTHORIZED,
-            ErrorCode.UNAUTHORIZED, (("token",), ("device",))),
-    Refusal("kitchen-claims-counter", hello("wok-1", "dev-wok-1-token", "counter"), CloseCode.FORBIDDEN,
-            ErrorCode.FORBIDDEN, (("role",),)),
-    Refusal("counter-claims-source", hello("counter-1", "dev-counter-1-token", "source"), CloseCode.FORBIDDEN,
-            ErrorCode.FORBIDDEN, (("role",),)),
-    Refusal("monitor-claims-kitchen", hello("monitor-1", "dev-monitor-1-token", "kitchen", station="wok"),
-            CloseCode.FORBIDDEN, ErrorCode.FORBIDDEN, (("role",),)),
-    Refusal("source-claims-monitor", hello("kiosk-1", "dev-kiosk-1-token", "monitor"), CloseCode.FORBIDDEN,
-            ErrorCode.FORBIDDEN, (("role",),)),
-    Refusal("kitchen-claims-other-station", hello("wok-1", "dev-wok-1-token", "kitchen", station="cold"),
-            CloseCode.FORBIDDEN, ErrorCode.FORBIDDEN, (("station",),)),
-    Refusal("kitchen-claims-unknown-station", hello("wok-1", "dev-wok-1-token", "kitchen", station="sauna"),
-            CloseCode.FORBIDDEN, ErrorCode.FORBIDDEN, (("station",),)),
-    Refusal("first-frame-ping", {"type": "ping", "ref": "p1"}, CloseCode.BAD_HELLO, ErrorCode.BAD_HELLO,
-            (("type",),)),
-    Refusal("first-frame-submit", {"type": "order.submit", "ref": "s1", "order": shelf_order("pre-hello")},
-            CloseCode.BAD_HELLO, ErrorCode.BAD_HELLO, (("type",),)),
-    Refusal("first-frame-unknown-type", {"type": "howdy"}, CloseCode.BAD_HELLO, ErrorCode.BAD_HELLO,
-            (("type",),)),
-    Refusal("malformed-json", '{"type":"hello","device":"wok-1",', CloseCode.BAD_HELLO, ErrorCode.BAD_HELLO,
-            None),
+    Refusal(
+        "unknown-device",
+        hello("ghost-9", "dev-ghost-9-token", "source"),
+        CloseCode.UNAUTHORIZED,
+        ErrorCode.UNAUTHORIZED,
+        (("token",), ("device",)),
+    ),
+    Refusal(
+        "kitchen-claims-counter",
+        hello("wok-1", "dev-wok-1-token", "counter"),
+        CloseCode.FORBIDDEN,
+        ErrorCode.FORBIDDEN,
+        (("role",),),
+    ),
+    Refusal(
+        "counter-claims-source",
+        hello("counter-1", "dev-counter-1-token", "source"),
+        CloseCode.FORBIDDEN,
+        ErrorCode.FORBIDDEN,
+        (("role",),),
+    ),
+    Refusal(
+        "monitor-claims-kitchen",
+        hello("monitor-1", "dev-monitor-1-token", "kitchen", station="wok"),
+        CloseCode.FORBIDDEN,
+        ErrorCode.FORBIDDEN,
+        (("role",),),
+    ),
+    Refusal(
+        "source-claims-monitor",
+        hello("kiosk-1", "dev-kiosk-1-token", "monitor"),
+        CloseCode.FORBIDDEN,
+        ErrorCode.FORBIDDEN,
+        (("role",),),
+    ),
+    Refusal(
+        "kitchen-claims-other-station",
+        hello("wok-1", "dev-wok-1-token", "kitchen", station="cold"),
+        CloseCode.FORBIDDEN,
+        ErrorCode.FORBIDDEN,
+        (("station",),),
+    ),
+    Refusal(
+        "kitchen-claims-unknown-station",
+        hello("wok-1", "dev-wok-1-token", "kitchen", station="sauna"),
+        CloseCode.FORBIDDEN,
+        ErrorCode.FORBIDDEN,
+        (("station",),),
+    ),
+    Refusal("first-frame-ping", {"type": "ping", "ref": "p1"}, CloseCode.BAD_HELLO, ErrorCode.BAD_HELLO, (("type",),)),
+    Refusal(
+        "first-frame-submit",
+        {"type": "order.submit", "ref": "s1", "order": shelf_order("pre-hello")},
+        CloseCode.BAD_HELLO,
+        ErrorCode.BAD_HELLO,
+        (("type",),),
+    ),
+    Refusal("first-frame-unknown-type", {"type": "howdy"}, CloseCode.BAD_HELLO, ErrorCode.BAD_HELLO, (("type",),)),
+    Refusal("malformed-json", '{"type":"hello","device":"wok-1",', CloseCode.BAD_HELLO, ErrorCode.BAD_HELLO, None),
     Refusal("json-array", json.dumps([GOOD_WOK]), CloseCode.BAD_HELLO, ErrorCode.BAD_HELLO, None),
     Refusal("binary-garbage", b"\x00\xff\xfe\x81", CloseCode.BAD_HELLO, ErrorCode.BAD_HELLO, None),
-    Refusal("missing-device", {k: v for k, v in GOOD_WOK.items() if k != "device"}, CloseCode.BAD_HELLO,
-            ErrorCode.BAD_HELLO, None),
-    Refusal("missing-token", {k: v for k, v in GOOD_WOK.items() if k != "token"}, CloseCode.BAD_HELLO,
-            ErrorCode.BAD_HELLO, None),
-    Refusal("missing-role", {k: v for k, v in GOOD_WOK.items() if k != "role"}, CloseCode.BAD_HELLO,
-            ErrorCode.BAD_HELLO, None),
+    Refusal(
+        "missing-device",
+        {k: v for k, v in GOOD_WOK.items() if k != "device"},
+        CloseCode.BAD_HELLO,
+        ErrorCode.BAD_HELLO,
+        None,
+    ),
+    Refusal(
+        "missing-token",
+        {k: v for k, v in GOOD_WOK.items() if k != "token"},
+        CloseCode.BAD_HELLO,
+        ErrorCode.BAD_HELLO,
+        None,
+    ),
+    Refusal(
+        "missing-role",
+        {k: v for k, v in GOOD_WOK.items() if k != "role"},
+        CloseCode.BAD_HELLO,
+        ErrorCode.BAD_HELLO,
+        None,
+    ),
     Refusal("unknown-role", {**GOOD_WOK, "role": "chef"}, CloseCode.BAD_HELLO, ErrorCode.BAD_HELLO, None),
-    Refusal("negative-resume-from", {**GOOD_WOK, "resume_from": -1}, CloseCode.BAD_HELLO, ErrorCode.BAD_HELLO,
-            None),
-    Refusal("hello-extra-field", {**GOOD_WOK, "password": "hunter2"}, CloseCode.BAD_HELLO, ErrorCode.BAD_HELLO,
-            None),
+    Refusal("negative-resume-from", {**GOOD_WOK, "resume_from": -1}, CloseCode.BAD_HELLO, ErrorCode.BAD_HELLO, None),
+    Refusal("hello-extra-field", {**GOOD_WOK, "password": "hunter2"}, CloseCode.BAD_HELLO, ErrorCode.BAD_HELLO, None),
 ]
 
 
@@ -141,7 +201,6 @@ async def test_refused_hello_gets_error_then_close(case: Refusal, hub: HubServer
     await assert_still_serving(kiosk, wok, f"after-{case.id}")
 
 
-
 @pytest.mark.parametrize(
     ("first", "loc"),
     [
@@ -160,9 +219,7 @@ async def test_bad_hello_names_the_field_at_fault(first: dict[str, Any], loc: li
     assert [e["loc"] for e in err["errors"]] == [loc]
 
 
-async def test_no_hello_in_time_closes_4000(
-    hub: HubServer, connect: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_no_hello_in_time_closes_4000(hub: HubServer, connect: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     kiosk = await connect("kiosk-1")
     wok = await connect("wok-1")
     monkeypatch.setattr(kds.server, "HELLO_TIMEOUT_S", 0.2)
@@ -193,12 +250,11 @@ async def test_oversized_hello_closes_4009(hub: HubServer, connect: Any) -> None
         pytest.param("dev-wok-1-token", "counter", CloseCode.FORBIDDEN, id="wrong-role"),
     ],
 )
-async def test_hub_client_reports_refusal_and_stops(
-    token: str, role: str, code: int, hub: HubServer
-) -> None:
+async def test_hub_client_reports_refusal_and_stops(token: str, role: str, code: int, hub: HubServer) -> None:
     """The one protocol client surfaces the refusal (no reconnect loop against a hub that will keep refusing)."""
-    client = HubClient(hub.url, device="wok-1", token=token, role=role, station="wok",
-                       backoff=Backoff(first=0.01, cap=0.05))
+    client = HubClient(
+        hub.url, device="wok-1", token=token, role=role, station="wok", backoff=Backoff(first=0.01, cap=0.05)
+    )
     try:
         with pytest.raises(Refused) as info:
             await client.connect(timeout=5)

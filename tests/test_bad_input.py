@@ -25,20 +25,12 @@ from kds.protocol import MAX_FRAME_BYTES, ROLE_MESSAGES, CloseCode, Error, Error
 from kds.server import HubServer
 from kds.store import Store
 from tests.conftest import app_order, shelf_order
+from tests.support import until
 
 # --------------------------------------------------------------------------------------------- helpers
 
 STATE_FRAMES = ("event", "order.status")
 """Broadcasts a device gets besides the answers to its own frames."""
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Wait (bounded) until predicate() is true, yielding to the event loop."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not predicate():
-        assert loop.time() < end, "condition not met in time"
-        await asyncio.sleep(0.005)
 
 
 class Raw:
@@ -205,24 +197,31 @@ CASES: list[Case] = [
     Case("json-null", raw("null"), INV, ()),
     Case("binary-invalid-utf8", raw(b'{"type":"ping","ref":"r-\xff\xfe"}'), ErrorCode.INVALID_JSON, None),
     Case("deeply-nested", raw(deep(20_000)), ErrorCode.INVALID_JSON, None),
-    Case("deeply-nested-with-ref",
-         raw('{"type":"ping","ref":"r-deep","x":' + deep(20_000) + "}"), ErrorCode.INVALID_JSON, None),
+    Case(
+        "deeply-nested-with-ref",
+        raw('{"type":"ping","ref":"r-deep","x":' + deep(20_000) + "}"),
+        ErrorCode.INVALID_JSON,
+        None,
+    ),
     Case("nested-500-in-note", submit("r-nest", note=json.loads(deep(500))), INV, ("order", "note"), "r-nest"),
     # --- type
     Case("missing-type", msg(ref="r-notype"), INV, ("type",), "r-notype"),
     Case("unknown-type", msg(type="order.teleport", ref="r-tele"), ErrorCode.UNKNOWN_TYPE, ("type",), "r-tele"),
     Case("type-not-string", msg(type=7, ref="r-t7"), INV, ("type",), "r-t7"),
     Case("type-null", msg(type=None, ref="r-tnull"), INV, ("type",), "r-tnull"),
-    Case("hello-after-auth", msg(type="hello", device="shelf-1", token="dev-shelf-1-token", role="source"),
-         ErrorCode.FORBIDDEN, ("type",)),
+    Case(
+        "hello-after-auth",
+        msg(type="hello", device="shelf-1", token="dev-shelf-1-token", role="source"),
+        ErrorCode.FORBIDDEN,
+        ("type",),
+    ),
     Case("ping-extra-field", msg(type="ping", ref="r-pe", extra=1), INV, ("extra",), "r-pe"),
     Case("ping-ref-number", msg(type="ping", ref=12), INV, ("ref",)),
     Case("ref-too-long", msg(type="ping", ref="r" * 65), INV, ("ref",)),
     Case("submit-ref-empty", submit(""), INV, ("ref",)),
     # --- order.submit: shape and types
     Case("submit-missing-order", msg(type="order.submit", ref="r-noorder"), INV, ("order",), "r-noorder"),
-    Case("submit-order-not-object", msg(type="order.submit", ref="r-ostr", order="LOB-AUS"), INV, ("order",),
-         "r-ostr"),
+    Case("submit-order-not-object", msg(type="order.submit", ref="r-ostr", order="LOB-AUS"), INV, ("order",), "r-ostr"),
     Case("qty-string", submit_item("r-qtys", qty="two"), INV, (*ITEM0, "qty"), "r-qtys"),
     Case("weight-string", submit_item("r-wstr", weight_g="800"), INV, (*ITEM0, "weight_g"), "r-wstr"),
     Case("qty-bool", submit_item("r-qtyb", qty=True), INV, (*ITEM0, "qty"), "r-qtyb"),
@@ -240,93 +239,255 @@ CASES: list[Case] = [
     Case("weight-negative", submit_item("r-wneg", weight_g=-800), INV, (*ITEM0, "weight_g"), "r-wneg"),
     Case("lobster-50g", submit_item("r-w50g", weight_g=50), ORD, (*ITEM0, "weight_g"), "r-w50g"),
     Case("lobster-50kg", submit_item("r-w50kg", weight_g=50_000), ORD, (*ITEM0, "weight_g"), "r-w50kg"),
-    Case("weight-on-each-item", submit_item("r-wkp", {"sku": "WOK-KUNGPAO"}, weight_g=300), ORD,
-         (*ITEM0, "weight_g"), "r-wkp"),
+    Case(
+        "weight-on-each-item",
+        submit_item("r-wkp", {"sku": "WOK-KUNGPAO"}, weight_g=300),
+        ORD,
+        (*ITEM0, "weight_g"),
+        "r-wkp",
+    ),
     Case("weighed-without-weight", submit_item("r-now", weight_g=None), ORD, (*ITEM0, "weight_g"), "r-now"),
     Case("unknown-sku", submit_item("r-sku", {"sku": "UNICORN-STEAK"}), ORD, (*ITEM0, "sku"), "r-sku"),
     Case("unknown-cook", submit_item("r-cook", cook="deep_fried_twice"), ORD, (*ITEM0, "cook"), "r-cook"),
     Case("cook-not-for-sku", submit_item("r-cookno", cook="grilled"), ORD, (*ITEM0, "cook"), "r-cookno"),
     Case("cook-missing", submit_item("r-nocook", {"sku": "CRAB-HAIRY"}), ORD, (*ITEM0, "cook"), "r-nocook"),
-    Case("second-item-bad", submit("r-2nd", items=[LOBSTER, {**LOBSTER, "weight_g": 9000}]), ORD,
-         ("order", "items", 1, "weight_g"), "r-2nd"),
+    Case(
+        "second-item-bad",
+        submit("r-2nd", items=[LOBSTER, {**LOBSTER, "weight_g": 9000}]),
+        ORD,
+        ("order", "items", 1, "weight_g"),
+        "r-2nd",
+    ),
     Case("items-empty", submit("r-empty", items=[]), INV, ("order", "items"), "r-empty"),
     Case("items-101", submit("r-101", items=[{"sku": "WOK-MAPO"}] * 101), INV, ("order", "items"), "r-101"),
-    Case("fulfilment-unknown-type", submit("r-ftele", fulfilment={"type": "teleport"}), INV,
-         ("order", "fulfilment"), "r-ftele"),
-    Case("fulfilment-no-type", submit("r-fnot", fulfilment={"table": "12"}), INV, ("order", "fulfilment"),
-         "r-fnot"),
-    Case("delivery-without-due", submit("r-nodue", app_order("k-nodue"), fulfilment={"type": "delivery"}), INV,
-         ("order", "fulfilment", "due"), "r-nodue", device="app-backend"),
-    Case("delivery-due-naive",
-         submit("r-naive", app_order("k-naive"), fulfilment={"type": "delivery", "due": "2026-11-25T12:30:00"}),
-         INV, ("order", "fulfilment", "due"), "r-naive", device="app-backend"),
-    Case("delivery-due-garbage",
-         submit("r-dueg", app_order("k-dueg"), fulfilment={"type": "delivery", "due": "half past noon"}),
-         INV, ("order", "fulfilment", "due"), "r-dueg", device="app-backend"),
-    Case("dine-in-without-table", submit("r-notable", fulfilment={"type": "dine_in"}), INV,
-         ("order", "fulfilment", "table"), "r-notable"),
+    Case(
+        "fulfilment-unknown-type",
+        submit("r-ftele", fulfilment={"type": "teleport"}),
+        INV,
+        ("order", "fulfilment"),
+        "r-ftele",
+    ),
+    Case("fulfilment-no-type", submit("r-fnot", fulfilment={"table": "12"}), INV, ("order", "fulfilment"), "r-fnot"),
+    Case(
+        "delivery-without-due",
+        submit("r-nodue", app_order("k-nodue"), fulfilment={"type": "delivery"}),
+        INV,
+        ("order", "fulfilment", "due"),
+        "r-nodue",
+        device="app-backend",
+    ),
+    Case(
+        "delivery-due-naive",
+        submit("r-naive", app_order("k-naive"), fulfilment={"type": "delivery", "due": "2026-11-25T12:30:00"}),
+        INV,
+        ("order", "fulfilment", "due"),
+        "r-naive",
+        device="app-backend",
+    ),
+    Case(
+        "delivery-due-garbage",
+        submit("r-dueg", app_order("k-dueg"), fulfilment={"type": "delivery", "due": "half past noon"}),
+        INV,
+        ("order", "fulfilment", "due"),
+        "r-dueg",
+        device="app-backend",
+    ),
+    Case(
+        "dine-in-without-table",
+        submit("r-notable", fulfilment={"type": "dine_in"}),
+        INV,
+        ("order", "fulfilment", "table"),
+        "r-notable",
+    ),
     Case("unknown-channel", submit("r-chan", channel="drone"), INV, ("order", "channel"), "r-chan"),
-    Case("channel-not-allowed", submit("r-kapp", app_order("k-kapp")), ErrorCode.FORBIDDEN, ("order", "channel"),
-         "r-kapp", device="kiosk-1"),
-    Case("counter-channel-not-allowed", submit("r-capp", app_order("k-capp")), ErrorCode.FORBIDDEN,
-         ("order", "channel"), "r-capp", device="counter-1"),
+    Case(
+        "channel-not-allowed",
+        submit("r-kapp", app_order("k-kapp")),
+        ErrorCode.FORBIDDEN,
+        ("order", "channel"),
+        "r-kapp",
+        device="kiosk-1",
+    ),
+    Case(
+        "counter-channel-not-allowed",
+        submit("r-capp", app_order("k-capp")),
+        ErrorCode.FORBIDDEN,
+        ("order", "channel"),
+        "r-capp",
+        device="counter-1",
+    ),
     Case("order-extra-field", submit("r-extra", surprise="yes"), INV, ("order", "surprise"), "r-extra"),
     Case("item-extra-field", submit_item("r-iextra", price_cents=1), INV, (*ITEM0, "price_cents"), "r-iextra"),
     Case("key-empty", submit("r-key", key=""), INV, ("order", "key"), "r-key"),
-    Case("key-missing", submit("r-nokey", {k: v for k, v in shelf_order("x").items() if k != "key"}), INV,
-         ("order", "key"), "r-nokey"),
+    Case(
+        "key-missing",
+        submit("r-nokey", {k: v for k, v in shelf_order("x").items() if k != "key"}),
+        INV,
+        ("order", "key"),
+        "r-nokey",
+    ),
     Case("note-501", submit("r-note", note="鱼" * 501), INV, ("order", "note"), "r-note"),
     Case("item-note-501", submit_item("r-inote", note="x" * 501), INV, (*ITEM0, "note"), "r-inote"),
     Case("priority-unknown", submit("r-prio", priority="yesterday"), INV, ("order", "priority"), "r-prio"),
-    Case("customer-name-too-long", submit("r-cust", customer={"name": "n" * 81}), INV,
-         ("order", "customer", "name"), "r-cust"),
+    Case(
+        "customer-name-too-long",
+        submit("r-cust", customer={"name": "n" * 81}),
+        INV,
+        ("order", "customer", "name"),
+        "r-cust",
+    ),
     # --- cancel / amend
-    Case("cancel-unknown-order", msg(type="order.cancel", ref="r-cx", order_id="20991231-S999"),
-         ErrorCode.NOT_FOUND, ("order_id",), "r-cx"),
+    Case(
+        "cancel-unknown-order",
+        msg(type="order.cancel", ref="r-cx", order_id="20991231-S999"),
+        ErrorCode.NOT_FOUND,
+        ("order_id",),
+        "r-cx",
+    ),
     Case("cancel-missing-order-id", msg(type="order.cancel", ref="r-cnoid"), INV, ("order_id",), "r-cnoid"),
-    Case("cancel-order-id-too-long", msg(type="order.cancel", ref="r-clong", order_id="9" * 65), INV,
-         ("order_id",), "r-clong"),
-    Case("amend-unknown-order", msg(type="order.amend", ref="r-ax", order_id="20991231-S999", note="hi"),
-         ErrorCode.NOT_FOUND, ("order_id",), "r-ax"),
+    Case(
+        "cancel-order-id-too-long",
+        msg(type="order.cancel", ref="r-clong", order_id="9" * 65),
+        INV,
+        ("order_id",),
+        "r-clong",
+    ),
+    Case(
+        "amend-unknown-order",
+        msg(type="order.amend", ref="r-ax", order_id="20991231-S999", note="hi"),
+        ErrorCode.NOT_FOUND,
+        ("order_id",),
+        "r-ax",
+    ),
     Case("amend-nothing", msg(type="order.amend", ref="r-anil", order_id="{oid}"), ORD, (), "r-anil"),
-    Case("amend-remove-unknown-item", msg(type="order.amend", ref="r-arm", order_id="{oid}", remove=["99"]), ORD,
-         ("remove", 0), "r-arm"),
-    Case("amend-remove-all", msg(type="order.amend", ref="r-aall", order_id="{oid}", remove=["1", "2"]), ORD,
-         ("remove",), "r-aall"),
-    Case("amend-add-bad-item",
-         msg(type="order.amend", ref="r-aadd", order_id="{oid}", add=[{"sku": "LOB-AUS", "cook": "steamed"}]),
-         ORD, ("add", 0, "weight_g"), "r-aadd"),
-    Case("amend-note-unknown-item",
-         msg(type="order.amend", ref="r-anote", order_id="{oid}", item_notes={"42": "no chilli"}), ORD,
-         ("item_notes", "42"), "r-anote"),
-    Case("amend-remove-not-list", msg(type="order.amend", ref="r-arml", order_id="{oid}", remove="1"), INV,
-         ("remove",), "r-arml"),
+    Case(
+        "amend-remove-unknown-item",
+        msg(type="order.amend", ref="r-arm", order_id="{oid}", remove=["99"]),
+        ORD,
+        ("remove", 0),
+        "r-arm",
+    ),
+    Case(
+        "amend-remove-all",
+        msg(type="order.amend", ref="r-aall", order_id="{oid}", remove=["1", "2"]),
+        ORD,
+        ("remove",),
+        "r-aall",
+    ),
+    Case(
+        "amend-add-bad-item",
+        msg(type="order.amend", ref="r-aadd", order_id="{oid}", add=[{"sku": "LOB-AUS", "cook": "steamed"}]),
+        ORD,
+        ("add", 0, "weight_g"),
+        "r-aadd",
+    ),
+    Case(
+        "amend-note-unknown-item",
+        msg(type="order.amend", ref="r-anote", order_id="{oid}", item_notes={"42": "no chilli"}),
+        ORD,
+        ("item_notes", "42"),
+        "r-anote",
+    ),
+    Case(
+        "amend-remove-not-list",
+        msg(type="order.amend", ref="r-arml", order_id="{oid}", remove="1"),
+        INV,
+        ("remove",),
+        "r-arml",
+    ),
     # --- kitchen
-    Case("bump-unknown-ticket", msg(type="ticket.bump", ref="r-bx", ticket_id="20991231-S999/wok"),
-         ErrorCode.NOT_FOUND, ("ticket_id",), "r-bx", device="wok-1"),
-    Case("bump-unknown-station", msg(type="ticket.bump", ref="r-bst", ticket_id="{oid}/bakery"),
-         ErrorCode.NOT_FOUND, ("ticket_id",), "r-bst", device="wok-1"),
-    Case("bump-malformed-ticket-id", msg(type="ticket.bump", ref="r-bmal", ticket_id="not a ticket"),
-         ErrorCode.NOT_FOUND, ("ticket_id",), "r-bmal", device="wok-1"),
-    Case("bump-empty-ticket-id", msg(type="ticket.bump", ref="r-bemp", ticket_id=""), INV, ("ticket_id",),
-         "r-bemp", device="wok-1"),
-    Case("bump-ticket-id-number", msg(type="ticket.bump", ref="r-bnum", ticket_id=17), INV, ("ticket_id",),
-         "r-bnum", device="wok-1"),
-    Case("start-missing-ticket-id", msg(type="ticket.start", ref="r-snot"), INV, ("ticket_id",), "r-snot",
-         device="wok-1"),
-    Case("item-bump-unknown-item", msg(type="item.bump", ref="r-ibx", ticket_id="{oid}/wok", item_id="99"),
-         ErrorCode.NOT_FOUND, ("item_id",), "r-ibx", device="wok-1"),
-    Case("item-bump-other-stations-item", msg(type="item.bump", ref="r-ibo", ticket_id="{oid}/wok", item_id="2"),
-         ErrorCode.NOT_FOUND, ("item_id",), "r-ibo", device="wok-1"),
-    Case("item-bump-missing-item-id", msg(type="item.bump", ref="r-ibn", ticket_id="{oid}/wok"), INV,
-         ("item_id",), "r-ibn", device="wok-1"),
+    Case(
+        "bump-unknown-ticket",
+        msg(type="ticket.bump", ref="r-bx", ticket_id="20991231-S999/wok"),
+        ErrorCode.NOT_FOUND,
+        ("ticket_id",),
+        "r-bx",
+        device="wok-1",
+    ),
+    Case(
+        "bump-unknown-station",
+        msg(type="ticket.bump", ref="r-bst", ticket_id="{oid}/bakery"),
+        ErrorCode.NOT_FOUND,
+        ("ticket_id",),
+        "r-bst",
+        device="wok-1",
+    ),
+    Case(
+        "bump-malformed-ticket-id",
+        msg(type="ticket.bump", ref="r-bmal", ticket_id="not a ticket"),
+        ErrorCode.NOT_FOUND,
+        ("ticket_id",),
+        "r-bmal",
+        device="wok-1",
+    ),
+    Case(
+        "bump-empty-ticket-id",
+        msg(type="ticket.bump", ref="r-bemp", ticket_id=""),
+        INV,
+        ("ticket_id",),
+        "r-bemp",
+        device="wok-1",
+    ),
+    Case(
+        "bump-ticket-id-number",
+        msg(type="ticket.bump", ref="r-bnum", ticket_id=17),
+        INV,
+        ("ticket_id",),
+        "r-bnum",
+        device="wok-1",
+    ),
+    Case(
+        "start-missing-ticket-id", msg(type="ticket.start", ref="r-snot"), INV, ("ticket_id",), "r-snot", device="wok-1"
+    ),
+    Case(
+        "item-bump-unknown-item",
+        msg(type="item.bump", ref="r-ibx", ticket_id="{oid}/wok", item_id="99"),
+        ErrorCode.NOT_FOUND,
+        ("item_id",),
+        "r-ibx",
+        device="wok-1",
+    ),
+    Case(
+        "item-bump-other-stations-item",
+        msg(type="item.bump", ref="r-ibo", ticket_id="{oid}/wok", item_id="2"),
+        ErrorCode.NOT_FOUND,
+        ("item_id",),
+        "r-ibo",
+        device="wok-1",
+    ),
+    Case(
+        "item-bump-missing-item-id",
+        msg(type="item.bump", ref="r-ibn", ticket_id="{oid}/wok"),
+        INV,
+        ("item_id",),
+        "r-ibn",
+        device="wok-1",
+    ),
     # --- counter
-    Case("handover-not-ready", msg(type="order.handover", ref="r-ho", order_id="{oid}"), ErrorCode.CONFLICT,
-         ("order_id",), "r-ho", device="counter-1"),
-    Case("handover-unknown-to", msg(type="order.handover", ref="r-hoto", order_id="{oid}", to="drone"), INV,
-         ("to",), "r-hoto", device="counter-1"),
-    Case("call-unknown-order", msg(type="order.call", ref="r-callx", order_id="20991231-S999"),
-         ErrorCode.NOT_FOUND, ("order_id",), "r-callx", device="counter-1"),
+    Case(
+        "handover-not-ready",
+        msg(type="order.handover", ref="r-ho", order_id="{oid}"),
+        ErrorCode.CONFLICT,
+        ("order_id",),
+        "r-ho",
+        device="counter-1",
+    ),
+    Case(
+        "handover-unknown-to",
+        msg(type="order.handover", ref="r-hoto", order_id="{oid}", to="drone"),
+        INV,
+        ("to",),
+        "r-hoto",
+        device="counter-1",
+    ),
+    Case(
+        "call-unknown-order",
+        msg(type="order.call", ref="r-callx", order_id="20991231-S999"),
+        ErrorCode.NOT_FOUND,
+        ("order_id",),
+        "r-callx",
+        device="counter-1",
+    ),
 ]
 
 assert len({c.id for c in CASES}) == len(CASES), "duplicate case ids"
@@ -335,8 +496,7 @@ assert len(CASES) >= 30
 
 def _params(cases: list[Case]) -> list[Any]:
     return [
-        pytest.param(c, id=c.id, marks=[pytest.mark.xfail(strict=True, reason=c.bug)] if c.bug else [])
-        for c in cases
+        pytest.param(c, id=c.id, marks=[pytest.mark.xfail(strict=True, reason=c.bug)] if c.bug else []) for c in cases
     ]
 
 
@@ -542,9 +702,7 @@ def _padded(size: int, text: str = "x") -> str:
         pytest.param(_padded(MAX_FRAME_BYTES, "鱼"), id="utf8-under"),
     ],
 )
-async def test_frame_just_under_the_limit_gets_a_normal_error(
-    frame: str, hub: HubServer, config: StoreConfig
-) -> None:
+async def test_frame_just_under_the_limit_gets_a_normal_error(frame: str, hub: HubServer, config: StoreConfig) -> None:
     assert len(frame.encode()) <= MAX_FRAME_BYTES
     conn = await Raw.open(hub.url, config, "shelf-1")
     await conn.send(frame)

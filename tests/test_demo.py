@@ -46,8 +46,12 @@ async def test_live_view_shows_an_order_in_its_station_columns(
             shelf = await connect("shelf-1")
             kiosk = await connect("kiosk-1")
             lobster = await shelf.request({"type": "order.submit", "order": shelf_order("demo-1")})
-            drinks = await kiosk.request({"type": "order.submit", "order": app_order(
-                "demo-2", channel="kiosk", fulfilment={"type": "dine_in", "table": "7"})})
+            drinks = await kiosk.request(
+                {
+                    "type": "order.submit",
+                    "order": app_order("demo-2", channel="kiosk", fulfilment={"type": "dine_in", "table": "7"}),
+                }
+            )
             s, k = lobster["number"], drinks["number"]
             cols = app.columns
             await until(pilot, lambda: s in cols["wok"].plain and k in cols["bar"].plain)
@@ -80,6 +84,7 @@ async def test_demo_shows_simulated_orders_within_five_seconds_and_stops_cleanly
 
     async def drive(app: LiveView) -> None:
         async with app.run_test(size=(120, 36)) as pilot:
+
             def some_ticket() -> bool:
                 return any(c.plain and "no open tickets" not in c.plain for c in app.columns.values())
 

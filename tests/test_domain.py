@@ -17,15 +17,41 @@ def at(seconds: int) -> datetime:
 
 
 def item(iid: str, station: str, sku: str = "WOK-KUNGPAO") -> Item:
-    return Item(id=iid, sku=sku, name=sku.title(), name_zh="", qty=1, weight_g=None, cook=None, cook_name=None,
-                fee_cents=0, modifiers=[], allergens=[], note=None, tag=None, station=station, unrouted=False)
+    return Item(
+        id=iid,
+        sku=sku,
+        name=sku.title(),
+        name_zh="",
+        qty=1,
+        weight_g=None,
+        cook=None,
+        cook_name=None,
+        fee_cents=0,
+        modifiers=[],
+        allergens=[],
+        note=None,
+        tag=None,
+        station=station,
+        unrouted=False,
+    )
 
 
 def order(*stations: str) -> Order:
     """An order with one item per given station (repeat a station for several items)."""
-    o = Order(id="20261125-A001", number="A001", key="k", source="app-backend", channel="app",
-              fulfilment={"type": "pickup"}, customer=None, priority=Priority.NORMAL, note=None,
-              created_at=T0, updated_at=T0, items=[item(str(k), st) for k, st in enumerate(stations, start=1)])
+    o = Order(
+        id="20261125-A001",
+        number="A001",
+        key="k",
+        source="app-backend",
+        channel="app",
+        fulfilment={"type": "pickup"},
+        customer=None,
+        priority=Priority.NORMAL,
+        note=None,
+        created_at=T0,
+        updated_at=T0,
+        items=[item(str(k), st) for k, st in enumerate(stations, start=1)],
+    )
     o.build_tickets(T0)
     return o
 
@@ -140,10 +166,16 @@ def test_cancel() -> None:
     assert o.status is OrderStatus.CANCELLED and (o.cancelled_at, o.cancel_reason) == (at(2), "out of lobster")
     assert states(o) == {"wok": "cancelled", "cold": "cancelled"}
     assert o.cancel(None, at(3)) is False and o.cancelled_at == at(2)
-    for fn, args in [(o.bump, (o.tickets["wok"], at(4))), (o.start, (o.tickets["cold"], at(4))),
-                     (o.bump_item, (o.tickets["wok"], "1", at(4))), (o.recall_ticket, (o.tickets["wok"], at(4))),
-                     (o.call, (at(4),)), (o.handover, (HandoverTo.CUSTOMER, at(4))), (o.recall_handover, (at(4),)),
-                     (o.amend, ([], [], "x", {}, at(4)))]:
+    for fn, args in [
+        (o.bump, (o.tickets["wok"], at(4))),
+        (o.start, (o.tickets["cold"], at(4))),
+        (o.bump_item, (o.tickets["wok"], "1", at(4))),
+        (o.recall_ticket, (o.tickets["wok"], at(4))),
+        (o.call, (at(4),)),
+        (o.handover, (HandoverTo.CUSTOMER, at(4))),
+        (o.recall_handover, (at(4),)),
+        (o.amend, ([], [], "x", {}, at(4))),
+    ]:
         conflict(fn, *args)
 
 
@@ -175,7 +207,10 @@ def test_amend_remove_cancels_an_emptied_ticket_and_finishes_a_completed_one() -
     touched = o.amend([], ["2", "3"], None, {}, at(2))
     assert touched == {"wok", "cold"}
     assert [(i.removed, i.change) for i in o.items] == [
-        (False, None), (True, ItemChange.REMOVED), (True, ItemChange.REMOVED)]
+        (False, None),
+        (True, ItemChange.REMOVED),
+        (True, ItemChange.REMOVED),
+    ]
     # cold has nothing left; the wok's only live item is done, so the wok ticket is done.
     assert states(o) == {"wok": "done", "cold": "cancelled"}
     assert o.status is OrderStatus.READY

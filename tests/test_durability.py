@@ -10,7 +10,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +19,9 @@ import pytest
 from kds.client import Backoff, HubClient, LinkState, NotConnected
 from kds.config import StoreConfig
 from tests.conftest import ROOT, SAMPLE_CONFIG, app_order, shelf_order
+from tests.support import until
 
 FAST = Backoff(first=0.05, cap=0.2)
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not predicate():
-        assert loop.time() < end, f"{what} not met within {timeout}s"
-        await asyncio.sleep(0.005)
 
 
 def free_port() -> int:
@@ -51,9 +44,24 @@ class HubProcess:
     async def start(self) -> None:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "kds.cli", "serve", "--db", str(self.db), "--port", str(self.port),
-                 "--host", "127.0.0.1", "--config", str(SAMPLE_CONFIG), "--quiet"],
-                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                [
+                    sys.executable,
+                    "-m",
+                    "kds.cli",
+                    "serve",
+                    "--db",
+                    str(self.db),
+                    "--port",
+                    str(self.port),
+                    "--host",
+                    "127.0.0.1",
+                    "--config",
+                    str(SAMPLE_CONFIG),
+                    "--quiet",
+                ],
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
         loop = asyncio.get_running_loop()
         end = loop.time() + 20
@@ -96,8 +104,7 @@ class Clients:
     async def connect(self, url: str, device: str, **kw: Any) -> HubClient:
         dev = self.config.device(device)
         assert dev is not None
-        c = HubClient(url, device=dev.id, token=dev.token, role=dev.role.value, station=dev.station,
-                      backoff=FAST, **kw)
+        c = HubClient(url, device=dev.id, token=dev.token, role=dev.role.value, station=dev.station, backoff=FAST, **kw)
         self.all.append(c)
         await c.connect(timeout=10)
         return c
@@ -131,8 +138,9 @@ def num(number: str) -> int:
     return int(number[1:])
 
 
-async def test_sigkill_loses_no_accepted_order(config: StoreConfig, tmp_path: Path, hubs: list[HubProcess],
-                                               clients: Clients) -> None:
+async def test_sigkill_loses_no_accepted_order(
+    config: StoreConfig, tmp_path: Path, hubs: list[HubProcess], clients: Clients
+) -> None:
     db, port = tmp_path / "hub.sqlite3", free_port()
     first = HubProcess(db, port, tmp_path / "hub-1.log")
     hubs.append(first)
@@ -235,11 +243,13 @@ async def test_sigkill_loses_no_accepted_order(config: StoreConfig, tmp_path: Pa
     final = query(db, "select number from orders")
     assert len({n for (n,) in final}) == len(final)
     assert [s for (s,) in query(db, "select seq from events order by seq")] == list(
-        range(1, last_seq + 2 + sum(1 for k in failed if k not in stored)))
+        range(1, last_seq + 2 + sum(1 for k in failed if k not in stored))
+    )
 
 
-async def test_sigterm_stops_cleanly(config: StoreConfig, tmp_path: Path, hubs: list[HubProcess],
-                                     clients: Clients) -> None:
+async def test_sigterm_stops_cleanly(
+    config: StoreConfig, tmp_path: Path, hubs: list[HubProcess], clients: Clients
+) -> None:
     db = tmp_path / "hub.sqlite3"
     hub = HubProcess(db, free_port(), tmp_path / "hub.log")
     hubs.append(hub)

@@ -55,8 +55,13 @@ class Core:
         """Connect a device: its session, the welcome and the replayed frames."""
         dev = self.config.device(device)
         assert dev is not None, device
-        frame: dict[str, Any] = {"type": "hello", "device": dev.id, "token": dev.token, "role": dev.role.value,
-                                 "resume_from": resume_from}
+        frame: dict[str, Any] = {
+            "type": "hello",
+            "device": dev.id,
+            "token": dev.token,
+            "role": dev.role.value,
+            "resume_from": resume_from,
+        }
         if dev.station:
             frame["station"] = dev.station
         session, d = self.hub.connect(json.dumps(frame))
@@ -152,8 +157,13 @@ def ack_seq(reply: dict[str, Any]) -> int | None:
 
 def test_submit_creates_one_event_and_tickets_per_station(core: Core) -> None:
     r = core.submit("app-backend", mixed_order("k1"))
-    assert r == {"type": "order.accepted", "ref": r["ref"], "order_id": "20261125-A001", "number": "A001",
-                 "duplicate": False}
+    assert r == {
+        "type": "order.accepted",
+        "ref": r["ref"],
+        "order_id": "20261125-A001",
+        "number": "A001",
+        "duplicate": False,
+    }
     [d] = core.decisions
     [ev] = d.events
     assert ev.seq == 1 == core.hub.seq
@@ -162,7 +172,11 @@ def test_submit_creates_one_event_and_tickets_per_station(core: Core) -> None:
     assert ev.status is OrderStatus.ACCEPTED
     frame = json.loads(ev.frame)
     assert (frame["type"], frame["seq"], frame["kind"], frame["order"]["id"]) == (
-        "event", 1, "order.created", "20261125-A001")
+        "event",
+        1,
+        "order.created",
+        "20261125-A001",
+    )
     assert frame["stations"] == ["bar", "cold", "wok"] and frame["status_changed"] is True
     status = StatusChanged.model_validate_json(ev.status_frame or "")
     assert status.status is OrderStatus.ACCEPTED and status.number == "A001" and status.key == "k1"
@@ -176,7 +190,8 @@ def test_numbers_carry_the_channel_letter_and_count_across_channels(core: Core) 
     numbers = [
         core.submit("app-backend", app_order("a1"))["number"],
         core.submit("kiosk-1", app_order("k1", channel="kiosk", fulfilment={"type": "dine_in", "table": "7"}))[
-            "number"],
+            "number"
+        ],
         core.submit("shelf-1", shelf_order("s1"))["number"],
         core.submit("counter-1", app_order("c1", channel="kiosk", fulfilment={"type": "pickup"}))["number"],
         core.submit("app-backend", app_order("a2"))["number"],
@@ -331,8 +346,7 @@ def test_status_across_stations_accepted_preparing_ready_handed_over(core: Core)
     step("wok-1", "item.bump", ticket_id=f"{oid}/wok", item_id="2")
     step("counter-1", "order.call", order_id=oid)
     step("counter-1", "order.handover", order_id=oid, to="runner")
-    assert seen == ["accepted", "preparing", "preparing", "preparing", "preparing", "ready", "ready",
-                    "handed_over"]
+    assert seen == ["accepted", "preparing", "preparing", "preparing", "preparing", "ready", "ready", "handed_over"]
     o = core.order(oid)
     assert o["handed_over_to"] == "runner" and o["called_at"] is not None
     # The source heard only the changes of status.
@@ -426,8 +440,9 @@ def test_amend_add_creates_a_station_ticket_and_reopens_a_done_one(core: Core) -
     core.act("bar-1", "ticket.bump", ticket_id=f"{oid}/bar")
     assert core.order(oid)["status"] == "ready"
     core.clock.advance(20)
-    r = core.act("app-backend", "order.amend", order_id=oid,
-                 add=[{"sku": "WOK-GREENS"}, {"sku": "BAK-EGGTART", "qty": 4}])
+    r = core.act(
+        "app-backend", "order.amend", order_id=oid, add=[{"sku": "WOK-GREENS"}, {"sku": "BAK-EGGTART", "qty": 4}]
+    )
     assert ack_seq(r) is not None
     rec = core.last_event()
     assert rec.kind is EventKind.ORDER_AMENDED and rec.stations == {"wok", "bar", "bakery"}
@@ -436,7 +451,9 @@ def test_amend_add_creates_a_station_ticket_and_reopens_a_done_one(core: Core) -
     assert o["status"] == "preparing" and o["amended_at"] == core.clock.t.isoformat()
     added = [i for i in o["items"] if i["id"] in ("3", "4")]
     assert [(i["sku"], i["station"], i["change"]) for i in added] == [
-        ("WOK-GREENS", "wok", "added"), ("BAK-EGGTART", "bakery", "added")]
+        ("WOK-GREENS", "wok", "added"),
+        ("BAK-EGGTART", "bakery", "added"),
+    ]
     wok, bakery, bar = core.ticket(oid, "wok"), core.ticket(oid, "bakery"), core.ticket(oid, "bar")
     assert wok["state"] == "started" and wok["done_at"] is None and wok["items"] == ["1", "3"]
     assert wok["amended_at"] == core.clock.t.isoformat()
@@ -455,7 +472,11 @@ def test_amend_remove_marks_items_and_cancels_an_emptied_ticket(core: Core) -> N
     rec = core.last_event()
     o = core.order(oid)
     assert [(i["id"], i["removed"], i["change"]) for i in o["items"]] == [
-        ("1", False, None), ("2", True, "removed"), ("3", True, "removed"), ("4", False, None)]
+        ("1", False, None),
+        ("2", True, "removed"),
+        ("3", True, "removed"),
+        ("4", False, None),
+    ]
     assert core.ticket(oid, "cold")["state"] == "cancelled"
     assert core.ticket(oid, "wok")["state"] == "new"
     assert o["status"] == "accepted"
@@ -505,10 +526,15 @@ def test_amend_refusals(core: Core) -> None:
     assert core.hub.seq == seq
     assert [i["removed"] for i in core.order(oid)["items"]] == [False, False]
     # Replacing every item at once is allowed: remove all and add one.
-    assert ack_seq(core.act("app-backend", "order.amend", order_id=oid, remove=["1", "2"],
-                            add=[{"sku": "GRL-WINGS"}])) is not None
+    assert (
+        ack_seq(core.act("app-backend", "order.amend", order_id=oid, remove=["1", "2"], add=[{"sku": "GRL-WINGS"}]))
+        is not None
+    )
     assert {t["station"]: t["state"] for t in core.order(oid)["tickets"]} == {
-        "wok": "cancelled", "bar": "cancelled", "grill": "new"}
+        "wok": "cancelled",
+        "bar": "cancelled",
+        "grill": "new",
+    }
 
 
 def test_a_resent_amend_changes_nothing_the_second_time(core: Core) -> None:
@@ -573,8 +599,10 @@ def test_seq_is_strictly_increasing_and_only_changes_make_events(core: Core) -> 
 
 
 def test_event_audience_per_role(core: Core) -> None:
-    s = {dev: core.hello(dev)[0] for dev in
-         ("wok-1", "cold-1", "bar-1", "grill-1", "counter-1", "monitor-1", "shelf-1", "app-backend")}
+    s = {
+        dev: core.hello(dev)[0]
+        for dev in ("wok-1", "cold-1", "bar-1", "grill-1", "counter-1", "monitor-1", "shelf-1", "app-backend")
+    }
     shelf = core.submit("shelf-1", shelf_order("au1"))["order_id"]  # wok + cold
     app = core.submit("app-backend", app_order("au2"))["order_id"]  # wok + bar
 
@@ -587,15 +615,29 @@ def test_event_audience_per_role(core: Core) -> None:
         return out
 
     created_shelf, created_app = core.events
-    assert audience(created_shelf) == {"wok-1": "event", "cold-1": "event", "counter-1": "event",
-                                       "monitor-1": "event", "shelf-1": "order.status"}
-    assert audience(created_app) == {"wok-1": "event", "bar-1": "event", "counter-1": "event",
-                                     "monitor-1": "event", "app-backend": "order.status"}
+    assert audience(created_shelf) == {
+        "wok-1": "event",
+        "cold-1": "event",
+        "counter-1": "event",
+        "monitor-1": "event",
+        "shelf-1": "order.status",
+    }
+    assert audience(created_app) == {
+        "wok-1": "event",
+        "bar-1": "event",
+        "counter-1": "event",
+        "monitor-1": "event",
+        "app-backend": "order.status",
+    }
     core.act("cold-1", "ticket.start", ticket_id=f"{shelf}/cold")  # accepted → preparing
     assert audience(core.last_event())["shelf-1"] == "order.status"
     core.act("cold-1", "ticket.bump", ticket_id=f"{shelf}/cold")  # still preparing: nothing for the source
-    assert audience(core.last_event()) == {"wok-1": "event", "cold-1": "event", "counter-1": "event",
-                                           "monitor-1": "event"}
+    assert audience(core.last_event()) == {
+        "wok-1": "event",
+        "cold-1": "event",
+        "counter-1": "event",
+        "monitor-1": "event",
+    }
     core.act("bar-1", "ticket.bump", ticket_id=f"{app}/bar")
     assert set(audience(core.last_event())) == {"wok-1", "bar-1", "counter-1", "monitor-1", "app-backend"}
     # A session connected after an event does not get it (its floor is past it).
@@ -632,7 +674,8 @@ def test_welcome_snapshot_per_role(core: Core) -> None:
     _, w, replay = core.hello("wok-1")
     assert (w["resumed"], w["replay"], w["seq"], replay) == (False, 0, seq, [])
     assert {o["id"] for o in w["snapshot"]["orders"]} == {
-        oid for oid, o in core.hub.orders.items() if "wok" in o.tickets}
+        oid for oid, o in core.hub.orders.items() if "wok" in o.tickets
+    }
     assert all(o == core.order(o["id"]) for o in w["snapshot"]["orders"])
     assert w["store"]["catalogue"] == []  # the kitchen does not need the catalogue
     _, w, _ = core.hello("grill-1")
@@ -641,12 +684,13 @@ def test_welcome_snapshot_per_role(core: Core) -> None:
     assert len(w["snapshot"]["orders"]) == 4 and w["store"]["catalogue"]
     _, w, _ = core.hello("app-backend")
     assert w["snapshot"]["orders"] == []
-    assert [(s["number"], s["status"]) for s in w["snapshot"]["statuses"]] == [("A001", "preparing"),
-                                                                              ("A004", "accepted")]
+    assert [(s["number"], s["status"]) for s in w["snapshot"]["statuses"]] == [
+        ("A001", "preparing"),
+        ("A004", "accepted"),
+    ]
 
 
-@pytest.mark.parametrize("device", ["wok-1", "cold-1", "grill-1", "counter-1", "monitor-1", "app-backend",
-                                    "kiosk-1"])
+@pytest.mark.parametrize("device", ["wok-1", "cold-1", "grill-1", "counter-1", "monitor-1", "app-backend", "kiosk-1"])
 def test_resume_within_the_window_replays_exactly_what_the_role_missed(core: Core, device: str) -> None:
     watcher = core.hello(device)[0]  # a session that never dropped
     core.submit("shelf-1", shelf_order("pre"))
@@ -699,10 +743,13 @@ def test_restore_from_the_store_rebuilds_the_same_state(config: StoreConfig, tmp
     assert h2.seq == h1.seq
     assert {k: o.to_wire() for k, o in h2.orders.items()} == {k: o.to_wire() for k, o in h1.orders.items()}
     assert h2.keys == h1.keys and h2.numbers == h1.numbers
-    assert [(r.seq, r.at, r.kind, r.order_id, r.source, r.stations, r.status, r.frame, r.status_frame,
-             r.order_json) for r in h2.log] == [
+    assert [
         (r.seq, r.at, r.kind, r.order_id, r.source, r.stations, r.status, r.frame, r.status_frame, r.order_json)
-        for r in h1.log]
+        for r in h2.log
+    ] == [
+        (r.seq, r.at, r.kind, r.order_id, r.source, r.stations, r.status, r.frame, r.status_frame, r.order_json)
+        for r in h1.log
+    ]
     # Both hubs answer the same: a resume, a snapshot, a duplicate, the next number.
     for device in ("wok-1", "app-backend", "counter-1"):
         for resume_from in (0, 3):
@@ -712,6 +759,7 @@ def test_restore_from_the_store_rebuilds_the_same_state(config: StoreConfig, tmp
     dup1 = core.submit("app-backend", mixed_order("w1"))
     dup2 = again.submit("app-backend", mixed_order("w1"))
     assert dup1["duplicate"] and dup2["duplicate"] and dup1["number"] == dup2["number"] == "A001"
-    assert again.submit("kiosk-1", app_order("next", channel="kiosk", fulfilment={"type": "pickup"}))[
-        "number"] == "K006"
+    assert (
+        again.submit("kiosk-1", app_order("next", channel="kiosk", fulfilment={"type": "pickup"}))["number"] == "K006"
+    )
     assert again.hub.seq == h1.seq + 1

@@ -4,22 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from kds.client import HubClient
 from kds.server import HubServer
 from tests.conftest import app_order, shelf_order
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
-    """Wait (bounded) until predicate() is true, polling every few ms."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not predicate():
-        assert loop.time() < end, f"{what} not met within {timeout}s"
-        await asyncio.sleep(0.005)
+from tests.support import until
 
 
 async def synced(*clients: HubClient) -> None:
@@ -72,9 +63,11 @@ async def test_same_key_concurrently_is_one_order(connect, hub: HubServer, db_pa
     app = await connect("app-backend")
     app2 = await connect("app-backend")  # the backend's second worker, same device
     answers = await asyncio.gather(
-        *(c.request({"type": "order.submit", "order": app_order("race-1")}) for c in (app, app2) * 5))
+        *(c.request({"type": "order.submit", "order": app_order("race-1")}) for c in (app, app2) * 5)
+    )
     assert {(a["type"], a["order_id"], a["number"]) for a in answers} == {
-        ("order.accepted", answers[0]["order_id"], "A001")}
+        ("order.accepted", answers[0]["order_id"], "A001")
+    }
     assert sorted(a["duplicate"] for a in answers) == [False] + [True] * 9
     await synced(monitor, app, app2)
     assert [f["kind"] for f in seen] == ["order.created"]
@@ -103,15 +96,32 @@ async def test_amend_reaches_the_stations_as_marked_changes(connect, hub: HubSer
     bar = await connect("bar-1")
     grill = await connect("grill-1")
     app = await connect("app-backend")
-    oid = (await submit(app, {
-        "key": "am-1", "channel": "app", "fulfilment": {"type": "pickup"},
-        "items": [{"sku": "WOK-KUNGPAO"}, {"sku": "WOK-MAPO", "note": "extra numbing"}, {"sku": "COLD-CUCUMBER"}],
-    }))["order_id"]
+    oid = (
+        await submit(
+            app,
+            {
+                "key": "am-1",
+                "channel": "app",
+                "fulfilment": {"type": "pickup"},
+                "items": [
+                    {"sku": "WOK-KUNGPAO"},
+                    {"sku": "WOK-MAPO", "note": "extra numbing"},
+                    {"sku": "COLD-CUCUMBER"},
+                ],
+            },
+        )
+    )["order_id"]
     await until(lambda: oid in wok.book.orders and oid in cold.book.orders, what="order on wok and cold")
     assert oid not in bar.book.orders
-    r = await app.request({"type": "order.amend", "order_id": oid, "remove": ["2", "3"],
-                           "add": [{"sku": "BAR-MILKTEA", "modifiers": ["less ice"]}],
-                           "item_notes": {"1": "no peanuts"}})
+    r = await app.request(
+        {
+            "type": "order.amend",
+            "order_id": oid,
+            "remove": ["2", "3"],
+            "add": [{"sku": "BAR-MILKTEA", "modifiers": ["less ice"]}],
+            "item_notes": {"1": "no peanuts"},
+        }
+    )
     assert r["type"] == "ack" and isinstance(r["seq"], int)
     await synced(wok, cold, bar, grill)
     w = wok.book.orders[oid]
@@ -152,14 +162,26 @@ async def test_cancel_reaches_every_station_and_the_source(connect, hub: HubServ
     assert (await shelf.request({"type": "order.cancel", "order_id": oid}))["seq"] is None
     assert db_rows(db_path, "select status from orders where id = ?", oid) == [("cancelled",)]
     assert [k for (k,) in db_rows(db_path, "select kind from events order by seq")] == [
-        "order.created", "ticket.started", "order.cancelled"]
+        "order.created",
+        "ticket.started",
+        "order.cancelled",
+    ]
 
 
 async def test_unrouted_item_over_the_wire(connect, hub: HubServer) -> None:  # type: ignore[no-untyped-def]
     wok = await connect("wok-2")
     kiosk = await connect("kiosk-1")
-    oid = (await submit(kiosk, {"key": "ss-1", "channel": "kiosk", "fulfilment": {"type": "pickup"},
-                                "items": [{"sku": "SPECIAL-SEASONAL", "qty": 2}]}))["order_id"]
+    oid = (
+        await submit(
+            kiosk,
+            {
+                "key": "ss-1",
+                "channel": "kiosk",
+                "fulfilment": {"type": "pickup"},
+                "items": [{"sku": "SPECIAL-SEASONAL", "qty": 2}],
+            },
+        )
+    )["order_id"]
     await until(lambda: oid in wok.book.orders, what="seasonal special on the wok screen")
     [it] = wok.book.orders[oid]["items"]
     assert (it["station"], it["unrouted"], it["qty"]) == ("wok", True, 2)
@@ -186,7 +208,8 @@ async def test_counter_call_handover_recall_and_the_source_status_sequence(conne
     await synced(app, counter)
     assert counter.book.orders[oid]["handed_over_to"] == "rider"
     assert [(f["type"], f["order_id"], f["status"]) for f in statuses] == [
-        ("order.status", oid, s) for s in ("accepted", "preparing", "ready", "handed_over")]
+        ("order.status", oid, s) for s in ("accepted", "preparing", "ready", "handed_over")
+    ]
     assert statuses[2]["ready"] == ["wok", "bar"]
     seqs = [f["seq"] for f in statuses]
     assert seqs == sorted(set(seqs))
@@ -220,7 +243,11 @@ async def test_monitor_sees_everything(connect, hub: HubServer) -> None:  # type
     assert {f["order"]["id"] for f in frames} == {a, s, k, c}
     assert monitor.book.orders == counter.book.orders
     assert {o["id"]: o["status"] for o in monitor.book.orders.values()} == {
-        a: "preparing", s: "preparing", k: "cancelled", c: "accepted"}
+        a: "preparing",
+        s: "preparing",
+        k: "cancelled",
+        c: "accepted",
+    }
     # It is read-only.
     r = await monitor.request({"type": "order.cancel", "order_id": a})
     assert (r["type"], r["code"]) == ("error", "forbidden")

@@ -46,7 +46,6 @@ HUB_TYPES = sorted(
 )
 
 
-
 @dataclass(frozen=True)
 class Block:
     """A fenced block of the document."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +20,11 @@ from kds.hub import OrderHub
 from kds.server import HubServer
 from kds.store import Store
 from tests.conftest import app_order, shelf_order
+from tests.support import until
 
 FAST = Backoff(first=0.05, cap=0.2)
 SLOW = Backoff(first=1.0, cap=1.0)
 """For the client we drop: it stays away ≥ 0.75 s, long enough for the traffic it must miss (asserted)."""
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
-    """Wait (bounded) until predicate() is true, polling every few ms."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not predicate():
-        assert loop.time() < end, f"{what} not met within {timeout}s"
-        await asyncio.sleep(0.005)
 
 
 async def synced(*clients: HubClient) -> None:
@@ -51,8 +43,9 @@ class Devices:
     async def connect(self, url: str, device: str, *, backoff: Backoff = FAST, **kw: Any) -> HubClient:
         dev = self.config.device(device)
         assert dev is not None
-        c = HubClient(url, device=dev.id, token=dev.token, role=dev.role.value, station=dev.station,
-                      backoff=backoff, **kw)
+        c = HubClient(
+            url, device=dev.id, token=dev.token, role=dev.role.value, station=dev.station, backoff=backoff, **kw
+        )
         self.clients.append(c)
         await c.connect(timeout=10)
         return c
@@ -72,8 +65,9 @@ async def devices(config: StoreConfig) -> AsyncIterator[Devices]:
 
 
 async def start_hub(config: StoreConfig, db: Path, port: int = 0, replay_window: int = 20_000) -> HubServer:
-    server = HubServer(OrderHub(config, replay_window=replay_window), Store(db, store_id=config.store.id),
-                       host="127.0.0.1", port=port)
+    server = HubServer(
+        OrderHub(config, replay_window=replay_window), Store(db, store_id=config.store.id), host="127.0.0.1", port=port
+    )
     await server.start()
     return server
 
@@ -85,8 +79,12 @@ async def ok(client: HubClient, msg: dict[str, Any]) -> dict[str, Any]:
 
 
 def mixed(key: str) -> dict[str, Any]:
-    return {"key": key, "channel": "app", "fulfilment": {"type": "pickup"},
-            "items": [{"sku": "WOK-KUNGPAO"}, {"sku": "COLD-CUCUMBER"}, {"sku": "BAR-LEMONTEA"}]}
+    return {
+        "key": key,
+        "channel": "app",
+        "fulfilment": {"type": "pickup"},
+        "items": [{"sku": "WOK-KUNGPAO"}, {"sku": "COLD-CUCUMBER"}, {"sku": "BAR-LEMONTEA"}],
+    }
 
 
 async def traffic_while_away(d: dict[str, HubClient], o1: str, o2: str) -> None:
@@ -126,8 +124,7 @@ async def drivers(devices: Devices, url: str) -> dict[str, HubClient]:
 # ============================================================================================ resume
 
 
-async def test_dropped_clients_resume_to_the_same_state(config: StoreConfig, db_path: Path,
-                                                        devices: Devices) -> None:
+async def test_dropped_clients_resume_to_the_same_state(config: StoreConfig, db_path: Path, devices: Devices) -> None:
     server = await start_hub(config, db_path)
     try:
         d = await drivers(devices, server.url)
@@ -156,15 +153,19 @@ async def test_dropped_clients_resume_to_the_same_state(config: StoreConfig, db_
         assert app_a.welcome["replay"] == 7  # only the status changes of its own orders
         assert len(counter_a.book.orders) == 4 and len(wok_a.book.orders) == 4
         assert {s["number"]: s["status"] for s in app_a.book.statuses.values()} == {
-            "A001": "ready", "A003": "preparing", "A004": "accepted"}
+            "A001": "ready",
+            "A003": "preparing",
+            "A004": "accepted",
+        }
         assert counter_a.book.orders[o2]["status"] == "cancelled"
     finally:
         await devices.close()
         await server.stop()
 
 
-async def test_resume_older_than_the_replay_window_gets_a_snapshot(config: StoreConfig, db_path: Path,
-                                                                   devices: Devices) -> None:
+async def test_resume_older_than_the_replay_window_gets_a_snapshot(
+    config: StoreConfig, db_path: Path, devices: Devices
+) -> None:
     server = await start_hub(config, db_path, replay_window=3)
     try:
         d = await drivers(devices, server.url)
@@ -187,14 +188,16 @@ async def test_resume_older_than_the_replay_window_gets_a_snapshot(config: Store
             assert a.book.orders == b.book.orders, a.device
         # For a source, the snapshot restates each order's status.
         assert {k: s["status"] for k, s in app_a.book.statuses.items()} == {
-            k: s["status"] for k, s in d["app"].book.statuses.items()}
+            k: s["status"] for k, s in d["app"].book.statuses.items()
+        }
     finally:
         await devices.close()
         await server.stop()
 
 
-async def test_a_source_snapshot_equals_the_statuses_it_would_have_followed(config: StoreConfig, db_path: Path,
-                                                                            devices: Devices) -> None:
+async def test_a_source_snapshot_equals_the_statuses_it_would_have_followed(
+    config: StoreConfig, db_path: Path, devices: Devices
+) -> None:
     server = await start_hub(config, db_path)
     try:
         d = await drivers(devices, server.url)
@@ -219,16 +222,16 @@ def events_in(db: Path) -> list[tuple[int, str, str]]:
         con.close()
 
 
-async def test_bumps_queued_while_the_hub_is_down_are_applied_once(config: StoreConfig, db_path: Path,
-                                                                   tmp_path: Path, devices: Devices) -> None:
+async def test_bumps_queued_while_the_hub_is_down_are_applied_once(
+    config: StoreConfig, db_path: Path, tmp_path: Path, devices: Devices
+) -> None:
     queue_file = tmp_path / "wok-1.queue.jsonl"
     server = await start_hub(config, db_path)
     port = server.port
     second: HubServer | None = None
     try:
         app = await devices.connect(server.url, "app-backend")
-        oids = [(await ok(app, {"type": "order.submit", "order": app_order(f"q-{n}")}))["order_id"]
-                for n in range(3)]
+        oids = [(await ok(app, {"type": "order.submit", "order": app_order(f"q-{n}")}))["order_id"] for n in range(3)]
         wok = await devices.connect(server.url, "wok-1", queue_path=queue_file)
         await until(lambda: set(oids) <= set(wok.book.orders), what="orders on the wok screen")
         before = events_in(db_path)
@@ -250,8 +253,7 @@ async def test_bumps_queued_while_the_hub_is_down_are_applied_once(config: Store
         assert [(a["type"], a["seq"]) for a in answers] == [("ack", 4), ("ack", 5), ("ack", 6)]
         assert len(wok.queue) == 0 and queue_file.read_text(encoding="utf-8") == ""
         after = events_in(db_path)
-        assert [(s, k) for s, k, _ in after[3:]] == [(4, "ticket.bumped"), (5, "ticket.bumped"),
-                                                     (6, "ticket.bumped")]
+        assert [(s, k) for s, k, _ in after[3:]] == [(4, "ticket.bumped"), (5, "ticket.bumped"), (6, "ticket.bumped")]
         assert [json.loads(p)["ticket_id"] for _, _, p in after[3:]] == [f"{oid}/wok" for oid in oids]
         await synced(wok)
         assert wok.welcome is not None and wok.welcome["resumed"] is True  # it resumed across the restart

@@ -227,8 +227,9 @@ async def test_source_cannot_cancel_a_shelf_order_of_another_device(
     floor: Floor, kiosks: tuple[HubClient, HubClient, str]
 ) -> None:
     _k1, k2, _oid = kiosks
-    await assert_refused(floor, k2, {"type": "order.cancel", "order_id": floor.fresh}, ErrorCode.FORBIDDEN,
-                         ["order_id"])
+    await assert_refused(
+        floor, k2, {"type": "order.cancel", "order_id": floor.fresh}, ErrorCode.FORBIDDEN, ["order_id"]
+    )
 
 
 async def test_counter_can_cancel_any_order(floor: Floor, kiosks: tuple[HubClient, HubClient, str]) -> None:
@@ -270,6 +271,9 @@ async def test_counter_calls_and_hands_over_but_cannot_bump(
 async def test_kitchen_cannot_submit_even_a_perfect_order(floor: Floor) -> None:
     for device in ("wok-1", "cold-1", "seafood-1"):
         await assert_refused(
-            floor, floor.clients[device], {"type": "order.submit", "order": shelf_order(f"from-{device}")},
-            ErrorCode.FORBIDDEN, ["type"],
+            floor,
+            floor.clients[device],
+            {"type": "order.submit", "order": shelf_order(f"from-{device}")},
+            ErrorCode.FORBIDDEN,
+            ["type"],
         )

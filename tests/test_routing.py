@@ -39,10 +39,8 @@ ROUTES = [
 ]
 
 
-@pytest.mark.parametrize(("sku", "cook", "station", "rule", "unrouted"), ROUTES,
-                         ids=[f"{r[0]}:{r[1]}" for r in ROUTES])
-def test_route_item(config: StoreConfig, sku: str, cook: str | None, station: str, rule: str,
-                    unrouted: bool) -> None:
+@pytest.mark.parametrize(("sku", "cook", "station", "rule", "unrouted"), ROUTES, ids=[f"{r[0]}:{r[1]}" for r in ROUTES])
+def test_route_item(config: StoreConfig, sku: str, cook: str | None, station: str, rule: str, unrouted: bool) -> None:
     route = route_item(config, sku, cook)
     assert route == Route(station, rule)
     assert (route.station, route.rule, route.unrouted) == (station, rule, unrouted)
@@ -84,10 +82,10 @@ CHECKS = [
 ]
 
 
-@pytest.mark.parametrize(("sku", "weight_g", "cook", "expected"), CHECKS,
-                         ids=[f"{c[0]}:{c[1]}:{c[2]}" for c in CHECKS])
-def test_check_item(config: StoreConfig, sku: str, weight_g: int | None, cook: str | None,
-                    expected: list[tuple[str, str]]) -> None:
+@pytest.mark.parametrize(("sku", "weight_g", "cook", "expected"), CHECKS, ids=[f"{c[0]}:{c[1]}:{c[2]}" for c in CHECKS])
+def test_check_item(
+    config: StoreConfig, sku: str, weight_g: int | None, cook: str | None, expected: list[tuple[str, str]]
+) -> None:
     problems = check_item(config, ("order", "items", 3), sku, weight_g, cook)
     assert [p.loc for p in problems] == [("order", "items", 3, field) for field, _ in expected]
     for p, (_, words) in zip(problems, expected, strict=True):
@@ -101,23 +99,40 @@ def test_problem_wire_form() -> None:
 
 def test_unrouted_item_through_the_hub_is_flagged_and_not_dropped(config: StoreConfig) -> None:
     core = Core(config)
-    r = core.submit("kiosk-1", {
-        "key": "season-1", "channel": "kiosk", "fulfilment": {"type": "dine_in", "table": "3"},
-        "items": [{"sku": "SPECIAL-SEASONAL"}, {"sku": "BAR-COCONUT"}, {"sku": "NDL-COLD-SICHUAN"}],
-    })
+    r = core.submit(
+        "kiosk-1",
+        {
+            "key": "season-1",
+            "channel": "kiosk",
+            "fulfilment": {"type": "dine_in", "table": "3"},
+            "items": [{"sku": "SPECIAL-SEASONAL"}, {"sku": "BAR-COCONUT"}, {"sku": "NDL-COLD-SICHUAN"}],
+        },
+    )
     o = core.order(r["order_id"])
     assert [(i["sku"], i["station"], i["unrouted"]) for i in o["items"]] == [
-        ("SPECIAL-SEASONAL", "wok", True), ("BAR-COCONUT", "bar", False), ("NDL-COLD-SICHUAN", "cold", False)]
+        ("SPECIAL-SEASONAL", "wok", True),
+        ("BAR-COCONUT", "bar", False),
+        ("NDL-COLD-SICHUAN", "cold", False),
+    ]
     assert {t["station"]: t["items"] for t in o["tickets"]} == {"wok": ["1"], "bar": ["2"], "cold": ["3"]}
     wok = core.hello("wok-1")[1]
     [seen] = wok["snapshot"]["orders"]
     assert seen["items"][0]["unrouted"] is True and seen["id"] == r["order_id"]
     # A shelf order routes each lobster by its method and carries the processing fee of that method.
-    s = core.submit("shelf-1", {
-        "key": "lob-1", "channel": "shelf", "fulfilment": {"type": "dine_in", "table": "8"},
-        "items": [{"sku": "LOB-AUS", "weight_g": 900, "cook": m} for m in ("sashimi", "steamed", "ginger_scallion")],
-    })
+    s = core.submit(
+        "shelf-1",
+        {
+            "key": "lob-1",
+            "channel": "shelf",
+            "fulfilment": {"type": "dine_in", "table": "8"},
+            "items": [
+                {"sku": "LOB-AUS", "weight_g": 900, "cook": m} for m in ("sashimi", "steamed", "ginger_scallion")
+            ],
+        },
+    )
     items = core.order(s["order_id"])["items"]
     assert [(i["station"], i["fee_cents"], i["cook_name"], i["unrouted"]) for i in items] == [
-        ("cold", 5000, "Sashimi", False), ("seafood", 1500, "Steamed", False),
-        ("wok", 2500, "Wok-fried with ginger and scallion", False)]
+        ("cold", 5000, "Sashimi", False),
+        ("seafood", 1500, "Steamed", False),
+        ("wok", 2500, "Wok-fried with ginger and scallion", False),
+    ]

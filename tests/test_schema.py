@@ -12,7 +12,6 @@ import json
 import subprocess
 import sys
 import typing
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from kds.config import Role, StoreConfig
 from kds.protocol import CLIENT_TYPES, EventKind, HubMessage, OrderStatus, json_schema
 from kds.server import HubServer
 from tests.conftest import app_order, shelf_order
+from tests.support import until
 
 ROOT = Path(__file__).resolve().parent.parent
 HUB = TypeAdapter(HubMessage)
@@ -112,14 +112,6 @@ def test_console_script_is_installed() -> None:
 # ------------------------------------------------------------------------------------------------ a real round trip
 
 
-async def _until(predicate: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not predicate():
-        assert loop.time() < end, f"timed out waiting for {what}"
-        await asyncio.sleep(0.005)
-
-
 async def _raw(url: str, hello: dict[str, Any]) -> tuple[list[dict[str, Any]], int | None]:
     """A plain websocket: send a hello, read the welcome and the frames it announces, or the error and the close."""
     frames: list[dict[str, Any]] = []
@@ -166,13 +158,36 @@ async def _play(server: HubServer, connect: Any, config: StoreConfig) -> list[di
     dup = await ok(shelf, {"type": "order.submit", "order": shelf_order("rt-shelf")}, "order.accepted")
     assert dup["duplicate"] is True and dup["order_id"] == s
     a = (await ok(app, {"type": "order.submit", "order": app_order("rt-app")}, "order.accepted"))["order_id"]
-    await ok(counter, {"type": "order.submit", "order": shelf_order("rt-counter", channel="kiosk", items=[
-        {"sku": "SPECIAL-SEASONAL"}, {"sku": "BAK-EGGTART", "qty": 2}], fulfilment={"type": "pickup"})},
-        "order.accepted")
-    await refused(shelf, {"type": "order.submit", "order": shelf_order("rt-bad", items=[
-        {"sku": "NOPE"}, {"sku": "LOB-AUS", "weight_g": 9000, "cook": "steamed"}, {"sku": "CRAB-MUD", "weight_g": 500},
-        {"sku": "WOK-MAPO", "weight_g": 300}, {"sku": "LOB-AUS", "weight_g": 900, "cook": "steem"}])},
-        "invalid_order")
+    await ok(
+        counter,
+        {
+            "type": "order.submit",
+            "order": shelf_order(
+                "rt-counter",
+                channel="kiosk",
+                items=[{"sku": "SPECIAL-SEASONAL"}, {"sku": "BAK-EGGTART", "qty": 2}],
+                fulfilment={"type": "pickup"},
+            ),
+        },
+        "order.accepted",
+    )
+    await refused(
+        shelf,
+        {
+            "type": "order.submit",
+            "order": shelf_order(
+                "rt-bad",
+                items=[
+                    {"sku": "NOPE"},
+                    {"sku": "LOB-AUS", "weight_g": 9000, "cook": "steamed"},
+                    {"sku": "CRAB-MUD", "weight_g": 500},
+                    {"sku": "WOK-MAPO", "weight_g": 300},
+                    {"sku": "LOB-AUS", "weight_g": 900, "cook": "steem"},
+                ],
+            ),
+        },
+        "invalid_order",
+    )
     await refused(app, {"type": "order.submit", "order": {"key": "x", "channel": "app"}}, "invalid_message")
     await refused(kiosk, {"type": "order.submit", "order": app_order("rt-kiosk-app")}, "forbidden")
     await refused(wok, {"type": "order.update", "order_id": s}, "unknown_type")
@@ -183,7 +198,7 @@ async def _play(server: HubServer, connect: Any, config: StoreConfig) -> list[di
     await refused(counter, {"type": "order.call", "order_id": a}, "conflict")
     errors_before = sum(1 for f in received if f["type"] == "error")
     await wok.send_raw('{"type": "ping"')
-    await _until(lambda: sum(1 for f in received if f["type"] == "error") > errors_before, "invalid_json error")
+    await until(lambda: sum(1 for f in received if f["type"] == "error") > errors_before, what="invalid_json error")
 
     # the kitchen and the counter
     assert (await ok(wok, {"type": "ticket.start", "ticket_id": f"{s}/wok"}))["seq"] is not None
@@ -196,15 +211,24 @@ async def _play(server: HubServer, connect: Any, config: StoreConfig) -> list[di
     await ok(counter, {"type": "order.handover", "order_id": s, "to": "runner"})
     await ok(counter, {"type": "order.recall", "order_id": s})
     await ok(counter, {"type": "order.handover", "order_id": s})
-    await ok(app, {"type": "order.amend", "order_id": a, "add": [{"sku": "BAR-COCONUT"}], "remove": ["2"],
-                   "item_notes": {"1": "mild"}, "note": "call on arrival"})
+    await ok(
+        app,
+        {
+            "type": "order.amend",
+            "order_id": a,
+            "add": [{"sku": "BAR-COCONUT"}],
+            "remove": ["2"],
+            "item_notes": {"1": "mild"},
+            "note": "call on arrival",
+        },
+    )
     await ok(bar, {"type": "ticket.start", "ticket_id": f"{a}/bar"})
     await ok(app, {"type": "order.cancel", "order_id": a, "reason": "rider unavailable"})
     for c in clients.values():
         await ok(c, {"type": "ping"}, "pong")
-    await _until(lambda: monitor.seq == server.hub.seq, "the monitor to see every event")
-    await _until(lambda: shelf.book.statuses.get(s, {}).get("status") == "handed_over", "the shelf's status")
-    await _until(lambda: app.book.statuses.get(a, {}).get("status") == "cancelled", "the app's status")
+    await until(lambda: monitor.seq == server.hub.seq, what="the monitor to see every event")
+    await until(lambda: shelf.book.statuses.get(s, {}).get("status") == "handed_over", what="the shelf's status")
+    await until(lambda: app.book.statuses.get(a, {}).get("status") == "cancelled", what="the app's status")
 
     # reconnecting, fresh and resumed, and refused connections
     def hello(device: str, **over: Any) -> dict[str, Any]:
@@ -271,8 +295,15 @@ def test_the_shift_covers_the_whole_protocol(session_frames: list[dict[str, Any]
     assert any(w["snapshot"] and w["snapshot"]["orders"] for w in welcomes)
     codes = {f["code"] for f in frames if f["type"] == "error"}
     assert codes == {
-        "invalid_json", "invalid_message", "unknown_type", "invalid_order", "not_found", "forbidden", "conflict",
-        "unauthorized", "bad_hello",
+        "invalid_json",
+        "invalid_message",
+        "unknown_type",
+        "invalid_order",
+        "not_found",
+        "forbidden",
+        "conflict",
+        "unauthorized",
+        "bad_hello",
     }
     acks = [f for f in frames if f["type"] == "ack"]
     assert any(a["seq"] is None for a in acks) and any(a["seq"] is not None for a in acks)

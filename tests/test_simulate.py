@@ -19,23 +19,24 @@ from kds.protocol import OrderIn
 from kds.routing import check_item
 from kds.server import HubServer
 from kds.simulate import OrderMix, SimulationError, SimulationOptions, run_kitchen_bots, run_simulation
+from tests.support import until
 
 ClientFactory = Callable[..., Any]
 
 
-async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Wait (bounded) until predicate() is true, yielding to the event loop."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not predicate():
-        assert loop.time() < end, "condition not met in time"
-        await asyncio.sleep(0.01)
-
-
 def quick(hub: HubServer, **over: Any) -> SimulationOptions:
     """Options for a fast run against the test hub: no progress line, summary into a buffer."""
-    opts = SimulationOptions(hub=hub.url, rate=500, orders=60, seed=1234, cancel_share=0.1, amend_share=0.15,
-                             progress=False, followup_delay=(0.0, 0.05), out=io.StringIO())
+    opts = SimulationOptions(
+        hub=hub.url,
+        rate=500,
+        orders=60,
+        seed=1234,
+        cancel_share=0.1,
+        amend_share=0.15,
+        progress=False,
+        followup_delay=(0.0, 0.05),
+        out=io.StringIO(),
+    )
     for k, v in over.items():
         setattr(opts, k, v)
     return opts
@@ -136,8 +137,9 @@ async def test_duration_and_rate_bound_the_run(config: StoreConfig, hub: HubServ
 
 async def test_no_hub_is_a_clear_error(config: StoreConfig) -> None:
     with pytest.raises(SimulationError, match="no hub reachable"):
-        await run_simulation(config, SimulationOptions(hub="ws://127.0.0.1:9", progress=False, summary=False,
-                                                       connect_timeout=0.5))
+        await run_simulation(
+            config, SimulationOptions(hub="ws://127.0.0.1:9", progress=False, summary=False, connect_timeout=0.5)
+        )
 
 
 async def test_kitchen_bots_cook_and_hand_over_what_the_simulator_sends(

@@ -2,18 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from tests.conftest import shelf_order
-
-
-async def until(predicate, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    """Wait (bounded) until predicate() is true, yielding to the event loop."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not predicate():
-        assert loop.time() < end, "condition not met in time"
-        await asyncio.sleep(0.005)
+from tests.support import until
 
 
 async def test_shelf_order_reaches_wok_and_cold_and_source_sees_ready(connect) -> None:  # type: ignore[no-untyped-def]
