@@ -107,13 +107,8 @@ async def bench_hub(
             for d in config.devices:
                 if d.role is Role.KITCHEN and d.station not in screens:
                     screens[d.station] = d
-            clients = [
-                HubClient(url, device=kiosks[k % len(kiosks)].id, token=kiosks[k % len(kiosks)].token, role="source")
-                for k in range(sources)
-            ]
-            kitchen = [
-                HubClient(url, device=d.id, token=d.token, role="kitchen", station=d.station) for d in screens.values()
-            ]
+            clients = [HubClient.for_device(url, kiosks[k % len(kiosks)]) for k in range(sources)]
+            kitchen = [HubClient.for_device(url, d) for d in screens.values()]
             sent_at: dict[str, float] = {}
             seen: dict[str, float] = {}
 

@@ -207,15 +207,7 @@ async def _script(url: str, config: StoreConfig, clock: FixedClock, clients: lis
     async def device(device_id: str) -> Recorder:
         dev = config.device(device_id)
         assert dev is not None
-        c = HubClient(
-            url,
-            device=dev.id,
-            token=dev.token,
-            role=dev.role.value,
-            station=dev.station,
-            backoff=Backoff(first=0.05, cap=0.5),
-            client_name="docs-example",
-        )
+        c = HubClient.for_device(url, dev, backoff=Backoff(first=0.05, cap=0.5), client_name="docs-example")
         rec = Recorder(c)
         clients.append(c)
         await c.connect(timeout=10)

@@ -31,6 +31,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
+from kds.config import Device
 from kds.view import OrderBook
 
 log = logging.getLogger("kds.client")
@@ -174,6 +175,11 @@ class HubClient:
         self._tasks: set[asyncio.Future[None]] = set()
         self._requests: set[str] = set()
         """Refs of `request()` calls in flight (queued actions survive a drop; these fail at once)."""
+
+    @classmethod
+    def for_device(cls, url: str, device: Device, **kwargs: Any) -> HubClient:
+        """A client for a device of the store config (its id, token, role and station)."""
+        return cls(url, device=device.id, token=device.token, role=device.role.value, station=device.station, **kwargs)
 
     @property
     def seq(self) -> int:

@@ -61,9 +61,7 @@ async def demo(
     except OSError as exc:
         print(f"kds demo: cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    client = HubClient(
-        server.url, device=monitor.id, token=monitor.token, role=monitor.role.value, client_name="kds-demo-live-view"
-    )
+    client = HubClient.for_device(server.url, monitor, client_name="kds-demo-live-view")
     app = LiveView(client, extra=f"simulator {rate:g}/s")
     stop = asyncio.Event()
     sim = asyncio.create_task(

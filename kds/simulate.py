@@ -506,11 +506,9 @@ class _Run:
         for dev_id in self.mix.source_ids:
             dev = self.config.device(dev_id)
             assert dev is not None
-            self.clients[dev_id] = HubClient(
+            self.clients[dev_id] = HubClient.for_device(
                 self.opts.hub,
-                device=dev.id,
-                token=dev.token,
-                role=dev.role.value,
+                dev,
                 client_name="kds-simulate",
                 backoff=Backoff(first=0.1, cap=2.0),
                 request_timeout=self.opts.request_timeout,
@@ -827,23 +825,18 @@ async def run_kitchen_bots(
     for dev in config.devices:
         if dev.role is Role.KITCHEN and dev.station and dev.station not in seen:
             seen.add(dev.station)
-            client = HubClient(
+            client = HubClient.for_device(
                 hub_url,
-                device=dev.id,
-                token=dev.token,
-                role=dev.role.value,
-                station=dev.station,
+                dev,
                 client_name="kds-kitchen-bot",
                 backoff=Backoff(first=0.1, cap=2.0),
             )
             bots.append(_Cook(client, dev.station, random.Random(rng.random()), speed))
     counter = next((d for d in config.devices if d.role is Role.COUNTER), None)
     if counter is not None:
-        client = HubClient(
+        client = HubClient.for_device(
             hub_url,
-            device=counter.id,
-            token=counter.token,
-            role=counter.role.value,
+            counter,
             client_name="kds-counter-bot",
             backoff=Backoff(first=0.1, cap=2.0),
         )

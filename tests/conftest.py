@@ -52,15 +52,7 @@ async def connect(config: StoreConfig, hub: HubServer) -> AsyncIterator[ClientFa
     async def factory(device_id: str, url: str | None = None, **kwargs: Any) -> HubClient:
         dev = config.device(device_id)
         assert dev is not None, device_id
-        client = HubClient(
-            url or hub.url,
-            device=dev.id,
-            token=dev.token,
-            role=dev.role.value,
-            station=dev.station,
-            backoff=Backoff(first=0.05, cap=0.5),
-            **kwargs,
-        )
+        client = HubClient.for_device(url or hub.url, dev, backoff=Backoff(first=0.05, cap=0.5), **kwargs)
         clients.append(client)
         await client.connect(timeout=10)
         return client
