@@ -131,6 +131,53 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(config, rate=args.rate, port=args.port)
 
 
+# ------------------------------------------------------------------------------------------------ terminals
+
+
+def _terminal_device(args: argparse.Namespace, config: StoreConfig, role: Role, station: str | None) -> tuple[str, str]:
+    device, token = args.device, args.token
+    if device is None:
+        device, default_token = default_device(config, role, station)
+        token = token or default_token
+    elif token is None:
+        dev = config.device(device)
+        if dev is None:
+            raise SystemExit(f"kds: device {device!r} is not in {args.config}; give --token")
+        token = dev.token
+    return device, token
+
+
+def cmd_kitchen(args: argparse.Namespace) -> int:
+    """kds kitchen."""
+    from terminals.kitchen.app import run_kitchen
+
+    config = _config(args.config)
+    if config.station(args.station) is None:
+        known = ", ".join(s.id for s in config.stations)
+        raise SystemExit(f"kds: unknown station {args.station!r} (stations: {known})")
+    device, token = _terminal_device(args, config, Role.KITCHEN, args.station)
+    dev = config.device(device)
+    return run_kitchen(
+        hub=args.hub,
+        device=device,
+        token=token,
+        station=args.station,
+        queue_path=Path(args.queue or f"var/queue-{device}.jsonl"),
+        keymap=dict(dev.keymap) if dev else {},
+    )
+
+
+def cmd_counter(args: argparse.Namespace) -> int:
+    """kds counter."""
+    from terminals.counter.app import run_counter
+
+    config = _config(args.config)
+    device, token = _terminal_device(args, config, Role.COUNTER, None)
+    return run_counter(
+        hub=args.hub, device=device, token=token, queue_path=Path(args.queue or f"var/queue-{device}.jsonl")
+    )
+
+
 # ------------------------------------------------------------------------------------------------ parser
 
 
@@ -187,6 +234,34 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--rate", type=float, default=1.0, help="orders per second (default: %(default)s)")
     d.add_argument("--port", type=int, default=0, help="hub port (default: a free one)")
     d.set_defaults(func=cmd_demo)
+
+    def with_device(sp: argparse.ArgumentParser) -> None:
+        with_config(sp)
+        sp.add_argument(
+            "--hub", default=DEFAULT_HUB, help="hub URL, or several separated by commas (default: %(default)s)"
+        )
+        sp.add_argument("--device", default=None, help="device id (default: the config's device for this screen)")
+        sp.add_argument("--token", default=None, help="device token (default: from the config)")
+        sp.add_argument(
+            "--queue", default=None, help="file of actions waiting for the hub (default: var/queue-DEVICE.jsonl)"
+        )
+
+    k = sub.add_parser(
+        "kitchen",
+        help="the kitchen station screen",
+        description="A station's ticket screen, driven by keys or a bump bar.",
+    )
+    k.add_argument("--station", required=True, help="station id (seafood, wok, grill, cold, bar, bakery…)")
+    with_device(k)
+    k.set_defaults(func=cmd_kitchen)
+
+    c = sub.add_parser(
+        "counter",
+        help="the counter screen: shelf-to-table intake, expo and handover",
+        description="The counter: take shelf-to-table and walk-up orders, assemble, call and hand over orders.",
+    )
+    with_device(c)
+    c.set_defaults(func=cmd_counter)
     return p
 
 
