@@ -43,6 +43,7 @@ from websockets.exceptions import ConnectionClosed  # noqa: E402
 from kds.client import Backoff, HubClient  # noqa: E402
 from kds.config import StoreConfig, load_config  # noqa: E402
 from kds.hub import OrderHub  # noqa: E402
+from kds.protocol import PrinterState  # noqa: E402
 from kds.server import HubServer  # noqa: E402
 from kds.store import Store  # noqa: E402
 
@@ -186,14 +187,17 @@ async def generate(config_path: Path = SAMPLE_CONFIG) -> dict[str, Example]:
         await server.start()
         clients: list[HubClient] = []
         try:
-            return await _script(server.url, config, clock, clients)
+            return await _script(server, config, clock, clients)
         finally:
             for c in clients:
                 await c.close()
             await server.stop()
 
 
-async def _script(url: str, config: StoreConfig, clock: FixedClock, clients: list[HubClient]) -> dict[str, Example]:
+async def _script(
+    server: HubServer, config: StoreConfig, clock: FixedClock, clients: list[HubClient]
+) -> dict[str, Example]:
+    url = server.url
     ex: dict[str, Example] = {}
 
     def client(name: str, msg: dict[str, Any], kind: str = "client") -> dict[str, Any]:
@@ -430,6 +434,35 @@ async def _script(url: str, config: StoreConfig, clock: FixedClock, clients: lis
     clock.at(400)
     r = await ask(counter, "order.call", {"type": "order.call", "ref": "c1-301", "order_id": s001})
     hub("event.order.called", await monitor.event(r["seq"]))
+    r = await ask(
+        counter, "print.request", {"type": "print.request", "ref": "c1-310", "order_id": s001, "layout": "claim_tag"}
+    )
+    hub("ack.print", r)
+
+    # --- a printer in trouble (what the spooler reports through the server; no printer runs here)
+    n = len(wok.frames)
+    server.printer_status(
+        "wok-printer", PrinterState.PAPER_OUT, "Wok station printer: out of paper; retrying until it prints"
+    )
+    hub(
+        "printer.status.paper_out",
+        await wok.wait(lambda f: f.get("type") == "printer.status" and wok.frames.index(f) >= n),
+    )
+    n = len(counter.frames)
+    server.printer_status(
+        "seafood-printer",
+        PrinterState.OFFLINE,
+        "Seafood / steam station printer: cannot connect to 127.0.0.1:9101: Connection refused; "
+        "its tickets print on wok-printer until it is back",
+    )
+    hub(
+        "printer.status.failover",
+        await counter.wait(lambda f: f.get("type") == "printer.status" and counter.frames.index(f) >= n),
+    )
+    n = len(wok.frames)
+    server.printer_status("wok-printer", PrinterState.OK, "Wok station printer is printing again")
+    hub("printer.status.ok", await wok.wait(lambda f: f.get("type") == "printer.status" and wok.frames.index(f) >= n))
+    server.printer_status("seafood-printer", PrinterState.OK, "Seafood / steam station printer is printing again")
     clock.at(430)
     r = await ask(
         counter, "order.handover", {"type": "order.handover", "ref": "c1-302", "order_id": s001, "to": "runner"}

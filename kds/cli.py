@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kds.config import DEFAULT_CONFIG_PATH, ConfigError, Role, StoreConfig, load_config
+from kds.printing import PrintSink
 
 DEFAULT_HUB = "ws://127.0.0.1:8765"
 DEFAULT_DB = Path("var/kds.sqlite3")
@@ -53,7 +54,9 @@ async def run_hub(
     from kds.server import HubServer
     from kds.store import Store
 
-    server = HubServer(OrderHub(config), Store(db, store_id=config.store.id), host=host, port=port)
+    server = HubServer(
+        OrderHub(config), Store(db, store_id=config.store.id), host=host, port=port, printing=_spooler(config)
+    )
     await server.start()
     print(
         f"kds hub for {config.store.name} ({config.store.id}) on {server.url}, database {server.store.url}",
@@ -77,6 +80,20 @@ async def run_hub(
             await server.stop()
     if server.failed is not None:
         raise SystemExit(f"kds: hub stopped: {server.failed}")
+
+
+def _spooler(config: StoreConfig) -> PrintSink | None:
+    """The print spooler for the config's printers (None when it has none); a bad printer profile stops here."""
+    if not config.printers:
+        return None
+    from printers.profiles import check_profiles
+    from printers.spooler import Spooler
+
+    problems = check_profiles(config)
+    if problems:
+        print("kds: the printers' profiles are wrong:\n" + "\n".join(f"  - {p}" for p in problems), file=sys.stderr)
+        raise SystemExit(2)
+    return Spooler(config)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -178,6 +195,39 @@ def cmd_counter(args: argparse.Namespace) -> int:
     )
 
 
+# ------------------------------------------------------------------------------------------------ printers
+
+
+def cmd_printer_emulator(args: argparse.Namespace) -> int:
+    """kds printer-emulator."""
+    from printers.emulator import run_emulator_cli
+
+    _logging(args.verbose)
+    config = _config(args.config) if args.all else None
+    return run_emulator_cli(
+        out=Path(args.out),
+        host=args.host,
+        port=args.port,
+        columns=args.columns,
+        control_port=args.control_port,
+        config=config,
+    )
+
+
+def cmd_printers_status(args: argparse.Namespace) -> int:
+    """kds printers status."""
+    from printers.admin import printers_status
+
+    return printers_status(_config(args.config), db=args.db, as_json=args.json)
+
+
+def cmd_printers_test(args: argparse.Namespace) -> int:
+    """kds printers test NAME."""
+    from printers.admin import print_test_page
+
+    return print_test_page(_config(args.config), args.name)
+
+
 # ------------------------------------------------------------------------------------------------ parser
 
 
@@ -234,6 +284,46 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--rate", type=float, default=1.0, help="orders per second (default: %(default)s)")
     d.add_argument("--port", type=int, default=0, help="hub port (default: a free one)")
     d.set_defaults(func=cmd_demo)
+
+    pe = sub.add_parser(
+        "printer-emulator",
+        help="a network receipt printer that saves each ticket as text and as a picture",
+        description=(
+            "A network ESC/POS printer on TCP: answers status queries, writes each job (split at the cut) as "
+            "NNNN.bin (raw bytes), NNNN.txt (decoded text) and NNNN.png (picture of the paper) into --out. "
+            "Switch it while it runs by typing, or sending to the control port, one of: paper out, paper in, "
+            "cover open, cover close, offline, online, status."
+        ),
+    )
+    with_config(pe)
+    pe.add_argument("--port", type=int, default=9100, help="TCP port (default: %(default)s)")
+    pe.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    pe.add_argument("--out", default="var/printer", help="folder for the tickets (default: %(default)s)")
+    pe.add_argument("--columns", type=int, default=48, help="paper width in columns: 32, 42 or 48 (default: 48)")
+    pe.add_argument(
+        "--control-port", type=int, default=None, help="port for control commands (default: the printer port + 100)"
+    )
+    pe.add_argument(
+        "--all", action="store_true", help="emulate every network printer of --config on this machine instead"
+    )
+    pe.add_argument("--verbose", action="store_true", help="log every job")
+    pe.set_defaults(func=cmd_printer_emulator)
+
+    pr = sub.add_parser("printers", help="the store's printers: status, test page", description="The store's printers.")
+    prs = pr.add_subparsers(dest="printers_command", required=True, metavar="ACTION")
+    st = prs.add_parser(
+        "status",
+        help="every configured printer's state",
+        description="Ask every configured printer for its status (paper, cover, reachable) and count its queued jobs.",
+    )
+    with_config(st)
+    st.add_argument("--db", default=str(DEFAULT_DB), help="the hub's database, for queued jobs (default: %(default)s)")
+    st.add_argument("--json", action="store_true", help="print JSON")
+    st.set_defaults(func=cmd_printers_status)
+    tp = prs.add_parser("test", help="print a test page on one printer", description="Print a test page on a printer.")
+    with_config(tp)
+    tp.add_argument("name", help="printer id from the config (e.g. wok-printer)")
+    tp.set_defaults(func=cmd_printers_test)
 
     def with_device(sp: argparse.ArgumentParser) -> None:
         with_config(sp)

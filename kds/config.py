@@ -85,6 +85,9 @@ class Counter(_Strict):
 
     name: str = "Counter"
     printer: Ident | None = None
+    """Where claim tags, pickup slips and expo tickets print."""
+    status_url: str = "https://m.freshippo.example/order/{order_id}"
+    """What the QR code of a pickup slip opens: the order's status page (`{order_id}` and `{number}` are filled in)."""
     timers: Timers = Timers(warn_after_s=120, late_after_s=300)
 
 
@@ -143,7 +146,7 @@ class Transport(StrEnum):
 
 
 class Printer(_Strict):
-    """A thermal printer (used by the printing issue)."""
+    """A thermal ESC/POS printer: how to reach it, what it can do, and where its tickets go when it fails."""
 
     id: Ident
     name: str = ""
@@ -151,6 +154,7 @@ class Printer(_Strict):
     host: str | None = None
     port: int = Field(default=9100, gt=0, lt=65536)
     path: str | None = None
+    """Device or file path (serial port, `/dev/usb/lp0`, or a file that collects the bytes)."""
     usb_vendor: int | None = None
     usb_product: int | None = None
     serial_baud: int = 19200
@@ -158,8 +162,19 @@ class Printer(_Strict):
     columns: int = Field(default=48, ge=24, le=64)
     gb18030: bool = False
     """True when the printer has a GB18030 (Chinese) font; other printers get such lines as images."""
+    profile: str = Field(default="default", min_length=1)
+    """python-escpos capability profile (`default`, `TM-T20II`, `POS-5890`…): QR codes, cutter, code pages."""
+    status_query: bool = True
+    """The printer answers status queries (DLE EOT, GS r): paper out is seen before a ticket is sent, and a
+    ticket counts as printed only when the printer confirms it. False for one-way links (a file, some USB)."""
+    timeout_s: float = Field(default=5.0, gt=0)
+    """Connecting, and waiting for the printer's answer, give up after this long (the attempt counts as failed)."""
+    retry_s: float = Field(default=1.0, gt=0)
+    """First wait before retrying a failed printer; it doubles on each failure up to `retry_max_s`."""
+    retry_max_s: float = Field(default=15.0, gt=0)
     backup: Ident | None = None
     max_failures: int = Field(default=3, ge=1)
+    """Failed attempts in a row before this printer's tickets go to `backup` (until it answers again)."""
 
 
 class Device(_Strict):
@@ -511,6 +526,10 @@ def _cross_check(parts: _Parts) -> Iterable[ConfigProblem]:
             yield ConfigProblem((*here, "path"), f"a {p.transport.value} printer needs a path")
         if p.transport is Transport.USB and (p.usb_vendor is None or p.usb_product is None):
             yield ConfigProblem(here, "a usb printer needs usb_vendor and usb_product")
+        if p.retry_max_s < p.retry_s:
+            yield ConfigProblem((*here, "retry_max_s"), "must not be less than retry_s")
+        if p.width_mm not in (58, 80):
+            yield ConfigProblem((*here, "width_mm"), "thermal paper is 58 or 80 mm wide")
     for k, dev in parts.devices:
         here = ("devices", f"{k}({dev.id})")
         if dev.role is Role.KITCHEN:

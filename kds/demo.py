@@ -1,5 +1,8 @@
 """`kds demo`: a hub on a temporary database, the simulator, a simulated kitchen, and a live view in front.
 
+The store's printers are printer emulators on their configured loopback ports (`printers.emulator`): the hub's
+spooler prints every ticket to them, and each ticket is saved as a picture under `var/demo-tickets/<printer>/`.
+
 Everything runs in one process and one event loop: the hub (`HubServer` on a free loopback port, SQLite in a
 temporary directory that is removed at the end), the order simulator at `rate` orders/s, the kitchen and counter
 bots, and the Textual live view connected as the store's monitor device. `q` or Ctrl+C stops all of it.
@@ -44,6 +47,7 @@ async def demo(
     speed: float,
     workdir: Path,
     drive: Callable[[LiveView], Awaitable[None]] | None = None,
+    tickets: Path | None = None,
 ) -> int:
     """Run hub, simulator, kitchen bots and the live view until the view exits; returns the exit code.
 
@@ -53,13 +57,30 @@ async def demo(
     if monitor is None:
         print("kds demo: the config has no monitor device for the live view", file=sys.stderr)
         return 2
+    from printers.emulator import EmulatorGroup, start_emulators
+    from printers.spooler import Spooler
+
+    tickets = tickets or workdir / "tickets"
+    emulators: EmulatorGroup | None = None
+    if config.printers:
+        try:
+            emulators = await start_emulators(config, tickets)
+            print(f"kds demo: ticket pictures go to {tickets}/<printer>/NNNN.png", flush=True)
+        except OSError as exc:
+            print(f"kds demo: printer ports busy ({exc.strerror or exc}); printing to whatever listens there")
     server = HubServer(
-        OrderHub(config), Store(workdir / "demo.sqlite3", store_id=config.store.id), host="127.0.0.1", port=port
+        OrderHub(config),
+        Store(workdir / "demo.sqlite3", store_id=config.store.id),
+        host="127.0.0.1",
+        port=port,
+        printing=Spooler(config) if config.printers else None,
     )
     try:
         await server.start()
     except OSError as exc:
         print(f"kds demo: cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}", file=sys.stderr)
+        if emulators is not None:
+            await emulators.close()
         return 1
     client = HubClient.for_device(server.url, monitor, client_name="kds-demo-live-view")
     app = LiveView(client, extra=f"simulator {rate:g}/s")
@@ -106,10 +127,15 @@ async def demo(
         accepted = sim.result().accepted if sim in done and not sim.exception() else None
         await client.close()
         await server.stop()
+        if emulators is not None:
+            await emulators.close()
     for f in failure:
         print(f"kds demo: {f}", file=sys.stderr)
     if accepted is not None:
         print(f"kds demo: stopped after {accepted} simulated orders; the temporary database is removed.")
+    if emulators is not None:
+        printed = sum(len(e.jobs) for e in emulators.emulators.values())
+        print(f"kds demo: {printed} tickets printed; pictures in {tickets}/<printer>/NNNN.png")
     return app.return_code or 0
 
 
@@ -121,7 +147,8 @@ def run_demo(config: StoreConfig, *, rate: float = 1.0, port: int = 0, speed: fl
     with tempfile.TemporaryDirectory(prefix="kds-demo-") as tmp:
         handler = _log_to(Path(tmp) / "demo.log")
         try:
-            return asyncio.run(demo(config, rate=rate, port=port, speed=speed, workdir=Path(tmp)))
+            tickets = Path("var/demo-tickets").resolve()
+            return asyncio.run(demo(config, rate=rate, port=port, speed=speed, workdir=Path(tmp), tickets=tickets))
         except KeyboardInterrupt:
             return 0
         except SimulationError as exc:

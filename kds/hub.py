@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from kds.config import Channel, Device, Role, StoreConfig
 from kds.domain import DomainError, Item, Order, Ticket
+from kds.printing import Banner, PrintJob, claim_items, live_tickets, station_jobs, station_printers
 from kds.protocol import (
     PROTOCOL_VERSION,
     ROLE_MESSAGES,
@@ -35,9 +36,13 @@ from kds.protocol import (
     OrderStatus,
     OrderSubmit,
     Ping,
+    PrinterState,
+    PrintLayout,
+    PrintRequest,
     TicketBump,
     TicketRecall,
     TicketStart,
+    TicketState,
     parse_client_frame,
 )
 from kds.routing import Problem, check_item, route_item
@@ -131,6 +136,25 @@ class Decision:
     """Close the connection with this code and reason after the replies."""
     created: str | None = None
     """The id of the order this decision created, if any."""
+    jobs: list[PrintJob] = field(default_factory=list)
+    """Print jobs, stored in the same transaction as `events` and handed to the spooler after the commit."""
+
+
+@dataclass(slots=True)
+class PrinterNotice:
+    """A `printer.status` frame and who gets it: the kitchen screens of the printer's stations, and the counter."""
+
+    printer: str
+    stations: frozenset[str]
+    frame: str
+    ok: bool
+
+    def frame_for(self, session: Session) -> str | None:
+        """What this session gets of the notice, if anything."""
+        role = session.device.role
+        if role is Role.COUNTER or (role is Role.KITCHEN and session.device.station in self.stations):
+            return self.frame
+        return None
 
 
 class AuthError(Exception):
@@ -190,6 +214,10 @@ class OrderHub:
         self.numbers: dict[date, int] = {}
         self.log: deque[EventRecord] = deque(maxlen=replay_window)
         self._store_view: dict[Role, dict[str, Any]] = {}
+        self.job_seq = 0
+        """The id of the last print job made (restored from the database)."""
+        self.printer_trouble: dict[str, PrinterNotice] = {}
+        """Printers in trouble now: their last notice, sent again to every device that connects."""
 
     # ------------------------------------------------------------------ restore
 
@@ -199,9 +227,12 @@ class OrderHub:
         events: Iterable[tuple[int, str]],
         seq: int,
         keys: Iterable[tuple[str, str, str, str]],
+        *,
+        last_job: int = 0,
     ) -> None:
         """Rebuild state from the database: order documents, the tail of the event log, the last seq, keys."""
         self.seq = seq
+        self.job_seq = last_job
         for doc in orders:
             o = Order.from_wire(doc)
             self.orders[o.id] = o
@@ -272,6 +303,10 @@ class OrderHub:
         welcome, replay = self._welcome(session, msg.resume_from)
         d.replies.append((session, welcome))
         d.replies.extend((session, f) for f in replay)
+        for notice in self.printer_trouble.values():
+            f = notice.frame_for(session)
+            if f is not None:
+                d.replies.append((session, f))
         d.logs.append(f"device {dev.id} ({dev.role.value}) connected, resume_from={msg.resume_from} seq={self.seq}")
         return session, d
 
@@ -415,6 +450,8 @@ class OrderHub:
                 return self._kitchen(session, msg)
             if isinstance(msg, OrderCall | OrderHandover | OrderRecall):
                 return self._counter(session, msg)
+            if isinstance(msg, PrintRequest):
+                return self._print(session, msg)
         except DomainError as exc:
             # A state conflict names the order or ticket it is about.
             loc = list(exc.loc) or [next((f for f in ("ticket_id", "order_id") if hasattr(msg, f)), "type")]
@@ -490,7 +527,9 @@ class OrderHub:
         self.keys[(dev.id, o.key)] = (order_id, number)
         d = Decision()
         d.created = order_id
-        d.events.append(self._event(EventKind.ORDER_CREATED, order, frozenset(), None))
+        rec = self._event(EventKind.ORDER_CREATED, order, frozenset(), None)
+        d.events.append(rec)
+        d.jobs = self._station_jobs(rec, order.stations(), None)
         d.replies.append(
             (
                 session,
@@ -564,8 +603,12 @@ class OrderHub:
     def _cancel(self, session: Session, msg: OrderCancel) -> Decision:
         o = self._order_for(session, msg.order_id)
         before = o.stations()
+        live = live_tickets(o.to_wire())
         changed = o.cancel(msg.reason, self.clock())
-        return self._applied(session, msg.ref, o, EventKind.ORDER_CANCELLED, before, changed)
+        d = self._applied(session, msg.ref, o, EventKind.ORDER_CANCELLED, before, changed)
+        if d.events:
+            d.jobs = self._station_jobs(d.events[0], live, Banner.CANCELLED)
+        return d
 
     def _amend(self, session: Session, msg: OrderAmend) -> Decision:
         o = self._order_for(session, msg.order_id)
@@ -603,9 +646,15 @@ class OrderHub:
         before = o.stations()
         start = o.next_item_id()
         added = [self._make_item(str(start + k), it) for k, it in enumerate(msg.add)]
-        o.amend(added, list(msg.remove), msg.note, dict(msg.item_notes), self.clock())
+        touched = o.amend(added, list(msg.remove), msg.note, dict(msg.item_notes), self.clock())
         o.amend_refs = [*o.amend_refs[-49:], amend_ref]
         d = self._applied(session, msg.ref, o, EventKind.ORDER_AMENDED, before, True)
+        # Each touched station gets its ticket again: AMENDED, or CANCELLED when the amendment emptied it.
+        rec = d.events[0]
+        emptied = {st for st in touched if o.tickets[st].state is TicketState.CANCELLED}
+        d.jobs = self._station_jobs(rec, touched - emptied, Banner.AMENDED) + self._station_jobs(
+            rec, emptied, Banner.CANCELLED
+        )
         what = [f"+{len(added)} items"] if added else []
         what += [f"-{len(msg.remove)} items"] if msg.remove else []
         what += ["order note"] if msg.note is not None else []
@@ -669,6 +718,100 @@ class OrderHub:
         else:
             d.replies.append((session, _dumps({"type": "ack", "ref": ref, "seq": None})))
         return d
+
+    # ------------------------------------------------------------------ printing
+
+    def _next_job_id(self) -> int:
+        self.job_seq += 1
+        return self.job_seq
+
+    def _station_jobs(self, rec: EventRecord, stations: Iterable[str], banner: Banner | None) -> list[PrintJob]:
+        doc = json.loads(rec.order_json)
+        return station_jobs(
+            self.config,
+            rec.kind.value,
+            doc,
+            stations,
+            banner,
+            next_id=self._next_job_id,
+            at=rec.at,
+            order_json=rec.order_json,
+        )
+
+    def _print(self, session: Session, msg: PrintRequest) -> Decision:
+        o = self._order_for(session, msg.order_id)
+        doc = o.to_wire()
+        order_json = _dumps(doc)
+        now = self.clock()
+        reason = f"print.request from {session.device.id}"
+        if msg.layout is PrintLayout.STATION:
+            live = live_tickets(doc)
+            jobs = station_jobs(
+                self.config,
+                reason,
+                doc,
+                live,
+                Banner.REPRINT,
+                next_id=self._next_job_id,
+                at=now,
+                order_json=order_json,
+            )
+            if not jobs:
+                raise DomainError(
+                    ErrorCode.CONFLICT.value,
+                    f"order {o.number} has no live station ticket on a printer"
+                    if live
+                    else f"order {o.number} has no live station ticket",
+                    ("order_id",),
+                )
+        else:
+            printer = self.config.counter.printer
+            if printer is None:
+                raise DomainError(
+                    ErrorCode.CONFLICT.value, "the counter has no printer in the store config", ("layout",)
+                )
+            if msg.layout is PrintLayout.CLAIM_TAG and not claim_items(doc):
+                raise DomainError(ErrorCode.CONFLICT.value, f"order {o.number} has no shelf item to tag", ("order_id",))
+            jobs = [
+                PrintJob(
+                    id=self._next_job_id(),
+                    printer=printer,
+                    layout=msg.layout,
+                    order_id=o.id,
+                    station=None,
+                    banner=None,
+                    created_at=now,
+                    order_json=order_json,
+                    reason=reason,
+                )
+            ]
+        return Decision(
+            replies=[(session, _dumps({"type": "ack", "ref": msg.ref, "seq": None}))],
+            jobs=jobs,
+            logs=[f"{reason}: {msg.layout.value} of {o.number} → " + ", ".join(j.describe() for j in jobs)],
+        )
+
+    def printer_status(self, printer: str, state: PrinterState, message: str) -> PrinterNotice:
+        """A printer got into trouble or out of it (the spooler says so): the notice to send."""
+        ok = state is PrinterState.OK
+        stations = station_printers(self.config, printer)
+        frame = _dumps(
+            {
+                "type": "printer.status",
+                "printer": printer,
+                "stations": stations,
+                "ok": ok,
+                "state": state.value,
+                "message": message,
+                "at": self.clock().isoformat(),
+            }
+        )
+        notice = PrinterNotice(printer, frozenset(stations), frame, ok)
+        if ok:
+            self.printer_trouble.pop(printer, None)
+        else:
+            self.printer_trouble[printer] = notice
+        return notice
 
     # ------------------------------------------------------------------ events
 
@@ -748,6 +891,9 @@ class OrderHub:
         order = self.orders.pop(d.created, None)
         for rec in d.events:
             rec.dropped = True
+        for job in d.jobs:
+            job.dropped = True
+        d.jobs = []
         if order is not None:
             self.keys[(order.source, order.key)] = existing
         d.events = []

@@ -247,6 +247,28 @@ class OrderRecall(_Msg):
     order_id: Id
 
 
+class PrintLayout(StrEnum):
+    """What a `print.request` prints."""
+
+    STATION = "station"
+    """Every station ticket of the order again, marked REPRINT, each on its station's printer."""
+    CLAIM_TAG = "claim_tag"
+    """The claim tags of the order's shelf items (one per tagged item), on the counter's printer."""
+    PICKUP_SLIP = "pickup_slip"
+    """The customer's pickup slip (pickup number, QR code of the order's status), on the counter's printer."""
+    EXPO = "expo"
+    """The expo / runner ticket of the whole order, on the counter's printer."""
+
+
+class PrintRequest(_Msg):
+    """The counter asks for a ticket to be printed (answered with `ack` once the job is stored)."""
+
+    type: Literal["print.request"]
+    ref: Ref
+    order_id: Id
+    layout: PrintLayout
+
+
 class Ping(_Msg):
     """Liveness check; answered with `pong`."""
 
@@ -266,6 +288,7 @@ ClientMessage = Annotated[
     | OrderCall
     | OrderHandover
     | OrderRecall
+    | PrintRequest
     | Ping,
     Field(discriminator="type"),
 ]
@@ -281,6 +304,7 @@ CLIENT_TYPES: dict[str, type[_Msg]] = {
     "order.call": OrderCall,
     "order.handover": OrderHandover,
     "order.recall": OrderRecall,
+    "print.request": PrintRequest,
     "ping": Ping,
 }
 
@@ -295,6 +319,7 @@ ROLE_MESSAGES: dict[Role, frozenset[str]] = {
             "order.call",
             "order.handover",
             "order.recall",
+            "print.request",
             "ping",
         }
     ),
@@ -569,6 +594,34 @@ class Error(_Msg):
     errors: list[ErrorDetail] = []
 
 
+class PrinterState(StrEnum):
+    """A printer's condition."""
+
+    OK = "ok"
+    PAPER_OUT = "paper_out"
+    OFFLINE = "offline"
+    """Unreachable (off, unplugged, not answering) or reporting itself offline."""
+    ERROR = "error"
+    """Reachable but not printing for another reason (cover open, printer error)."""
+
+
+class PrinterStatus(_Msg):
+    """A printer got into trouble, or out of it: sent to the kitchen screens of its stations and to the counter.
+
+    Also sent right after `welcome` (and its replay) for every printer that is in trouble at that moment.
+    """
+
+    type: Literal["printer.status"]
+    printer: str
+    stations: list[str]
+    """Stations whose printer this is."""
+    ok: bool
+    state: PrinterState
+    message: str
+    """For people: what is wrong, and where the tickets go meanwhile."""
+    at: datetime
+
+
 class Pong(_Msg):
     """Answer to `ping`."""
 
@@ -578,7 +631,8 @@ class Pong(_Msg):
 
 
 HubMessage = Annotated[
-    Welcome | OrderAccepted | Ack | Error | Event | StatusChanged | Pong, Field(discriminator="type")
+    Welcome | OrderAccepted | Ack | Error | Event | StatusChanged | PrinterStatus | Pong,
+    Field(discriminator="type"),
 ]
 
 

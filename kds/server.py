@@ -11,18 +11,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode as WsCloseCode
 
 from kds.hub import AuthError, Decision, EventRecord, OrderHub, Session, error_frame
-from kds.protocol import MAX_FRAME_BYTES, CloseCode, ErrorCode
+from kds.printing import PrintJob, PrintSink
+from kds.protocol import MAX_FRAME_BYTES, CloseCode, ErrorCode, PrinterState
 from kds.store import Store
 
 log = logging.getLogger("kds.server")
+T = TypeVar("T")
 
 HELLO_TIMEOUT_S = 10.0
 MAX_BUFFERED_BYTES = 8 * 1024 * 1024
@@ -47,9 +50,19 @@ class _KdsConnection(ServerConnection):
 class HubServer:
     """`kds serve`: the hub on a websocket endpoint, backed by a database."""
 
-    def __init__(self, hub: OrderHub, store: Store, *, host: str = "127.0.0.1", port: int = 8765) -> None:
+    def __init__(
+        self,
+        hub: OrderHub,
+        store: Store,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8765,
+        printing: PrintSink | None = None,
+    ) -> None:
         self.hub = hub
         self.store = store
+        self.printing = printing
+        """The print spooler (`printers.spooler.Spooler`), when the hub prints."""
         self.host = host
         self.port = port
         self.sessions: set[Session] = set()
@@ -74,8 +87,11 @@ class HubServer:
             self._executor,
             lambda: self.store.load(now=self.hub.clock(), replay_window=self.hub.log.maxlen or 0),
         )
-        self.hub.restore(docs, events, seq, keys)
+        last_job = await loop.run_in_executor(self._executor, self.store.last_job_id)
+        self.hub.restore(docs, events, seq, keys, last_job=last_job)
         log.info("restored %d orders, seq=%d, %d replayable events", len(docs), seq, len(events))
+        if self.printing is not None:
+            await self.printing.start(self.store, self.run_db, self.printer_status)
         self._committer = asyncio.create_task(self._commit_loop(), name="kds-committer")
         self._housekeeper = asyncio.create_task(self._housekeeping(), name="kds-housekeeping")
         self._server = await serve(
@@ -91,6 +107,18 @@ class HubServer:
         self.port = sock.getsockname()[1]
         log.info("hub %s listening on ws://%s:%d", self.hub.config.store.id, self.host, self.port)
 
+    async def run_db(self, fn: Callable[[], T]) -> T:
+        """Run `fn` on the database thread (the one writer) and wait for it."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    def printer_status(self, printer: str, state: PrinterState, message: str) -> None:
+        """A printer got into trouble or out of it: tell its stations' screens and the counter."""
+        notice = self.hub.printer_status(printer, state, message)
+        (log.info if notice.ok else log.warning)("printer %s: %s: %s", printer, state.value, message)
+        conns = [s.conn for s in self.sessions if s.conn is not None and notice.frame_for(s) is not None]
+        if conns:
+            broadcast(conns, notice.frame)
+
     @property
     def url(self) -> str:
         """The websocket URL clients connect to."""
@@ -105,6 +133,8 @@ class HubServer:
                     await s.conn.close(CloseCode.HUB_SHUTTING_DOWN, "hub shutting down")
             await self._server.wait_closed()
         self._wake.set()
+        if self.printing is not None:
+            await self.printing.stop()
         if self._housekeeper is not None:
             self._housekeeper.cancel()
         if self._committer is not None:
@@ -179,13 +209,15 @@ class HubServer:
             while self._pending:
                 batch, self._pending = self._pending, []
                 records = [r for d, _ in batch for r in d.events]
-                if records:
+                jobs = [j for d, _ in batch for j in d.jobs]
+                if records or jobs:
                     try:
                         created = [d for d, _ in batch if d.created is not None]
                         if created:
                             await self._withdraw_known(loop, created)
                             records = [r for d, _ in batch for r in d.events]
-                        await loop.run_in_executor(self._executor, self.store.commit, records)
+                            jobs = [j for d, _ in batch for j in d.jobs]
+                        await loop.run_in_executor(self._executor, self.store.commit, records, jobs)
                     except Exception as exc:
                         # The hub's memory is ahead of the database now: stop rather than acknowledge anything.
                         log.critical("database commit failed, stopping the hub: %s", exc, exc_info=True)
@@ -196,6 +228,7 @@ class HubServer:
                         self._spawn(self.stop())
                         return
                     self.commits += 1
+                    self._print(jobs)
                 for d, _c in batch:
                     self._deliver(d)
 
@@ -214,10 +247,16 @@ class HubServer:
             if d.created in known:
                 self.hub.withdraw(d, known[d.created])
         records = [r for d, _ in batch for r in d.events]
-        if records:
-            self.store.commit(records)
+        jobs = [j for d, _ in batch for j in d.jobs]
+        if records or jobs:
+            self.store.commit(records, jobs)
         for d, _c in batch:
             self._deliver(d)
+
+    def _print(self, jobs: list[PrintJob]) -> None:
+        # Only now, with the jobs durable, may a printer see them.
+        if self.printing is not None and jobs:
+            self.printing.submit([j for j in jobs if not j.dropped])
 
     def _deliver(self, d: Decision) -> None:
         for line in d.logs:

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Field, SQLModel
 
 from kds.hub import EventRecord
+from kds.printing import Banner, JobState, Layout, PrintJob
 
 log = logging.getLogger("kds.store")
 
@@ -58,8 +59,36 @@ class EventRow(SQLModel, table=True):
     payload: str
 
 
+class PrintJobRow(SQLModel, table=True):
+    """One print job: stored with the events that caused it, before anything is sent to a printer."""
+
+    __tablename__ = "print_jobs"
+    __table_args__ = (sa.Index("ix_print_jobs_pending", "store_id", "state", "id"),)
+
+    store_id: str = Field(primary_key=True, max_length=40)
+    id: int = Field(primary_key=True)
+    printer: str = Field(max_length=40)
+    """The printer the job was made for."""
+    target: str = Field(max_length=40)
+    """The printer it goes to now (a backup after failures)."""
+    layout: str = Field(max_length=16)
+    order_id: str = Field(max_length=40, index=True)
+    station: str | None = Field(default=None, max_length=40)
+    banner: str | None = Field(default=None, max_length=16)
+    state: str = Field(max_length=16)
+    reprint: bool = False
+    attempts: int = 0
+    reason: str = Field(max_length=120)
+    created_at: str = Field(max_length=40)
+    updated_at: str = Field(max_length=40)
+    printed_at: str | None = Field(default=None, max_length=40)
+    last_error: str | None = Field(default=None, max_length=500)
+    order_doc: str
+
+
 ORDERS: sa.Table = SQLModel.metadata.tables["orders"]
 EVENTS: sa.Table = SQLModel.metadata.tables["events"]
+JOBS: sa.Table = SQLModel.metadata.tables["print_jobs"]
 
 
 def _utc(t: datetime) -> str:
@@ -89,7 +118,7 @@ class Store:
 
     def create_schema(self) -> None:
         """Create the tables when they are missing."""
-        SQLModel.metadata.create_all(self.engine, tables=[ORDERS, EVENTS])
+        SQLModel.metadata.create_all(self.engine, tables=[ORDERS, EVENTS, JOBS])
 
     def close(self) -> None:
         """Release the connections."""
@@ -124,10 +153,14 @@ class Store:
                     found[new_id] = (oid, number)
         return found
 
-    def commit(self, records: Sequence[EventRecord]) -> None:
-        """Store a batch of events and the latest state of their orders in one transaction."""
+    def commit(self, records: Sequence[EventRecord], jobs: Sequence[PrintJob] = ()) -> None:
+        """Store a batch of events, the latest state of their orders, and their print jobs in one transaction."""
         records = [r for r in records if not r.dropped]
+        jobs = [j for j in jobs if not j.dropped]
         if not records:
+            if jobs:
+                with self.engine.begin() as conn:
+                    conn.execute(sa.insert(JOBS), [self._job_row(j) for j in jobs])
             return
         latest: dict[str, EventRecord] = {}
         for r in records:
@@ -177,6 +210,103 @@ class Store:
         with self.engine.begin() as conn:
             conn.execute(sa.insert(EVENTS), events)
             conn.execute(upsert, orders)
+            if jobs:
+                conn.execute(sa.insert(JOBS), [self._job_row(j) for j in jobs])
+
+    def _job_row(self, j: PrintJob) -> dict[str, Any]:
+        at = _utc(j.created_at)
+        return {
+            "store_id": self.store_id,
+            "id": j.id,
+            "printer": j.printer,
+            "target": j.target,
+            "layout": j.layout.value,
+            "order_id": j.order_id,
+            "station": j.station,
+            "banner": j.banner.value if j.banner else None,
+            "state": j.state.value,
+            "reprint": j.reprint,
+            "attempts": j.attempts,
+            "reason": j.reason[:120],
+            "created_at": at,
+            "updated_at": at,
+            "printed_at": None,
+            "last_error": None,
+            "order_doc": j.order_json,
+        }
+
+    # ------------------------------------------------------------------ print jobs (the spooler's ledger)
+
+    def pending_jobs(self) -> list[PrintJob]:
+        """Jobs not printed yet, oldest first. One caught mid-send by a crash is queued again, marked reprint."""
+        t = JOBS
+        mine = t.c.store_id == self.store_id
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.update(t)
+                .where(mine, t.c.state == JobState.SENDING.value)
+                .values(state=JobState.QUEUED.value, reprint=True)
+            )
+            rows = conn.execute(
+                sa.select(t).where(mine, t.c.state != JobState.PRINTED.value).order_by(t.c.id)
+            ).mappings()
+            return [_job_from_row(r) for r in rows]
+
+    def _update_job(self, job_id: int, **values: Any) -> None:
+        t = JOBS
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(t).where(t.c.store_id == self.store_id, t.c.id == job_id).values(**values))
+
+    def job_sending(self, job_id: int, target: str, reprint: bool, at: datetime) -> None:
+        """The job's bytes are about to go to `target`; from now on a crash means it may have printed."""
+        self._update_job(job_id, state=JobState.SENDING.value, target=target, reprint=reprint, updated_at=_utc(at))
+
+    def job_printed(self, job_id: int, target: str, at: datetime) -> None:
+        """The printer confirmed the job."""
+        self._update_job(job_id, state=JobState.PRINTED.value, target=target, printed_at=_utc(at), updated_at=_utc(at))
+
+    def job_failed(self, job_id: int, error: str, reprint: bool, at: datetime) -> None:
+        """An attempt failed; the job waits for the next one."""
+        t = JOBS
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.update(t)
+                .where(t.c.store_id == self.store_id, t.c.id == job_id)
+                .values(
+                    state=JobState.QUEUED.value,
+                    reprint=reprint,
+                    attempts=t.c.attempts + 1,
+                    last_error=error[:500],
+                    updated_at=_utc(at),
+                )
+            )
+
+    def jobs_moved(self, job_ids: Sequence[int], target: str, at: datetime) -> None:
+        """The jobs go to another printer (the backup of a failing one)."""
+        if not job_ids:
+            return
+        t = JOBS
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.update(t)
+                .where(t.c.store_id == self.store_id, t.c.id.in_(list(job_ids)))
+                .values(target=target, updated_at=_utc(at))
+            )
+
+    def last_job_id(self) -> int:
+        """The id of the newest print job (0 when there is none)."""
+        t = JOBS
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.max(t.c.id)).where(t.c.store_id == self.store_id)).scalar() or 0)
+
+    def jobs(self, order_id: str | None = None) -> list[dict[str, Any]]:
+        """Stored print jobs (of one order, or all), oldest first, as plain rows (for `kds printers status`, tests)."""
+        t = JOBS
+        q = sa.select(t).where(t.c.store_id == self.store_id).order_by(t.c.id)
+        if order_id is not None:
+            q = q.where(t.c.order_id == order_id)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
 
     # ------------------------------------------------------------------ loading
 
@@ -236,6 +366,24 @@ class Store:
         e = EVENTS
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).where(e.c.store_id == self.store_id)).scalar() or 0)
+
+
+def _job_from_row(r: Any) -> PrintJob:
+    return PrintJob(
+        id=int(r["id"]),
+        printer=r["printer"],
+        layout=Layout(r["layout"]),
+        order_id=r["order_id"],
+        station=r["station"],
+        banner=Banner(r["banner"]) if r["banner"] else None,
+        created_at=datetime.fromisoformat(r["created_at"]),
+        order_json=r["order_doc"],
+        reason=r["reason"],
+        target=r["target"],
+        state=JobState(r["state"]),
+        reprint=bool(r["reprint"]),
+        attempts=int(r["attempts"]),
+    )
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -33,8 +33,8 @@ def free_port() -> int:
 class HubProcess:
     """`python -m kds.cli serve` on a given db and port."""
 
-    def __init__(self, db: Path, port: int, log: Path) -> None:
-        self.db, self.port, self.log = db, port, log
+    def __init__(self, db: Path, port: int, log: Path, config: Path = SAMPLE_CONFIG) -> None:
+        self.db, self.port, self.log, self.config = db, port, log, config
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -56,7 +56,7 @@ class HubProcess:
                     "--host",
                     "127.0.0.1",
                     "--config",
-                    str(SAMPLE_CONFIG),
+                    str(self.config),
                     "--quiet",
                 ],
                 cwd=ROOT,

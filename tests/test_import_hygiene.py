@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-CORE = ["kds.config", "kds.protocol", "kds.routing", "kds.domain", "kds.hub", "kds.view"]
+CORE = ["kds.config", "kds.protocol", "kds.routing", "kds.domain", "kds.hub", "kds.view", "kds.printing"]
 IO_LIBRARIES = {"websockets", "sqlmodel", "sqlalchemy", "textual", "escpos"}
 
 

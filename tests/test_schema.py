@@ -23,7 +23,7 @@ from websockets.exceptions import ConnectionClosed
 from kds.cli import main
 from kds.client import HubClient
 from kds.config import Role, StoreConfig
-from kds.protocol import CLIENT_TYPES, EventKind, HubMessage, OrderStatus, json_schema
+from kds.protocol import CLIENT_TYPES, EventKind, HubMessage, OrderStatus, PrinterState, json_schema
 from kds.server import HubServer
 from tests.conftest import app_order, shelf_order
 from tests.support import until
@@ -208,6 +208,11 @@ async def _play(server: HubServer, connect: Any, config: StoreConfig) -> list[di
     await ok(wok, {"type": "ticket.recall", "ticket_id": f"{s}/wok"})
     await ok(wok, {"type": "ticket.bump", "ticket_id": f"{s}/wok"})
     await ok(counter, {"type": "order.call", "order_id": s})
+    await ok(counter, {"type": "print.request", "order_id": s, "layout": "pickup_slip"})
+    # The spooler's path for a printer in trouble and back (no printer runs in this test).
+    server.printer_status("wok-printer", PrinterState.PAPER_OUT, "Wok station printer is out of paper")
+    server.printer_status("wok-printer", PrinterState.OK, "Wok station printer is back")
+    await until(lambda: sum(f["type"] == "printer.status" for f in received) >= 4, what="printer.status frames")
     await ok(counter, {"type": "order.handover", "order_id": s, "to": "runner"})
     await ok(counter, {"type": "order.recall", "order_id": s})
     await ok(counter, {"type": "order.handover", "order_id": s})

@@ -1,0 +1,192 @@
+"""Print jobs: which tickets the hub prints, and the contract between the hub and its print spooler. No I/O.
+
+The hub decides *which* jobs to make (`station_jobs` for a ticket created, amended or cancelled; `print.request`
+from the counter for claim tags, pickup slips, expo tickets and reprints). The jobs travel in the hub's `Decision`
+and are stored in the same database transaction as the events that caused them, before anything is sent to a
+printer. The spooler (`printers.spooler`, an adapter) renders them with `printers.layouts` and sends them with
+`printers.transports`; the hub only knows it through `PrintSink`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol, TypeVar
+
+from kds.config import StoreConfig
+from kds.protocol import PrinterState, PrintLayout, TicketState
+
+Layout = PrintLayout
+__all__ = [
+    "Banner",
+    "JobLedger",
+    "JobState",
+    "Layout",
+    "PrintJob",
+    "PrintSink",
+    "PrinterState",
+    "claim_items",
+    "live_tickets",
+    "station_jobs",
+    "station_printers",
+]
+
+
+class Banner(StrEnum):
+    """The banner across the top of a station ticket."""
+
+    AMENDED = "amended"
+    CANCELLED = "cancelled"
+    REPRINT = "reprint"
+
+
+class JobState(StrEnum):
+    """Where a job stands in the spooler."""
+
+    QUEUED = "queued"
+    SENDING = "sending"
+    """Its bytes may have reached a printer: after a crash it is printed again, marked REPRINT."""
+    PRINTED = "printed"
+
+
+@dataclass(slots=True)
+class PrintJob:
+    """One thing to print, as stored in the database."""
+
+    id: int
+    """Increasing in the order the hub made the jobs; a printer prints its jobs in this order."""
+    printer: str
+    """The printer the job is for (a station's or the counter's)."""
+    layout: Layout
+    order_id: str
+    station: str | None
+    banner: Banner | None
+    created_at: datetime
+    order_json: str
+    """The order (`OrderView` JSON) as of the job: what the ticket shows."""
+    reason: str
+    """What made the job (an event kind, or `print.request from counter-1`), for the logs."""
+    target: str = ""
+    """The printer it goes to now: `printer`, or a backup after failures."""
+    state: JobState = JobState.QUEUED
+    reprint: bool = False
+    """It may already have been printed (a crash or a lost answer mid-send): print it marked REPRINT."""
+    attempts: int = 0
+    dropped: bool = False
+    """Set when its decision was withdrawn (a duplicate order): it is neither stored nor printed."""
+
+    def __post_init__(self) -> None:
+        if not self.target:
+            self.target = self.printer
+
+    @property
+    def order(self) -> dict[str, Any]:
+        """The order document the ticket shows."""
+        doc: dict[str, Any] = json.loads(self.order_json)
+        return doc
+
+    def describe(self) -> str:
+        """`job 12 (station wok, 20261125-S001)` for logs and messages."""
+        what = f"{self.layout.value} {self.station}" if self.station else self.layout.value
+        return f"job {self.id} ({what}, {self.order_id})"
+
+
+def station_printers(config: StoreConfig, printer: str) -> list[str]:
+    """Stations whose printer this is (they are told when it is in trouble)."""
+    return [s.id for s in config.stations if s.printer == printer]
+
+
+def station_jobs(
+    config: StoreConfig,
+    kind: str,
+    doc: dict[str, Any],
+    stations: Iterable[str],
+    banner: Banner | None,
+    *,
+    next_id: Callable[[], int],
+    at: datetime,
+    order_json: str,
+) -> list[PrintJob]:
+    """Station tickets for `stations` of the order `doc` (those with a printer), in station order of the config."""
+    wanted = set(stations)
+    jobs = []
+    for s in config.stations:
+        if s.id not in wanted or s.printer is None:
+            continue
+        jobs.append(
+            PrintJob(
+                id=next_id(),
+                printer=s.printer,
+                layout=Layout.STATION,
+                order_id=doc["id"],
+                station=s.id,
+                banner=banner,
+                created_at=at,
+                order_json=order_json,
+                reason=kind,
+            )
+        )
+    return jobs
+
+
+def live_tickets(doc: dict[str, Any]) -> list[str]:
+    """Stations whose ticket of the order is not cancelled."""
+    return [t["station"] for t in doc["tickets"] if t["state"] != TicketState.CANCELLED.value]
+
+
+def claim_items(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The items of an order that get a claim tag: those with a tag id, else the weighed (shelf) goods."""
+    live = [i for i in doc["items"] if not i["removed"]]
+    tagged = [i for i in live if i.get("tag")]
+    return tagged or [i for i in live if i.get("weight_g")]
+
+
+# ------------------------------------------------------------------------------------------- the adapter's side
+
+T = TypeVar("T")
+RunDb = Callable[[Callable[[], T]], Awaitable[T]]
+Notify = Callable[[str, PrinterState, str], None]
+"""`notify(printer_id, state, message)`: the spooler tells the hub a printer got into trouble or out of it."""
+
+
+class JobLedger(Protocol):
+    """The spooler's durable record of jobs (implemented by `kds.store.Store`; called on the database thread)."""
+
+    def pending_jobs(self) -> list[PrintJob]:
+        """Jobs not yet printed, oldest first; those caught mid-send by a crash come back marked `reprint`."""
+        ...
+
+    def job_sending(self, job_id: int, target: str, reprint: bool, at: datetime) -> None:
+        """The job's bytes are about to go to `target` (committed before they do)."""
+        ...
+
+    def job_printed(self, job_id: int, target: str, at: datetime) -> None:
+        """The printer confirmed the job."""
+        ...
+
+    def job_failed(self, job_id: int, error: str, reprint: bool, at: datetime) -> None:
+        """An attempt failed; the job is queued again."""
+        ...
+
+    def jobs_moved(self, job_ids: Sequence[int], target: str, at: datetime) -> None:
+        """The jobs go to another printer (the backup of a failing one)."""
+        ...
+
+
+class PrintSink(Protocol):
+    """What the hub server needs of a print spooler."""
+
+    async def start(self, ledger: JobLedger, run_db: RunDb[Any], notify: Notify) -> None:
+        """Load the jobs left by the last run and start printing."""
+        ...
+
+    def submit(self, jobs: Sequence[PrintJob]) -> None:
+        """New jobs, already committed to the database."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop printing (jobs not printed stay in the database)."""
+        ...

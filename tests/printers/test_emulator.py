@@ -1,0 +1,154 @@
+"""The printer emulator over real TCP on loopback: it prints what a layout sends (decoded text, raw bytes, a PNG),
+splits jobs at the cut, answers status queries, and can be switched while it runs."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from kds.config import StoreConfig
+from kds.printing import PrinterState
+from printers.decoder import Raster, TextLine
+from printers.emulator import EmulatorState, PrinterEmulator
+from printers.fonts import cjk_font_path
+from printers.layouts import StoreLabels, render
+from printers.picture import draw_page
+from printers.profiles import make_profile
+from printers.spooler import probe, send_job
+from printers.transports import NetworkLink
+from tests.printers.conftest import printing_config
+from tests.printers.sample import shift
+from tests.support import until
+
+
+async def send(e: PrinterEmulator, data: bytes) -> None:
+    def go() -> None:
+        link = NetworkLink(e.host, e.port, 5)
+        try:
+            send_job(link, data, confirm=True, timeout=5)
+        finally:
+            link.close()
+
+    await asyncio.to_thread(go)
+
+
+@pytest.fixture
+async def emulator(tmp_path: Path) -> PrinterEmulator:
+    e = PrinterEmulator(tmp_path / "out", port=0, columns=48, name="test", control_port=0)
+    await e.start()
+    yield e  # type: ignore[misc]
+    await e.close()
+
+
+async def test_prints_a_station_ticket_sent_over_tcp(config: StoreConfig, emulator: PrinterEmulator) -> None:
+    _, jobs = shift(config)
+    job = jobs["shelf.created"][0]
+    data = render(job, make_profile(columns=48, gb18030=True), StoreLabels.from_config(config))
+    await send(emulator, data)
+    await until(lambda: len(emulator.jobs) == 1, what="the ticket")
+    printed = emulator.jobs[0]
+    text = printed.txt.read_text(encoding="utf-8")
+    assert text == printed.text
+    assert "S001" in text and "Wok 炒锅" in text and "1 x Australian lobster" in text and "澳洲龙虾" in text
+    assert "820 g · Wok-fried with ginger and scallion" in text and "Claim tag #T-1001" in text
+    assert printed.bin.read_bytes() == data
+    with Image.open(printed.png) as img:
+        assert img.width == 48 * 12 + 52 and img.height > 400
+
+
+async def test_jobs_are_split_at_the_cut_and_the_raw_bytes_kept(config: StoreConfig, emulator: PrinterEmulator) -> None:
+    _, jobs = shift(config)
+    data = render(jobs["request.claim_tag"][0], make_profile(columns=48, gb18030=True), StoreLabels.from_config(config))
+    await send(emulator, data)
+    await until(lambda: len(emulator.jobs) == 2, what="two claim tags")
+    assert b"".join(j.bin.read_bytes() for j in emulator.jobs) == data, "the .bin files hold exactly what came"
+    assert all(j.png.exists() and j.txt.exists() for j in emulator.jobs)
+    assert [j.bin.name for j in emulator.jobs] == ["0001.bin", "0002.bin"]
+
+
+async def test_status_queries_follow_the_switches(config: StoreConfig, emulator: PrinterEmulator) -> None:
+    p = config.printer("wok-printer")
+    assert p is not None
+    p = p.model_copy(update={"port": emulator.port, "timeout_s": 2.0})
+    assert (await asyncio.to_thread(probe, p)).state is PrinterState.OK
+    for state, expected, words in [
+        (EmulatorState.PAPER_OUT, PrinterState.PAPER_OUT, "out of paper"),
+        (EmulatorState.COVER_OPEN, PrinterState.ERROR, "cover open"),
+        (EmulatorState.OFFLINE, PrinterState.OFFLINE, "refused"),
+        (EmulatorState.OK, PrinterState.OK, "ready"),
+    ]:
+        await emulator.set_state(state)
+        health = await asyncio.to_thread(probe, p)
+        assert health.state is expected and words in health.message, health
+
+
+async def test_the_control_port_switches_it(emulator: PrinterEmulator) -> None:
+    assert emulator.control_port
+    reader, writer = await asyncio.open_connection(emulator.host, emulator.control_port)
+    writer.write(b"paper out\n")
+    assert b"paper_out" in await reader.readline()
+    assert emulator.state is EmulatorState.PAPER_OUT
+    writer.write(b"paper in\nstatus\nnonsense\n")
+    assert b": ok" in await reader.readline() and b"0 jobs printed" in await reader.readline()
+    assert b"unknown command" in await reader.readline()
+    writer.close()
+
+
+async def test_nothing_prints_without_paper(config: StoreConfig, emulator: PrinterEmulator) -> None:
+    await emulator.set_state(EmulatorState.PAPER_OUT)
+    _, jobs = shift(config)
+    data = render(jobs["shelf.created"][0], make_profile(columns=48, gb18030=True), StoreLabels.from_config(config))
+    with pytest.raises(OSError):  # no paper: GS r is never answered; the host gives up
+        await asyncio.to_thread(_send_short_timeout, emulator, data)
+    assert emulator.jobs == []
+
+
+def _send_short_timeout(e: PrinterEmulator, data: bytes) -> None:
+    link = NetworkLink(e.host, e.port, 0.3)
+    try:
+        send_job(link, data, confirm=True, timeout=0.3)
+    finally:
+        link.close()
+
+
+async def test_chinese_on_a_printer_without_the_font_comes_out_as_images(
+    config: StoreConfig, emulators: dict[str, PrinterEmulator], start_hub: object
+) -> None:
+    """Through the whole chain: a Chinese item name on the bakery printer (gb18030 = false), by the real spooler."""
+    store = await start_hub(printing_config(config, emulators))  # type: ignore[operator]
+    kiosk = await store.connect("kiosk-1")
+    await kiosk.request(
+        {
+            "type": "order.submit",
+            "order": {
+                "key": "zh-1",
+                "channel": "kiosk",
+                "fulfilment": {"type": "pickup"},
+                "items": [{"sku": "BAK-EGGTART", "name": "葡式蛋挞", "qty": 2}],
+            },
+        }
+    )
+    bakery = emulators["bakery-printer"]
+    assert config.printer("bakery-printer").gb18030 is False  # type: ignore[union-attr]
+    await until(lambda: len(bakery.jobs) == 1, what="the bakery ticket")
+    job = bakery.jobs[0]
+    raw = job.bin.read_bytes()
+    assert b"\x1dv0" in raw and "葡式蛋挞".encode("gb18030") not in raw and b"\x1c&" not in raw
+    rasters = [e for e in job.page.elements if isinstance(e, Raster)]
+    assert rasters, "the Chinese rows are raster images"
+    assert "2 x" not in job.text or "葡式蛋挞" not in job.text, "the Chinese name is not text"
+    assert any(isinstance(e, TextLine) and "Bakery" in e.text for e in job.page.elements), "English stays text"
+    # The emulator's picture shows the image rows: ink where each raster row is.
+    boxes: list[tuple[object, tuple[int, int, int, int]]] = []
+    draw_page(job.page, 48, boxes)
+    with Image.open(job.png) as png:
+        gray = png.convert("L")
+        for e, box in boxes:
+            if isinstance(e, Raster):
+                dark = sum(gray.crop(box).histogram()[:128])
+                assert dark > 50, f"no ink where the raster row {box} is"
+    if cjk_font_path() is None:
+        pytest.skip("no CJK font on this machine: the images show empty boxes (install fonts-wqy-microhei)")

@@ -1,0 +1,201 @@
+"""Layouts: golden bytes at 32, 42 and 48 columns, and what the bytes mean when read back by the decoder.
+
+The golden files are what the layouts produce today (`tests/printers/golden/`); a change to a layout shows up here
+as a diff to review, then `KDS_UPDATE_GOLDEN=1 make test` writes the new files. The other tests read the bytes back
+(`printers.decoder`) and check what a cook would check: the number is big, the items are bold, allergens are
+inverted, nothing is cut off, Chinese prints as GB18030 text or as an image depending on the printer.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from kds.config import StoreConfig
+from kds.printing import Banner, Layout, PrintJob
+from printers.decoder import Page, QRCode, Raster, TextLine, decode
+from printers.layouts import StoreLabels, render
+from printers.profiles import PrinterProfile, make_profile
+from printers.text import width
+from tests.printers.sample import shift
+
+GOLDEN = Path(__file__).parent / "golden"
+WIDTHS = (32, 42, 48)
+CASES = {
+    "station": ("shelf.created", 0),
+    "station-amended": ("app.amended", 0),
+    "station-cancelled": ("kiosk.cancelled", 1),
+    "station-reprint": ("request.station", 1),
+    "claim_tag": ("request.claim_tag", 0),
+    "pickup_slip": ("request.pickup_slip", 0),
+    "expo": ("request.expo", 0),
+}
+
+
+@pytest.fixture(scope="module")
+def jobs(config: StoreConfig) -> dict[str, list[PrintJob]]:
+    return shift(config)[1]
+
+
+@pytest.fixture(scope="module")
+def labels(config: StoreConfig) -> StoreLabels:
+    return StoreLabels.from_config(config)
+
+
+def gb(columns: int) -> PrinterProfile:
+    return make_profile("default", columns=columns, gb18030=True)
+
+
+def job_of(jobs: dict[str, list[PrintJob]], case: str) -> PrintJob:
+    step, k = CASES[case]
+    return jobs[step][k]
+
+
+def lines(page: Page) -> list[TextLine]:
+    return page.lines()
+
+
+@pytest.mark.parametrize("columns", WIDTHS)
+@pytest.mark.parametrize("case", list(CASES))
+def test_golden_bytes(case: str, columns: int, jobs: dict[str, list[PrintJob]], labels: StoreLabels) -> None:
+    data = render(job_of(jobs, case), gb(columns), labels)
+    path = GOLDEN / f"{case}-{columns}.bin"
+    if os.environ.get("KDS_UPDATE_GOLDEN") or not path.exists():
+        GOLDEN.mkdir(exist_ok=True)
+        path.write_bytes(data)
+        if not os.environ.get("KDS_UPDATE_GOLDEN"):
+            pytest.fail(f"{path.name} did not exist: written now; check it in")
+    assert data == path.read_bytes(), f"{case} at {columns} columns changed; review, then KDS_UPDATE_GOLDEN=1"
+    assert data == render(job_of(jobs, case), gb(columns), labels), "rendering is not deterministic"
+
+
+@pytest.mark.parametrize("columns", WIDTHS)
+@pytest.mark.parametrize("case", list(CASES))
+def test_every_row_fits_the_paper_and_the_job_ends_with_a_cut(
+    case: str, columns: int, jobs: dict[str, list[PrintJob]], labels: StoreLabels
+) -> None:
+    data = render(job_of(jobs, case), gb(columns), labels)
+    assert data.startswith(b"\x1b@\x1c&"), "init, then Kanji mode on a GB18030 printer"
+    assert data.endswith(b"\x1dV\x01"), "a partial cut ends the job"
+    pages = decode(data)
+    for page in pages:
+        assert page.cut == "partial"
+        for line in page.lines():
+            assert line.columns <= columns, f"{line.text!r} is {line.columns} columns wide on {columns}"
+
+
+@pytest.mark.parametrize("columns", WIDTHS)
+def test_station_ticket_reads_like_a_ticket(columns: int, jobs: dict[str, list[PrintJob]], labels: StoreLabels) -> None:
+    job = job_of(jobs, "station-reprint")  # the cold ticket of the shelf lobster, reprinted
+    (page,) = decode(render(job, gb(columns), labels))
+    text = page.text(columns)
+    rows = lines(page)
+    number = next(r for r in rows if r.text == "S001")
+    assert (number.runs[0].style.w, number.runs[0].style.h) == (2, 2) and number.runs[0].style.bold
+    assert number.align == "center"
+    banner = next(r for r in rows if "REPRINT" in r.text)
+    assert banner.runs[0].style.invert and rows.index(banner) == 0
+    item = next(r for r in rows if "Australian rock lobster" in r.text)
+    assert item.runs[0].style.bold and item.runs[0].style.h == 2
+    assert "700 g · Sashimi" in text and "澳洲龙虾" in text
+    allergy = next(r for r in rows if "ALLERGY" in r.text)
+    assert allergy.runs[0].style.invert and "SHELLFISH" in allergy.text
+    assert "Claim tag #T-1002" in text and "Table 12" in text and "Customer: Ms. Chen" in text
+    # The long note is wrapped at words, and every word of it is there.
+    note = job.order["items"][1]["note"]
+    assert " ".join(text.split()).count(" ".join(note.split())) == 1 or all(w in text for w in note.split())
+    words = [w for r in rows for w in r.text.split()]
+    for w in note.split():
+        assert w in words, f"{w!r} was cut"
+
+
+def test_amended_and_cancelled_tickets_say_so(jobs: dict[str, list[PrintJob]], labels: StoreLabels) -> None:
+    (amended,) = decode(render(job_of(jobs, "station-amended"), gb(48), labels))
+    text = amended.text(48)
+    assert text.lstrip().startswith("AMENDED")
+    assert "NEW" in text and "1 x Mapo tofu" in text and "Note: one of them without chili (changed)" in text
+    (cancelled,) = decode(render(job_of(jobs, "station-cancelled"), gb(32), labels))
+    text = cancelled.text(32)
+    assert "CANCELLED" in text.splitlines()[0] and "Reason: customer left" in text
+    assert job_of(jobs, "station-cancelled").banner is Banner.CANCELLED
+
+
+def test_claim_tags_one_per_tagged_item_with_a_qr_code_of_the_order(
+    jobs: dict[str, list[PrintJob]], labels: StoreLabels
+) -> None:
+    job = job_of(jobs, "claim_tag")
+    pages = decode(render(job, gb(42), labels))
+    assert [p.cut for p in pages] == ["partial", "partial"], "each tag is cut off on its own"
+    for page, tag in zip(pages, ("T-1001", "T-1002"), strict=True):
+        text = page.text(42)
+        assert f"#{tag}" in text and "Table 12" in text
+        big = next(r for r in page.lines() if r.text == "S001")
+        assert big.runs[0].style.w >= 3
+        (qr,) = [e for e in page.elements if isinstance(e, QRCode)]
+        assert qr.data == job.order_id
+
+
+def test_pickup_slip_number_is_huge_and_the_qr_opens_the_status_page(
+    jobs: dict[str, list[PrintJob]], labels: StoreLabels
+) -> None:
+    job = job_of(jobs, "pickup_slip")
+    for columns in WIDTHS:
+        (page,) = decode(render(job, gb(columns), labels))
+        number = next(r for r in page.lines() if r.text == "K003")
+        assert number.runs[0].style.w >= 6 and number.columns <= columns
+        (qr,) = [e for e in page.elements if isinstance(e, QRCode)]
+        assert qr.data == labels.status_url.format(order_id=job.order_id, number="K003")
+
+
+def test_expo_ticket_lists_every_station(jobs: dict[str, list[PrintJob]], labels: StoreLabels) -> None:
+    (page,) = decode(render(job_of(jobs, "expo"), gb(48), labels))
+    text = page.text(48)
+    assert "[ ] Wok" in text and "[ ] Drinks bar" in text and "RUSH" in text and "A002" in text
+    assert "Kung pao chicken" in text and "Biyun Rd 199" in text
+
+
+def test_chinese_on_a_printer_without_the_font_is_an_image(
+    jobs: dict[str, list[PrintJob]], labels: StoreLabels
+) -> None:
+    job = job_of(jobs, "station")  # the wok ticket: station 炒锅, item 澳洲龙虾
+    plain = make_profile("default", columns=48, gb18030=False)
+    data = render(job, plain, labels)
+    assert b"\x1c." in data[:4] and b"\x1c&" not in data, "Kanji mode off"
+    assert b"\x1dv0" in data, "raster bit image (GS v 0)"
+    assert "澳洲龙虾".encode("gb18030") not in data
+    (page,) = decode(data)
+    rasters = [e for e in page.elements if isinstance(e, Raster)]
+    assert len(rasters) >= 2 and all(r.width == plain.dots for r in rasters)
+    assert all(any(r.data) for r in rasters), "the images have ink"
+    assert "Australian lobster" in page.text(48), "the Latin rows are still text"
+    on_gb = render(job, gb(48), labels)
+    assert b"\x1dv0" not in on_gb and "澳洲龙虾".encode("gb18030") in on_gb
+
+
+def test_accents_print_through_a_code_page_without_the_chinese_font(labels: StoreLabels, config: StoreConfig) -> None:
+    _, jobs = shift(config)
+    job = jobs["app.created"][1]  # the bar ticket; its order note has "crème" and "café"
+    plain = make_profile("default", columns=32, gb18030=False)
+    data = render(job, plain, labels)
+    (page,) = decode(data)
+    text = page.text(32)
+    assert "crème" in text and "café" in text, text
+    assert b"\x1bt" in data, "a code page was selected (ESC t)"
+
+
+def test_a_printer_without_native_qr_gets_the_code_as_an_image(
+    jobs: dict[str, list[PrintJob]], labels: StoreLabels
+) -> None:
+    simple = make_profile("POS-5890", columns=32, gb18030=True)  # python-escpos: no qrCode feature, no cutter
+    assert not simple.qr_native and simple.cut is None
+    data = render(job_of(jobs, "pickup_slip"), simple, labels)
+    assert b"\x1d(k" not in data and b"\x1dv0" in data and b"\x1dV" not in data
+    pages = decode(data)
+    assert len(pages) == 1 and pages[0].cut is None
+
+
+def test_layout_names_match_the_protocol() -> None:
+    assert {layout.value for layout in Layout} == {"station", "claim_tag", "pickup_slip", "expo"}
+    assert width("澳洲") == 4

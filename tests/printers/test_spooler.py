@@ -1,0 +1,179 @@
+"""The spooler in a real hub, printing over TCP to printer emulators: tickets for the stations, requests from the
+counter, order per printer, failover to the backup, paper out then refilled, and the screens told about it all."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kds.client import HubClient
+from kds.config import StoreConfig
+from kds.protocol import PrinterStatus
+from printers.emulator import EmulatorState, PrinterEmulator
+from tests.conftest import app_order, shelf_order
+from tests.printers.conftest import PrintingStore, StartHub, printing_config
+from tests.support import until
+
+
+def statuses(store: PrintingStore, client: HubClient) -> list[dict[str, Any]]:
+    """Every printer.status frame the client got, each checked against the protocol model."""
+    frames = store.printer_frames[client]
+    for f in frames:
+        PrinterStatus.model_validate(f)
+    return frames
+
+
+def texts(e: PrinterEmulator) -> list[str]:
+    return [j.text for j in e.jobs]
+
+
+async def test_station_tickets_print_and_the_counter_prints_on_request(
+    config: StoreConfig, emulators: dict[str, PrinterEmulator], start_hub: StartHub
+) -> None:
+    store = await start_hub(printing_config(config, emulators))
+    shelf, counter = await store.connect("shelf-1"), await store.connect("counter-1")
+    acc = await shelf.request({"type": "order.submit", "order": shelf_order("p-1")})
+    number, oid = acc["number"], acc["order_id"]
+    wok, cold = emulators["wok-printer"], emulators["cold-printer"]
+    await until(lambda: len(wok.jobs) == 1 and len(cold.jobs) == 1, what="the wok and cold tickets")
+    assert number in wok.jobs[0].text and "800 g" in wok.jobs[0].text and "#T-1001" in wok.jobs[0].text
+    assert "Sashimi" in cold.jobs[0].text and "SHELLFISH" in cold.jobs[0].text
+    assert wok.jobs[0].png.stat().st_size > 1000 and wok.jobs[0].bin.read_bytes().startswith(b"\x10\x04")
+    await until(lambda: all(j["state"] == "printed" for j in store.jobs()), what="jobs marked printed")
+
+    for layout in ("claim_tag", "pickup_slip", "expo", "station"):
+        ack = await counter.request({"type": "print.request", "order_id": oid, "layout": layout})
+        assert ack["type"] == "ack", ack
+    desk = emulators["counter-printer"]
+    await until(lambda: len(desk.jobs) == 4 and len(wok.jobs) == 2 and len(cold.jobs) == 2, what="requests")
+    tag1, tag2, slip, expo = texts(desk)
+    assert "CLAIM TAG" in tag1 and "#T-1001" in tag1 and "#T-1002" in tag2, "one claim tag per item, cut apart"
+    assert "Pickup number" in slip and number in slip and "[QR code: https://" in slip
+    assert "EXPO" in expo and "[ ] Wok" in expo
+    assert "REPRINT" in wok.jobs[1].text and "REPRINT" in cold.jobs[1].text
+
+    err = await counter.request({"type": "print.request", "order_id": "20261125-S999", "layout": "expo"})
+    assert err["type"] == "error" and err["code"] == "not_found"
+
+
+async def test_amended_and_cancelled_tickets(
+    config: StoreConfig, emulators: dict[str, PrinterEmulator], start_hub: StartHub
+) -> None:
+    store = await start_hub(printing_config(config, emulators))
+    app = await store.connect("app-backend")
+    acc = await app.request({"type": "order.submit", "order": app_order("p-2")})
+    await app.request({"type": "order.amend", "order_id": acc["order_id"], "add": [{"sku": "WOK-MAPO"}]})
+    await app.request({"type": "order.cancel", "order_id": acc["order_id"], "reason": "rider unavailable"})
+    wok, bar = emulators["wok-printer"], emulators["bar-printer"]
+    await until(lambda: len(wok.jobs) == 3 and len(bar.jobs) == 2, what="new, amended, cancelled tickets")
+    first, amended, cancelled = texts(wok)
+    assert "AMENDED" not in first and "AMENDED" in amended and "Mapo tofu" in amended
+    assert "CANCELLED" in cancelled and "rider unavailable" in cancelled
+    assert "CANCELLED" in bar.jobs[1].text, "the bar's ticket was not amended, but it is cancelled"
+
+
+async def test_jobs_for_one_printer_keep_their_order(
+    config: StoreConfig, emulators: dict[str, PrinterEmulator], start_hub: StartHub
+) -> None:
+    store = await start_hub(printing_config(config, emulators))
+    kiosk = await store.connect("kiosk-1")
+    numbers = []
+    for k in range(6):
+        acc = await kiosk.request(
+            {
+                "type": "order.submit",
+                "order": app_order(f"p-order-{k}", channel="kiosk", fulfilment={"type": "pickup"}),
+            }
+        )
+        numbers.append(acc["number"])
+    wok = emulators["wok-printer"]
+    await until(lambda: len(wok.jobs) == 6, what="six wok tickets")
+    printed = [next(n for n in numbers if n in j.text) for j in wok.jobs]
+    assert printed == numbers
+
+
+async def test_failover_to_the_backup_when_the_printer_is_off_and_the_station_is_told(
+    config: StoreConfig, emulators: dict[str, PrinterEmulator], start_hub: StartHub
+) -> None:
+    # seafood-printer is off (nothing listens); its backup is wok-printer.
+    cfg = printing_config(config, emulators, down={"seafood-printer"})
+    store = await start_hub(cfg)
+    seafood, wok_screen, counter = (
+        await store.connect("seafood-1"),
+        await store.connect("wok-1"),
+        await store.connect("counter-1"),
+    )
+    told, wok_told, counter_told = statuses(store, seafood), statuses(store, wok_screen), statuses(store, counter)
+    shelf = await store.connect("shelf-1")
+    acc = await shelf.request(
+        {
+            "type": "order.submit",
+            "order": shelf_order("p-3", items=[{"sku": "CRAB-MUD", "weight_g": 650, "cook": "steamed", "tag": "T-7"}]),
+        }
+    )
+    wok = emulators["wok-printer"]
+    await until(lambda: len(wok.jobs) == 1, what="the seafood ticket on the backup printer")
+    assert acc["number"] in wok.jobs[0].text and "Seafood" in wok.jobs[0].text
+    await until(lambda: any("wok-printer until it is back" in f["message"] for f in told), what="failover notice")
+    first = told[0]
+    assert first["printer"] == "seafood-printer" and first["stations"] == ["seafood"]
+    assert first["ok"] is False and first["state"] == "offline"
+    assert counter_told and not wok_told, "the counter is told too; the wok station is not (not its printer)"
+    await until(lambda: store.jobs()[0]["state"] == "printed", what="the job marked printed")
+    rows = store.jobs()
+    assert rows[0]["printer"] == "seafood-printer" and rows[0]["target"] == "wok-printer"
+    assert rows[0]["state"] == "printed" and rows[0]["attempts"] == cfg.printer("seafood-printer").max_failures
+
+    # While it is off, its next tickets go straight to the backup.
+    await shelf.request(
+        {
+            "type": "order.submit",
+            "order": shelf_order("p-4", items=[{"sku": "CRAB-MUD", "weight_g": 600, "cook": "steamed"}]),
+        }
+    )
+    await until(lambda: len(wok.jobs) == 2, what="the next seafood ticket on the backup")
+    await until(lambda: store.jobs()[-1]["state"] == "printed", what="the second job marked printed")
+    assert store.jobs()[-1]["attempts"] == 0 and store.jobs()[-1]["target"] == "wok-printer"
+
+    # A device that connects now hears about the trouble right after its welcome.
+    late = await store.connect("seafood-1")
+    frames = statuses(store, late)
+    await until(lambda: bool(frames), what="the current trouble, right after the welcome")
+    assert frames[0]["printer"] == "seafood-printer" and frames[0]["ok"] is False
+
+
+async def test_paper_out_then_refilled_prints_the_waiting_ticket(
+    config: StoreConfig, emulators: dict[str, PrinterEmulator], start_hub: StartHub
+) -> None:
+    wok = emulators["wok-printer"]
+    await wok.set_state(EmulatorState.PAPER_OUT)
+    store = await start_hub(printing_config(config, emulators))
+    wok_screen = await store.connect("wok-1")
+    told = statuses(store, wok_screen)
+    app = await store.connect("app-backend")
+    acc = await app.request({"type": "order.submit", "order": app_order("p-5")})
+    await until(lambda: any(f["state"] == "paper_out" for f in told), what="the paper-out notice")
+    assert told[0]["printer"] == "wok-printer" and told[0]["ok"] is False and "out of paper" in told[0]["message"]
+    await until(lambda: store.spooler.status()["wok-printer"]["failures"] >= 3, what="a few retries")
+    assert wok.jobs == [], "nothing prints without paper"
+    assert len(emulators["bar-printer"].jobs) == 1, "other printers are not held up"
+
+    await wok.set_state(EmulatorState.OK)
+    await until(lambda: len(wok.jobs) == 1, what="the ticket once the paper is back")
+    assert acc["number"] in wok.jobs[0].text and "REPRINT" not in wok.jobs[0].text
+    await until(lambda: told[-1]["ok"] is True, what="the all-clear")
+    assert told[-1]["state"] == "ok" and "printing again" in told[-1]["message"]
+
+
+async def test_cover_open_is_an_error_for_the_screens(
+    config: StoreConfig, emulators: dict[str, PrinterEmulator], start_hub: StartHub
+) -> None:
+    await emulators["bar-printer"].set_state(EmulatorState.COVER_OPEN)
+    store = await start_hub(printing_config(config, emulators))
+    bar_screen = await store.connect("bar-1")
+    told = statuses(store, bar_screen)
+    kiosk = await store.connect("kiosk-1")
+    await kiosk.request(
+        {"type": "order.submit", "order": app_order("p-6", channel="kiosk", fulfilment={"type": "pickup"})}
+    )
+    await until(lambda: any(f["state"] == "error" for f in told), what="the cover-open notice")
+    assert "cover open" in told[0]["message"]
