@@ -57,10 +57,19 @@ class ConnectionBar(Static):
     }
     """
 
-    def __init__(self, client: HubClient, *, now: Callable[[], float] = time.monotonic, id: str | None = None) -> None:
+    def __init__(
+        self,
+        client: HubClient,
+        *,
+        now: Callable[[], float] = time.monotonic,
+        label: str | None = None,
+        id: str | None = None,
+    ) -> None:
         super().__init__(id=id)
         self.client = client
         self.now = now
+        self.label = label
+        """How to name the hub (its URL when None; snapshot tests give a fixed name for a hub on a free port)."""
 
     def on_mount(self) -> None:
         """Refresh every second (and at once)."""
@@ -76,7 +85,7 @@ class ConnectionBar(Static):
             parts.append(f"{len(c.queue)} action{'s' if len(c.queue) != 1 else ''} waiting to be sent")
         if c.state is LinkState.REFUSED and c.last_error:
             parts.append(c.last_error)
-        parts.append(c.urls[0] if c.urls else "")
+        parts.append(self.label if self.label is not None else c.urls[0] if c.urls else "")
         self.set_class(c.state is not LinkState.ONLINE, "-offline")
         self.update(" · ".join(p for p in parts if p))
 

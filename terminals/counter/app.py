@@ -1,0 +1,163 @@
+"""`kds counter`: the counter screen. Intake (F2) takes shelf-to-table and walk-up orders; expo (F3) calls and hands
+over orders as they come together across the stations.
+
+`make_app` builds the app for the CLI and the tests alike; `run_counter` is what `kds counter` runs. The app talks to
+the hub only through `HubClient` (a `counter` device): its book holds the orders, its durable queue the actions.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual.app import App
+from textual.binding import Binding, BindingType
+
+from kds.client import Backoff, HubClient, LinkState
+from terminals.connection import ConnectionBar, OfflineBanner
+from terminals.counter.context import CounterContext
+from terminals.counter.expo import ExpoScreen
+from terminals.counter.intake import IntakeScreen
+
+
+def utc_now() -> datetime:
+    """The default wall clock."""
+    return datetime.now(UTC)
+
+
+class CounterApp(App[int]):
+    """The counter: intake and expo views over one hub connection."""
+
+    CSS_PATH = "counter.tcss"
+    ENABLE_COMMAND_PALETTE = False
+    TITLE = "KDS counter"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f2", "view('intake')", "Intake", priority=True),
+        Binding("f3", "view('expo')", "Expo", priority=True),
+    ]
+
+    def __init__(self, ctx: CounterContext, *, view: str = "intake") -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.client = ctx.client
+        self.intake = IntakeScreen(ctx)
+        self.expo = ExpoScreen(ctx)
+        self.add_mode("intake", lambda: self.intake)
+        self.add_mode("expo", lambda: self.expo)
+        self.first_view = view
+        self.bells = 0
+        """Times the bell rang (an order called)."""
+        self.notices: list[str] = []
+        """Things said to the clerk in passing (reconnections, orders accepted from an old queue)."""
+
+    async def on_mount(self) -> None:
+        """Follow the hub: every frame redraws the views; start connecting."""
+        self.client.listeners.append(self._on_frame)
+        self.client.state_listeners.append(self._on_link)
+        await self.client.start()
+        await self.switch_mode(self.first_view)
+
+    async def on_unmount(self) -> None:
+        """Close the hub connection with the app."""
+        if self._on_frame in self.client.listeners:
+            self.client.listeners.remove(self._on_frame)
+        if self._on_link in self.client.state_listeners:
+            self.client.state_listeners.remove(self._on_link)
+        await self.client.close()
+
+    def action_view(self, view: str) -> None:
+        """F2 / F3: switch between intake and expo."""
+        self.switch_mode(view)
+
+    def bell(self) -> None:
+        """Ring (an order's number is called), and count it."""
+        self.bells += 1
+        super().bell()
+
+    def _say(self, text: str, **kwargs: Any) -> None:
+        self.notices.append(text)
+        self.notify(text, **kwargs)
+
+    def _on_frame(self, frame: dict[str, Any]) -> None:
+        """Every frame from the hub (called in the app's event loop by the client)."""
+        kind = frame.get("type")
+        if kind == "welcome":
+            self.ctx.printers.clear()  # the hub sends the status of every printer in trouble right after
+            if self.client.connections > 1:
+                how = (
+                    f"replayed {frame.get('replay', 0)} missed events"
+                    if frame.get("resumed")
+                    else "fresh snapshot of every open order"
+                )
+                self._say(f"Back online — resynced ({how}).", timeout=5)
+        elif kind == "order.accepted" and frame.get("ref") not in self.intake.refs:
+            # An order from a queue left by an earlier run of this screen reached the hub.
+            self._say(f"Queued order accepted: {frame.get('number')}", timeout=15)
+        elif kind == "printer.status":
+            self._printer_status(frame)
+        self._refresh_link()
+        if kind in ("welcome", "event", "printer.status"):
+            self.expo.mark_dirty()
+            if self.intake.is_mounted:
+                self.intake.refresh_title()
+
+    def _on_link(self, state: LinkState) -> None:
+        """The link changed (online, offline…): say so at once rather than at the next tick."""
+        self._refresh_link()
+
+    def _refresh_link(self) -> None:
+        for screen in (self.intake, self.expo):
+            if screen.is_mounted:
+                for bar in screen.query(ConnectionBar):
+                    bar.refresh_status()
+                for banner in screen.query(OfflineBanner):
+                    banner.check()
+
+    def _printer_status(self, frame: dict[str, Any]) -> None:
+        """A printer got into trouble or out of it: on the title line while it lasts, and said once."""
+        printer = str(frame.get("printer", "?"))
+        was = printer in self.ctx.printers
+        ours = not frame.get("stations")  # the counter's own printer; the kitchen's are only counted
+        if frame.get("ok"):
+            self.ctx.printers.pop(printer, None)
+            if was and ours:
+                self._say(f"Printer {printer} is back: {frame.get('message', 'ok')}", timeout=8)
+        else:
+            self.ctx.printers[printer] = frame
+            if not was and ours:
+                self._say(f"Printer {printer}: {frame.get('message', 'in trouble')}", severity="warning", timeout=15)
+
+
+def make_app(
+    hub: str,
+    device: str,
+    token: str,
+    *,
+    queue_path: str | Path | None = None,
+    now: Callable[[], datetime] = utc_now,
+    monotonic: Callable[[], float] = time.monotonic,
+    hub_label: str | None = None,
+    backoff: Backoff | None = None,
+    view: str = "intake",
+) -> CounterApp:
+    """The counter app for a `counter` device of the hub at `hub` (the CLI and the tests build it here)."""
+    client = HubClient(
+        hub,
+        device=device,
+        token=token,
+        role="counter",
+        queue_path=queue_path,
+        backoff=backoff or Backoff(),
+        client_name="kds-counter",
+    )
+    return CounterApp(CounterContext(client, now, monotonic, hub_label), view=view)
+
+
+def run_counter(*, hub: str, device: str, token: str, queue_path: str | Path | None = None) -> int:
+    """Run the counter screen until the clerk quits (Ctrl+Q); returns the exit code."""
+    app = make_app(hub, device, token, queue_path=queue_path)
+    app.run()
+    return app.return_code or 0

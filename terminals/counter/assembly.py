@@ -1,0 +1,216 @@
+"""How whole orders come together across the stations, as the expo / handover counter sees them. No I/O.
+
+Warnings, from the store's own thresholds (`welcome.store`):
+- a station is late on an order when its ticket has been open longer than the station's `late_after_s`
+  (amber after `warn_after_s`);
+- a READY order waits at the counter: amber after `counter_warn_after_s`, red after `counter_late_after_s`;
+- a delivery the kitchen WILL MISS: not ready, and either a station is late on it or its due time is less than
+  `RIDER_MARGIN` away (the rider needs that long to reach the customer); LATE once the due time has passed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import IntEnum
+from typing import Any
+
+RIDER_MARGIN = timedelta(minutes=10)
+"""A delivery must be with its rider this long before its due time."""
+RECENTLY_CLOSED = timedelta(minutes=30)
+"""Handed-over and cancelled orders stay listed (for recall) this long."""
+
+
+class Level(IntEnum):
+    """How urgent a row is."""
+
+    OK = 0
+    WARN = 1
+    LATE = 2
+
+
+def _dt(s: str | None) -> datetime | None:
+    return datetime.fromisoformat(s) if s else None
+
+
+def clock(delta: timedelta) -> str:
+    """`m:ss` below an hour, `h:mm h` above (of the absolute value)."""
+    s = abs(int(delta.total_seconds()))
+    return f"{s // 60}:{s % 60:02d}" if s < 3600 else f"{s // 3600}:{s % 3600 // 60:02d} h"
+
+
+@dataclass(frozen=True, slots=True)
+class StationProgress:
+    """One station's part of an order."""
+
+    station: str
+    done: int
+    """Items of the ticket done."""
+    total: int
+    state: str
+    """The ticket's state: new, started, done."""
+    level: Level
+    """WARN / LATE when the ticket has been open longer than the station's thresholds."""
+
+    @property
+    def finished(self) -> bool:
+        """The station's part is done."""
+        return self.state == "done"
+
+    def label(self) -> str:
+        """`seafood ✓` or `wok 1/2`."""
+        return f"{self.station} ✓" if self.finished else f"{self.station} {self.done}/{self.total}"
+
+
+@dataclass(frozen=True, slots=True)
+class Assembly:
+    """One order on the expo list: progress per station, timing and warnings."""
+
+    order: dict[str, Any]
+    stations: list[StationProgress]
+    destination: str
+    """`table 12`, `pickup` or `delivery`."""
+    age: timedelta
+    due_in: timedelta | None
+    """For deliveries: time left until the due time (negative when past)."""
+    waiting: timedelta | None
+    """For READY orders: how long they have waited at the counter."""
+    alerts: tuple[str, ...]
+    level: Level
+
+    @property
+    def id(self) -> str:
+        """The order id."""
+        return str(self.order["id"])
+
+    @property
+    def number(self) -> str:
+        """The order number (`S012`)."""
+        return str(self.order["number"])
+
+    @property
+    def status(self) -> str:
+        """The order's status."""
+        return str(self.order["status"])
+
+    @property
+    def ready(self) -> bool:
+        """Every station's part is done and the order is still at the counter."""
+        return self.status == "ready"
+
+    @property
+    def called(self) -> bool:
+        """The number was called and the customer has not come yet."""
+        return self.ready and self.order.get("called_at") is not None
+
+    @property
+    def closed(self) -> bool:
+        """Handed over or cancelled."""
+        return self.status in ("handed_over", "cancelled")
+
+    @property
+    def delivery(self) -> bool:
+        """A rider takes it."""
+        return bool(self.order["fulfilment"]["type"] == "delivery")
+
+    def sort_key(self) -> tuple[Any, ...]:
+        """READY first (not yet called before called), then the rest by urgency and age; closed last, newest first."""
+        created = str(self.order["created_at"])
+        if self.closed:
+            return (3, -datetime.fromisoformat(str(self.order["updated_at"])).timestamp())
+        if self.ready:
+            return (0, 1 if self.called else 0, str(self.order.get("status_at") or created))
+        rush = 0 if self.order.get("priority") == "rush" else 1
+        return (1, -self.level, rush, created)
+
+
+def _destination(fulfilment: dict[str, Any]) -> str:
+    kind = fulfilment.get("type")
+    if kind == "dine_in":
+        return f"table {fulfilment.get('table', '?')}"
+    return "delivery" if kind == "delivery" else "pickup"
+
+
+def station_progress(order: dict[str, Any], store: dict[str, Any], now: datetime) -> list[StationProgress]:
+    """Each live ticket's progress, in the order the hub lists the tickets."""
+    limits = {s["id"]: (s["warn_after_s"], s["late_after_s"]) for s in store.get("stations") or []}
+    items = {i["id"]: i for i in order["items"]}
+    out = []
+    for t in order["tickets"]:
+        if t["state"] == "cancelled":
+            continue
+        live = [items[i] for i in t["items"] if i in items and not items[i]["removed"]]
+        done = sum(1 for i in live if i["done_at"] is not None)
+        level = Level.OK
+        if t["state"] != "done" and order["status"] not in ("handed_over", "cancelled"):
+            warn_s, late_s = limits.get(t["station"], (None, None))
+            open_s = (now - datetime.fromisoformat(t["created_at"])).total_seconds()
+            if late_s is not None and open_s > late_s:
+                level = Level.LATE
+            elif warn_s is not None and open_s > warn_s:
+                level = Level.WARN
+        out.append(StationProgress(t["station"], done, len(live), t["state"], level))
+    return out
+
+
+def assemble(order: dict[str, Any], store: dict[str, Any], now: datetime) -> Assembly:
+    """The expo view of one order (an `OrderView` dict) at `now`."""
+    stations = station_progress(order, store, now)
+    status = order["status"]
+    closed = status in ("handed_over", "cancelled")
+    fulfilment = order["fulfilment"]
+    created = datetime.fromisoformat(order["created_at"])
+    alerts: list[str] = []
+    level = Level.OK
+
+    def alert(text: str, lvl: Level) -> None:
+        nonlocal level
+        alerts.append(text)
+        level = max(level, lvl)
+
+    # The most important alert first: a narrow screen shows only that one in the list.
+    late_stations = [s.station for s in stations if s.level is Level.LATE]
+    due_in: timedelta | None = None
+    if fulfilment.get("type") == "delivery" and fulfilment.get("due"):
+        due_in = datetime.fromisoformat(fulfilment["due"]) - now
+        if not closed:
+            if due_in.total_seconds() < 0:
+                alert(f"LATE {clock(due_in)}", Level.LATE)
+            elif status != "ready" and (due_in <= RIDER_MARGIN or late_stations):
+                alert("WILL MISS DUE", Level.LATE)
+    if not closed:
+        for s in stations:
+            if s.level is not Level.OK:
+                alert(f"{s.station} {'late' if s.level is Level.LATE else 'slow'}", s.level)
+    waiting: timedelta | None = None
+    if status == "ready":
+        since = _dt(order.get("status_at")) or _dt(order["updated_at"]) or created
+        waiting = now - since
+        secs = waiting.total_seconds()
+        if secs > int(store.get("counter_late_after_s") or 300):
+            alert(f"waiting {clock(waiting)}", Level.LATE)
+        elif secs > int(store.get("counter_warn_after_s") or 120):
+            alert(f"waiting {clock(waiting)}", Level.WARN)
+    return Assembly(
+        order=order,
+        stations=stations,
+        destination=_destination(fulfilment),
+        age=now - created,
+        due_in=due_in,
+        waiting=waiting,
+        alerts=tuple(alerts),
+        level=level if not closed else Level.OK,
+    )
+
+
+def expo_list(orders: list[dict[str, Any]], store: dict[str, Any], now: datetime) -> list[Assembly]:
+    """Open orders and recently closed ones, READY at the top, closed at the bottom."""
+    rows = []
+    for o in orders:
+        if o["status"] in ("handed_over", "cancelled"):
+            updated = datetime.fromisoformat(o["updated_at"])
+            if now - updated > RECENTLY_CLOSED:
+                continue
+        rows.append(assemble(o, store, now))
+    rows.sort(key=Assembly.sort_key)
+    return rows

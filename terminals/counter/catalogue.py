@@ -1,0 +1,229 @@
+"""The store's catalogue as the counter sees it (from the hub's `welcome`): lookup, search and item checks. No I/O.
+
+The counter may run on another machine than the hub, so it never reads the store config: everything here comes from
+`welcome.store` (`catalogue` and `methods`). `check_line` mirrors `kds.routing.check_item` with the same words, so
+a clerk sees the hub's verdict before anything is sent.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+SCALE_PREFIX = "21"
+"""EAN-13 labels printed by the store's scales: 21 + 5-digit item code + 5-digit weight in grams + check digit."""
+MAX_ALLERGENS = 20
+MAX_ALLERGEN_LEN = 40
+MAX_NOTE_LEN = 500
+
+
+def money(cents: int, currency: str = "CNY") -> str:
+    """¥79.80 (the store's currency; yuan for the sample store)."""
+    sign = {"CNY": "¥", "EUR": "€", "USD": "$", "GBP": "£"}.get(currency, f"{currency} ")
+    return f"{sign}{cents // 100}.{cents % 100:02d}"
+
+
+def ean13_ok(code: str) -> bool:
+    """True when a 13-digit code has a good check digit."""
+    if len(code) != 13 or not code.isdigit():
+        return False
+    total = sum(int(d) * (3 if k % 2 else 1) for k, d in enumerate(code[:12]))
+    return (10 - total % 10) % 10 == int(code[12])
+
+
+@dataclass(frozen=True, slots=True)
+class Method:
+    """A cooking method (`welcome.store.methods`)."""
+
+    id: str
+    name: str
+    name_zh: str
+    station: str
+    fee_cents: int
+
+
+@dataclass(frozen=True, slots=True)
+class Product:
+    """A catalogue item (`welcome.store.catalogue`)."""
+
+    sku: str
+    name: str
+    name_zh: str
+    category: str
+    barcode: str | None
+    sold_by: str
+    price_cents: int
+    min_weight_g: int | None
+    max_weight_g: int | None
+    methods: dict[str, int]
+    """Allowed cooking method id → processing fee for this item, in the hub's order."""
+    allergens: tuple[str, ...]
+
+    @property
+    def weighed(self) -> bool:
+        """Sold by weight: the clerk enters the weight of the piece in grams."""
+        return self.sold_by == "weight"
+
+    @property
+    def from_the_tanks(self) -> bool:
+        """Picked by the customer and cooked to order (weighed, or with cooking methods): makes a `shelf` order."""
+        return self.weighed or bool(self.methods)
+
+    @classmethod
+    def from_wire(cls, d: dict[str, Any]) -> Product:
+        """From a `CatalogueEntry` dict."""
+        return cls(
+            sku=d["sku"],
+            name=d["name"],
+            name_zh=d.get("name_zh", ""),
+            category=d.get("category", ""),
+            barcode=d.get("barcode"),
+            sold_by=d.get("sold_by", "unit"),
+            price_cents=int(d.get("price_cents", 0)),
+            min_weight_g=d.get("min_weight_g"),
+            max_weight_g=d.get("max_weight_g"),
+            methods=dict(d.get("methods") or {}),
+            allergens=tuple(d.get("allergens") or ()),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Scan:
+    """What a typed or scanned code resolved to: the product, and the weight when it was a scale label."""
+
+    product: Product
+    weight_g: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with an entry: the form field at fault (`sku`, `weight_g`, `cook`, `qty`, …) and why."""
+
+    field: str
+    msg: str
+
+
+def _fold(s: str) -> str:
+    return re.sub(r"\s+", " ", s.casefold()).strip()
+
+
+class Catalogue:
+    """Products and cooking methods of the store, with lookup by SKU, barcode and name (English or Chinese)."""
+
+    def __init__(self, products: list[Product], methods: list[Method], currency: str = "CNY") -> None:
+        self.products = products
+        self.methods = {m.id: m for m in methods}
+        self.currency = currency
+        self._by_sku = {p.sku.upper(): p for p in products}
+        self._by_barcode = {p.barcode: p for p in products if p.barcode}
+        self._by_scale_code = {
+            p.barcode[:7]: p
+            for p in products
+            if p.weighed and p.barcode and p.barcode.startswith(SCALE_PREFIX) and len(p.barcode) == 13
+        }
+
+    @classmethod
+    def from_store(cls, store: dict[str, Any]) -> Catalogue:
+        """From `welcome.store` (a `StoreView` dict)."""
+        return cls(
+            [Product.from_wire(d) for d in store.get("catalogue") or []],
+            [
+                Method(m["id"], m["name"], m.get("name_zh", ""), m["station"], int(m.get("fee_cents", 0)))
+                for m in store.get("methods") or []
+            ],
+            store.get("currency", "CNY"),
+        )
+
+    def __len__(self) -> int:
+        return len(self.products)
+
+    def money(self, cents: int) -> str:
+        """An amount in the store's currency."""
+        return money(cents, self.currency)
+
+    def get(self, sku: str) -> Product | None:
+        """The product with this SKU (any case)."""
+        return self._by_sku.get(sku.strip().upper())
+
+    def method(self, method_id: str) -> Method | None:
+        """The cooking method with this id."""
+        return self.methods.get(method_id)
+
+    def methods_for(self, product: Product) -> list[tuple[Method, int]]:
+        """The product's cooking methods with their processing fee for it."""
+        return [(m, fee) for mid, fee in product.methods.items() if (m := self.methods.get(mid)) is not None]
+
+    def scan(self, code: str) -> Scan | None:
+        """Exact match of what a scanner or the clerk typed: SKU, barcode, or a scale label (weight included)."""
+        code = code.strip()
+        if not code:
+            return None
+        product = self.get(code) or self._by_barcode.get(code)
+        if product is not None:
+            return Scan(product)
+        if code.startswith(SCALE_PREFIX) and ean13_ok(code):
+            product = self._by_scale_code.get(code[:7])
+            if product is not None:
+                grams = int(code[7:12])
+                return Scan(product, grams or None)
+        return None
+
+    def search(self, text: str, limit: int = 20) -> list[Product]:
+        """Products matching a SKU, barcode or name fragment, best first (exact, then prefix, then anywhere)."""
+        q = _fold(text)
+        if not q:
+            return []
+        ranked: list[tuple[int, int, Product]] = []
+        for k, p in enumerate(self.products):
+            sku, name, zh = p.sku.casefold(), _fold(p.name), _fold(p.name_zh)
+            barcode = p.barcode or ""
+            if q in (sku, barcode):
+                rank = 0
+            elif sku.startswith(q) or (q.isdigit() and barcode.startswith(q)):
+                rank = 1
+            elif name.startswith(q) or zh.startswith(q) or any(w.startswith(q) for w in name.split()):
+                rank = 2
+            elif q in name or q in zh or q in sku:
+                rank = 3
+            else:
+                continue
+            ranked.append((rank, k, p))
+        ranked.sort(key=lambda r: (r[0], r[1]))
+        return [p for _, _, p in ranked[:limit]]
+
+    def check_line(self, product: Product, weight_g: int | None, cook: str | None) -> list[Problem]:
+        """What the hub would refuse in one line (weight, cooking method), in the hub's words."""
+        problems: list[Problem] = []
+        if product.weighed:
+            lo, hi = product.min_weight_g, product.max_weight_g
+            if weight_g is None:
+                problems.append(Problem("weight_g", f"{product.name} is sold by weight: enter the weight in grams"))
+            elif lo is not None and hi is not None and not lo <= weight_g <= hi:
+                problems.append(Problem("weight_g", f"{weight_g} g is outside {lo}–{hi} g for {product.name}"))
+        elif weight_g is not None:
+            problems.append(Problem("weight_g", f"{product.name} is not sold by weight"))
+        if cook is not None:
+            if cook not in product.methods:
+                allowed = ", ".join(product.methods) or "none"
+                problems.append(
+                    Problem("cook", f"{cook!r} is not a cooking method for {product.name} (allowed: {allowed})")
+                )
+        elif product.methods:
+            problems.append(Problem("cook", f"choose a cooking method for {product.name}"))
+        return problems
+
+
+def parse_allergens(text: str) -> tuple[list[str], str | None]:
+    """Allergens typed as a comma-separated list ("peanut, tree nuts") → (["peanut", "tree_nuts"], error or None)."""
+    out: list[str] = []
+    for part in text.split(","):
+        a = re.sub(r"\s+", "_", part.strip().casefold())
+        if a and a not in out:
+            out.append(a)
+    if len(out) > MAX_ALLERGENS:
+        return out, f"at most {MAX_ALLERGENS} allergens"
+    long = [a for a in out if len(a) > MAX_ALLERGEN_LEN]
+    if long:
+        return out, f"{long[0][:20]}…: at most {MAX_ALLERGEN_LEN} characters"
+    return out, None

@@ -1,0 +1,361 @@
+"""Expo / handover: every open order with its progress per station, READY ones on top; call, hand over, recall,
+print again.
+
+The list is redrawn from `HubClient.book` on every event and once a second (countdowns). Actions go through the
+client's durable queue; an action waiting for the hub is marked on its row, and the hub's answer (or refusal, in
+words) shows on the line under the list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.content import Content
+from textual.markup import escape
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from kds.client import LinkState
+from terminals.connection import ConnectionBar, OfflineBanner
+from terminals.counter import actions
+from terminals.counter.assembly import Assembly, Level, clock, expo_list
+from terminals.counter.context import CounterContext
+from terminals.counter.dialogs import handover_dialog, print_dialog
+from terminals.counter.widgets import ViewTitle
+
+LEVEL_STYLE = {Level.OK: "", Level.WARN: "bold yellow", Level.LATE: "bold red"}
+WIDE = 110
+"""From this many columns on, the list has an Alerts column; below, an order's first alert takes its Time cell."""
+
+
+def _columns(width: int) -> list[tuple[str, str, int]]:
+    """(key, label, width) of the list's columns for a screen `width` cells wide (each cell has 1 cell of padding)."""
+    if width >= WIDE:
+        fixed = [("number", "Order", 6), ("for", "For", 10), ("status", "Status", 12)]
+        rest = width - 2 - sum(w + 2 for _, _, w in fixed) - 2 * 2 - 18
+        stations = max(20, rest * 5 // 9)
+        return [*fixed, ("stations", "Stations", stations), ("time", "Time", 18), ("alerts", "Alerts", rest - stations)]
+    fixed = [("number", "Order", 5), ("for", "For", 9), ("status", "Status", 10)]
+    rest = width - 2 - sum(w + 2 for _, _, w in fixed) - 2 * 2 - 15
+    return [*fixed, ("stations", "Stations", max(12, rest)), ("time", "Time", 15)]
+
+
+class ExpoScreen(Screen[None]):
+    """Orders coming together: READY first, then the rest; recently handed over at the bottom for recall."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("c", "call", "Call"),
+        Binding("h", "handover", "Hand over"),
+        Binding("r", "recall", "Recall"),
+        Binding("p", "reprint", "Print"),
+    ]
+
+    class Answered(Message):
+        """The hub answered a counter action (`ack` or `error`)."""
+
+        def __init__(self, order_id: str, what: str, number: str, answer: dict[str, Any]) -> None:
+            super().__init__()
+            self.order_id = order_id
+            self.what = what
+            self.number = number
+            self.answer = answer
+
+    class Printed(Message):
+        """The hub answered a print request: None when it took the job, else why not."""
+
+        def __init__(self, number: str, layout: str, problem: str | None) -> None:
+            super().__init__()
+            self.number = number
+            self.layout = layout
+            self.problem = problem
+
+    def __init__(self, ctx: CounterContext) -> None:
+        super().__init__(id="expo-screen")
+        self.ctx = ctx
+        self.rows: list[Assembly] = []
+        self.pending: dict[str, str] = {}
+        """Order id → the action waiting for the hub's answer (shown on the row)."""
+        self.last_message = ""
+        """The action line's text (plain), for tests and logs."""
+        self.wide: bool | None = None
+        self._dirty = False
+
+    def compose(self) -> ComposeResult:
+        """Title, banner, the list, the selected order's lines, the action line, status bar, keys."""
+        yield ViewTitle(id="title")
+        yield OfflineBanner(self.ctx.client)
+        yield DataTable(id="orders", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="detail")
+        yield Static("", id="action-line")
+        yield ConnectionBar(self.ctx.client, now=self.ctx.monotonic, label=self.ctx.hub_label)
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        """Columns, first fill, and a redraw every second for the countdowns."""
+        self.refresh_orders()
+        self.set_interval(1.0, self.mark_dirty)
+        self.set_interval(0.1, self._redraw_if_dirty)
+
+    def mark_dirty(self) -> None:
+        """The book changed (or a second passed): redraw soon, at most ten times a second."""
+        self._dirty = True
+
+    def _redraw_if_dirty(self) -> None:
+        if self._dirty and self.is_current:
+            self.refresh_orders()
+
+    def on_screen_resume(self) -> None:
+        """Back on this view: redraw at once."""
+        self.refresh_orders()
+
+    # ------------------------------------------------------------------ drawing
+
+    @property
+    def selected(self) -> Assembly | None:
+        """The order under the cursor."""
+        table = self.query_one("#orders", DataTable)
+        if not self.rows or table.cursor_row < 0 or table.cursor_row >= len(self.rows):
+            return None
+        return self.rows[table.cursor_row]
+
+    def refresh_orders(self) -> None:
+        """Redraw the list from the client's book, keeping the cursor on the same order."""
+        if not self.is_mounted:
+            return
+        self._dirty = False
+        ctx = self.ctx
+        now = ctx.now()
+        table = self.query_one("#orders", DataTable)
+        keep = self.selected.id if self.selected else None
+        self.rows = expo_list(list(ctx.client.book.orders.values()), ctx.store, now)
+        width = self.app.size.width
+        if self.wide is None or self.wide != (width >= WIDE):
+            self.wide = width >= WIDE
+            table.clear(columns=True)
+            for key, label, w in _columns(width):
+                table.add_column(label, key=key, width=w)
+        table.clear()
+        for row in self.rows:
+            table.add_row(*self._cells(row), key=row.id)
+        if keep is not None and self.rows:
+            index = next((k for k, r in enumerate(self.rows) if r.id == keep), 0)
+            table.move_cursor(row=index, animate=False)
+        self._show_detail()
+        ready = sum(1 for r in self.rows if r.ready)
+        self.query_one(ViewTitle).show("expo", ctx, ready=ready)
+        if not self.rows:
+            self.query_one("#detail", Static).update(
+                "No open orders." if ctx.client.book.store else "Waiting for the hub…"
+            )
+
+    def _cells(self, row: Assembly) -> list[Text]:
+        o = row.order
+        number = Text(row.number + ("!" if o.get("priority") == "rush" else ""), style="bold")
+        pending = self.pending.get(row.id)
+        if pending:
+            status = Text(f"⧗ {pending}", style="bold yellow")
+        elif row.status == "ready":
+            status = Text(" CALLED " if row.called else " READY ", style="bold black on green")
+        elif row.status == "handed_over":
+            status = Text(f"→ {o.get('handed_over_to') or 'handed over'}", style="dim")
+        elif row.status == "cancelled":
+            status = Text("cancelled", style="dim strike")
+        else:
+            status = Text(row.status)
+        stations = Text()
+        for k, s in enumerate(row.stations):
+            if k:
+                stations.append("  ")
+            style = "green" if s.finished else LEVEL_STYLE[s.level]
+            stations.append(s.label(), style="dim" if row.closed else style)
+        level = LEVEL_STYLE[row.level]
+        cells = [number, Text(row.destination, style="dim" if row.closed else ""), status, stations]
+        if self.wide:
+            return [*cells, Text(self._time_text(row), style=level), Text(", ".join(row.alerts), style=level)]
+        return [*cells, Text(row.alerts[0] if row.alerts else self._time_text(row), style=level)]
+
+    def _time_text(self, row: Assembly) -> str:
+        o = row.order
+        if row.closed:
+            when = o.get("handed_over_at") or o.get("cancelled_at") or o["updated_at"]
+            return f"at {self.ctx.local(_parse(when))}"
+        if row.due_in is not None:
+            due = self.ctx.local(_parse(o["fulfilment"]["due"]))
+            late = row.due_in.total_seconds() < 0
+            if not self.wide:
+                return f"LATE {clock(row.due_in)}" if late else f"due in {clock(row.due_in)}"
+            return f"due {due}, {clock(row.due_in)} ago" if late else f"due {due} in {clock(row.due_in)}"
+        if row.waiting is not None:
+            return f"ready {clock(row.waiting)}"
+        return f"age {clock(row.age)}"
+
+    @on(DataTable.RowHighlighted, "#orders")
+    def _highlighted(self) -> None:
+        self._show_detail()
+
+    def _show_detail(self) -> None:
+        row = self.selected
+        if row is None:
+            return
+        o = row.order
+        head = [
+            f"[b]{escape(row.number)}[/b]",
+            escape(row.destination),
+            str(o["channel"]),
+            f"from {escape(o['source'])}",
+        ]
+        head.append(f"placed {self.ctx.local(_parse(o['created_at']))}")
+        if o.get("customer") and o["customer"].get("name"):
+            head.append(escape(str(o["customer"]["name"])))
+        head.append(self._time_text(row))
+        lines = [" · ".join(head)]
+        if row.alerts:
+            lines.append(f"[{LEVEL_STYLE[row.level]}]⚠ {escape(', '.join(row.alerts))}[/]")
+        if o.get("note"):
+            lines.append(f"[b $warning]note: {escape(str(o['note']))}[/]")
+        for it in o["items"]:
+            if it["removed"]:
+                continue
+            mark = "[green]✓[/]" if it["done_at"] else "·"
+            what = [f"{it['weight_g']} g" if it.get("weight_g") else f"{it['qty']}×"]
+            if it.get("cook_name"):
+                what.append(str(it["cook_name"]))
+            what[-1] += f" → {it['station']}"
+            if it.get("tag"):
+                what.append(f"tag {it['tag']}")
+            extra = []
+            if it.get("note"):
+                extra.append(f"note: {it['note']}")
+            # The customer's own allergies (the catalogue's are known to everybody).
+            product = self.ctx.catalogue.get(str(it["sku"]))
+            told = [a for a in it.get("allergens") or [] if product is None or a not in product.allergens]
+            if told:
+                extra.append("ALLERGY: " + ", ".join(told))
+            name = it["name"] if it["name"] == it["name_zh"] else f"{it['name']} {it['name_zh']}"
+            text = f" {mark} {escape(name)} · {escape(' · '.join(what))}"
+            if extra:
+                text += f" [b $warning]{escape(' · '.join(extra))}[/]"
+            lines.append(text)
+        self.query_one("#detail", Static).update("\n".join(lines))
+
+    def _say(self, markup: str) -> None:
+        content = Content.from_markup(markup)
+        self.last_message = content.plain
+        self.query_one("#action-line", Static).update(content)
+
+    # ------------------------------------------------------------------ actions
+
+    def _send(self, row: Assembly, what: str, msg: dict[str, Any]) -> None:
+        """Queue one counter action durably and wait for its answer in a worker."""
+        answer = self.ctx.client.enqueue(msg)
+        self.pending[row.id] = what
+        offline = self.ctx.client.state is not LinkState.ONLINE
+        self._say(
+            f"[b $warning]OFFLINE:[/] {what} {row.number} queued, sent when the hub is back."
+            if offline
+            else f"{what.capitalize()} {row.number}…"
+        )
+        self.refresh_orders()
+        self.run_worker(self._await_answer(row.id, what, row.number, answer), name="counter-action", group="actions")
+
+    async def _await_answer(
+        self, order_id: str, what: str, number: str, answer: asyncio.Future[dict[str, Any]]
+    ) -> None:
+        """Worker: wait for the hub's answer to a queued action."""
+        self.post_message(self.Answered(order_id, what, number, await answer))
+
+    @on(Answered)
+    def _answered(self, event: Answered) -> None:
+        self.pending.pop(event.order_id, None)
+        a = event.answer
+        if a.get("type") == "error":
+            self._say(f"[b $error]✗ {event.what} {event.number}:[/] {escape(actions.error_words(a))}")
+        else:
+            if event.what == "call":
+                self.app.bell()
+            done = {"call": "called", "recall": "recalled: back to READY"}.get(
+                event.what, event.what.replace("hand over to", "handed over to the")
+            )
+            self._say(f"[b $success]✓[/] {event.number} {done}")
+        self.refresh_orders()
+
+    def _need(self, what: str) -> Assembly | None:
+        row = self.selected
+        if row is None:
+            self._say(f"No order selected to {what}.")
+        return row
+
+    def action_call(self) -> None:
+        """c: call the selected order's number (it must be READY)."""
+        row = self._need("call")
+        if row is None:
+            return
+        if not row.ready:
+            self._say(f"[b $error]✗ call {row.number}:[/] it is not ready ({row.status.replace('_', ' ')}).")
+            return
+        self._send(row, "call", actions.call(row.id))
+
+    def action_handover(self) -> None:
+        """h: hand the selected READY order over to the customer, a runner or a rider."""
+        row = self._need("hand over")
+        if row is None:
+            return
+        if not row.ready:
+            state = "already handed over" if row.status == "handed_over" else row.status.replace("_", " ")
+            self._say(f"[b $error]✗ hand over {row.number}:[/] it is not ready ({state}).")
+            return
+
+        def chosen(to: str | None) -> None:
+            if to:
+                self._send(row, f"hand over to {to}", actions.handover(row.id, to))
+
+        self.app.push_screen(handover_dialog(row.number, str(row.order["fulfilment"]["type"])), chosen)
+
+    def action_recall(self) -> None:
+        """r: take back an order handed over by mistake (READY again)."""
+        row = self._need("recall")
+        if row is None:
+            return
+        if row.status != "handed_over":
+            self._say(f"[b $error]✗ recall {row.number}:[/] only a handed-over order can be recalled.")
+            return
+        self._send(row, "recall", actions.recall(row.id))
+
+    def action_reprint(self) -> None:
+        """p: print again (expo slip, pickup slip, claim tags or station tickets)."""
+        row = self._need("print")
+        if row is None:
+            return
+        has_tags = any(it.get("tag") for it in row.order["items"])
+
+        def chosen(layout: str | None) -> None:
+            if layout:
+                self._say(f"Printing the {actions.LAYOUTS[layout]} of {row.number}…")
+                self.run_worker(self._print(row.id, row.number, layout), name="print", group="print")
+
+        self.app.push_screen(print_dialog(row.number, has_tags), chosen)
+
+    async def _print(self, order_id: str, number: str, layout: str) -> None:
+        """Worker: one print request and its answer."""
+        problem = await actions.request_print(self.ctx.client, order_id, layout)
+        self.post_message(self.Printed(number, layout, problem))
+
+    @on(Printed)
+    def _printed(self, event: Printed) -> None:
+        what = f"{actions.LAYOUTS[event.layout]} of {event.number}"
+        self._say(
+            f"[b $success]✓[/] {what} sent to the printer"
+            if event.problem is None
+            else f"[b $error]✗ {what} not printed:[/] {escape(event.problem)}"
+        )
+
+
+def _parse(when: Any) -> datetime:
+    return datetime.fromisoformat(str(when))
