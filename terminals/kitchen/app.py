@@ -1,0 +1,562 @@
+"""The kitchen station screen: one station's tickets, driven by keys or a bump bar.
+
+`create_app` is the factory the CLI (`run_kitchen`) and the tests use; the clock is injectable so timers and
+snapshots are deterministic. The screen reads the station's state from `HubClient.book` and sends every action
+through `HubClient.enqueue` (the durable queue), so a bump made while the hub is away is shown at once, kept on disk,
+sent on reconnect and applied once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, tzinfo
+from pathlib import Path
+from typing import Any, ClassVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from textual import on
+from textual.app import App, ComposeResult
+from textual.binding import BindingType
+from textual.message import Message
+
+from kds.client import HubClient, LinkState
+from terminals.connection import ConnectionBar, OfflineBanner
+from terminals.kitchen import keymap as keymaps
+from terminals.kitchen.all_day_screen import AllDayScreen
+from terminals.kitchen.board import Board
+from terminals.kitchen.header import StationHeader
+from terminals.kitchen.help_screen import HelpScreen
+from terminals.kitchen.model import ACTIVE, Entry, StationInfo, StationState, all_day
+from terminals.kitchen.printer_alert import PrinterAlert
+from terminals.kitchen.recall_screen import RecallScreen
+from terminals.kitchen.theme import KITCHEN_THEME
+
+Clock = Callable[[], datetime]
+REDRAW_AFTER_S = 0.03
+"""Frames arriving within this long are drawn together (a burst of 300 events is one redraw)."""
+
+
+def utc_now() -> datetime:
+    """The default clock."""
+    return datetime.now(UTC)
+
+
+class KitchenApp(App[int]):
+    """One station's ticket screen."""
+
+    CSS_PATH = "kitchen.tcss"
+    TITLE = "Hema KDS kitchen"
+    BINDINGS: ClassVar[list[BindingType]] = keymaps.bindings(keymaps.BOARD)
+
+    class HubFrame(Message):
+        """A frame from the hub (welcome, event, ack, error, printer.status…), already applied to the book."""
+
+        def __init__(self, frame: dict[str, Any]) -> None:
+            super().__init__()
+            self.frame = frame
+
+    class LinkChanged(Message):
+        """The connection to the hub went up or down."""
+
+        def __init__(self, state: LinkState) -> None:
+            super().__init__()
+            self.state = state
+
+    def __init__(
+        self,
+        client: HubClient,
+        *,
+        station: str,
+        keymap: dict[str, str] | None = None,
+        now: Clock = utc_now,
+        monotonic: Callable[[], float] = time.monotonic,
+        acks_path: Path | None = None,
+        hub_label: str | None = None,
+        close_client: bool = False,
+    ) -> None:
+        super().__init__()
+        self.client = client
+        self.station = station
+        self.device_keymap = {k: keymaps.normalize(v) for k, v in (keymap or {}).items()}
+        self.keys = keymaps.effective(self.device_keymap)
+        self.now = now
+        self.monotonic = monotonic
+        self.acks_path = acks_path
+        self.hub_label = hub_label
+        self.close_client = close_client
+        self.state = StationState(station, acknowledged=self._load_acks())
+        self.info = StationInfo(station, station)
+        self.tz: tzinfo = datetime.now().astimezone().tzinfo or UTC
+        """The store's time zone once the hub has said it (the machine's until then)."""
+        self.entries: list[Entry] = []
+        self.selected: str | None = None
+        self.cursor: str | None = None
+        self._sel_index = 0
+        self._welcomed = False
+        self._redraw_pending = False
+        self.bells = 0
+        """How many times the bell rang (the terminal bell is silent in tests)."""
+        self.notices: list[str] = []
+        """Messages shown to the cook (errors from the hub, refused actions), latest last."""
+        self.register_theme(KITCHEN_THEME)
+        self.theme = KITCHEN_THEME.name
+
+    # ------------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        """Banner, printer alert, header, board, status bar."""
+        yield OfflineBanner(self.client, id="offline")
+        yield PrinterAlert(self.station, id="printer-alert")
+        yield StationHeader(id="header")
+        yield Board(id="board")
+        yield ConnectionBar(self.client, now=self.monotonic, label=self.hub_label, id="status")
+
+    async def on_mount(self) -> None:
+        """Apply the device's key map, follow the client, start it, and tick once a second."""
+        if self.device_keymap:
+            self.set_keymap(self.device_keymap)
+        self.client.listeners.append(self._on_frame)
+        self.client.state_listeners.append(self._on_state)
+        at = self.now()
+        for msg in self.client.queue.items:  # actions left in the queue file by a previous run
+            self.state.pending.add(msg, at)
+        if self.client.book.store:
+            self._take_store()
+        if self.client.welcome is not None:
+            self._welcomed = True
+            self.state.observe(self.client.book.orders.values(), at, quiet=True)
+        await self.client.start()
+        self.set_interval(1.0, self._tick)
+        self.redraw()
+
+    async def on_unmount(self) -> None:
+        """Stop following the client (and close it when this app made it)."""
+        if self._on_frame in self.client.listeners:
+            self.client.listeners.remove(self._on_frame)
+        if self._on_state in self.client.state_listeners:
+            self.client.state_listeners.remove(self._on_state)
+        if self.close_client:
+            await self.client.close()
+
+    def on_resize(self) -> None:
+        """Lay out again."""
+        self.redraw()
+
+    # ------------------------------------------------------------------ the hub
+
+    def _on_frame(self, frame: dict[str, Any]) -> None:
+        self.post_message(self.HubFrame(frame))
+
+    def _on_state(self, state: LinkState) -> None:
+        self.post_message(self.LinkChanged(state))
+
+    @on(HubFrame)
+    def _frame(self, message: HubFrame) -> None:
+        f = message.frame
+        kind = f.get("type")
+        book = self.client.book
+        now = self.now()
+        if kind == "welcome":
+            self._take_store()
+            if f.get("snapshot") is not None:
+                changes = self.state.observe(book.orders.values(), now, quiet=not self._welcomed)
+                self.state.forget_missing(book.orders.values())
+                if changes.ring:
+                    self.bell()
+            self._welcomed = True
+        elif kind == "event":
+            order = book.orders.get(f["order"]["id"], f["order"])
+            if self.state.observe([order], now).ring:
+                self.bell()
+            self.state.pending.settle(book.seq)
+        elif kind in ("ack", "error"):
+            action = self.state.pending.answered(f, book.seq)
+            if kind == "error" and action is not None:
+                number = action.ticket_id.split("/")[0].split("-")[-1]
+                self.notice(f"{number}: the hub refused it — {f.get('message', 'error')}")
+        elif kind == "printer.status":
+            self.show_printer_status(f)
+            return
+        else:
+            return
+        self._schedule_redraw()
+
+    @on(LinkChanged)
+    def _link(self, message: LinkChanged) -> None:
+        self.query_one(OfflineBanner).check()
+        self.query_one(ConnectionBar).refresh_status()
+
+    def show_printer_status(self, frame: dict[str, Any]) -> None:
+        """A `printer.status` frame: show or clear the printer's alert line."""
+        alert = self.query_one(PrinterAlert)
+        was = bool(alert.troubles)
+        if alert.apply(frame) and alert.troubles and not was:
+            self.bell()
+
+    def _take_store(self) -> None:
+        store = self.client.book.store
+        self.info = StationInfo.from_store(store, self.station)
+        with contextlib.suppress(ZoneInfoNotFoundError, ValueError):
+            self.tz = ZoneInfo(store.get("timezone") or "UTC")
+
+    # ------------------------------------------------------------------ drawing
+
+    def bell(self) -> None:
+        """Ring the terminal bell (counted, so tests can hear it)."""
+        self.bells += 1
+        super().bell()
+
+    def notice(self, text: str) -> None:
+        """Tell the cook something (a toast; kept in `notices`)."""
+        self.notices.append(text)
+        self.notify(text, severity="warning", timeout=6)
+
+    def _schedule_redraw(self) -> None:
+        if not self._redraw_pending:
+            self._redraw_pending = True
+            self.set_timer(REDRAW_AFTER_S, self.redraw)
+
+    def _tick(self) -> None:
+        self.state.pending.settle(self.client.book.seq)
+        self.redraw()
+
+    def redraw(self) -> None:
+        """Work out the board from the book and draw everything."""
+        self._redraw_pending = False
+        now = self.now()
+        self.entries = self.state.entries(self.client.book.orders.values(), now)
+        self._fix_selection()
+        board = self.query_one(Board)
+        waiting = "" if self._welcomed else "Waiting for the hub: the tickets show as soon as it answers."
+        board.show(
+            self.entries,
+            selected=self.selected,
+            cursor=self.cursor,
+            now=now,
+            station=self.info,
+            tz=self.tz,
+            empty_text=waiting,
+        )
+        before, after = board.counts()
+        page_ids = {e.id for e in board.page_entries()} if self.entries else set()
+        off_page_new = sum(1 for e in self.entries if e.fresh and e.id not in page_ids)
+        label = keymaps.keys_label
+        k = self.keys
+        hints = (
+            f"{label(k['start'])} start · {label(k['bump'])} bump · {label(k['bump_item'])} item · "
+            f"{label(k['recall'])} recall · {label(k['all_day'])} all-day"
+        )
+        self.query_one(StationHeader).show(
+            station=self.info,
+            entries=self.entries,
+            page=board.page_index,
+            pages=len(board.pages),
+            before=before,
+            after=after,
+            off_page_new=off_page_new,
+            now=now,
+            tz=self.tz,
+            help_key=label(k["help"][:1]),
+            hints=hints,
+        )
+        screen = self.screen
+        if isinstance(screen, AllDayScreen):
+            screen.update_totals(all_day(self.entries), self._open_count())
+        elif isinstance(screen, RecallScreen):
+            screen.update_entries(self.state.recall_list(self.client.book.orders.values(), now), now)
+
+    def _open_count(self) -> int:
+        return sum(1 for e in self.entries if e.state in ACTIVE)
+
+    def _fix_selection(self) -> None:
+        ids = [e.id for e in self.entries]
+        if not ids:
+            self.selected, self.cursor, self._sel_index = None, None, 0
+            return
+        if self.selected in ids:
+            self._sel_index = ids.index(self.selected)
+        else:
+            # The selected ticket left the board (bumped): the one that takes its place is selected.
+            self._sel_index = min(self._sel_index, len(ids) - 1)
+            self.selected = ids[self._sel_index]
+            self.cursor = None
+        entry = self.entries[self._sel_index]
+        open_ids = [i["id"] for i in entry.open_items()]
+        if self.cursor not in open_ids:
+            self.cursor = open_ids[0] if open_ids else None
+
+    @property
+    def selected_entry(self) -> Entry | None:
+        """The ticket under the selection, if any."""
+        for e in self.entries:
+            if e.id == self.selected:
+                return e
+        return None
+
+    def select(self, ticket_id: str | None) -> None:
+        """Put the selection on a ticket and draw."""
+        if ticket_id is not None and ticket_id != self.selected:
+            self.selected, self.cursor = ticket_id, None
+        self.redraw()
+
+    # ------------------------------------------------------------------ sending
+
+    def send(self, kind: str, entry: Entry, item_id: str | None = None) -> None:
+        """Queue a kitchen action with the client (sent now, or on reconnect) and show it done at once."""
+        msg: dict[str, Any] = {"type": kind, "ticket_id": entry.id}
+        if item_id is not None:
+            msg["item_id"] = item_id
+        self.client.enqueue(msg)
+        self.state.pending.add(msg, self.now())
+        self.redraw()
+
+    # ------------------------------------------------------------------ actions
+
+    def _move(self, step: int) -> None:
+        if not self.entries:
+            return
+        k = max(0, min(len(self.entries) - 1, self._sel_index + step))
+        self._sel_index = k
+        self.select(self.entries[k].id)
+
+    def action_prev(self) -> None:
+        """Select the previous ticket."""
+        self._move(-1)
+
+    def action_next(self) -> None:
+        """Select the next ticket."""
+        self._move(1)
+
+    def _move_item(self, step: int) -> None:
+        e = self.selected_entry
+        if e is None:
+            return
+        ids = [i["id"] for i in e.open_items()]
+        if not ids:
+            return
+        k = ids.index(self.cursor) if self.cursor in ids else 0
+        self.cursor = ids[max(0, min(len(ids) - 1, k + step))]
+        self.redraw()
+
+    def action_item_up(self) -> None:
+        """Move the item cursor up."""
+        self._move_item(-1)
+
+    def action_item_down(self) -> None:
+        """Move the item cursor down."""
+        self._move_item(1)
+
+    def action_start(self) -> None:
+        """Start the selected ticket."""
+        e = self.selected_entry
+        if e is None:
+            return
+        if e.needs_ack:
+            self.action_acknowledge()
+        elif e.state == "new":
+            self.send("ticket.start", e)
+
+    def action_bump(self) -> None:
+        """Bump the selected ticket (a cancelled one is cleared instead)."""
+        e = self.selected_entry
+        if e is None:
+            return
+        if e.needs_ack:
+            self.action_acknowledge()
+        elif e.state in ACTIVE:
+            self.send("ticket.bump", e)
+
+    def action_bump_item(self) -> None:
+        """Bump the item under the cursor."""
+        e = self.selected_entry
+        if e is None or e.needs_ack or e.state not in ACTIVE or self.cursor is None:
+            return
+        ids = [i["id"] for i in e.open_items()]
+        if self.cursor not in ids:
+            return
+        item = self.cursor
+        k = ids.index(item)
+        rest = ids[k + 1 :] or ids[:k]
+        self.cursor = rest[0] if rest else None
+        self.send("item.bump", e, item)
+
+    def action_acknowledge(self) -> None:
+        """Clear a cancelled ticket: the selected one, else the first one waiting."""
+        e = self.selected_entry
+        target = e if e is not None and e.needs_ack else next((x for x in self.entries if x.needs_ack), None)
+        if target is not None and self.state.acknowledge(target.id):
+            self._save_acks()
+            self.redraw()
+
+    def action_recall(self) -> None:
+        """Open the recall list."""
+        now = self.now()
+        entries = self.state.recall_list(self.client.book.orders.values(), now)
+
+        def recalled(ticket_id: str | None) -> None:
+            if ticket_id is None:
+                return
+            entry = next((x for x in entries if x.id == ticket_id), None)
+            if entry is not None:
+                self.send("ticket.recall", entry)
+                self.select(ticket_id)
+
+        self.push_screen(RecallScreen(entries, now=now, tz=self.tz, keys=self.keys), recalled)
+
+    def action_all_day(self) -> None:
+        """Open the all-day totals."""
+        self.push_screen(
+            AllDayScreen(all_day(self.entries), station_name=self.info.name, tickets=self._open_count(), keys=self.keys)
+        )
+
+    def action_help(self) -> None:
+        """Open the key list."""
+        self.push_screen(HelpScreen(self.keys, device=self.client.device))
+
+    def _page(self, step: int) -> None:
+        board = self.query_one(Board)
+        target = board.page_index + step
+        if 0 <= target < len(board.pages):
+            page = board.page_entries(target)
+            if page:
+                # A ticket continued from the previous page is not the first of this one.
+                first = next((e for e in page if board.page_of.get(board.index_of[e.id]) == target), page[0])
+                self._sel_index = board.index_of[first.id]
+                self.select(first.id)
+
+    def action_page_next(self) -> None:
+        """Show the next page (its first ticket selected)."""
+        self._page(1)
+
+    def action_page_prev(self) -> None:
+        """Show the previous page."""
+        self._page(-1)
+
+    def action_first(self) -> None:
+        """Select the oldest ticket."""
+        if self.entries:
+            self._sel_index = 0
+            self.select(self.entries[0].id)
+
+    def _pick(self, n: int) -> None:
+        page = self.query_one(Board).page_entries()
+        if 0 < n <= len(page):
+            self._sel_index = self.query_one(Board).index_of[page[n - 1].id]
+            self.select(page[n - 1].id)
+
+    def action_pick_1(self) -> None:
+        """Select ticket 1 of the page."""
+        self._pick(1)
+
+    def action_pick_2(self) -> None:
+        """Select ticket 2 of the page."""
+        self._pick(2)
+
+    def action_pick_3(self) -> None:
+        """Select ticket 3 of the page."""
+        self._pick(3)
+
+    def action_pick_4(self) -> None:
+        """Select ticket 4 of the page."""
+        self._pick(4)
+
+    def action_pick_5(self) -> None:
+        """Select ticket 5 of the page."""
+        self._pick(5)
+
+    def action_pick_6(self) -> None:
+        """Select ticket 6 of the page."""
+        self._pick(6)
+
+    def action_pick_7(self) -> None:
+        """Select ticket 7 of the page."""
+        self._pick(7)
+
+    def action_pick_8(self) -> None:
+        """Select ticket 8 of the page."""
+        self._pick(8)
+
+    def action_pick_9(self) -> None:
+        """Select ticket 9 of the page."""
+        self._pick(9)
+
+    # ------------------------------------------------------------------ acknowledged cancellations
+
+    def _load_acks(self) -> list[str]:
+        if self.acks_path is None or not self.acks_path.exists():
+            return []
+        try:
+            data = json.loads(self.acks_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return []
+        return [str(x) for x in data] if isinstance(data, list) else []
+
+    def _save_acks(self) -> None:
+        if self.acks_path is None:
+            return
+        # Only tickets the hub still shows matter; the list stays small.
+        known = set(self.state.seen)
+        keep = sorted(a for a in self.state.acknowledged if a in known)
+        with contextlib.suppress(OSError):
+            self.acks_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.acks_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(keep), encoding="utf-8")
+            tmp.replace(self.acks_path)
+
+
+def create_app(
+    client: HubClient,
+    *,
+    station: str,
+    keymap: dict[str, str] | None = None,
+    now: Clock = utc_now,
+    monotonic: Callable[[], float] = time.monotonic,
+    acks_path: Path | None = None,
+    hub_label: str | None = None,
+    close_client: bool = False,
+) -> KitchenApp:
+    """The kitchen screen for `station`, reading and acting through `client` (used by the CLI and the tests)."""
+    return KitchenApp(
+        client,
+        station=station,
+        keymap=keymap,
+        now=now,
+        monotonic=monotonic,
+        acks_path=acks_path,
+        hub_label=hub_label,
+        close_client=close_client,
+    )
+
+
+def run_kitchen(
+    *,
+    hub: str,
+    device: str,
+    token: str,
+    station: str,
+    queue_path: Path | None = None,
+    keymap: dict[str, str] | None = None,
+) -> int:
+    """Run the kitchen screen until Ctrl+Q; returns the exit code (2 for a bad key map)."""
+    problems = keymaps.validate(keymap or {})
+    if problems:
+        for p in problems:
+            print(f"kds kitchen: keymap of {device}: {p}", file=sys.stderr)
+        return 2
+    client = HubClient(
+        hub,
+        device=device,
+        token=token,
+        role="kitchen",
+        station=station,
+        queue_path=queue_path,
+        client_name="kds-kitchen",
+    )
+    acks = queue_path.with_name(f"{queue_path.stem}.acknowledged.json") if queue_path else None
+    app = create_app(client, station=station, keymap=keymap, acks_path=acks, close_client=True)
+    app.run()
+    return app.return_code or 0

@@ -1,0 +1,222 @@
+"""The ticket board: the station's tickets as cards in columns, one page at a time.
+
+The board draws only the page that holds the selected ticket; the other tickets are measured (their card bodies
+are cached by order version) so paging stays cheap with hundreds of open tickets.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, tzinfo
+from typing import ClassVar
+
+from textual.color import Color
+from textual.content import Content
+from textual.style import Style
+from textual.widget import Widget
+
+from terminals.kitchen import cards
+from terminals.kitchen.layout import GAP, Page, geometry, paginate
+from terminals.kitchen.model import Entry, StationInfo
+
+BodyKey = tuple[str, int, str, frozenset[str], bool, bool, bool, int, bool, str | None]
+
+
+class Board(Widget):
+    """Cards of the station's open tickets, paged; the selected one framed in heavy lines."""
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = set(cards.COMPONENT_CLASSES) | {"board--empty"}
+    DEFAULT_CSS = """
+    Board {
+        height: 1fr;
+        width: 1fr;
+    }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.entries: list[Entry] = []
+        self.selected: str | None = None
+        self.cursor: str | None = None
+        self.station = StationInfo("", "")
+        self.tz: tzinfo = UTC
+        self.now = datetime.now(UTC)
+        self.pages: list[Page] = [Page([])]
+        self.page_index = 0
+        self.index_of: dict[str, int] = {}
+        self.page_of: dict[int, int] = {}
+        self._bodies: dict[BodyKey, list[Content]] = {}
+        self._partial_styles: dict[tuple[str, ...], Style] = {}
+        self._content = Content("")
+        self._geometry = (0, 0, 0)
+        self.empty_text = ""
+
+    def get_visual_style(self, *component_classes: str, partial: bool = False) -> Style:
+        """Component styles as the stylesheet gives them, background included.
+
+        Content spans name component classes (".card--late") and Textual resolves them with `partial=True`, which
+        in Textual 8.2 drops an opaque background (it blends towards the colour with a factor of 1 - alpha). The
+        cards' coloured bars need it, so partial component styles are built here straight from the stylesheet.
+        """
+        if not (partial and component_classes):
+            return super().get_visual_style(*component_classes, partial=partial)
+        cached = self._partial_styles.get(component_classes)
+        if cached is not None:
+            return cached
+        style = Style()
+        for name in component_classes:
+            rules = self.get_component_styles(name)
+            text = rules.text_style
+            style += Style(
+                rules.background if rules.has_rule("background") else Color(0, 0, 0, 0),
+                rules.color if rules.has_rule("color") else Color(255, 255, 255, 0),
+                bold=text.bold,
+                dim=text.dim,
+                italic=text.italic,
+                underline=text.underline,
+                strike=text.strike,
+            )
+        self._partial_styles[component_classes] = style
+        return style
+
+    def notify_style_update(self) -> None:
+        """The stylesheet changed: forget the component styles."""
+        self._partial_styles.clear()
+        super().notify_style_update()
+
+    # ------------------------------------------------------------------ input
+
+    def show(
+        self,
+        entries: list[Entry],
+        *,
+        selected: str | None,
+        cursor: str | None,
+        now: datetime,
+        station: StationInfo,
+        tz: tzinfo,
+        empty_text: str = "",
+    ) -> None:
+        """Lay out these tickets and draw the page holding the selected one (or `empty_text` when none)."""
+        self.empty_text = empty_text
+        self.entries = entries
+        self.selected = selected
+        self.cursor = cursor
+        self.now = now
+        self.station = station
+        self.tz = tz
+        self._layout()
+        self._draw()
+
+    def tick(self, now: datetime) -> None:
+        """Redraw the visible page at a new time (timers)."""
+        self.now = now
+        self._draw()
+
+    def on_resize(self) -> None:
+        """Lay out again for the new size."""
+        self._bodies.clear()
+        self._layout()
+        self._draw()
+
+    # ------------------------------------------------------------------ queries
+
+    @property
+    def columns(self) -> int:
+        """Columns of cards across the board."""
+        return geometry(self.size.width)[0]
+
+    def page_entries(self, page: int | None = None) -> list[Entry]:
+        """The tickets on a page (the current one by default), in order."""
+        p = self.pages[self.page_index if page is None else page]
+        return [self.entries[i] for i in p.indexes()]
+
+    def counts(self) -> tuple[int, int]:
+        """Tickets that start on the pages before the current one, and on the pages after it."""
+        before = sum(1 for p in self.page_of.values() if p < self.page_index)
+        after = sum(1 for p in self.page_of.values() if p > self.page_index)
+        return before, after
+
+    @property
+    def plain(self) -> str:
+        """The board's text without styles (tests)."""
+        return self._content.plain
+
+    # ------------------------------------------------------------------ drawing
+
+    def _body(self, e: Entry, width: int) -> list[Content]:
+        selected = e.id == self.selected
+        cursor = self.cursor if selected else None
+        key: BodyKey = (
+            e.id,
+            e.version,
+            e.state,
+            e.done_items,
+            e.pending,
+            e.fresh,
+            e.needs_ack,
+            width,
+            selected,
+            cursor,
+        )
+        body = self._bodies.get(key)
+        if body is None:
+            if len(self._bodies) > 5000:
+                self._bodies.clear()
+            body = self._bodies[key] = cards.card_body(e, width, selected=selected, cursor=cursor)
+        return body
+
+    def _layout(self) -> None:
+        width, rows = self.size.width, self.size.height
+        cols, card_w = geometry(width)
+        self._geometry = (cols, card_w, rows)
+        heights = [cards.TOP_ROWS + len(self._body(e, card_w)) for e in self.entries]
+        self.pages = paginate(heights, cols, rows)
+        self.index_of = {e.id: k for k, e in enumerate(self.entries)}
+        self.page_of = {}
+        for n, p in enumerate(self.pages):
+            for i in p.indexes():
+                self.page_of.setdefault(i, n)
+        index = self.index_of.get(self.selected or "")
+        self.page_index = self.page_of.get(index, 0) if index is not None else 0
+
+    def _draw(self) -> None:
+        cols, card_w, rows = self._geometry
+        if not self.entries:
+            text = (
+                self.empty_text or f"No open tickets at {self.station.name} — new orders ring the bell and show here."
+            )
+            self._content = Content.styled(f"\n\n  {text}", ".board--empty")
+            self.refresh()
+            return
+        page = self.pages[min(self.page_index, len(self.pages) - 1)]
+        columns: list[list[Content]] = []
+        tops: dict[int, list[Content]] = {}
+        for col in page.columns:
+            lines: list[Content] = []
+            for piece in col:
+                e = self.entries[piece.index]
+                top = tops.get(piece.index)
+                if top is None:
+                    top = tops[piece.index] = cards.card_top(
+                        e, card_w, station=self.station, now=self.now, tz=self.tz, selected=e.id == self.selected
+                    )
+                card = top + self._body(e, card_w)
+                lines.extend(card[piece.start : piece.stop])
+            columns.append(lines)
+        blank = Content(" " * card_w)
+        gap = " " * GAP
+        out: list[Content] = []
+        for y in range(rows):
+            parts: list[Content | str] = []
+            for k in range(cols):
+                if k:
+                    parts.append(gap)
+                col_lines = columns[k] if k < len(columns) else []
+                parts.append(col_lines[y] if y < len(col_lines) else blank)
+            out.append(Content.assemble(*parts))
+        self._content = Content("\n").join(out)
+        self.refresh()
+
+    def render(self) -> Content:
+        """The current page."""
+        return self._content

@@ -1,0 +1,325 @@
+"""A ticket drawn as a card: lines of `Content` for a given width. Pure functions; the look lives in kitchen.tcss.
+
+Styles are Textual component classes (".card--late"…) declared by `Board`, so colours are set in the stylesheet.
+Nothing is told by colour alone: the frame's line shape marks the selection (heavy) and a new arrival (double), the
+timer bar says LATE in words, allergens carry a ⚠ and the word ALLERGENS, done items a ✓, changes the words ADDED,
+REMOVED and NOTE CHANGED, a cancelled ticket the word CANCELLED over struck-through lines.
+
+A card is its top (the timer bar and the three rows of the big order number: they change with the clock) and its
+body (items and notes: they change only with the order), so the board can cache bodies and measure heights cheaply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+
+from textual.content import Content
+
+from terminals.kitchen import bigtext
+from terminals.kitchen.model import Entry, Item, StationInfo, Timing, clock, mmss, parse_dt
+
+TOP_ROWS = 1 + bigtext.HEIGHT
+"""Rows of a card's top: the timer bar and the big number."""
+MIN_WIDTH = 30
+
+BAR_CLASS = {Timing.ON_TIME: ".card--on-time", Timing.WARNING: ".card--warning", Timing.LATE: ".card--late"}
+CANCELLED = ".card--cancelled"
+DONE_BAR = ".card--done-bar"
+BORDER = ".card--border"
+SELECTED = ".card--selected"
+FRESH = ".card--fresh"
+BIG = ".card--big"
+LABEL = ".card--label"
+RUSH = ".card--rush"
+QTY = ".card--qty"
+METHOD = ".card--method"
+TAG = ".card--tag"
+NOTE = ".card--note"
+ALLERGEN = ".card--allergen"
+MUTED = ".card--muted"
+DONE = ".card--done"
+ADDED = ".card--added"
+REMOVED = ".card--removed"
+CHANGED = ".card--changed"
+CURSOR = ".card--cursor"
+LATE_WORD = ".card--late-word"
+
+COMPONENT_CLASSES = frozenset(
+    c[1:]
+    for c in (
+        *BAR_CLASS.values(),
+        CANCELLED,
+        DONE_BAR,
+        BORDER,
+        SELECTED,
+        FRESH,
+        BIG,
+        LABEL,
+        RUSH,
+        QTY,
+        METHOD,
+        TAG,
+        NOTE,
+        ALLERGEN,
+        MUTED,
+        DONE,
+        ADDED,
+        REMOVED,
+        CHANGED,
+        CURSOR,
+        LATE_WORD,
+    )
+)
+"""The component classes a widget drawing cards must declare (and kitchen.tcss styles)."""
+
+CHANNEL_WORD = {"app": "APP", "kiosk": "KIOSK", "shelf": "SHELF"}
+STATE_WORD = {"new": "NEW", "started": "COOKING", "done": "DONE", "cancelled": "CANCELLED"}
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """The line characters of a card's frame, and their style."""
+
+    tl: str
+    h: str
+    tr: str
+    v: str
+    bl: str
+    br: str
+    style: str
+
+
+PLAIN = Frame("╭", "─", "╮", "│", "╰", "╯", BORDER)
+HEAVY = Frame("┏", "━", "┓", "┃", "┗", "┛", SELECTED)
+DOUBLE = Frame("╔", "═", "╗", "║", "╚", "╝", FRESH)
+
+
+def frame_for(e: Entry, selected: bool) -> Frame:
+    """Heavy lines for the selected ticket, double for a new arrival, thin otherwise."""
+    return HEAVY if selected else DOUBLE if e.fresh else PLAIN
+
+
+def inner_width(width: int) -> int:
+    """Text cells inside a card `width` wide (frame and one blank each side)."""
+    return max(1, width - 4)
+
+
+def _row(c: Content, width: int, fr: Frame, strike: bool = False) -> Content:
+    iw = inner_width(width)
+    body = c.truncate(iw, ellipsis=True, pad=True)
+    if strike:
+        body = body.stylize("strike").stylize_before(MUTED)
+    return Content.assemble((fr.v, fr.style), " ", body, " ", (fr.v, fr.style))
+
+
+def _fit(left: list[tuple[str, str]], right: list[tuple[str, str]], width: int) -> Content:
+    """Left and right parts on one line of `width`, dropping the right parts from the end while they do not fit."""
+    right = list(right)
+    while True:
+        used = sum(len(t) for t, _ in left) + sum(len(t) for t, _ in right)
+        if used + 1 <= width or not right:
+            break
+        right.pop()
+    lc = Content.assemble(*left)
+    rc = Content.assemble(*right)
+    gap = max(1, width - lc.cell_length - rc.cell_length)
+    return Content.assemble(lc, " " * gap, rc).truncate(width, ellipsis=True, pad=True)
+
+
+# ------------------------------------------------------------------------------------------------ top
+
+
+def card_top(e: Entry, width: int, *, station: StationInfo, now: datetime, tz: tzinfo, selected: bool) -> list[Content]:
+    """The timer bar and the big order number with the fulfilment (changes every second)."""
+    fr = frame_for(e, selected)
+    bar_w = width - 2
+    c = clock(e.order, e.ticket, station, now)
+    if e.state == "cancelled":
+        bar_style = CANCELLED
+        left = [(" CANCELLED", "bold")]
+        right = [("clear: X ", "")]
+    elif e.state == "done":
+        bar_style = DONE_BAR
+        done = e.done_at.astimezone(tz).strftime("%H:%M") if e.done_at else ""
+        left = [(f" DONE {done}", "bold")]
+        right = [(f"{CHANNEL_WORD.get(e.order['channel'], '')} ", "")]
+    else:
+        bar_style = BAR_CLASS[c.timing]
+        left = [(f" {mmss(c.age_s)}", "bold")]
+        if c.timing is Timing.LATE:
+            left.append((" LATE ", LATE_WORD))
+        elif c.timing is Timing.WARNING and c.late_in_s is not None:
+            left.append((f" late in {mmss(c.late_in_s)}", ""))
+        if e.rush:
+            left += [(" ", ""), (" RUSH ", RUSH)]
+        right = []
+        state = ("★ NEW" if e.fresh else "NEW") if e.state == "new" else STATE_WORD.get(e.state, e.state)
+        right.append((state, "bold"))
+        if e.ticket.get("recalled_at") and e.state == "started":
+            right.append((" RECALLED", "bold"))
+        if e.ticket.get("amended_at"):
+            right.append((" AMENDED", "bold"))
+        right.append((f" {CHANNEL_WORD.get(e.order['channel'], e.order['channel'].upper())} ", ""))
+    bar = _fit(left, right, bar_w).stylize_before(bar_style)
+    lines = [Content.assemble((fr.tl, fr.style), bar, (fr.tr, fr.style))]
+    lines.extend(_number_rows(e, width, c.due_left_s, tz, fr))
+    return lines
+
+
+def _number_rows(e: Entry, width: int, due_left: float | None, tz: tzinfo, fr: Frame) -> list[Content]:
+    iw = inner_width(width)
+    number = e.number
+    if bigtext.can_draw(number) and bigtext.width(number) <= iw:
+        left = [Content.styled(r, BIG) for r in bigtext.big(number)]
+    else:
+        left = [Content.styled(number, "bold"), Content(""), Content("")]
+    lw = max(c.cell_length for c in left)
+    rw = max(0, iw - lw - 2)
+    right = _fulfilment(e, rw, due_left, tz)
+    strike = e.state == "cancelled"
+    return [
+        _row(Content.assemble(lc.truncate(lw, pad=True), "  ", rc.right(rw, ellipsis=True)), width, fr, strike)
+        for lc, rc in zip(left, right, strict=True)
+    ]
+
+
+def _fulfilment(e: Entry, width: int, due_left: float | None, tz: tzinfo) -> list[Content]:
+    """Three rows: a big table number for dine-in; pickup or delivery with its time (and countdown)."""
+    f = e.order.get("fulfilment") or {}
+    kind = f.get("type")
+    customer = (e.order.get("customer") or {}).get("name") or ""
+    if kind == "dine_in":
+        table = str(f.get("table", ""))
+        if bigtext.can_draw(table) and bigtext.width(table) + 6 <= width:
+            rows = bigtext.big(table)
+            return [
+                Content.assemble(("TABLE ", LABEL), (rows[0], BIG)),
+                Content.assemble("      ", (rows[1], BIG)),
+                Content.assemble("      ", (rows[2], BIG)),
+            ]
+        if bigtext.can_draw(table) and bigtext.width(table) <= width:
+            rows = bigtext.big(table)
+            return [Content.styled(r, BIG) for r in rows]
+        return [Content.styled(f"TABLE {table}", "bold"), Content(""), Content("")]
+    if kind == "delivery":
+        due = parse_dt(f.get("due"))
+        due_text = f"due {due.astimezone(tz):%H:%M}" if due else ""
+        if due_left is None:
+            count = Content("")
+        elif due_left <= 0:
+            count = Content.styled(f" PAST DUE {mmss(-due_left)} ", LATE_WORD)
+        else:
+            count = Content.styled(f"{mmss(due_left)} left", "bold")
+        return [Content.styled("DELIVERY", "bold"), Content(due_text), count]
+    at = parse_dt(f.get("at"))
+    return [
+        Content.styled("PICKUP", "bold"),
+        Content(f"at {at.astimezone(tz):%H:%M}" if at else ""),
+        Content.styled(customer, MUTED),
+    ]
+
+
+# ------------------------------------------------------------------------------------------------ body
+
+
+def card_body(e: Entry, width: int, *, selected: bool, cursor: str | None) -> list[Content]:
+    """Notes, items, the other stations' share, and the bottom of the frame (changes only with the order)."""
+    fr = frame_for(e, selected)
+    iw = inner_width(width)
+    strike = e.state == "cancelled"
+    active = e.state in ("new", "started")
+    notice: list[Content] = []
+    if e.state == "cancelled":
+        reason = e.order.get("cancel_reason")
+        what = "ORDER CANCELLED" if e.order.get("status") == "cancelled" else "ITEMS REMOVED"
+        text = f"{what} — stop, do not make" + (f": {reason}" if reason else "")
+        notice = _wrap(Content.styled(text, "bold"), iw, 2)
+    lines: list[Content] = []
+    if e.order.get("note"):
+        lines.extend(_wrap(Content.assemble(("✎ ", NOTE), (str(e.order["note"]), NOTE)), iw, 2))
+    for it in e.items():
+        lines.extend(_item(it, e, iw, cursor=cursor if active else None, show_changes=active))
+    others = e.others()
+    if others:
+        text = ", ".join(f"{s} ×{n}" + (" ✓" if done else "") for s, n, done in others)
+        lines.extend(_wrap(Content.styled(f"also: {text}", MUTED), iw, 6))
+    out = [_row(c, width, fr) for c in notice] + [_row(c, width, fr, strike=strike) for c in lines]
+    tail = " sending… " if e.pending else ""
+    h = max(0, width - 2 - len(tail) - 1)
+    out.append(
+        Content.assemble((fr.bl + fr.h * h, fr.style), (tail, "bold italic"), (fr.h + fr.br, fr.style))
+        if tail
+        else Content.styled(fr.bl + fr.h * (width - 2) + fr.br, fr.style)
+    )
+    return out
+
+
+def _wrap(c: Content, width: int, indent: int) -> list[Content]:
+    """Word-wrap one line; continuation lines are indented (notes are never cut off)."""
+    if c.cell_length <= width:
+        return [c]
+    first, *rest = c.wrap(width)
+    if not rest:
+        return [first]
+    tail = Content(" ").join(rest) if len(rest) > 1 else rest[0]
+    return [first, *(r.pad_left(indent) for r in tail.wrap(max(4, width - indent)))]
+
+
+def _weight(grams: int) -> str:
+    return f"{grams} g" if grams < 1000 else f"{grams / 1000:.2f} kg".replace(".00 kg", " kg")
+
+
+def _item(it: Item, e: Entry, iw: int, *, cursor: str | None, show_changes: bool) -> list[Content]:
+    removed = bool(it["removed"])
+    done = it["id"] in e.done_items
+    change = it.get("change") if show_changes else None
+    if cursor == it["id"]:
+        mark = "▸ "
+    elif removed:
+        mark = "✗ "
+    elif done:
+        mark = "✓ "
+    elif change == "added":
+        mark = "+ "
+    else:
+        mark = "  "
+    name = str(it["name"])
+    if it.get("name_zh") and it["name_zh"] != name:
+        name += f" {it['name_zh']}"
+    head: list[str | tuple[str, str] | Content] = [mark, (f"{it['qty']}×", QTY), " "]
+    if it.get("weight_g"):
+        head += [(_weight(int(it["weight_g"])), QTY), " "]
+    head.append(name)
+    if removed and show_changes:
+        head += ["  ", (" REMOVED ", REMOVED)]
+    elif change == "added":
+        head += ["  ", (" ADDED ", ADDED)]
+    first = Content.assemble(*head)
+    lines = _wrap(first, iw, 5)
+    if cursor == it["id"]:
+        lines = [ln.stylize_before(CURSOR) for ln in lines]
+    # Details start one cell right of the name; coloured blocks carry their own blank on each side.
+    details: list[Content] = []
+    if it.get("cook"):
+        details.append(Content.styled(f" ▶ {it.get('cook_name') or it['cook']} ", METHOD))
+    if it.get("tag"):
+        details.append(Content.styled(f" TAG {it['tag']}", TAG))
+    if it.get("modifiers"):
+        details.append(Content(" + " + ", ".join(str(m) for m in it["modifiers"])))
+    if it.get("note"):
+        note = Content.styled(f" ✎ {it['note']}", NOTE)
+        if change == "note":
+            note = Content.assemble(note, "  ", (" NOTE CHANGED ", CHANGED))
+        details.append(note)
+    if it.get("allergens"):
+        details.append(Content.styled(f" ⚠ ALLERGENS: {', '.join(str(a) for a in it['allergens'])} ", ALLERGEN))
+    if it.get("unrouted"):
+        details.append(Content.styled(" (no station set for this dish — tell the manager)", MUTED))
+    for d in details:
+        lines.extend(r.pad_left(4) for r in _wrap(d, iw - 4, 3))
+    if removed:
+        lines = [ln.stylize("strike").stylize_before(MUTED) for ln in lines]
+    elif done:
+        lines = [ln.stylize_before(DONE) for ln in lines]
+    return lines

@@ -1,0 +1,143 @@
+"""The recall list: tickets this station bumped in the last 30 minutes, the latest first; one key reopens one."""
+
+from __future__ import annotations
+
+from datetime import datetime, tzinfo
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import BindingType
+from textual.containers import Vertical
+from textual.content import Content
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from terminals.kitchen import keymap
+from terminals.kitchen.model import Entry, recallable
+
+
+def _fulfilment(e: Entry) -> str:
+    f = e.order.get("fulfilment") or {}
+    if f.get("type") == "dine_in":
+        return f"table {f.get('table')}"
+    return str(f.get("type", "")).replace("_", " ")
+
+
+def _ago(seconds: float) -> str:
+    m = max(0, int(seconds)) // 60
+    return "just now" if m < 1 else f"{m} min ago"
+
+
+class RecallScreen(ModalScreen[str | None]):
+    """Pick a bumped ticket to reopen; dismissed with its ticket id (or None)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *keymap.bindings(keymap.LIST),
+        keymap.confirm_binding(),
+    ]
+
+    def __init__(self, entries: list[Entry], *, now: datetime, tz: tzinfo, keys: dict[str, list[str]]) -> None:
+        super().__init__()
+        self.entries = entries
+        self.now = now
+        self.tz = tz
+        self.keys = keys
+        self.index = 0
+        self.message = ""
+
+    def compose(self) -> ComposeResult:
+        """A box with a title, the list and a line of keys."""
+        with Vertical(id="recall-box", classes="overlay-box"):
+            yield Static(id="recall-title", classes="overlay-title")
+            yield Static(id="recall-list")
+            yield Static(id="recall-keys", classes="overlay-keys")
+
+    def on_mount(self) -> None:
+        """Draw."""
+        self._draw()
+
+    def update_entries(self, entries: list[Entry], now: datetime) -> None:
+        """The list changed (a bump or recall elsewhere): keep the highlight on the same ticket."""
+        current = self.entries[self.index].id if self.entries else None
+        self.entries, self.now = entries, now
+        ids = [e.id for e in entries]
+        self.index = ids.index(current) if current in ids else min(self.index, max(0, len(entries) - 1))
+        self._draw()
+
+    @property
+    def plain(self) -> str:
+        """The list's text (tests)."""
+        return "\n".join(self._lines(plain=True))
+
+    def _lines(self, plain: bool = False) -> list[str]:
+        out = []
+        for k, e in enumerate(self.entries):
+            done = e.done_at.astimezone(self.tz).strftime("%H:%M") if e.done_at else "--:--"
+            ago = _ago((self.now - e.done_at).total_seconds()) if e.done_at else ""
+            items = ", ".join(f"{i['qty']}× {i['name']}" for i in e.items() if not i["removed"])
+            status = "" if recallable(e) else f"  ({str(e.order.get('status', '')).replace('_', ' ')})"
+            mark = "▸" if k == self.index else " "
+            out.append(f"{mark} {e.number:<5} {_fulfilment(e):<10} bumped {done} ({ago}){status}  {items}")
+        return out
+
+    def _draw(self) -> None:
+        label = keymap.keys_label
+        self.query_one("#recall-title", Static).update(
+            f"RECALL — tickets bumped in the last 30 minutes ({len(self.entries)})"
+        )
+        lines = self._lines()
+        if not lines:
+            content = Content.styled("Nothing bumped in the last 30 minutes.", "italic")
+        else:
+            rows = []
+            for k, line in enumerate(lines):
+                style = "reverse bold" if k == self.index else ""
+                if not recallable(self.entries[k]):
+                    style += " dim"
+                rows.append(Content.styled(line, style.strip()))
+            content = Content("\n").join(rows)
+        if self.message:
+            content = Content.assemble(content, "\n\n", (self.message, "bold reverse"))
+        self.query_one("#recall-list", Static).update(content)
+        keys = self.keys
+        self.query_one("#recall-keys", Static).update(
+            f"{label(keys['item_up'])}/{label(keys['item_down'])} choose · {label(keys['recall'])} or Enter: "
+            f"recall it · {label(keys['close'])} close"
+        )
+
+    def action_item_up(self) -> None:
+        """Highlight the ticket above."""
+        self.index = max(0, self.index - 1)
+        self.message = ""
+        self._draw()
+
+    def action_item_down(self) -> None:
+        """Highlight the ticket below."""
+        self.index = min(max(0, len(self.entries) - 1), self.index + 1)
+        self.message = ""
+        self._draw()
+
+    def action_recall(self) -> None:
+        """Reopen the highlighted ticket (only while its order is open)."""
+        if not self.entries:
+            self.dismiss(None)
+            return
+        e = self.entries[self.index]
+        if not recallable(e):
+            status = str(e.order.get("status", "")).replace("_", " ")
+            self.message = f"{e.number} is {status}: it cannot be recalled"
+            self._draw()
+            return
+        self.dismiss(e.id)
+
+    def action_confirm(self) -> None:
+        """Enter: the same as the recall key."""
+        self.action_recall()
+
+    def action_close(self) -> None:
+        """Close without recalling."""
+        self.dismiss(None)
+
+    def action_help(self) -> None:
+        """Close (help is on the board)."""
+        self.dismiss(None)
