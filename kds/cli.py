@@ -145,7 +145,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from kds.demo import run_demo
 
     config = _config(args.config)
-    return run_demo(config, rate=args.rate, port=args.port)
+    return run_demo(
+        config,
+        rate=args.rate,
+        port=args.port,
+        view=args.view,
+        station=args.station,
+        counter_bot=not args.no_counter_bot,
+    )
 
 
 # ------------------------------------------------------------------------------------------------ terminals
@@ -277,12 +284,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser(
         "demo",
-        help="hub + simulator + live view, from one command",
-        description="Start a hub on a temporary database, feed it simulated orders, show them live.",
+        help="hub + simulator + printers + a kitchen screen, from one command",
+        description=(
+            "Start a hub on a temporary database with printer emulators, feed it simulated orders and a simulated "
+            "kitchen, and open a station screen (or the live view of every station)."
+        ),
     )
     with_config(d)
     d.add_argument("--rate", type=float, default=1.0, help="orders per second (default: %(default)s)")
-    d.add_argument("--port", type=int, default=0, help="hub port (default: a free one)")
+    d.add_argument("--port", type=int, default=0, help="hub port (default: a free one; 8765 to open terminals beside)")
+    d.add_argument(
+        "--view",
+        choices=["kitchen", "live"],
+        default="kitchen",
+        help="kitchen: a station's screen (default); live: every station at a glance",
+    )
+    d.add_argument("--station", default="wok", help="the station of the kitchen view (default: %(default)s)")
+    d.add_argument(
+        "--no-counter-bot",
+        action="store_true",
+        help="leave the counter to a person (run `kds counter` beside the demo)",
+    )
     d.set_defaults(func=cmd_demo)
 
     pe = sub.add_parser(

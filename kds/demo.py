@@ -1,11 +1,13 @@
-"""`kds demo`: a hub on a temporary database, the simulator, a simulated kitchen, and a live view in front.
+"""`kds demo`: a hub on a temporary database, the simulator, a simulated kitchen, and a screen in front.
 
 The store's printers are printer emulators on their configured loopback ports (`printers.emulator`): the hub's
 spooler prints every ticket to them, and each ticket is saved as a picture under `var/demo-tickets/<printer>/`.
 
 Everything runs in one process and one event loop: the hub (`HubServer` on a free loopback port, SQLite in a
 temporary directory that is removed at the end), the order simulator at `rate` orders/s, the kitchen and counter
-bots, and the Textual live view connected as the store's monitor device. `q` or Ctrl+C stops all of it.
+bots, and in front either a station's kitchen screen (`view="kitchen"`, the default: a second screen of that station,
+beside the simulated cook who bumps on the first) or the live view of every station (`view="live"`, the store's
+monitor device). Quitting the screen (or Ctrl+C) stops all of it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ import sys
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
+
+from textual.app import App
 
 from kds.client import HubClient
 from kds.config import Role, StoreConfig
@@ -46,17 +51,29 @@ async def demo(
     port: int,
     speed: float,
     workdir: Path,
-    drive: Callable[[LiveView], Awaitable[None]] | None = None,
+    drive: Callable[[Any], Awaitable[None]] | None = None,
     tickets: Path | None = None,
+    view: str = "kitchen",
+    station: str = "wok",
+    counter_bot: bool = True,
 ) -> int:
-    """Run hub, simulator, kitchen bots and the live view until the view exits; returns the exit code.
+    """Run hub, simulator, kitchen bots and a screen until the screen exits; returns the exit code.
 
     `drive` runs the app instead of `app.run_async()` (tests drive it with Pilot).
     """
-    monitor = next((d for d in config.devices if d.role is Role.MONITOR), None)
-    if monitor is None:
-        print("kds demo: the config has no monitor device for the live view", file=sys.stderr)
-        return 2
+    if view == "live":
+        device = next((d for d in config.devices if d.role is Role.MONITOR), None)
+        if device is None:
+            print("kds demo: the config has no monitor device for the live view", file=sys.stderr)
+            return 2
+    else:
+        at_station = [d for d in config.devices if d.role is Role.KITCHEN and d.station == station]
+        if not at_station:
+            known = ", ".join(sorted({d.station for d in config.devices if d.station}))
+            print(f"kds demo: no kitchen device for station {station!r} (stations: {known})", file=sys.stderr)
+            return 2
+        # The simulated cook uses the station's first device; the person gets the second screen when there is one.
+        device = at_station[1] if len(at_station) > 1 else at_station[0]
     from printers.emulator import EmulatorGroup, start_emulators
     from printers.spooler import Spooler
 
@@ -82,8 +99,14 @@ async def demo(
         if emulators is not None:
             await emulators.close()
         return 1
-    client = HubClient.for_device(server.url, monitor, client_name="kds-demo-live-view")
-    app = LiveView(client, extra=f"simulator {rate:g}/s")
+    client = HubClient.for_device(server.url, device, client_name=f"kds-demo-{view}")
+    app: App[Any]
+    if view == "live":
+        app = LiveView(client, extra=f"simulator {rate:g}/s")
+    else:
+        from terminals.kitchen.app import create_app
+
+        app = create_app(client, station=station, keymap=dict(device.keymap), hub_label=f"demo hub {server.url}")
     stop = asyncio.Event()
     sim = asyncio.create_task(
         run_simulation(
@@ -99,7 +122,9 @@ async def demo(
         ),
         name="demo-simulator",
     )
-    bots = asyncio.create_task(run_kitchen_bots(config, server.url, speed=speed, stop=stop), name="demo-kitchen")
+    bots = asyncio.create_task(
+        run_kitchen_bots(config, server.url, speed=speed, stop=stop, counter=counter_bot), name="demo-kitchen"
+    )
     failure: list[str] = []
 
     def died(task: asyncio.Task[object]) -> None:
@@ -139,7 +164,16 @@ async def demo(
     return app.return_code or 0
 
 
-def run_demo(config: StoreConfig, *, rate: float = 1.0, port: int = 0, speed: float = 1.0) -> int:
+def run_demo(
+    config: StoreConfig,
+    *,
+    rate: float = 1.0,
+    port: int = 0,
+    speed: float = 1.0,
+    view: str = "kitchen",
+    station: str = "wok",
+    counter_bot: bool = True,
+) -> int:
     """Run the demo until `q` or Ctrl+C; returns the exit code."""
     if rate <= 0:
         print("kds demo: --rate must be above 0", file=sys.stderr)
@@ -148,7 +182,19 @@ def run_demo(config: StoreConfig, *, rate: float = 1.0, port: int = 0, speed: fl
         handler = _log_to(Path(tmp) / "demo.log")
         try:
             tickets = Path("var/demo-tickets").resolve()
-            return asyncio.run(demo(config, rate=rate, port=port, speed=speed, workdir=Path(tmp), tickets=tickets))
+            return asyncio.run(
+                demo(
+                    config,
+                    rate=rate,
+                    port=port,
+                    speed=speed,
+                    workdir=Path(tmp),
+                    tickets=tickets,
+                    view=view,
+                    station=station,
+                    counter_bot=counter_bot,
+                )
+            )
         except KeyboardInterrupt:
             return 0
         except SimulationError as exc:

@@ -811,13 +811,20 @@ class _Runner(_Bot):
 
 
 async def run_kitchen_bots(
-    config: StoreConfig, hub_url: str, *, speed: float = 1.0, stop: asyncio.Event, seed: int | None = None
+    config: StoreConfig,
+    hub_url: str,
+    *,
+    speed: float = 1.0,
+    stop: asyncio.Event,
+    seed: int | None = None,
+    counter: bool = True,
 ) -> None:
     """Play the kitchen and the counter until `stop` is set.
 
     One kitchen client per station (the config's first kitchen device of each station) starts and bumps tickets
     after a randomized cooking time (seconds, divided by `speed`); the counter (the first counter device) calls
-    ready pickup orders and hands orders over. Raises SimulationError when the hub cannot be reached.
+    ready pickup orders and hands orders over (unless `counter` is False: a person runs the counter). Raises
+    SimulationError when the hub cannot be reached.
     """
     rng = random.Random(seed)
     bots: list[_Bot] = []
@@ -832,11 +839,11 @@ async def run_kitchen_bots(
                 backoff=Backoff(first=0.1, cap=2.0),
             )
             bots.append(_Cook(client, dev.station, random.Random(rng.random()), speed))
-    counter = next((d for d in config.devices if d.role is Role.COUNTER), None)
-    if counter is not None:
+    runner = next((d for d in config.devices if d.role is Role.COUNTER), None) if counter else None
+    if runner is not None:
         client = HubClient.for_device(
             hub_url,
-            counter,
+            runner,
             client_name="kds-counter-bot",
             backoff=Backoff(first=0.1, cap=2.0),
         )

@@ -92,6 +92,24 @@ async def test_demo_shows_simulated_orders_within_five_seconds_and_stops_cleanly
             seen.append(app.header_text)
             await pilot.press("ctrl+c")
 
-    code = await demo(config, rate=20, port=0, speed=20, workdir=tmp_path, drive=drive)
+    code = await demo(config, rate=20, port=0, speed=20, workdir=tmp_path, drive=drive, view="live")
     assert code == 0
     assert seen and "connected" in seen[0] and "simulator 20/s" in seen[0]
+
+
+async def test_demo_opens_a_kitchen_screen_on_a_live_station_within_five_seconds(
+    config: StoreConfig, tmp_path: Path
+) -> None:
+    from terminals.kitchen.app import KitchenApp
+
+    seen: list[str] = []
+
+    async def drive(app: KitchenApp) -> None:
+        async with app.run_test(size=(120, 36)) as pilot:
+            await until(pilot, lambda: bool(getattr(app, "entries", None)), timeout=5)
+            seen.extend(e.ticket["id"] for e in app.entries)
+            await pilot.press("ctrl+q")
+
+    code = await demo(config, rate=20, port=0, speed=20, workdir=tmp_path, drive=drive, station="wok")
+    assert code == 0
+    assert seen and all(t.endswith("/wok") for t in seen)
