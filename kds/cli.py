@@ -100,7 +100,36 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """kds serve."""
     _logging(not args.quiet)
     config = _config(args.config)
-    asyncio.run(run_hub(config, args.db, args.host, args.port))
+    from kds.store import SchemaError
+
+    try:
+        asyncio.run(run_hub(config, args.db, args.host, args.port))
+    except SchemaError as exc:
+        print(f"kds serve: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    """kds db upgrade | current."""
+    from kds.store import Store
+
+    config = _config(args.config)
+    store = Store(args.db, store_id=config.store.id)
+    try:
+        if args.action == "upgrade":
+            before, after = store.upgrade()
+            print(f"database {store.url}: schema {before or 'empty'} → {after}")
+        else:
+            state = store.schema_state()
+            where = (
+                "up to date"
+                if state.current == state.head
+                else ("newer than this hub" if state.current and state.current not in state.known else "needs upgrade")
+            )
+            print(f"database {store.url}: schema {state.current or 'empty'}, this hub's newest {state.head} ({where})")
+    finally:
+        store.close()
     return 0
 
 
@@ -253,6 +282,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8765, help="port to listen on (default: %(default)s)")
     s.add_argument("--quiet", action="store_true", help="log warnings only")
     s.set_defaults(func=cmd_serve)
+
+    db = sub.add_parser(
+        "db",
+        help="database schema: upgrade or show the current revision",
+        description="Migrate the hub's database (SQLite file or PostgreSQL URL) to this version's schema.",
+    )
+    db.add_argument("action", choices=["upgrade", "current"], help="upgrade to the newest schema, or show it")
+    with_config(db)
+    db.add_argument("--db", default=str(DEFAULT_DB), help="SQLite file path or database URL (default: %(default)s)")
+    db.set_defaults(func=cmd_db)
 
     sc = sub.add_parser(
         "schema",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -117,8 +118,66 @@ class Store:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
 
     def create_schema(self) -> None:
-        """Create the tables when they are missing."""
-        SQLModel.metadata.create_all(self.engine, tables=[ORDERS, EVENTS, JOBS])
+        """Make the database ready for this hub: migrate an empty one; refuse one this hub cannot use.
+
+        Raises SchemaError when the schema is older (run `kds db upgrade`) or newer (upgrade the hub) than the one
+        this hub was built for.
+        """
+        state = self.schema_state()
+        if state.current is None:
+            self.upgrade()
+            return
+        if state.current == state.head:
+            return
+        if state.current not in state.known:
+            raise SchemaError(
+                f"the database schema is at revision {state.current}, newer than this hub knows (its newest is "
+                f"{state.head}): upgrade the hub software before starting it on this database"
+            )
+        raise SchemaError(
+            f"the database schema is at revision {state.current}, this hub needs {state.head}: "
+            f"run `kds db upgrade --db …` first"
+        )
+
+    def schema_state(self) -> SchemaState:
+        """Where the database's schema stands against this hub's migrations (a legacy schema is stamped first)."""
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        script = ScriptDirectory.from_config(_alembic_config())
+        with self.engine.begin() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+            if current is None:
+                current = self._stamp_legacy(conn)
+        known = frozenset(s.revision for s in script.walk_revisions())
+        head = script.get_current_head()
+        assert head is not None
+        return SchemaState(current=current, head=head, known=known)
+
+    def _stamp_legacy(self, conn: Any) -> str | None:
+        # Databases made before migrations existed (tables created directly) carry no revision: name theirs.
+        tables = set(sa.inspect(conn).get_table_names())
+        if not {"orders", "events"} <= tables:
+            return None
+        from alembic.runtime.migration import MigrationContext
+
+        revision = "0002" if "print_jobs" in tables else "0001"
+        MigrationContext.configure(conn).stamp(_script(), revision)
+        log.info("stamped a database made before migrations as revision %s", revision)
+        return revision
+
+    def upgrade(self, revision: str = "head") -> tuple[str | None, str]:
+        """Run the migrations up to `revision`; returns (revision before, revision after)."""
+        from alembic import command
+
+        before = self.schema_state().current
+        cfg = _alembic_config()
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+        after = self.schema_state().current
+        assert after is not None
+        return before, after
 
     def close(self) -> None:
         """Release the connections."""
@@ -366,6 +425,33 @@ class Store:
         e = EVENTS
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).where(e.c.store_id == self.store_id)).scalar() or 0)
+
+
+class SchemaError(Exception):
+    """The database's schema is not the one this hub runs on."""
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaState:
+    """The database's revision, this hub's newest, and every revision this hub knows."""
+
+    current: str | None
+    head: str
+    known: frozenset[str]
+
+
+def _alembic_config() -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).resolve().parent / "migrations"))
+    return cfg
+
+
+def _script() -> Any:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_alembic_config())
 
 
 def _job_from_row(r: Any) -> PrintJob:

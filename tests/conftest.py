@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ from kds.config import StoreConfig, load_config
 from kds.hub import OrderHub
 from kds.server import HubServer
 from kds.store import Store
+from tests import pg
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_CONFIG = ROOT / "config" / "store.toml"
@@ -24,15 +25,27 @@ def config() -> StoreConfig:
     return load_config(SAMPLE_CONFIG)
 
 
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    """A fresh SQLite file for one test."""
-    return tmp_path / "kds.sqlite3"
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_path(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path | str]:
+    """A fresh database for one test: a SQLite file, then (same test again) a PostgreSQL database."""
+    if request.param == "sqlite":
+        yield tmp_path / "kds.sqlite3"
+        return
+    if pg.admin_url() is None:
+        pytest.skip(pg.SKIP_REASON)
+    with pg.fresh_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_pg_template() -> Iterator[None]:
+    yield
+    pg.drop_template()
 
 
 @pytest.fixture
-async def hub(config: StoreConfig, db_path: Path) -> AsyncIterator[HubServer]:
-    """A real hub on 127.0.0.1 (free port) over a real SQLite file."""
+async def hub(config: StoreConfig, db_path: Path | str) -> AsyncIterator[HubServer]:
+    """A real hub on 127.0.0.1 (free port) over a real database (SQLite file or PostgreSQL)."""
     server = HubServer(OrderHub(config), Store(db_path, store_id=config.store.id), host="127.0.0.1", port=0)
     await server.start()
     try:

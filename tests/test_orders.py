@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 from kds.client import HubClient
 from kds.server import HubServer
 from tests.conftest import app_order, shelf_order
-from tests.support import until
+from tests.support import db_rows, until
 
 
 async def synced(*clients: HubClient) -> None:
@@ -24,14 +23,6 @@ def record(client: HubClient) -> list[dict[str, Any]]:
     frames: list[dict[str, Any]] = []
     client.listeners.append(lambda f: frames.append(f) if f.get("type") in ("event", "order.status") else None)
     return frames
-
-
-def db_rows(db: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    con = sqlite3.connect(db)
-    try:
-        return con.execute(sql, args).fetchall()
-    finally:
-        con.close()
 
 
 async def submit(client: HubClient, order: dict[str, Any]) -> dict[str, Any]:

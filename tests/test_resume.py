@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from kds.hub import OrderHub
 from kds.server import HubServer
 from kds.store import Store
 from tests.conftest import app_order, shelf_order
-from tests.support import until
+from tests.support import db_rows, until
 
 FAST = Backoff(first=0.05, cap=0.2)
 SLOW = Backoff(first=1.0, cap=1.0)
@@ -214,12 +213,8 @@ async def test_a_source_snapshot_equals_the_statuses_it_would_have_followed(
 # ============================================================================================ the durable queue
 
 
-def events_in(db: Path) -> list[tuple[int, str, str]]:
-    con = sqlite3.connect(db)
-    try:
-        return con.execute("select seq, kind, payload from events order by seq").fetchall()
-    finally:
-        con.close()
+def events_in(db: Path | str) -> list[tuple[int, str, str]]:
+    return [(int(s), k, p) for s, k, p in db_rows(db, "select seq, kind, payload from events order by seq")]
 
 
 async def test_bumps_queued_while_the_hub_is_down_are_applied_once(

@@ -1,0 +1,185 @@
+"""Schema migrations (Alembic) on SQLite and PostgreSQL: from empty, from the previous version, and refusals."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlmodel import SQLModel
+
+from kds.client import HubClient
+from kds.config import StoreConfig
+from kds.hub import OrderHub
+from kds.server import HubServer
+from kds.store import SchemaError, Store
+from tests import pg
+from tests.conftest import ROOT, SAMPLE_CONFIG
+from tests.support import db_rows
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path | str]:
+    """A database with no tables: a SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        yield tmp_path / "empty.sqlite3"
+        return
+    if pg.admin_url() is None:
+        pytest.skip(pg.SKIP_REASON)
+    with pg.empty_database() as url:
+        yield url
+
+
+def _tables(store: Store) -> set[str]:
+    with store.engine.connect() as conn:
+        return set(sa.inspect(conn).get_table_names())
+
+
+def test_an_empty_database_is_migrated_to_the_newest_schema(config: StoreConfig, empty_db: Path | str) -> None:
+    store = Store(empty_db, store_id=config.store.id)
+    try:
+        assert store.schema_state().current is None
+        store.create_schema()
+        state = store.schema_state()
+        assert state.current == state.head
+        assert {"orders", "events", "print_jobs", "alembic_version"} <= _tables(store)
+    finally:
+        store.close()
+
+
+def test_the_migrations_build_exactly_the_tables_the_code_uses(config: StoreConfig, empty_db: Path | str) -> None:
+    store = Store(empty_db, store_id=config.store.id)
+    try:
+        store.upgrade()
+        with store.engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+        assert diff == [], f"models and migrations differ: {diff}"
+    finally:
+        store.close()
+
+
+def test_an_order_stored_under_the_previous_schema_survives_the_upgrade(
+    config: StoreConfig, empty_db: Path | str
+) -> None:
+    # Revision 0001 is the hub of issue 2 (orders and events, no print jobs).
+    store = Store(empty_db, store_id=config.store.id)
+    store.upgrade("0001")
+    assert "print_jobs" not in _tables(store)
+    doc = (
+        '{"id":"20261101-K001","number":"K001","key":"old-1","source":"kiosk-1","channel":"kiosk",'
+        '"fulfilment":{"type":"pickup"},"customer":null,"priority":"normal","note":null,"status":"accepted",'
+        '"version":1,"created_at":"2026-11-01T04:00:00+00:00","updated_at":"2026-11-01T04:00:00+00:00",'
+        '"called_at":null,"handed_over_at":null,"handed_over_to":null,"cancelled_at":null,"cancel_reason":null,'
+        '"amended_at":null,"items":[],"tickets":[]}'
+    )
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "insert into orders (store_id, id, number, source, key, channel, status, created_at, updated_at, doc)"
+                " values (:s, '20261101-K001', 'K001', 'kiosk-1', 'old-1', 'kiosk', 'accepted',"
+                " '2026-11-01T04:00:00+00:00', '2026-11-01T04:00:00+00:00', :doc)"
+            ),
+            {"s": config.store.id, "doc": doc},
+        )
+    with pytest.raises(SchemaError, match="kds db upgrade"):
+        store.create_schema()
+    before, after = store.upgrade()
+    assert (before, after) == ("0001", store.schema_state().head)
+    assert "print_jobs" in _tables(store)
+    assert db_rows(empty_db, "select id, number from orders") == [("20261101-K001", "K001")]
+    store.close()
+
+
+def test_a_schema_newer_than_the_hub_is_refused(config: StoreConfig, empty_db: Path | str) -> None:
+    store = Store(empty_db, store_id=config.store.id)
+    store.upgrade()
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("update alembic_version set version_num = '9999'"))
+    with pytest.raises(SchemaError, match="newer than this hub knows"):
+        store.create_schema()
+    store.close()
+    # And `kds serve` says so and stops, without touching the database.
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kds.cli",
+            "serve",
+            "--db",
+            str(empty_db),
+            "--port",
+            "0",
+            "--config",
+            str(SAMPLE_CONFIG),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert "newer than this hub knows" in out.stderr
+    assert db_rows(empty_db, "select version_num from alembic_version") == [("9999",)]
+
+
+def test_kds_db_upgrade_and_current(config: StoreConfig, empty_db: Path | str) -> None:
+    def kds(*args: str) -> str:
+        out = subprocess.run(
+            [sys.executable, "-m", "kds.cli", "db", *args, "--db", str(empty_db), "--config", str(SAMPLE_CONFIG)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return out.stdout
+
+    assert "schema empty" in kds("current")
+    assert "→" in kds("upgrade")
+    assert "up to date" in kds("current")
+
+
+def test_a_database_made_before_migrations_is_recognised(config: StoreConfig, tmp_path: Path) -> None:
+    # Databases of the first hub were made with create_all and carry no revision: they are stamped, not recreated.
+    path = tmp_path / "legacy.sqlite3"
+    store = Store(path, store_id=config.store.id)
+    SQLModel.metadata.create_all(store.engine, tables=[SQLModel.metadata.tables[t] for t in ("orders", "events")])
+    state = store.schema_state()
+    assert state.current == "0001"
+    with pytest.raises(SchemaError, match="kds db upgrade"):
+        store.create_schema()
+    store.upgrade()
+    assert store.schema_state().current == store.schema_state().head
+    store.close()
+
+
+async def test_a_hub_serves_from_a_freshly_upgraded_database(config: StoreConfig, empty_db: Path | str) -> None:
+    store = Store(empty_db, store_id=config.store.id)
+    server = HubServer(OrderHub(config), store, port=0)
+    await server.start()  # migrates the empty database itself
+    dev = config.device("kiosk-1")
+    assert dev is not None
+    client = HubClient.for_device(server.url, dev)
+    try:
+        await client.connect()
+        r = await client.request(
+            {
+                "type": "order.submit",
+                "order": {
+                    "key": "m-1",
+                    "channel": "kiosk",
+                    "fulfilment": {"type": "pickup"},
+                    "items": [{"sku": "WOK-KUNGPAO"}],
+                },
+            }
+        )
+        assert r["type"] == "order.accepted"
+    finally:
+        await client.close()
+        await server.stop()
+    assert db_rows(empty_db, "select number from orders") == [(r["number"],)]
