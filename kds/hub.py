@@ -73,6 +73,8 @@ class Session:
     """The `seq` of the welcome: the session gets events after it."""
     conn: Any = None
     """The adapter's connection object (opaque to the hub)."""
+    origin: tuple[str, int] | None = None
+    """For a frame relayed by another hub of the store: (that hub's id, the relayed command's id)."""
 
     @property
     def role(self) -> Role:
@@ -242,6 +244,22 @@ class OrderHub:
             self._count_number(order_id, number)
         for s, payload in events:
             self.log.append(self._record_from_payload(s, payload))
+
+    def apply_external(self, seq: int, payload: str) -> EventRecord:
+        """Take in an event another hub of the store decided and stored (a replica keeping up).
+
+        The event carries the whole order after the change, so the order is replaced; the key index, the day's
+        numbers and the event log follow, so this hub can welcome, resume and (once it leads) decide like the other.
+        """
+        rec = self._record_from_payload(seq, payload)
+        order = Order.from_wire(json.loads(payload)["order"])
+        rec.order = order
+        self.orders[order.id] = order
+        self.keys[(order.source, order.key)] = (order.id, order.number)
+        self._count_number(order.id, order.number)
+        self.seq = max(self.seq, seq)
+        self.log.append(rec)
+        return rec
 
     def _count_number(self, order_id: str, number: str) -> None:
         day = datetime.strptime(order_id.split("-", 1)[0], "%Y%m%d").date()

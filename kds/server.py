@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import threading
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -76,6 +79,18 @@ class HubServer:
         self.stopped = asyncio.Event()
         self.commits = 0
         self._tasks: set[asyncio.Future[Any]] = set()
+        # Several hubs on one store (PostgreSQL): one leads (decides and writes), the others follow the events it
+        # stores and relay their devices' frames to it through the database.
+        self.hub_id = uuid.uuid4().hex[:12]
+        self.leading = True
+        self._waiting: dict[int, Session] = {}
+        """Follower: relayed command id → the session waiting for its answer."""
+        self._last_reply = 0
+        self._last_command = 0
+        self._notified = asyncio.Event()
+        self._listen_stop = threading.Event()
+        self._cluster_tasks: list[asyncio.Task[None]] = []
+        self._listener: asyncio.Future[None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -90,8 +105,10 @@ class HubServer:
         last_job = await loop.run_in_executor(self._executor, self.store.last_job_id)
         self.hub.restore(docs, events, seq, keys, last_job=last_job)
         log.info("restored %d orders, seq=%d, %d replayable events", len(docs), seq, len(events))
-        if self.printing is not None:
-            await self.printing.start(self.store, self.run_db, self.printer_status)
+        if self.store.shared:
+            await self._join_store(loop)
+        if self.leading:
+            await self._lead()
         self._committer = asyncio.create_task(self._commit_loop(), name="kds-committer")
         self._housekeeper = asyncio.create_task(self._housekeeping(), name="kds-housekeeping")
         self._server = await serve(
@@ -106,6 +123,82 @@ class HubServer:
         sock = next(iter(self._server.sockets))
         self.port = sock.getsockname()[1]
         log.info("hub %s listening on ws://%s:%d", self.hub.config.store.id, self.host, self.port)
+
+    # ------------------------------------------------------------------ several hubs on one store
+
+    async def _join_store(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.leading = await self.run_db(self.store.try_lead)
+        self._last_reply = await self.run_db(self.store.last_reply_id)
+
+        def notified(_payload: str) -> None:
+            loop.call_soon_threadsafe(self._notified.set)
+
+        self._listener = loop.run_in_executor(None, self.store.listen, notified, self._listen_stop)
+        self._cluster_tasks.append(asyncio.create_task(self._cluster_loop(), name="kds-cluster"))
+        log.info("hub %s %s store %s", self.hub_id, "leads" if self.leading else "follows", self.store.store_id)
+
+    async def _lead(self) -> None:
+        if self.printing is not None:
+            await self.printing.start(self.store, self.run_db, self.printer_status)
+
+    async def _cluster_loop(self) -> None:
+        # Woken by NOTIFY; also every second, so a lost notification only delays, and a follower tries to lead.
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._notified.wait(), 1.0)
+            self._notified.clear()
+            try:
+                if self.leading:
+                    if not await self.run_db(self.store.still_leading):
+                        raise RuntimeError("lost the database connection that holds the lead of the store")
+                    await self._take_commands()
+                else:
+                    await self._follow()
+                    if await self.run_db(self.store.try_lead):
+                        await self._follow()  # whatever the old leader stored before it went
+                        self.hub.job_seq = await self.run_db(self.store.last_job_id)
+                        self.leading = True
+                        log.warning("hub %s now leads store %s", self.hub_id, self.store.store_id)
+                        await self._lead()
+                        await self._take_commands()
+            except Exception as exc:
+                log.critical("hub %s stops: %s", self.hub_id, exc, exc_info=True)
+                self.failed = exc
+                self._spawn(self.stop())
+                return
+
+    async def _follow(self) -> None:
+        """Apply what the leading hub stored: answers to this hub's devices first, then the events."""
+        for rid, cid, frame in await self.run_db(lambda: self.store.replies_for(self.hub_id, self._last_reply)):
+            self._last_reply = max(self._last_reply, rid)
+            session = self._waiting.pop(cid, None)
+            if session is not None and session.conn is not None:
+                broadcast([session.conn], frame)
+        while True:
+            batch = await self.run_db(lambda: self.store.events_after(self.hub.seq))
+            for seq, payload in batch:
+                self._broadcast(self.hub.apply_external(seq, payload))
+            if len(batch) < 5000:
+                break
+
+    async def _take_commands(self) -> None:
+        """The leading hub decides the frames other hubs relayed, in the order they came."""
+        for cid, origin, device_id, frame in await self.run_db(lambda: self.store.pending_commands(self._last_command)):
+            self._last_command = cid
+            device = self.hub.config.device(device_id)
+            if device is None:
+                continue
+            session = Session(device, floor=2**62, origin=(origin, cid))
+            if origin == self.hub_id:
+                # Relayed by this hub before it led: the device still waits here.
+                waiting = self._waiting.pop(cid, None)
+                session.conn = waiting.conn if waiting is not None else None
+            self._submit(self.hub.handle_frame(session, frame), None)
+
+    async def _relay(self, session: Session, frame: str | bytes) -> None:
+        text = frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
+        cid = await self.run_db(lambda: self.store.relay_command(self.hub_id, session.device.id, text))
+        self._waiting[cid] = session
 
     async def run_db(self, fn: Callable[[], T]) -> T:
         """Run `fn` on the database thread (the one writer) and wait for it."""
@@ -133,7 +226,13 @@ class HubServer:
                     await s.conn.close(CloseCode.HUB_SHUTTING_DOWN, "hub shutting down")
             await self._server.wait_closed()
         self._wake.set()
-        if self.printing is not None:
+        self._listen_stop.set()
+        for t in self._cluster_tasks:
+            t.cancel()
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await self._listener
+        if self.printing is not None and self.leading:
             await self.printing.stop()
         if self._housekeeper is not None:
             self._housekeeper.cancel()
@@ -183,7 +282,10 @@ class HubServer:
         self._submit(decision, conn)
         try:
             async for frame in conn:
-                self._submit(self.hub.handle_frame(session, frame), conn)
+                if self.leading:
+                    self._submit(self.hub.handle_frame(session, frame), conn)
+                else:
+                    await self._relay(session, frame)
         except ConnectionClosed:
             pass
         finally:
@@ -210,14 +312,20 @@ class HubServer:
                 batch, self._pending = self._pending, []
                 records = [r for d, _ in batch for r in d.events]
                 jobs = [j for d, _ in batch for j in d.jobs]
-                if records or jobs:
+                relayed = [(s.origin, f) for d, _ in batch for s, f in d.replies if s.origin is not None]
+                replies = [(o[0], o[1], f) for o, f in relayed if o[0] != self.hub_id]
+                done = sorted({o[1] for o, _ in relayed})
+                if records or jobs or done:
                     try:
                         created = [d for d, _ in batch if d.created is not None]
                         if created:
                             await self._withdraw_known(loop, created)
                             records = [r for d, _ in batch for r in d.events]
                             jobs = [j for d, _ in batch for j in d.jobs]
-                        await loop.run_in_executor(self._executor, self.store.commit, records, jobs)
+                        await loop.run_in_executor(
+                            self._executor,
+                            functools.partial(self.store.commit, records, jobs, replies=replies, done=done),
+                        )
                     except Exception as exc:
                         # The hub's memory is ahead of the database now: stop rather than acknowledge anything.
                         log.critical("database commit failed, stopping the hub: %s", exc, exc_info=True)
@@ -248,8 +356,11 @@ class HubServer:
                 self.hub.withdraw(d, known[d.created])
         records = [r for d, _ in batch for r in d.events]
         jobs = [j for d, _ in batch for j in d.jobs]
-        if records or jobs:
-            self.store.commit(records, jobs)
+        relayed = [(s.origin, f) for d, _ in batch for s, f in d.replies if s.origin is not None]
+        replies = [(o[0], o[1], f) for o, f in relayed if o[0] != self.hub_id]
+        done = sorted({o[1] for o, _ in relayed})
+        if records or jobs or done:
+            self.store.commit(records, jobs, replies=replies, done=done)
         for d, _c in batch:
             self._deliver(d)
 

@@ -6,6 +6,7 @@ comes in by URL. The hub writes from one thread only (the server's committer), o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Iterable, Sequence
@@ -87,9 +88,41 @@ class PrintJobRow(SQLModel, table=True):
     order_doc: str
 
 
+class HubCommandRow(SQLModel, table=True):
+    """A frame a device sent to a hub that does not lead the store, relayed to the leading hub (PostgreSQL)."""
+
+    __tablename__ = "hub_commands"
+    __table_args__ = (sa.Index("ix_hub_commands_pending", "store_id", "done", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    store_id: str = Field(max_length=40)
+    hub: str = Field(max_length=40)
+    """The hub the device is connected to (where the answer goes)."""
+    device: str = Field(max_length=40)
+    frame: str
+    created_at: str = Field(max_length=40)
+    done: bool = False
+
+
+class HubReplyRow(SQLModel, table=True):
+    """The leading hub's answer to a relayed frame, for the hub the device is connected to."""
+
+    __tablename__ = "hub_replies"
+    __table_args__ = (sa.Index("ix_hub_replies_hub", "store_id", "hub", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    store_id: str = Field(max_length=40)
+    hub: str = Field(max_length=40)
+    command_id: int
+    frame: str
+    created_at: str = Field(max_length=40)
+
+
 ORDERS: sa.Table = SQLModel.metadata.tables["orders"]
 EVENTS: sa.Table = SQLModel.metadata.tables["events"]
 JOBS: sa.Table = SQLModel.metadata.tables["print_jobs"]
+COMMANDS: sa.Table = SQLModel.metadata.tables["hub_commands"]
+REPLIES: sa.Table = SQLModel.metadata.tables["hub_replies"]
 
 
 def _utc(t: datetime) -> str:
@@ -114,6 +147,7 @@ class Store:
         self.url = database_url(db)
         self.store_id = store_id
         self.engine: Engine = sa.create_engine(self.url, future=True)
+        self._lead_conn: Any = None
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
 
@@ -161,7 +195,7 @@ class Store:
             return None
         from alembic.runtime.migration import MigrationContext
 
-        revision = "0002" if "print_jobs" in tables else "0001"
+        revision = "0003" if "hub_commands" in tables else "0002" if "print_jobs" in tables else "0001"
         MigrationContext.configure(conn).stamp(_script(), revision)
         log.info("stamped a database made before migrations as revision %s", revision)
         return revision
@@ -180,7 +214,11 @@ class Store:
         return before, after
 
     def close(self) -> None:
-        """Release the connections."""
+        """Release the connections (and with them the lead of the store, if this hub had it)."""
+        if self._lead_conn is not None:
+            with contextlib.suppress(Exception):
+                self._lead_conn.close()
+            self._lead_conn = None
         self.engine.dispose()
 
     # ------------------------------------------------------------------ writing
@@ -212,14 +250,24 @@ class Store:
                     found[new_id] = (oid, number)
         return found
 
-    def commit(self, records: Sequence[EventRecord], jobs: Sequence[PrintJob] = ()) -> None:
-        """Store a batch of events, the latest state of their orders, and their print jobs in one transaction."""
+    def commit(
+        self,
+        records: Sequence[EventRecord],
+        jobs: Sequence[PrintJob] = (),
+        *,
+        replies: Sequence[tuple[str, int, str]] = (),
+        done: Sequence[int] = (),
+    ) -> None:
+        """Store a batch in one transaction: events, the latest state of their orders, their print jobs, and (for
+        a store run by several hubs) the answers to relayed frames and which relayed frames are done."""
         records = [r for r in records if not r.dropped]
         jobs = [j for j in jobs if not j.dropped]
         if not records:
-            if jobs:
+            if jobs or replies or done:
                 with self.engine.begin() as conn:
-                    conn.execute(sa.insert(JOBS), [self._job_row(j) for j in jobs])
+                    if jobs:
+                        conn.execute(sa.insert(JOBS), [self._job_row(j) for j in jobs])
+                    self._relay_rows(conn, replies, done)
             return
         latest: dict[str, EventRecord] = {}
         for r in records:
@@ -271,6 +319,138 @@ class Store:
             conn.execute(upsert, orders)
             if jobs:
                 conn.execute(sa.insert(JOBS), [self._job_row(j) for j in jobs])
+            self._relay_rows(conn, replies, done, notify=True)
+
+    # ------------------------------------------------------------------ several hubs on one store (PostgreSQL)
+
+    @property
+    def shared(self) -> bool:
+        """True when several hubs may serve this store from this database (PostgreSQL)."""
+        return self.engine.dialect.name == "postgresql"
+
+    @property
+    def channel(self) -> str:
+        """The LISTEN/NOTIFY channel of this store."""
+        return "kds_" + self.store_id.replace("-", "_")
+
+    def _relay_rows(
+        self, conn: Any, replies: Sequence[tuple[str, int, str]], done: Sequence[int], *, notify: bool = False
+    ) -> None:
+        now = _utc(datetime.now(UTC))
+        if replies:
+            conn.execute(
+                sa.insert(REPLIES),
+                [
+                    {"store_id": self.store_id, "hub": h, "command_id": c, "frame": f, "created_at": now}
+                    for h, c, f in replies
+                ],
+            )
+        if done:
+            conn.execute(sa.update(COMMANDS).where(COMMANDS.c.id.in_(list(done))).values(done=True))
+        if self.shared and (notify or replies):
+            # Delivered when this transaction commits: the other hubs read what it stored.
+            conn.execute(sa.select(sa.func.pg_notify(self.channel, "e")))
+
+    def relay_command(self, hub: str, device: str, frame: str) -> int:
+        """Store a frame for the leading hub, and wake it; returns the command id."""
+        with self.engine.begin() as conn:
+            cid = conn.execute(
+                sa.insert(COMMANDS)
+                .values(
+                    store_id=self.store_id,
+                    hub=hub,
+                    device=device,
+                    frame=frame,
+                    created_at=_utc(datetime.now(UTC)),
+                    done=False,
+                )
+                .returning(COMMANDS.c.id)
+            ).scalar_one()
+            conn.execute(sa.select(sa.func.pg_notify(self.channel, "c")))
+        return int(cid)
+
+    def pending_commands(self, after: int = 0) -> list[tuple[int, str, str, str]]:
+        """Relayed frames not yet handled, in the order they came: (id, hub, device, frame)."""
+        c = COMMANDS
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(c.c.id, c.c.hub, c.c.device, c.c.frame)
+                .where(c.c.store_id == self.store_id, c.c.done.is_(False), c.c.id > after)
+                .order_by(c.c.id)
+                .limit(1000)
+            )
+            return [(int(r[0]), r[1], r[2], r[3]) for r in rows]
+
+    def events_after(self, seq: int, limit: int = 5000) -> list[tuple[int, str]]:
+        """Stored events after `seq`, in order: what a hub that follows the store has not applied yet."""
+        e = EVENTS
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(e.c.seq, e.c.payload)
+                .where(e.c.store_id == self.store_id, e.c.seq > seq)
+                .order_by(e.c.seq)
+                .limit(limit)
+            )
+            return [(int(r[0]), str(r[1])) for r in rows]
+
+    def replies_for(self, hub: str, after: int) -> list[tuple[int, int, str]]:
+        """Answers for the devices connected to `hub`, after reply id `after`: (id, command id, frame)."""
+        r = REPLIES
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(r.c.id, r.c.command_id, r.c.frame)
+                .where(r.c.store_id == self.store_id, r.c.hub == hub, r.c.id > after)
+                .order_by(r.c.id)
+            )
+            return [(int(x[0]), int(x[1]), str(x[2])) for x in rows]
+
+    def last_reply_id(self) -> int:
+        """The newest reply id (a hub starts reading its answers after it)."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.max(REPLIES.c.id))).scalar() or 0)
+
+    def prune_relay(self, older_than: timedelta = timedelta(hours=1)) -> None:
+        """Forget relayed frames and answers that are done and old."""
+        before = _utc(datetime.now(UTC) - older_than)
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.delete(COMMANDS).where(
+                    COMMANDS.c.store_id == self.store_id, COMMANDS.c.done.is_(True), COMMANDS.c.created_at < before
+                )
+            )
+            conn.execute(sa.delete(REPLIES).where(REPLIES.c.store_id == self.store_id, REPLIES.c.created_at < before))
+
+    def try_lead(self) -> bool:
+        """Try to become the store's leading hub (a PostgreSQL advisory lock held by a connection of its own)."""
+        if self._lead_conn is None:
+            self._lead_conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        got = self._lead_conn.execute(
+            sa.select(sa.func.pg_try_advisory_lock(sa.func.hashtext(f"kds-lead:{self.store_id}")))
+        ).scalar()
+        return bool(got)
+
+    def still_leading(self) -> bool:
+        """False when the connection holding the lead is gone (then so is the lock)."""
+        if self._lead_conn is None:
+            return False
+        try:
+            self._lead_conn.execute(sa.select(1))
+            return True
+        except sa.exc.DBAPIError:
+            return False
+
+    def listen(self, on_notify: Any, stop: Any) -> None:
+        """Block, calling `on_notify(payload)` for each notification of this store, until `stop.is_set()`."""
+        import psycopg
+
+        dsn = sa.make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'LISTEN "{self.channel}"')
+            while not stop.is_set():
+                for n in conn.notifies(timeout=0.1):
+                    on_notify(n.payload)
+                    if stop.is_set():
+                        break
 
     def _job_row(self, j: PrintJob) -> dict[str, Any]:
         at = _utc(j.created_at)

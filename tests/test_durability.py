@@ -33,7 +33,7 @@ def free_port() -> int:
 class HubProcess:
     """`python -m kds.cli serve` on a given db and port."""
 
-    def __init__(self, db: Path, port: int, log: Path, config: Path = SAMPLE_CONFIG) -> None:
+    def __init__(self, db: Path | str, port: int, log: Path, config: Path = SAMPLE_CONFIG) -> None:
         self.db, self.port, self.log, self.config = db, port, log, config
         self.proc: subprocess.Popen[bytes] | None = None
 

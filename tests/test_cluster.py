@@ -1,0 +1,172 @@
+"""Several hubs on one PostgreSQL database serve one store: one leads, the others follow through the database.
+
+An order accepted through any hub reaches the screens of every hub; numbers stay unique and `seq` strictly
+increasing; when the leading hub dies, another takes the lead and the terminals that were on the dead one fail over
+(their `--hub` list) and resume with nothing lost or doubled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kds.client import Backoff, HubClient
+from kds.config import StoreConfig
+from kds.hub import OrderHub
+from kds.server import HubServer
+from kds.store import Store
+from tests import pg
+from tests.conftest import app_order, shelf_order
+from tests.support import until
+from tests.test_durability import HubProcess, free_port
+
+FAST = Backoff(first=0.05, cap=0.3)
+
+
+@pytest.fixture
+def pg_db() -> Iterator[str]:
+    """A fresh PostgreSQL database (these tests need one: SQLite serves one hub)."""
+    if pg.admin_url() is None:
+        pytest.skip(pg.SKIP_REASON)
+    with pg.fresh_database() as url:
+        yield url
+
+
+class Devices:
+    """Clients of the sample store's devices, closed at the end."""
+
+    def __init__(self, config: StoreConfig) -> None:
+        self.config = config
+        self.clients: list[HubClient] = []
+
+    async def __call__(self, device: str, url: str, **kw: Any) -> HubClient:
+        dev = self.config.device(device)
+        assert dev is not None
+        c = HubClient.for_device(url, dev, backoff=FAST, **kw)
+        self.clients.append(c)
+        await c.connect(timeout=15)
+        return c
+
+    async def close(self) -> None:
+        for c in self.clients:
+            await c.close()
+
+
+@pytest.fixture
+async def devices(config: StoreConfig) -> AsyncIterator[Devices]:
+    d = Devices(config)
+    yield d
+    await d.close()
+
+
+def seqs(frames: list[dict[str, Any]]) -> list[int]:
+    return [int(f["seq"]) for f in frames if f.get("type") in ("event", "order.status")]
+
+
+async def test_two_hubs_serve_one_store(config: StoreConfig, pg_db: str, devices: Devices) -> None:
+    a = HubServer(OrderHub(config), Store(pg_db, store_id=config.store.id), port=0)
+    await a.start()
+    b = HubServer(OrderHub(config), Store(pg_db, store_id=config.store.id), port=0)
+    await b.start()
+    try:
+        assert a.leading and not b.leading
+        kiosk = await devices("kiosk-1", a.url)
+        app = await devices("app-backend", b.url)
+        wok_a, wok_b = await devices("wok-1", a.url), await devices("wok-2", b.url)
+        counter_b = await devices("counter-1", b.url)
+        mon_a, mon_b = await devices("monitor-1", a.url), await devices("monitor-1", b.url)
+        seen_a: list[dict[str, Any]] = []
+        seen_b: list[dict[str, Any]] = []
+        mon_a.listeners.append(seen_a.append)
+        mon_b.listeners.append(seen_b.append)
+
+        kiosk_orders = [
+            {"key": f"k-{n}", "channel": "kiosk", "fulfilment": {"type": "pickup"}, "items": [{"sku": "WOK-MAPO"}]}
+            for n in range(15)
+        ]
+        replies = await asyncio.gather(
+            *(kiosk.request({"type": "order.submit", "order": o}) for o in kiosk_orders),
+            *(app.request({"type": "order.submit", "order": app_order(f"a-{n}")}) for n in range(15)),
+        )
+        assert all(r["type"] == "order.accepted" for r in replies), replies
+        numbers = [r["number"] for r in replies]
+        assert len(set(int(n[1:]) for n in numbers)) == 30, "order numbers are unique across both hubs"
+        ids = {r["order_id"] for r in replies}
+        await until(lambda: ids <= set(wok_a.book.orders) and ids <= set(wok_b.book.orders), 10, "both woks")
+
+        # A bump on the following hub is decided by the leader and reaches the other hub's screen.
+        oid = replies[-1]["order_id"]
+        ack = await wok_b.request({"type": "ticket.bump", "ticket_id": f"{oid}/wok"})
+        assert ack["type"] == "ack" and ack["seq"] is not None
+        await until(
+            lambda: {t["station"]: t["state"] for t in wok_a.book.orders[oid]["tickets"]}.get("wok") == "done",
+            10,
+            "the bump on hub A's screen",
+        )
+        # The counter on the follower hands over; the app on the follower hears every status of its order.
+        bar = await devices("bar-1", a.url)
+        await bar.request({"type": "ticket.bump", "ticket_id": f"{oid}/bar"})
+        await until(lambda: app.book.statuses.get(oid, {}).get("status") == "ready", 10, "ready for the app")
+        assert (await counter_b.request({"type": "order.handover", "order_id": oid, "to": "rider"}))["type"] == "ack"
+        await until(lambda: app.book.statuses.get(oid, {}).get("status") == "handed_over", 10, "handed over")
+        # A resubmission through the other hub is the same order.
+        again = await kiosk.request({"type": "order.submit", "order": kiosk_orders[0]})
+        assert again["duplicate"] and again["order_id"] == replies[0]["order_id"]
+
+        await until(lambda: mon_a.seq == mon_b.seq == a.hub.seq == b.hub.seq, 10, "both hubs at the same seq")
+        for frames in (seen_a, seen_b):
+            s = seqs(frames)
+            assert s == sorted(set(s)), "seq strictly increasing, nothing twice"
+        assert seqs(seen_a) == seqs(seen_b)
+        assert mon_a.book.orders == mon_b.book.orders
+    finally:
+        await b.stop()
+        await a.stop()
+
+
+async def test_when_the_leading_hub_dies_its_terminals_fail_over_and_miss_nothing(
+    config: StoreConfig, pg_db: str, devices: Devices, tmp_path: Path
+) -> None:
+    a = HubProcess(pg_db, free_port(), tmp_path / "a.log")
+    await a.start()
+    b = HubProcess(pg_db, free_port(), tmp_path / "b.log")
+    hubs = [a, b]
+    try:
+        await b.start()
+        both = f"{a.url},{b.url}"
+        wok = await devices("wok-1", both)  # on A, the leader, with B to fall back on
+        assert wok.welcome is not None
+        kiosk = await devices("shelf-1", b.url)
+        frames: list[dict[str, Any]] = []
+        wok.listeners.append(frames.append)
+        first = [await kiosk.request({"type": "order.submit", "order": shelf_order(f"s-{n}")}) for n in range(5)]
+        await until(lambda: all(r["order_id"] in wok.book.orders for r in first), 10, "first orders on the wok")
+
+        a.kill()  # SIGKILL: no goodbye, its database connections just vanish
+        more = []
+        for n in range(5):
+            # B takes the lead within a second or two; until then its answer waits in the relay.
+            more.append(await kiosk.request({"type": "order.submit", "order": shelf_order(f"t-{n}")}, timeout=30))
+        assert all(r["type"] == "order.accepted" for r in more)
+        await until(lambda: all(r["order_id"] in wok.book.orders for r in more), 20, "the wok resumed on B")
+        assert wok.connections >= 2
+
+        # A bump made now goes through B (the new leader), once.
+        oid = more[0]["order_id"]
+        fut = wok.enqueue({"type": "ticket.bump", "ticket_id": f"{oid}/wok"})
+        ack = await asyncio.wait_for(fut, 20)
+        assert ack["type"] == "ack" and ack["seq"] is not None
+
+        fresh = await devices("wok-2", b.url)
+        await until(lambda: fresh.book.orders == wok.book.orders, 10, "a fresh screen on B agrees with the wok")
+        s = seqs(frames)
+        assert s == sorted(set(s)), "nothing missed out of order, nothing twice"
+        numbers = [r["number"] for r in first + more]
+        assert len(set(numbers)) == 10
+    finally:
+        for h in hubs:
+            h.kill()
