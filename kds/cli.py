@@ -100,11 +100,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """kds serve."""
     _logging(not args.quiet)
     config = _config(args.config)
-    from kds.store import SchemaError
+    from kds.store import SchemaError, StoreBusy
 
     try:
         asyncio.run(run_hub(config, args.db, args.host, args.port))
-    except SchemaError as exc:
+    except (SchemaError, StoreBusy) as exc:
         print(f"kds serve: {exc}", file=sys.stderr)
         return 2
     return 0

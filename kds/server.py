@@ -97,6 +97,7 @@ class HubServer:
     async def start(self) -> None:
         """Load state from the database and start listening."""
         loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self.store.claim_file)
         await loop.run_in_executor(self._executor, self.store.create_schema)
         docs, events, seq, keys = await loop.run_in_executor(
             self._executor,

@@ -148,6 +148,7 @@ class Store:
         self.store_id = store_id
         self.engine: Engine = sa.create_engine(self.url, future=True)
         self._lead_conn: Any = None
+        self._file_lock: Any = None
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
 
@@ -219,6 +220,9 @@ class Store:
             with contextlib.suppress(Exception):
                 self._lead_conn.close()
             self._lead_conn = None
+        if self._file_lock is not None:
+            self._file_lock.close()
+            self._file_lock = None
         self.engine.dispose()
 
     # ------------------------------------------------------------------ writing
@@ -420,6 +424,24 @@ class Store:
             )
             conn.execute(sa.delete(REPLIES).where(REPLIES.c.store_id == self.store_id, REPLIES.c.created_at < before))
 
+    def claim_file(self) -> None:
+        """SQLite: one hub per store and file (several hubs need PostgreSQL); raise StoreBusy when one runs."""
+        path = sa.make_url(self.url).database
+        if self.shared or not path or path == ":memory:":
+            return
+        import fcntl
+
+        lock = open(f"{path}.{self.store_id}.hub-lock", "a+")  # noqa: SIM115 (held until close())
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            raise StoreBusy(
+                f"another hub already serves store {self.store_id} from {path}; "
+                "several hubs on one store need PostgreSQL (--db postgresql://…)"
+            ) from None
+        self._file_lock = lock
+
     def try_lead(self) -> bool:
         """Try to become the store's leading hub (a PostgreSQL advisory lock held by a connection of its own)."""
         if self._lead_conn is None:
@@ -609,6 +631,10 @@ class Store:
 
 class SchemaError(Exception):
     """The database's schema is not the one this hub runs on."""
+
+
+class StoreBusy(Exception):
+    """Another hub already serves this store from this SQLite file."""
 
 
 @dataclass(frozen=True, slots=True)

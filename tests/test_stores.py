@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from kds.client import HubClient
 from kds.config import StoreConfig, parse_config
 from kds.hub import OrderHub
@@ -82,3 +84,20 @@ async def test_two_stores_in_one_database_stay_isolated(config: StoreConfig, db_
         assert again.hub.seq == 1
     finally:
         await again.stop()
+
+
+async def test_a_second_hub_on_one_sqlite_file_is_refused(config: StoreConfig, tmp_path: Path) -> None:
+    from kds.store import StoreBusy
+
+    db = tmp_path / "one.sqlite3"
+    first = await _hub(config, db)
+    second = HubServer(OrderHub(config), Store(db, store_id=config.store.id), port=0)
+    try:
+        with pytest.raises(StoreBusy, match="need PostgreSQL"):
+            await second.start()
+    finally:
+        second.store.close()
+        await first.stop()
+    # Once the first hub is gone, the file is free again.
+    again = await _hub(config, db)
+    await again.stop()
