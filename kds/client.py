@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import itertools
 import json
 import logging
@@ -400,7 +401,7 @@ class HubClient:
     async def _emit(self, frame: dict[str, Any]) -> None:
         for listener in list(self.listeners):
             result = listener(frame)
-            if result is not None:
+            if inspect.isawaitable(result):
                 await result
 
     def _set_state(self, state: LinkState) -> None:
