@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 import threading
 import uuid
@@ -131,12 +132,21 @@ class HubServer:
         self.leading = await self.run_db(self.store.try_lead)
         self._last_reply = await self.run_db(self.store.last_reply_id)
 
-        def notified(_payload: str) -> None:
-            loop.call_soon_threadsafe(self._notified.set)
+        def notified(payload: str) -> None:
+            if payload.startswith("p"):
+                loop.call_soon_threadsafe(self._printer_elsewhere, payload[1:])
+            else:
+                loop.call_soon_threadsafe(self._notified.set)
 
         self._listener = loop.run_in_executor(None, self.store.listen, notified, self._listen_stop)
         self._cluster_tasks.append(asyncio.create_task(self._cluster_loop(), name="kds-cluster"))
         log.info("hub %s %s store %s", self.hub_id, "leads" if self.leading else "follows", self.store.store_id)
+
+    def _printer_elsewhere(self, payload: str) -> None:
+        if self.leading:
+            return
+        p = json.loads(payload)
+        self._tell_printer(self.hub.printer_status(p["printer"], PrinterState(p["state"]), p["message"]))
 
     async def _lead(self) -> None:
         if self.printing is not None:
@@ -209,6 +219,13 @@ class HubServer:
         """A printer got into trouble or out of it: tell its stations' screens and the counter."""
         notice = self.hub.printer_status(printer, state, message)
         (log.info if notice.ok else log.warning)("printer %s: %s: %s", printer, state.value, message)
+        if self.store.shared:
+            # The other hubs of the store tell their own screens (the leader's spooler is the only one printing).
+            payload = json.dumps({"printer": printer, "state": state.value, "message": message})
+            self._spawn(self.run_db(lambda: self.store.notify("p" + payload)))
+        self._tell_printer(notice)
+
+    def _tell_printer(self, notice: Any) -> None:
         conns = [s.conn for s in self.sessions if s.conn is not None and notice.frame_for(s) is not None]
         if conns:
             broadcast(conns, notice.frame)

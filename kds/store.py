@@ -355,6 +355,11 @@ class Store:
             # Delivered when this transaction commits: the other hubs read what it stored.
             conn.execute(sa.select(sa.func.pg_notify(self.channel, "e")))
 
+    def notify(self, payload: str) -> None:
+        """Send a notification to every hub of this store (PostgreSQL)."""
+        with self.engine.begin() as conn:
+            conn.execute(sa.select(sa.func.pg_notify(self.channel, payload)))
+
     def relay_command(self, hub: str, device: str, frame: str) -> int:
         """Store a frame for the leading hub, and wake it; returns the command id."""
         with self.engine.begin() as conn:

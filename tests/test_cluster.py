@@ -17,6 +17,7 @@ import pytest
 from kds.client import Backoff, HubClient
 from kds.config import StoreConfig
 from kds.hub import OrderHub
+from kds.protocol import PrinterState
 from kds.server import HubServer
 from kds.store import Store
 from tests import pg
@@ -116,6 +117,14 @@ async def test_two_hubs_serve_one_store(config: StoreConfig, pg_db: str, devices
         # A resubmission through the other hub is the same order.
         again = await kiosk.request({"type": "order.submit", "order": kiosk_orders[0]})
         assert again["duplicate"] and again["order_id"] == replies[0]["order_id"]
+
+        # Printer trouble seen by the leader's spooler reaches the screens of the other hub too.
+        notices: list[dict[str, Any]] = []
+        wok_b.listeners.append(lambda f: notices.append(f) if f.get("type") == "printer.status" else None)
+        a.printer_status("wok-printer", PrinterState.PAPER_OUT, "Wok station printer: out of paper")
+        await until(lambda: any(n["printer"] == "wok-printer" and not n["ok"] for n in notices), 10, "paper out on B")
+        a.printer_status("wok-printer", PrinterState.OK, "Wok station printer: printing again")
+        await until(lambda: notices[-1]["ok"] is True, 10, "the all-clear on B")
 
         await until(lambda: mon_a.seq == mon_b.seq == a.hub.seq == b.hub.seq, 10, "both hubs at the same seq")
         for frames in (seen_a, seen_b):
