@@ -277,6 +277,8 @@ class HubServer:
             dropped = self.hub.evict()
             if dropped:
                 log.info("evicted %d closed orders from memory", dropped)
+            if self.store.shared and self.leading:
+                await self.run_db(self.store.prune_relay)
 
     # ------------------------------------------------------------------ connections
 

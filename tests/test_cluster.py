@@ -179,3 +179,18 @@ async def test_when_the_leading_hub_dies_its_terminals_fail_over_and_miss_nothin
     finally:
         for h in hubs:
             h.kill()
+
+
+def test_relayed_frames_and_answers_are_pruned_once_done_and_old(config: StoreConfig, pg_db: str) -> None:
+    from datetime import timedelta
+
+    store = Store(pg_db, store_id=config.store.id)
+    try:
+        old = store.relay_command("hub-x", "wok-1", '{"type":"ping"}')
+        pending = store.relay_command("hub-x", "wok-1", '{"type":"ping"}')
+        store.commit([], replies=[("hub-x", old, '{"type":"pong","seq":0}')], done=[old])
+        store.prune_relay(older_than=timedelta(0))
+        assert [c[0] for c in store.pending_commands()] == [pending], "an unanswered frame is kept"
+        assert store.replies_for("hub-x", 0) == []
+    finally:
+        store.close()
