@@ -448,41 +448,9 @@ class KitchenApp(App[int]):
             self._sel_index = self.query_one(Board).index_of[page[n - 1].id]
             self.select(page[n - 1].id)
 
-    def action_pick_1(self) -> None:
-        """Select ticket 1 of the page."""
-        self._pick(1)
-
-    def action_pick_2(self) -> None:
-        """Select ticket 2 of the page."""
-        self._pick(2)
-
-    def action_pick_3(self) -> None:
-        """Select ticket 3 of the page."""
-        self._pick(3)
-
-    def action_pick_4(self) -> None:
-        """Select ticket 4 of the page."""
-        self._pick(4)
-
-    def action_pick_5(self) -> None:
-        """Select ticket 5 of the page."""
-        self._pick(5)
-
-    def action_pick_6(self) -> None:
-        """Select ticket 6 of the page."""
-        self._pick(6)
-
-    def action_pick_7(self) -> None:
-        """Select ticket 7 of the page."""
-        self._pick(7)
-
-    def action_pick_8(self) -> None:
-        """Select ticket 8 of the page."""
-        self._pick(8)
-
-    def action_pick_9(self) -> None:
-        """Select ticket 9 of the page."""
-        self._pick(9)
+    def action_pick(self, n: int) -> None:
+        """Select ticket `n` (1–9) of the page."""
+        self._pick(n)
 
     # ------------------------------------------------------------------ acknowledged cancellations
 

@@ -30,6 +30,8 @@ class KeyAction:
     description: str
     scopes: tuple[str, ...] = (BOARD,)
     """Where the action works: the ticket board, the recall list, the overlays."""
+    action: str = ""
+    """The Textual action it runs, when not the one named `id` (e.g. `pick(3)`)."""
 
 
 ACTIONS: tuple[KeyAction, ...] = (
@@ -46,7 +48,7 @@ ACTIONS: tuple[KeyAction, ...] = (
     KeyAction("page_next", "pagedown,n", "next page of tickets"),
     KeyAction("page_prev", "pageup,p", "previous page of tickets"),
     KeyAction("first", "home", "select the oldest ticket (first page)"),
-    *(KeyAction(f"pick_{n}", str(n), f"select ticket {n} of the page") for n in range(1, 10)),
+    *(KeyAction(f"pick_{n}", str(n), f"select ticket {n} of the page", action=f"pick({n})") for n in range(1, 10)),
     KeyAction("help", "question_mark,f1", "this help (open / close)", (BOARD, LIST, OVERLAY)),
     KeyAction("close", "escape", "close the list or overlay", (LIST, OVERLAY)),
 )
@@ -56,7 +58,9 @@ BY_ID = {a.id: a for a in ACTIONS}
 def bindings(scope: str, *, show: bool = False) -> list[BindingType]:
     """The bindings of one scope, each with its action name as binding id (so a device keymap can remap it)."""
     return [
-        Binding(a.keys, a.id, a.description, show=show, id=a.id, priority=False) for a in ACTIONS if scope in a.scopes
+        Binding(a.keys, a.action or a.id, a.description, show=show, id=a.id, priority=False)
+        for a in ACTIONS
+        if scope in a.scopes
     ]
 
 

@@ -292,6 +292,10 @@ async def test_more_tickets_than_fit_are_paged_with_a_count(
         assert app.selected == b.page_entries()[0].id
         await pilot.press("home")
         assert b.page_index == 0 and app.selected == app.entries[0].id
+        assert shown >= 2, "80×24 shows at least two cards"
+        await pilot.press("2")  # second ticket of the page
+        assert app.selected == b.page_entries()[1].id
+        await pilot.press("home")
         await pilot.press(*["right"] * shown)  # walking past the last card of a page turns the page
         assert b.page_index == 1
 
