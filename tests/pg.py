@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 import sqlalchemy as sa
 
@@ -55,19 +55,27 @@ def _ensure_template() -> str:
 
 
 @contextmanager
-def fresh_database() -> Iterator[str]:
-    """A new, migrated, empty database; yields its URL and drops it at the end."""
-    template = _ensure_template()
-    name = f"kds_t_{uuid.uuid4().hex[:12]}"
+def _database(prefix: str, template: str | None) -> Iterator[str]:
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = _admin_engine()
     with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
     try:
         yield _with_database(admin_url() or "", name)
     finally:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def fresh_database() -> AbstractContextManager[str]:
+    """A new, migrated, empty database; yields its URL and drops it at the end."""
+    return _database("kds_t", _ensure_template())
+
+
+def empty_database() -> AbstractContextManager[str]:
+    """A new database with no tables at all (for migration tests); yields its URL and drops it at the end."""
+    return _database("kds_e", None)
 
 
 def drop_template() -> None:
@@ -80,17 +88,3 @@ def drop_template() -> None:
         admin.dispose()
         _template = None
 
-
-@contextmanager
-def empty_database() -> Iterator[str]:
-    """A new database with no tables at all (for migration tests); yields its URL and drops it at the end."""
-    name = f"kds_e_{uuid.uuid4().hex[:12]}"
-    admin = _admin_engine()
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield _with_database(admin_url() or "", name)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
