@@ -53,6 +53,8 @@ class Item:
     removed: bool = False
     done_at: datetime | None = None
     change: ItemChange | None = None
+    declared_allergens: list[str] = field(default_factory=list)
+    """Allergies the customer declared for this line (`allergens` also lists the dish's own)."""
 
     def to_wire(self) -> dict[str, Any]:
         """The `ItemView` dict."""
@@ -75,6 +77,7 @@ class Item:
             "removed": self.removed,
             "done_at": _iso(self.done_at),
             "change": self.change.value if self.change else None,
+            "declared_allergens": list(self.declared_allergens),
         }
 
     @classmethod
@@ -99,6 +102,7 @@ class Item:
             removed=d["removed"],
             done_at=_dt(d["done_at"]),
             change=ItemChange(d["change"]) if d["change"] else None,
+            declared_allergens=list(d.get("declared_allergens", [])),
         )
 
 

@@ -604,6 +604,7 @@ class OrderHub:
             fee_cents=cat.fee_for(method) if method else 0,
             modifiers=list(it.modifiers),
             allergens=allergens,
+            declared_allergens=list(dict.fromkeys(it.allergens)),
             note=it.note,
             tag=it.tag,
             station=route.station,

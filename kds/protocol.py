@@ -380,6 +380,8 @@ class ItemView(_Msg):
     removed: bool
     done_at: datetime | None
     change: ItemChange | None
+    declared_allergens: list[str] = []
+    """Allergies the customer declared for this line; `allergens` lists these and the dish's own ingredients."""
 
 
 class TicketView(_Msg):

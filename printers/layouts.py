@@ -303,8 +303,12 @@ def _item_block(paper: Paper, it: dict[str, Any], *, marks: bool) -> None:
         paper.text(f"    {it['name_zh']}", indent=4)
     for m in it.get("modifiers") or []:
         paper.text(f"    + {m}", indent=6)
-    if it.get("allergens"):
-        paper.text(f" ALLERGY: {', '.join(a.upper() for a in it['allergens'])} ", invert=True, bold=True, indent=1)
+    declared = [str(a) for a in it.get("declared_allergens") or []]
+    contains = [str(a) for a in it.get("allergens") or [] if a not in declared]
+    if declared:
+        paper.text(f" CUSTOMER ALLERGY: {', '.join(a.upper() for a in declared)} ", invert=True, bold=True, indent=1)
+    if contains:
+        paper.text(f"    Contains: {', '.join(contains)}", indent=6)
     if it.get("note"):
         paper.text(f"    Note: {it['note']}" + ("  (changed)" if change == "note" else ""), indent=6)
     if it.get("tag"):

@@ -312,8 +312,13 @@ def _item(it: Item, e: Entry, iw: int, *, cursor: str | None, show_changes: bool
         if change == "note":
             note = Content.assemble(note, "  ", (" NOTE CHANGED ", CHANGED))
         details.append(note)
-    if it.get("allergens"):
-        details.append(Content.styled(f" ⚠ ALLERGENS: {', '.join(str(a) for a in it['allergens'])} ", ALLERGEN))
+    declared = [str(a) for a in it.get("declared_allergens") or []]
+    contains = [str(a) for a in it.get("allergens") or [] if a not in declared]
+    if declared:
+        # What the customer said is the one that must not be missed: loud, and in words.
+        details.append(Content.styled(f" ⚠ CUSTOMER ALLERGY: {', '.join(declared)} ", ALLERGEN))
+    if contains:
+        details.append(Content.styled(f" contains: {', '.join(contains)}", NOTE))
     if it.get("unrouted"):
         details.append(Content.styled(" (no station set for this dish — tell the manager)", MUTED))
     for d in details:

@@ -100,8 +100,10 @@ def test_station_ticket_reads_like_a_ticket(columns: int, jobs: dict[str, list[P
     item = next(r for r in rows if "Australian rock lobster" in r.text)
     assert item.runs[0].style.bold and item.runs[0].style.h == 2
     assert "700 g · Sashimi" in text and "澳洲龙虾" in text
-    allergy = next(r for r in rows if "ALLERGY" in r.text)
-    assert allergy.runs[0].style.invert and "SHELLFISH" in allergy.text
+    # The dish's own allergens are listed plainly; what a customer declared is inverted (see the next test).
+    contains = next(r for r in rows if "Contains:" in r.text)
+    assert "shellfish" in contains.text and not contains.runs[0].style.invert
+    assert not any("CUSTOMER ALLERGY" in r.text for r in rows)
     assert "Claim tag #T-1002" in text and "Table 12" in text and "Customer: Ms. Chen" in text
     # The long note is wrapped at words, and every word of it is there.
     note = job.order["items"][1]["note"]
@@ -109,6 +111,17 @@ def test_station_ticket_reads_like_a_ticket(columns: int, jobs: dict[str, list[P
     words = [w for r in rows for w in r.text.split()]
     for w in note.split():
         assert w in words, f"{w!r} was cut"
+
+
+def test_an_allergy_the_customer_declared_is_inverted_and_apart_from_what_the_dish_contains(
+    jobs: dict[str, list[PrintJob]], labels: StoreLabels
+) -> None:
+    job = next(j for j in jobs["app.created"] if j.station == "wok")  # kung pao, the customer said sesame
+    rows = lines(decode(render(job, gb(48), labels))[0])
+    declared = next(r for r in rows if "CUSTOMER ALLERGY" in r.text)
+    assert declared.runs[0].style.invert and "SESAME" in declared.text
+    contains = next(r for r in rows if "Contains:" in r.text)
+    assert "peanut" in contains.text and "sesame" not in contains.text and not contains.runs[0].style.invert
 
 
 def test_amended_and_cancelled_tickets_say_so(jobs: dict[str, list[PrintJob]], labels: StoreLabels) -> None:
