@@ -172,15 +172,12 @@ class AuthError(Exception):
     ) -> None:
         super().__init__(message)
         self.close_code = close_code
-        self.frame = _dumps(
-            {
-                "type": "error",
-                "ref": None,
-                "code": code.value,
-                "message": message,
-                "errors": errors or [{"loc": loc, "msg": message}],
-            }
-        )
+        self.frame = error_frame(None, code, message, errors or [{"loc": loc, "msg": message}])
+
+
+def ack_frame(ref: str | None, seq: int | None) -> str:
+    """An `ack` frame: `seq` of the event the action made, or None when it changed nothing."""
+    return _dumps({"type": "ack", "ref": ref, "seq": seq})
 
 
 def error_frame(ref: str | None, code: ErrorCode | str, message: str, errors: Iterable[dict[str, Any]] = ()) -> str:
@@ -236,9 +233,7 @@ class OrderHub:
         self.seq = seq
         self.job_seq = last_job
         for doc in orders:
-            o = Order.from_wire(doc)
-            self.orders[o.id] = o
-            self._count_number(o.id, o.number)
+            self._remember(Order.from_wire(doc))
         for source, key, order_id, number in keys:
             self.keys[(source, key)] = (order_id, number)
             self._count_number(order_id, number)
@@ -251,15 +246,19 @@ class OrderHub:
         The event carries the whole order after the change, so the order is replaced; the key index, the day's
         numbers and the event log follow, so this hub can welcome, resume and (once it leads) decide like the other.
         """
-        rec = self._record_from_payload(seq, payload)
-        order = Order.from_wire(json.loads(payload)["order"])
-        rec.order = order
-        self.orders[order.id] = order
-        self.keys[(order.source, order.key)] = (order.id, order.number)
-        self._count_number(order.id, order.number)
+        ev = json.loads(payload)
+        rec = self._record_from_payload(seq, payload, ev)
+        rec.order = Order.from_wire(ev["order"])
+        self._remember(rec.order)
         self.seq = max(self.seq, seq)
         self.log.append(rec)
         return rec
+
+    def _remember(self, order: Order) -> None:
+        """Hold an order stored by this hub or another one: the order, its key, the day's count."""
+        self.orders[order.id] = order
+        self.keys[(order.source, order.key)] = (order.id, order.number)
+        self._count_number(order.id, order.number)
 
     def _count_number(self, order_id: str, number: str) -> None:
         day = datetime.strptime(order_id.split("-", 1)[0], "%Y%m%d").date()
@@ -267,8 +266,9 @@ class OrderHub:
         if n > self.numbers.get(day, 0):
             self.numbers[day] = n
 
-    def _record_from_payload(self, s: int, payload: str) -> EventRecord:
-        ev = json.loads(payload)
+    def _record_from_payload(self, s: int, payload: str, ev: dict[str, Any] | None = None) -> EventRecord:
+        if ev is None:
+            ev = json.loads(payload)
         doc = ev["order"]
         status = OrderStatus(doc["status"])
         rec = EventRecord(
@@ -634,7 +634,7 @@ class OrderHub:
         amend_ref = f"{session.device.id}:{msg.ref}"
         if amend_ref in o.amend_refs:
             # A resend (the client's queue after a lost ack): already applied.
-            return Decision(replies=[(session, _dumps({"type": "ack", "ref": msg.ref, "seq": None}))])
+            return Decision(replies=[(session, ack_frame(msg.ref, None))])
         if not o.is_open:
             raise DomainError(ErrorCode.CONFLICT.value, f"order {o.number} is {o.status.value}: cannot amend it")
         problems = self._check_items(("add",), msg.add)
@@ -661,7 +661,7 @@ class OrderHub:
             or (msg.note is not None and (msg.note or None) != o.note)
         )
         if not effective:
-            return Decision(replies=[(session, _dumps({"type": "ack", "ref": msg.ref, "seq": None}))])
+            return Decision(replies=[(session, ack_frame(msg.ref, None))])
         before = o.stations()
         start = o.next_item_id()
         added = [self._make_item(str(start + k), it) for k, it in enumerate(msg.add)]
@@ -733,9 +733,9 @@ class OrderHub:
         if changed:
             rec = self._event(kind, o, before, ticket, item_id=item)
             d.events.append(rec)
-            d.replies.append((session, _dumps({"type": "ack", "ref": ref, "seq": rec.seq})))
+            d.replies.append((session, ack_frame(ref, rec.seq)))
         else:
-            d.replies.append((session, _dumps({"type": "ack", "ref": ref, "seq": None})))
+            d.replies.append((session, ack_frame(ref, None)))
         return d
 
     # ------------------------------------------------------------------ printing
@@ -805,7 +805,7 @@ class OrderHub:
                 )
             ]
         return Decision(
-            replies=[(session, _dumps({"type": "ack", "ref": msg.ref, "seq": None}))],
+            replies=[(session, ack_frame(msg.ref, None))],
             jobs=jobs,
             logs=[f"{reason}: {msg.layout.value} of {o.number} → " + ", ".join(j.describe() for j in jobs)],
         )

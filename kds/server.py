@@ -330,19 +330,10 @@ class HubServer:
             self._wake.clear()
             while self._pending:
                 batch, self._pending = self._pending, []
-                records = [r for d, _ in batch for r in d.events]
-                jobs = [j for d, _ in batch for j in d.jobs]
-                relayed = [(s.origin, f) for d, _ in batch for s, f in d.replies if s.origin is not None]
-                replies = [(o[0], o[1], f) for o, f in relayed if o[0] != self.hub_id]
-                done = sorted({o[1] for o, _ in relayed})
+                records, jobs, replies, done = self._writes(batch)
                 if records or jobs or done:
                     try:
-                        created = [d for d, _ in batch if d.created is not None]
-                        if created:
-                            await self._withdraw_known(loop, created)
-                            records = [r for d, _ in batch for r in d.events]
-                            jobs = [j for d, _ in batch for j in d.jobs]
-                        await loop.run_in_executor(
+                        known = await loop.run_in_executor(
                             self._executor,
                             functools.partial(self.store.commit, records, jobs, replies=replies, done=done),
                         )
@@ -355,32 +346,36 @@ class HubServer:
                                 broadcast([c], error_frame(None, ErrorCode.INTERNAL, "hub storage failure"))
                         self._spawn(self.stop())
                         return
+                    self._withdraw(batch, known)
                     self.commits += 1
                     self._print(jobs)
                 for d, _c in batch:
                     self._deliver(d)
 
-    async def _withdraw_known(self, loop: asyncio.AbstractEventLoop, created: list[Decision]) -> None:
-        firsts = [d.events[0] for d in created if d.events]
-        known = await loop.run_in_executor(self._executor, self.store.known_keys, firsts)
-        for d in created:
-            if d.created in known:
-                self.hub.withdraw(d, known[d.created])
-
-    def _flush_sync(self) -> None:
-        batch, self._pending = self._pending, []
-        created = [d for d, _ in batch if d.created is not None and d.events]
-        known = self.store.known_keys([d.events[0] for d in created])
-        for d in created:
-            if d.created in known:
-                self.hub.withdraw(d, known[d.created])
+    def _writes(
+        self, batch: list[tuple[Decision, ServerConnection | None]]
+    ) -> tuple[list[EventRecord], list[PrintJob], list[tuple[str, int, str]], list[int]]:
+        """What a batch stores: events, print jobs, answers to frames relayed by other hubs, those frames' ids."""
         records = [r for d, _ in batch for r in d.events]
         jobs = [j for d, _ in batch for j in d.jobs]
         relayed = [(s.origin, f) for d, _ in batch for s, f in d.replies if s.origin is not None]
         replies = [(o[0], o[1], f) for o, f in relayed if o[0] != self.hub_id]
         done = sorted({o[1] for o, _ in relayed})
+        return records, jobs, replies, done
+
+    def _withdraw(
+        self, batch: list[tuple[Decision, ServerConnection | None]], known: dict[str, tuple[str, str]]
+    ) -> None:
+        # New orders the database refused as resubmissions of older ones: answered as duplicates.
+        for d, _ in batch:
+            if d.created in known:
+                self.hub.withdraw(d, known[d.created])
+
+    def _flush_sync(self) -> None:
+        batch, self._pending = self._pending, []
+        records, jobs, replies, done = self._writes(batch)
         if records or jobs or done:
-            self.store.commit(records, jobs, replies=replies, done=done)
+            self._withdraw(batch, self.store.commit(records, jobs, replies=replies, done=done))
         for d, _c in batch:
             self._deliver(d)
 

@@ -21,6 +21,7 @@ from sqlmodel import Field, SQLModel
 
 from kds.hub import EventRecord
 from kds.printing import Banner, JobState, Layout, PrintJob
+from kds.protocol import EventKind
 
 log = logging.getLogger("kds.store")
 
@@ -149,6 +150,7 @@ class Store:
         self.engine: Engine = sa.create_engine(self.url, future=True)
         self._lead_conn: Any = None
         self._file_lock: Any = None
+        self._upsert: Any = None
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
 
@@ -227,31 +229,30 @@ class Store:
 
     # ------------------------------------------------------------------ writing
 
-    def known_keys(self, created: Sequence[EventRecord]) -> dict[str, tuple[str, str]]:
-        """Orders of this batch whose (source, key) the database already holds: new id → (old id, old number).
+    def _known_keys(self, conn: Any, created: Sequence[EventRecord]) -> dict[str, tuple[str, str]]:
+        """New orders whose (source, key) the database already holds: new id → (old id, old number).
 
         The hub remembers keys of the last days only; this catches a resubmission of anything older.
         """
-        if not created:
-            return {}
-        o = ORDERS
         wanted = {(r.source, r.order.key): r.order_id for r in created if r.order is not None}
+        if not wanted:
+            return {}
         by_source: dict[str, list[str]] = {}
         for source, key in wanted:
             by_source.setdefault(source, []).append(key)
+        o = ORDERS
+        # One `source = ? AND key IN (…)` per source: SQLite uses the unique index for this shape (a row-value
+        # IN over (source, key) made it scan every order).
+        rows = conn.execute(
+            sa.select(o.c.source, o.c.key, o.c.id, o.c.number)
+            .where(o.c.store_id == self.store_id)
+            .where(sa.or_(*(sa.and_(o.c.source == s, o.c.key.in_(keys)) for s, keys in by_source.items())))
+        )
         found: dict[str, tuple[str, str]] = {}
-        with self.engine.connect() as conn:
-            # One `source = ? AND key IN (…)` per source: SQLite uses the unique index for this shape (a row-value
-            # IN over (source, key) made it scan every order).
-            rows = conn.execute(
-                sa.select(o.c.source, o.c.key, o.c.id, o.c.number)
-                .where(o.c.store_id == self.store_id)
-                .where(sa.or_(*(sa.and_(o.c.source == s, o.c.key.in_(keys)) for s, keys in by_source.items())))
-            )
-            for source, key, oid, number in rows:
-                new_id = wanted.get((source, key))
-                if new_id is not None and new_id != oid:
-                    found[new_id] = (oid, number)
+        for source, key, oid, number in rows:
+            new_id = wanted.get((source, key))
+            if new_id is not None and new_id != oid:
+                found[new_id] = (oid, number)
         return found
 
     def commit(
@@ -261,69 +262,71 @@ class Store:
         *,
         replies: Sequence[tuple[str, int, str]] = (),
         done: Sequence[int] = (),
-    ) -> None:
+    ) -> dict[str, tuple[str, str]]:
         """Store a batch in one transaction: events, the latest state of their orders, their print jobs, and (for
-        a store run by several hubs) the answers to relayed frames and which relayed frames are done."""
+        a store run by several hubs) the answers to relayed frames and which relayed frames are done.
+
+        A new order whose key the database already holds (older than the hub's key index) is not stored; the
+        result maps its id to the existing order's (id, number), for the hub to withdraw it.
+        """
         records = [r for r in records if not r.dropped]
         jobs = [j for j in jobs if not j.dropped]
-        if not records:
-            if jobs or replies or done:
-                with self.engine.begin() as conn:
-                    if jobs:
-                        conn.execute(sa.insert(JOBS), [self._job_row(j) for j in jobs])
-                    self._relay_rows(conn, replies, done)
-            return
-        latest: dict[str, EventRecord] = {}
-        for r in records:
-            latest[r.order_id] = r
-        events = [
-            {
-                "store_id": self.store_id,
-                "seq": r.seq,
-                "order_id": r.order_id,
-                "kind": r.kind.value,
-                "at": _utc(r.at),
-                "payload": r.frame,
-            }
-            for r in records
-        ]
-        orders = []
-        for r in latest.values():
-            o = r.order
-            assert o is not None
-            orders.append(
-                {
-                    "store_id": self.store_id,
-                    "id": r.order_id,
-                    "number": o.number,
-                    "source": o.source,
-                    "key": o.key,
-                    "channel": o.channel,
-                    "status": r.status.value,
-                    "created_at": _utc(o.created_at),
-                    "updated_at": _utc(r.at),
-                    "doc": r.order_json,
-                }
-            )
-        ot = ORDERS
-        if self.engine.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-            ins: Any = pg_insert(ot)
-        else:
-            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-            ins = sqlite_insert(ot)
-        upsert = ins.on_conflict_do_update(
-            index_elements=["store_id", "id"],
-            set_={c: ins.excluded[c] for c in ("status", "updated_at", "doc")},
-        )
         with self.engine.begin() as conn:
-            conn.execute(sa.insert(EVENTS), events)
-            conn.execute(upsert, orders)
+            known = self._known_keys(conn, [r for r in records if r.kind is EventKind.ORDER_CREATED])
+            if known:
+                records = [r for r in records if r.order_id not in known]
+                jobs = [j for j in jobs if j.order_id not in known]
+            if records:
+                conn.execute(sa.insert(EVENTS), [self._event_row(r) for r in records])
+                latest = {r.order_id: r for r in records}
+                conn.execute(self._order_upsert(), [self._order_row(r) for r in latest.values()])
             if jobs:
                 conn.execute(sa.insert(JOBS), [self._job_row(j) for j in jobs])
-            self._relay_rows(conn, replies, done, notify=True)
+            self._relay_rows(conn, replies, done, notify=bool(records))
+        return known
+
+    def _event_row(self, r: EventRecord) -> dict[str, Any]:
+        return {
+            "store_id": self.store_id,
+            "seq": r.seq,
+            "order_id": r.order_id,
+            "kind": r.kind.value,
+            "at": _utc(r.at),
+            "payload": r.frame,
+        }
+
+    def _order_row(self, r: EventRecord) -> dict[str, Any]:
+        o = r.order
+        assert o is not None
+        return {
+            "store_id": self.store_id,
+            "id": r.order_id,
+            "number": o.number,
+            "source": o.source,
+            "key": o.key,
+            "channel": o.channel,
+            "status": r.status.value,
+            "created_at": _utc(o.created_at),
+            "updated_at": _utc(r.at),
+            "doc": r.order_json,
+        }
+
+    def _order_upsert(self) -> Any:
+        # Built once: an insert that replaces the order's state when the order is already stored.
+        if self._upsert is None:
+            if self.engine.dialect.name == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+                ins: Any = pg_insert(ORDERS)
+            else:
+                from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+                ins = sqlite_insert(ORDERS)
+            self._upsert = ins.on_conflict_do_update(
+                index_elements=["store_id", "id"],
+                set_={c: ins.excluded[c] for c in ("status", "updated_at", "doc")},
+            )
+        return self._upsert
 
     # ------------------------------------------------------------------ several hubs on one store (PostgreSQL)
 

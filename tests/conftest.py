@@ -16,6 +16,7 @@ from kds.store import Store
 from tests import pg
 
 ROOT = Path(__file__).resolve().parent.parent
+FAST = Backoff(first=0.05, cap=0.2)
 SAMPLE_CONFIG = ROOT / "config" / "store.toml"
 
 
@@ -58,21 +59,13 @@ ClientFactory = Callable[..., Any]
 
 
 @pytest.fixture
-async def connect(config: StoreConfig, hub: HubServer) -> AsyncIterator[ClientFactory]:
+async def connect(hub: HubServer, devices: Devices) -> AsyncIterator[ClientFactory]:
     """`await connect("wok-1")`: a connected HubClient for a device of the sample config (closed after the test)."""
-    clients: list[HubClient] = []
 
     async def factory(device_id: str, url: str | None = None, **kwargs: Any) -> HubClient:
-        dev = config.device(device_id)
-        assert dev is not None, device_id
-        client = HubClient.for_device(url or hub.url, dev, backoff=Backoff(first=0.05, cap=0.5), **kwargs)
-        clients.append(client)
-        await client.connect(timeout=10)
-        return client
+        return await devices.connect(url or hub.url, device_id, **kwargs)
 
     yield factory
-    for c in clients:
-        await c.close()
 
 
 def shelf_order(key: str, **over: Any) -> dict[str, Any]:
@@ -109,3 +102,35 @@ def app_order(key: str, **over: Any) -> dict[str, Any]:
     }
     order.update(over)
     return order
+
+
+class Devices:
+    """Makes HubClients for devices of the sample config, on any hub URL; closes them all at the end."""
+
+    def __init__(self, config: StoreConfig) -> None:
+        self.config = config
+        self.clients: list[HubClient] = []
+
+    async def connect(self, url: str, device: str, *, backoff: Backoff = FAST, **kw: Any) -> HubClient:
+        """A connected client of `device` on the hub(s) at `url` (comma-separated for failover)."""
+        dev = self.config.device(device)
+        assert dev is not None, device
+        c = HubClient.for_device(url, dev, backoff=backoff, **kw)
+        self.clients.append(c)
+        await c.connect(timeout=10)
+        return c
+
+    async def close(self) -> None:
+        """Close every client made."""
+        for c in self.clients:
+            await c.close()
+
+
+@pytest.fixture
+async def devices(config: StoreConfig) -> AsyncIterator[Devices]:
+    """`await devices.connect(url, "wok-1")`, closed after the test."""
+    d = Devices(config)
+    try:
+        yield d
+    finally:
+        await d.close()

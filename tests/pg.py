@@ -87,4 +87,3 @@ def drop_template() -> None:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{_template}" WITH (FORCE)'))
         admin.dispose()
         _template = None
-

@@ -8,24 +8,21 @@ increasing; when the leading hub dies, another takes the lead and the terminals 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from kds.client import Backoff, HubClient
 from kds.config import StoreConfig
 from kds.hub import OrderHub
 from kds.protocol import PrinterState
 from kds.server import HubServer
 from kds.store import Store
 from tests import pg
-from tests.conftest import app_order, shelf_order
+from tests.conftest import Devices, app_order, shelf_order
 from tests.support import until
 from tests.test_durability import HubProcess, free_port
-
-FAST = Backoff(first=0.05, cap=0.3)
 
 
 @pytest.fixture
@@ -35,33 +32,6 @@ def pg_db() -> Iterator[str]:
         pytest.skip(pg.SKIP_REASON)
     with pg.fresh_database() as url:
         yield url
-
-
-class Devices:
-    """Clients of the sample store's devices, closed at the end."""
-
-    def __init__(self, config: StoreConfig) -> None:
-        self.config = config
-        self.clients: list[HubClient] = []
-
-    async def __call__(self, device: str, url: str, **kw: Any) -> HubClient:
-        dev = self.config.device(device)
-        assert dev is not None
-        c = HubClient.for_device(url, dev, backoff=FAST, **kw)
-        self.clients.append(c)
-        await c.connect(timeout=15)
-        return c
-
-    async def close(self) -> None:
-        for c in self.clients:
-            await c.close()
-
-
-@pytest.fixture
-async def devices(config: StoreConfig) -> AsyncIterator[Devices]:
-    d = Devices(config)
-    yield d
-    await d.close()
 
 
 def seqs(frames: list[dict[str, Any]]) -> list[int]:
@@ -75,11 +45,11 @@ async def test_two_hubs_serve_one_store(config: StoreConfig, pg_db: str, devices
     await b.start()
     try:
         assert a.leading and not b.leading
-        kiosk = await devices("kiosk-1", a.url)
-        app = await devices("app-backend", b.url)
-        wok_a, wok_b = await devices("wok-1", a.url), await devices("wok-2", b.url)
-        counter_b = await devices("counter-1", b.url)
-        mon_a, mon_b = await devices("monitor-1", a.url), await devices("monitor-1", b.url)
+        kiosk = await devices.connect(a.url, "kiosk-1")
+        app = await devices.connect(b.url, "app-backend")
+        wok_a, wok_b = await devices.connect(a.url, "wok-1"), await devices.connect(b.url, "wok-2")
+        counter_b = await devices.connect(b.url, "counter-1")
+        mon_a, mon_b = await devices.connect(a.url, "monitor-1"), await devices.connect(b.url, "monitor-1")
         seen_a: list[dict[str, Any]] = []
         seen_b: list[dict[str, Any]] = []
         mon_a.listeners.append(seen_a.append)
@@ -109,7 +79,7 @@ async def test_two_hubs_serve_one_store(config: StoreConfig, pg_db: str, devices
             "the bump on hub A's screen",
         )
         # The counter on the follower hands over; the app on the follower hears every status of its order.
-        bar = await devices("bar-1", a.url)
+        bar = await devices.connect(a.url, "bar-1")
         await bar.request({"type": "ticket.bump", "ticket_id": f"{oid}/bar"})
         await until(lambda: app.book.statuses.get(oid, {}).get("status") == "ready", 10, "ready for the app")
         assert (await counter_b.request({"type": "order.handover", "order_id": oid, "to": "rider"}))["type"] == "ack"
@@ -147,9 +117,9 @@ async def test_when_the_leading_hub_dies_its_terminals_fail_over_and_miss_nothin
     try:
         await b.start()
         both = f"{a.url},{b.url}"
-        wok = await devices("wok-1", both)  # on A, the leader, with B to fall back on
+        wok = await devices.connect(both, "wok-1")  # on A, the leader, with B to fall back on
         assert wok.welcome is not None
-        kiosk = await devices("shelf-1", b.url)
+        kiosk = await devices.connect(b.url, "shelf-1")
         frames: list[dict[str, Any]] = []
         wok.listeners.append(frames.append)
         first = [await kiosk.request({"type": "order.submit", "order": shelf_order(f"s-{n}")}) for n in range(5)]
@@ -170,7 +140,7 @@ async def test_when_the_leading_hub_dies_its_terminals_fail_over_and_miss_nothin
         ack = await asyncio.wait_for(fut, 20)
         assert ack["type"] == "ack" and ack["seq"] is not None
 
-        fresh = await devices("wok-2", b.url)
+        fresh = await devices.connect(b.url, "wok-2")
         await until(lambda: fresh.book.orders == wok.book.orders, 10, "a fresh screen on B agrees with the wok")
         s = seqs(frames)
         assert s == sorted(set(s)), "nothing missed out of order, nothing twice"

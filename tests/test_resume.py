@@ -7,21 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from kds.client import ActionQueue, Backoff, HubClient, LinkState
 from kds.config import StoreConfig
 from kds.hub import OrderHub
 from kds.server import HubServer
 from kds.store import Store
-from tests.conftest import app_order, shelf_order
+from tests.conftest import Devices, app_order, shelf_order
 from tests.support import db_rows, until
 
-FAST = Backoff(first=0.05, cap=0.2)
 SLOW = Backoff(first=1.0, cap=1.0)
 """For the client we drop: it stays away ≥ 0.75 s, long enough for the traffic it must miss (asserted)."""
 
@@ -30,37 +26,6 @@ async def synced(*clients: HubClient) -> None:
     """Every frame the hub decided before now has reached these clients (a ping goes through the same pipeline)."""
     for c in clients:
         assert (await c.request({"type": "ping"}))["type"] == "pong"
-
-
-class Devices:
-    """Makes HubClients for devices of the sample config; closes them all at the end."""
-
-    def __init__(self, config: StoreConfig) -> None:
-        self.config = config
-        self.clients: list[HubClient] = []
-
-    async def connect(self, url: str, device: str, *, backoff: Backoff = FAST, **kw: Any) -> HubClient:
-        dev = self.config.device(device)
-        assert dev is not None
-        c = HubClient(
-            url, device=dev.id, token=dev.token, role=dev.role.value, station=dev.station, backoff=backoff, **kw
-        )
-        self.clients.append(c)
-        await c.connect(timeout=10)
-        return c
-
-    async def close(self) -> None:
-        for c in self.clients:
-            await c.close()
-
-
-@pytest.fixture
-async def devices(config: StoreConfig) -> AsyncIterator[Devices]:
-    d = Devices(config)
-    try:
-        yield d
-    finally:
-        await d.close()
 
 
 async def start_hub(config: StoreConfig, db: Path, port: int = 0, replay_window: int = 20_000) -> HubServer:
