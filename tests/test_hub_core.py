@@ -247,10 +247,14 @@ def test_invalid_order_is_refused_with_the_field_and_nothing_is_used_up(core: Co
 
 def test_every_frame_the_hub_sends_matches_the_published_protocol_models(core: Core) -> None:
     _traffic(core)
+    assert len({rec.kind for rec in core.events}) >= 5, "the traffic must cover several kinds of event"
+    statuses = 0
     for rec in core.events:
         Event.model_validate_json(rec.frame)
         if rec.status_frame is not None:
             StatusChanged.model_validate_json(rec.status_frame)
+            statuses += 1
+    assert statuses > 0
 
 
 # ============================================================================================ kitchen
