@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint bench serve simulate clean
+.PHONY: demo test lint bench bench-cluster serve simulate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+# Two hubs on one PostgreSQL store: PG=postgresql://USER:PASSWORD@127.0.0.1:5432/postgres make bench-cluster
+bench-cluster: $(STAMP)
+	$(BIN)/python bench/cluster.py --pg "$(PG)"
 
 serve: $(STAMP)
 	$(BIN)/kds serve
