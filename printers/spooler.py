@@ -332,7 +332,8 @@ class Spooler:
                 if health.state is not PrinterState.OK:
                     return Outcome(False, health.state, health.message)
             try:
-                data = render(job, p.profile, self.labels)
+                # Off the event loop: drawing Chinese lines as images takes milliseconds the hub's devices need.
+                data = await self._thread(render, job, p.profile, self.labels)
             except Exception as exc:
                 log.exception("cannot render %s for %s", job.describe(), cfg.id)
                 return Outcome(False, PrinterState.ERROR, f"cannot render {job.describe()}: {exc}")
