@@ -55,7 +55,11 @@ async def run_hub(
     from kds.store import Store
 
     server = HubServer(
-        OrderHub(config), Store(db, store_id=config.store.id), host=host, port=port, printing=_spooler(config)
+        OrderHub(config),
+        Store(db, store_id=config.store.id, busy_timeout_ms=config.limits.db_busy_timeout_ms),
+        host=host,
+        port=port,
+        printing=_spooler(config),
     )
     await server.start()
     print(

@@ -191,6 +191,64 @@ class Device(_Strict):
     """Per-device key bindings for bump bars (used by the terminals)."""
 
 
+class Limits(_Strict):
+    """Every bound the hub enforces, with defaults a store can run on (documented in docs/protocol.md, Limits)."""
+
+    max_frame_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
+    """A frame larger than this closes the connection with 4009."""
+    frames_per_s: float = Field(default=200.0, gt=0)
+    """Frames one device may send per second, on average (all its connections together)."""
+    frame_burst: int = Field(default=1000, ge=1)
+    """Frames one device may send at once above that rate; past it frames get `rate_limited`."""
+    abuse_burst: int = Field(default=2000, ge=1)
+    """Refused frames a device may send (refilled at `frames_per_s`) before it is closed with 4029."""
+    hellos_per_s: float = Field(default=20.0, gt=0)
+    """New connections one IP address may open per second, on average."""
+    hello_burst: int = Field(default=200, ge=1)
+    """New connections one IP address may open at once; past it: `rate_limited` and close 4029."""
+    auth_failures_per_min: float = Field(default=6.0, gt=0)
+    """Refused hellos (unknown device, wrong token) one IP address may send per minute, on average."""
+    auth_failure_burst: int = Field(default=20, ge=1)
+    """Refused hellos one IP address may send at once; past it every hello from it gets `rate_limited` (4029)."""
+    hello_timeout_s: float = Field(default=10.0, gt=0)
+    """A connection that sends no hello within this time is closed with 4000."""
+    max_connections: int = Field(default=500, ge=1)
+    """Open websocket connections in all (with or without a hello); past it: close 4012."""
+    max_connections_per_device: int = Field(default=4, ge=1)
+    """Live connections of one device; past it the new one is refused with 4012."""
+    max_items_per_order: int = Field(default=100, ge=1, le=1000)
+    """Lines one order may hold, removed ones included (amendments add lines)."""
+    outbox_max_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
+    """Bytes waiting to be sent to one connection; past it the connection is closed with 4011."""
+    outbox_total_bytes: int = Field(default=128 * 1024 * 1024, ge=1024 * 1024)
+    """Bytes waiting for all connections together; past it the connection with most waiting is closed with 4011."""
+    outbox_stall_s: float = Field(default=15.0, gt=0)
+    """A connection whose waiting frames have not moved for this long is closed with 4011."""
+    keepalive_interval_s: float = Field(default=8.0, gt=0)
+    """The hub pings each connection this often."""
+    keepalive_timeout_s: float = Field(default=10.0, gt=0)
+    """A connection that does not answer a ping within this time is dropped."""
+    log_interval_s: float = Field(default=10.0, gt=0)
+    """Refused frames are logged at most once per device per interval, with a count."""
+    snapshot_page_bytes: int = Field(default=256 * 1024, ge=16 * 1024)
+    """A welcome snapshot larger than this is sent in pages of at most this many bytes."""
+    replay_max_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
+    """A resume that would replay more than this gets a fresh snapshot instead."""
+    replay_events: int = Field(default=20_000, ge=100)
+    """Events held in memory for resumes (count)."""
+    replay_memory_bytes: int = Field(default=32 * 1024 * 1024, ge=1024 * 1024)
+    """Events held in memory for resumes (bytes); older resumes get a snapshot."""
+    closed_keep_s: float = Field(default=40 * 60, ge=60)
+    """Closed orders leave the hub's memory this long after they closed (they stay in the database)."""
+    open_max_age_h: float = Field(default=12.0, gt=0)
+    """An open order older than this is flagged in the log and leaves memory (it stays in the database)."""
+    db_busy_timeout_ms: int = Field(default=5000, ge=0)
+    """SQLite: how long a write waits for a lock held by another connection before the batch fails."""
+    db_retry_s: float = Field(default=0.5, gt=0)
+    """After a failed commit the hub refuses writes for this long, doubling on each failure in a row."""
+    db_retry_max_s: float = Field(default=5.0, gt=0)
+
+
 class StoreConfig(_Strict):
     """The whole store."""
 
@@ -202,6 +260,7 @@ class StoreConfig(_Strict):
     catalogue: tuple[CatalogueItem, ...] = Field(min_length=1)
     printers: tuple[Printer, ...] = ()
     devices: tuple[Device, ...] = Field(min_length=1)
+    limits: Limits = Limits()
 
     # Lookups built once; the config is frozen.
     def station(self, station_id: str) -> Station | None:

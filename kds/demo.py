@@ -87,7 +87,7 @@ async def demo(
             print(f"kds demo: printer ports busy ({exc.strerror or exc}); printing to whatever listens there")
     server = HubServer(
         OrderHub(config),
-        Store(workdir / "demo.sqlite3", store_id=config.store.id),
+        Store(workdir / "demo.sqlite3", store_id=config.store.id, busy_timeout_ms=config.limits.db_busy_timeout_ms),
         host="127.0.0.1",
         port=port,
         printing=Spooler(config) if config.printers else None,

@@ -51,6 +51,8 @@ log = logging.getLogger("kds.hub")
 
 Clock = Callable[[], datetime]
 CHANNEL_LETTER = {Channel.APP.value: "A", Channel.KIOSK.value: "K", Channel.SHELF.value: "S"}
+READS = (Ping,)
+"""Messages that change nothing: answered from memory even while the database refuses writes."""
 RECENT = timedelta(minutes=30)
 """Closed orders and bumped tickets stay in snapshots this long (recall lists, handed-over lists)."""
 
@@ -58,6 +60,11 @@ RECENT = timedelta(minutes=30)
 def utc_now() -> datetime:
     """The default clock."""
     return datetime.now(UTC)
+
+
+def _record_bytes(rec: EventRecord) -> int:
+    # What an event in the replay log costs, roughly: its frame and the order's JSON (characters, not bytes).
+    return len(rec.frame) + len(rec.order_json) + (len(rec.status_frame) if rec.status_frame else 0) + 400
 
 
 def _dumps(obj: Any) -> str:
@@ -108,7 +115,14 @@ class EventRecord:
     order: Order | None = None
     """The live order (adapters must not keep it; it changes after the event)."""
     dropped: bool = False
-    """Set when the database refused the order (see `OrderHub.withdraw`): nobody gets the event."""
+    """Set when the database refused the order (see `OrderHub.withdraw`) or the commit failed: nobody gets it."""
+    size: int = 0
+    """What it costs in the replay log (set when it enters the log)."""
+
+    def committed(self) -> None:
+        """The event is stored: drop what only the commit needed (the live order, the order's JSON)."""
+        self.order = None
+        self.order_json = ""
 
     def frame_for(self, session: Session) -> str | None:
         """What this session gets of the event, if anything."""
@@ -140,6 +154,25 @@ class Decision:
     """The id of the order this decision created, if any."""
     jobs: list[PrintJob] = field(default_factory=list)
     """Print jobs, stored in the same transaction as `events` and handed to the spooler after the commit."""
+    ref: str | None = None
+    """The `ref` of the frame decided (for a retryable error when its batch cannot be stored)."""
+    write: bool = False
+    """The frame asked for a change (anything but a read): it depends on, and may change, the hub's state."""
+    welcome: bool = False
+    """A welcome (and its replay): built from the hub's state as it was at connect time."""
+    refused: bool = False
+    """The answer is an error (the server logs those at most once per device per interval)."""
+
+
+@dataclass(slots=True)
+class Window:
+    """What the decisions since the last commit changed, to undo them if their commit fails (`OrderHub.rollback`)."""
+
+    seq: int
+    job_seq: int
+    numbers: dict[date, int]
+    orders: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    """Order id → its state before the window (`OrderView` dict), or None for an order created in the window."""
 
 
 @dataclass(slots=True)
@@ -201,17 +234,25 @@ class OrderHub:
         config: StoreConfig,
         *,
         clock: Clock = utc_now,
-        replay_window: int = 20_000,
+        replay_window: int | None = None,
     ) -> None:
         self.config = config
+        self.limits = config.limits
         self.clock = clock
         self.tz = ZoneInfo(config.store.timezone)
         self.seq = 0
         self.orders: dict[str, Order] = {}
         self.keys: dict[tuple[str, str], tuple[str, str]] = {}
-        """(source, key) → (order_id, number): the idempotency index."""
+        """(source, key) → (order_id, number): the idempotency index of the orders in memory (the database answers
+        for the others when the batch is committed)."""
         self.numbers: dict[date, int] = {}
-        self.log: deque[EventRecord] = deque(maxlen=replay_window)
+        self.log: deque[EventRecord] = deque()
+        """The tail of the event log, for resumes: at most `replay_events` events and `replay_memory_bytes`."""
+        self.log_max = replay_window if replay_window is not None else self.limits.replay_events
+        self.log_bytes = 0
+        self.writable = True
+        """False while the database refuses writes: changes are answered `unavailable`, reads go on."""
+        self.window = Window(0, 0, {})
         self._store_view: dict[Role, dict[str, Any]] = {}
         self.job_seq = 0
         """The id of the last print job made (restored from the database)."""
@@ -234,11 +275,12 @@ class OrderHub:
         self.job_seq = last_job
         for doc in orders:
             self._remember(Order.from_wire(doc))
-        for source, key, order_id, number in keys:
-            self.keys[(source, key)] = (order_id, number)
+        # Recent keys only count the day's numbers; the database answers for keys of orders not in memory.
+        for _source, _key, order_id, number in keys:
             self._count_number(order_id, number)
         for s, payload in events:
-            self.log.append(self._record_from_payload(s, payload))
+            self._log_append(self._record_from_payload(s, payload))
+        self.window = Window(self.seq, self.job_seq, dict(self.numbers))
 
     def apply_external(self, seq: int, payload: str) -> EventRecord:
         """Take in an event another hub of the store decided and stored (a replica keeping up).
@@ -251,8 +293,50 @@ class OrderHub:
         rec.order = Order.from_wire(ev["order"])
         self._remember(rec.order)
         self.seq = max(self.seq, seq)
-        self.log.append(rec)
+        self._log_append(rec)
         return rec
+
+    def _log_append(self, rec: EventRecord) -> None:
+        rec.size = _record_bytes(rec)
+        self.log.append(rec)
+        self.log_bytes += rec.size
+        while len(self.log) > self.log_max or (self.log_bytes > self.limits.replay_memory_bytes and len(self.log) > 1):
+            self.log_bytes -= self.log.popleft().size
+
+    # ------------------------------------------------------------------ commit windows (undo a failed commit)
+
+    def seal(self) -> Window:
+        """End the current window: the adapter is about to commit what was decided in it. Returns it for `rollback`."""
+        done = self.window
+        self.window = Window(self.seq, self.job_seq, dict(self.numbers))
+        return done
+
+    def _touch(self, o: Order) -> None:
+        """Remember an order's state before the first change in this window."""
+        if o.id not in self.window.orders:
+            self.window.orders[o.id] = o.to_wire()
+
+    def rollback(self, windows: Iterable[Window]) -> None:
+        """Undo the decisions of these windows, newest first: their commit failed, nobody was told of them.
+
+        Orders go back to their state before the windows (those created in them are forgotten with their keys),
+        and so do `seq`, the day's numbers, the print-job ids and the event log.
+        """
+        for w in windows:
+            for oid, before in w.orders.items():
+                gone = self.orders.pop(oid, None)
+                if gone is not None and self.keys.get((gone.source, gone.key), ("",))[0] == oid:
+                    del self.keys[(gone.source, gone.key)]
+                if before is not None:
+                    self._remember(Order.from_wire(before))
+            self.seq = w.seq
+            self.job_seq = w.job_seq
+            self.numbers = dict(w.numbers)
+            while self.log and self.log[-1].seq > w.seq:
+                rec = self.log.pop()
+                rec.dropped = True
+                self.log_bytes -= rec.size
+        self.window = Window(self.seq, self.job_seq, dict(self.numbers))
 
     def _remember(self, order: Order) -> None:
         """Hold an order stored by this hub or another one: the order, its key, the day's count."""
@@ -317,7 +401,7 @@ class OrderHub:
                 ["station"],
             )
         session = Session(dev, self.seq, conn)
-        d = Decision()
+        d = Decision(welcome=True)
         welcome, replay = self._welcome(session, msg.resume_from)
         d.replies.append((session, welcome))
         d.replies.extend((session, f) for f in replay)
@@ -440,11 +524,19 @@ class OrderHub:
         try:
             msg = parse_client_frame(frame)
         except FrameError as exc:
-            return self._error(session, exc.ref, exc.code, exc.message, exc.errors)
+            d = self._error(session, exc.ref, exc.code, exc.message, exc.errors)
+            d.ref = exc.ref
+            return d
         return self.handle(session, msg)
 
     def handle(self, session: Session, msg: Any) -> Decision:
         """Apply one parsed message from an authenticated session."""
+        d = self._decide(session, msg)
+        d.ref = getattr(msg, "ref", None)
+        d.write = not isinstance(msg, READS)
+        return d
+
+    def _decide(self, session: Session, msg: Any) -> Decision:
         kind: str = msg.type
         ref: str | None = getattr(msg, "ref", None)
         if kind not in ROLE_MESSAGES[session.role]:
@@ -460,6 +552,14 @@ class OrderHub:
                 return self._submit(session, msg)
             if isinstance(msg, Ping):
                 return Decision(replies=[(session, _dumps({"type": "pong", "ref": msg.ref, "seq": self.seq}))])
+            if not self.writable and not isinstance(msg, READS):
+                return self._error(
+                    session,
+                    ref,
+                    ErrorCode.UNAVAILABLE,
+                    "the hub cannot store changes right now (database fault); nothing was done: send it again",
+                    [{"loc": ["type"], "msg": "retry later"}],
+                )
             if isinstance(msg, OrderCancel):
                 return self._cancel(session, msg)
             if isinstance(msg, OrderAmend):
@@ -487,7 +587,8 @@ class OrderHub:
         c = code.value if isinstance(code, ErrorCode) else code
         return Decision(
             replies=[(session, error_frame(ref, code, message, errors))],
-            logs=[f"error to {session.device.id}: {c}: {message} (ref={ref})"],
+            logs=[f"error to {session.device.id}: {c}: {message} (ref={ref!a})"],
+            refused=True,
         )
 
     # ------------------------------------------------------------------ orders
@@ -541,6 +642,7 @@ class OrderHub:
             items=[self._make_item(str(k), it) for k, it in enumerate(o.items, start=1)],
         )
         order.build_tickets(now)
+        self.window.orders[order_id] = None
         self.orders[order_id] = order
         self.keys[(dev.id, o.key)] = (order_id, number)
         d = Decision()
@@ -621,6 +723,7 @@ class OrderHub:
 
     def _cancel(self, session: Session, msg: OrderCancel) -> Decision:
         o = self._order_for(session, msg.order_id)
+        self._touch(o)
         before = o.stations()
         live = live_tickets(o.to_wire())
         changed = o.cancel(msg.reason, self.clock())
@@ -646,6 +749,15 @@ class OrderHub:
             it = o.item(iid)
             if it is None or it.removed:
                 problems.append(Problem(("item_notes", iid), f"no live item {iid!r} in order {o.number}"))
+        cap = self.limits.max_items_per_order
+        if msg.add and len(o.items) + len(msg.add) > cap:
+            problems.append(
+                Problem(
+                    ("add",),
+                    f"order {o.number} holds {len(o.items)} lines (removed ones included); adding {len(msg.add)} "
+                    f"would pass the limit of {cap} lines per order",
+                )
+            )
         if not (msg.add or msg.remove or msg.item_notes or msg.note is not None):
             problems.append(Problem((), "nothing to change: give add, remove, note or item_notes"))
         if not problems:
@@ -662,6 +774,7 @@ class OrderHub:
         )
         if not effective:
             return Decision(replies=[(session, ack_frame(msg.ref, None))])
+        self._touch(o)
         before = o.stations()
         start = o.next_item_id()
         added = [self._make_item(str(start + k), it) for k, it in enumerate(msg.add)]
@@ -693,6 +806,7 @@ class OrderHub:
                 f"ticket {msg.ticket_id} belongs to station {station}, this device is at {session.station}",
                 ("ticket_id",),
             )
+        self._touch(o)
         before = o.stations()
         now = self.clock()
         item_id: str | None = None
@@ -708,6 +822,7 @@ class OrderHub:
 
     def _counter(self, session: Session, msg: OrderCall | OrderHandover | OrderRecall) -> Decision:
         o = self._order_for(session, msg.order_id)
+        self._touch(o)
         before = o.stations()
         now = self.clock()
         if isinstance(msg, OrderCall):
@@ -882,7 +997,7 @@ class OrderHub:
             order_json=order_json,
             order=o,
         )
-        self.log.append(rec)
+        self._log_append(rec)
         return rec
 
     @staticmethod
@@ -934,10 +1049,19 @@ class OrderHub:
 
     # ------------------------------------------------------------------ housekeeping
 
-    def evict(self, keep: timedelta = timedelta(hours=2)) -> int:
-        """Drop closed orders older than `keep` from memory (they stay in the database); returns how many."""
+    def evict(self) -> tuple[int, list[Order]]:
+        """Let orders leave memory (they stay in the database): closed ones `closed_keep_s` after they closed, open
+        ones older than `open_max_age_h` (returned, for the log: somebody forgot them). Returns (closed, stale)."""
         now = self.clock()
-        old = [oid for oid, o in self.orders.items() if not o.is_open and now - o.updated_at > keep]
-        for oid in old:
-            del self.orders[oid]
-        return len(old)
+        keep = timedelta(seconds=self.limits.closed_keep_s)
+        max_age = timedelta(hours=self.limits.open_max_age_h)
+        closed = [o for o in self.orders.values() if not o.is_open and now - o.updated_at > keep]
+        stale = [o for o in self.orders.values() if o.is_open and now - o.created_at > max_age]
+        for o in (*closed, *stale):
+            del self.orders[o.id]
+            if self.keys.get((o.source, o.key), ("",))[0] == o.id:
+                del self.keys[(o.source, o.key)]
+        today = now.astimezone(self.tz).date()
+        for day in [d for d in self.numbers if (today - d).days > 2]:
+            del self.numbers[day]
+        return len(closed), stale

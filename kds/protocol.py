@@ -10,6 +10,7 @@ Naming: requests are imperative (`order.submit`, `ticket.bump`), events are past
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -30,13 +31,27 @@ ShortText = Annotated[str, Field(max_length=500)]
 
 
 class CloseCode:
-    """Websocket close codes the hub uses (4xxx: application-defined)."""
+    """Websocket close codes the hub uses (4xxx: application-defined).
+
+    4000-4009: the hub refuses this device or frame; reconnecting the same way will not help. 4010 and up: a
+    passing condition; reconnect (with backoff) and resume with `resume_from`.
+    """
 
     BAD_HELLO = 4000
     UNAUTHORIZED = 4001
     FORBIDDEN = 4003
     TOO_LARGE = 4009
     HUB_SHUTTING_DOWN = 4010
+    TOO_SLOW = 4011
+    """The device did not read what the hub sent (over the outgoing byte cap, or stalled)."""
+    TOO_MANY_CONNECTIONS = 4012
+    """The hub (or this device) has as many connections as its limits allow."""
+    RETRY = 4013
+    """The welcome this connection got was withdrawn (the database refused a write meanwhile): connect again."""
+    INTERNAL = 4014
+    """The hub failed while sending to this connection; it went on serving the others."""
+    RATE_LIMITED = 4029
+    """Too many frames, or too many new connections from one address."""
 
 
 class ErrorCode(StrEnum):
@@ -52,6 +67,11 @@ class ErrorCode(StrEnum):
     UNAUTHORIZED = "unauthorized"
     BAD_HELLO = "bad_hello"
     INTERNAL = "internal"
+    UNAVAILABLE = "unavailable"
+    """The hub could not store the change (database fault): nothing was done; send the same frame again later."""
+    RATE_LIMITED = "rate_limited"
+    """Too many frames or connections: this one was not processed."""
+    TOO_MANY_CONNECTIONS = "too_many_connections"
 
 
 class _Msg(BaseModel):
@@ -660,7 +680,35 @@ class FrameError(Exception):
 
 def _ref_of(data: Any) -> str | None:
     ref = data.get("ref") if isinstance(data, dict) else None
-    return ref if isinstance(ref, str) and 0 < len(ref) <= 64 else None
+    return ref if isinstance(ref, str) and 0 < len(ref) <= 64 and _is_text(ref) else None
+
+
+def _is_text(s: str) -> bool:
+    """False for a string that is not valid Unicode text (a lone surrogate, which UTF-8 cannot carry)."""
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _surrogates(node: Any, loc: list[int | str]) -> list[int | str] | None:
+    """The path of the first string (or object key) in a parsed frame that is not valid text, if any."""
+    if isinstance(node, str):
+        return None if _is_text(node) else loc
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if not _is_text(k):
+                return [*loc, k.encode("utf-8", "backslashreplace").decode("ascii")]
+            found = _surrogates(v, [*loc, k])
+            if found is not None:
+                return found
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            found = _surrogates(v, [*loc, i])
+            if found is not None:
+                return found
+    return None
 
 
 def _no_constants(name: str) -> Any:
@@ -668,6 +716,7 @@ def _no_constants(name: str) -> Any:
 
 
 _TAGGED = {"fulfilment"}
+_LONE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def _frame_loc(loc: tuple[int | str, ...]) -> list[int | str]:
@@ -701,6 +750,19 @@ def parse_client_frame(frame: str | bytes) -> Any:
             [{"loc": [], "msg": f"expected an object, got {type(data).__name__}"}],
         )
     ref = _ref_of(data)
+    # A `\\uD800`-style escape decodes to a lone surrogate: valid JSON, but not text that UTF-8 (the wire, the
+    # database) can carry. Cheap test first: only a frame with a \\uD8..-\\uDF.. escape can hold one.
+    text = frame if isinstance(frame, str) else frame.decode("latin-1")
+    if "\\u" in text and _LONE_ESCAPE.search(text):
+        bad = _surrogates(data, [])
+        if bad is not None:
+            where = ".".join(str(p) for p in bad) or "frame"
+            raise FrameError(
+                ErrorCode.INVALID_MESSAGE,
+                f"{where}: not valid Unicode text (a lone surrogate escape)",
+                [{"loc": bad, "msg": "string contains a lone UTF-16 surrogate, which is not valid text"}],
+                ref,
+            )
     kind = data.get("type")
     if not isinstance(kind, str):
         raise FrameError(

@@ -4,36 +4,53 @@ Every decision the hub makes goes through one ordered pipeline: its events are c
 decisions share a commit when they arrive together: group commit), and only then are its replies sent and its
 events broadcast, in `seq` order. So an `order.accepted` is never sent for an order that is not stored, and no
 device sees a state the database does not hold.
+
+The hub keeps serving whatever one device or the database does (docs/reliability.md):
+- every frame a connection gets goes through its `Outbox`, which has a byte cap; a device that does not read is
+  closed (4011) instead of growing the hub, and keepalive pings never wait behind a full buffer;
+- a commit that fails (disk full, lock held, connection lost) is undone in memory (`OrderHub.rollback`): nobody
+  was told of it, every frame of it is answered `unavailable` (retry), and the hub refuses changes for a backoff
+  while it serves reads and screens, then tries again;
+- rates, connections and log lines are bounded per device and per address (`Limits` in the config).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import json
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, TypeVar
 
-from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
-from websockets.exceptions import ConnectionClosed
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConcurrencyError, ConnectionClosed
 from websockets.frames import CloseCode as WsCloseCode
+from websockets.protocol import State
 
-from kds.hub import AuthError, Decision, EventRecord, OrderHub, Session, error_frame
+from kds.hub import AuthError, Decision, EventRecord, OrderHub, Session, Window, error_frame
+from kds.limits import LogThrottle, TokenBucket
+from kds.outbox import Outbox
 from kds.printing import PrintJob, PrintSink
-from kds.protocol import MAX_FRAME_BYTES, CloseCode, ErrorCode, PrinterState
+from kds.protocol import CloseCode, ErrorCode, PrinterState, _ref_of
 from kds.store import Store
 
 log = logging.getLogger("kds.server")
 T = TypeVar("T")
 
-HELLO_TIMEOUT_S = 10.0
-MAX_BUFFERED_BYTES = 8 * 1024 * 1024
-"""A device that stops reading is disconnected past this much unsent data (it resumes when it reconnects)."""
+CLOSE_TIMEOUT_S = 2.0
+"""After the hub sends a close frame, the peer has this long to answer before the TCP connection is cut."""
+TICK_S = 1.0
+"""Housekeeping of connections (keepalive, stalls, the total outgoing budget) runs this often."""
+EVICT_EVERY_S = 30.0
 
 
 class _KdsConnection(ServerConnection):
@@ -44,11 +61,24 @@ class _KdsConnection(ServerConnection):
 
         def fail(code: int, reason: str = "") -> None:
             if code == WsCloseCode.MESSAGE_TOO_BIG:
-                code, reason = CloseCode.TOO_LARGE, f"frame larger than {MAX_FRAME_BYTES} bytes"
+                limit = getattr(protocol, "max_message_size", None)
+                code, reason = CloseCode.TOO_LARGE, f"frame larger than {limit} bytes"
             original(code, reason)
 
         protocol.fail = fail
         super().__init__(protocol, *args, **kwargs)
+
+
+@dataclass(eq=False)
+class Link:
+    """One websocket connection as the server sees it: its outgoing queue, its address, its device (after hello)."""
+
+    conn: ServerConnection
+    ip: str
+    outbox: Outbox
+    session: Session | None = None
+    closing: bool = False
+    last_ping: float = field(default_factory=time.monotonic)
 
 
 class HubServer:
@@ -65,11 +95,14 @@ class HubServer:
     ) -> None:
         self.hub = hub
         self.store = store
+        self.limits = hub.limits
         self.printing = printing
         """The print spooler (`printers.spooler.Spooler`), when the hub prints."""
         self.host = host
         self.port = port
         self.sessions: set[Session] = set()
+        self._links: dict[ServerConnection, Link] = {}
+        self._per_device: collections.Counter[str] = collections.Counter()
         self._server: Server | None = None
         self._pending: list[tuple[Decision, ServerConnection | None]] = []
         self._wake = asyncio.Event()
@@ -79,11 +112,24 @@ class HubServer:
         self.failed: BaseException | None = None
         self.stopped = asyncio.Event()
         self.commits = 0
+        self.commit_failures = 0
+        """Commits the database refused since the hub started (each undone and answered `unavailable`)."""
+        self.closes: collections.Counter[int] = collections.Counter()
+        """Connections the hub closed, by close code (tests and the reliability bench read it)."""
+        self._failing = 0
+        """Failed commits in a row (the backoff before the hub accepts changes again doubles with each)."""
         self._tasks: set[asyncio.Future[Any]] = set()
+        # Limits: token buckets per device (frames) and per address (hellos, refused hellos), one log throttle.
+        self._frames: dict[str, TokenBucket] = {}
+        self._abuse: dict[str, TokenBucket] = {}
+        self._hellos: dict[str, TokenBucket] = {}
+        self._auth_failures: dict[str, TokenBucket] = {}
+        self._quiet = LogThrottle(self.limits.log_interval_s)
         # Several hubs on one store (PostgreSQL): one leads (decides and writes), the others follow the events it
         # stores and relay their devices' frames to it through the database.
         self.hub_id = uuid.uuid4().hex[:12]
         self.leading = True
+        self._spooling = False
         self._waiting: dict[int, Session] = {}
         """Follower: relayed command id → the session waiting for its answer."""
         self._last_reply = 0
@@ -91,18 +137,23 @@ class HubServer:
         self._notified = asyncio.Event()
         self._listen_stop = threading.Event()
         self._cluster_tasks: list[asyncio.Task[None]] = []
-        self._listener: asyncio.Future[None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
         """Load state from the database and start listening."""
         loop = asyncio.get_running_loop()
+        lim = self.limits
         await loop.run_in_executor(self._executor, self.store.claim_file)
         await loop.run_in_executor(self._executor, self.store.create_schema)
         docs, events, seq, keys = await loop.run_in_executor(
             self._executor,
-            lambda: self.store.load(now=self.hub.clock(), replay_window=self.hub.log.maxlen or 0),
+            lambda: self.store.load(
+                now=self.hub.clock(),
+                keep=_seconds(lim.closed_keep_s),
+                replay_window=self.hub.log_max,
+                open_max_age=_seconds(lim.open_max_age_h * 3600),
+            ),
         )
         last_job = await loop.run_in_executor(self._executor, self.store.last_job_id)
         self.hub.restore(docs, events, seq, keys, last_job=last_job)
@@ -117,10 +168,11 @@ class HubServer:
             self._handle,
             self.host,
             self.port,
-            max_size=MAX_FRAME_BYTES,
+            max_size=lim.max_frame_bytes,
             create_connection=_KdsConnection,
-            ping_interval=20,
-            ping_timeout=20,
+            # Keepalive is the server's own (`_keepalive`): websockets' waits behind a full write buffer.
+            ping_interval=None,
+            close_timeout=CLOSE_TIMEOUT_S,
         )
         sock = next(iter(self._server.sockets))
         self.port = sock.getsockname()[1]
@@ -138,9 +190,25 @@ class HubServer:
             else:
                 loop.call_soon_threadsafe(self._notified.set)
 
-        self._listener = loop.run_in_executor(None, self.store.listen, notified, self._listen_stop)
+        self._cluster_tasks.append(asyncio.create_task(self._listen_loop(notified), name="kds-listen"))
         self._cluster_tasks.append(asyncio.create_task(self._cluster_loop(), name="kds-cluster"))
         log.info("hub %s %s store %s", self.hub_id, "leads" if self.leading else "follows", self.store.store_id)
+
+    async def _listen_loop(self, notified: Callable[[str], None]) -> None:
+        # The notification connection can drop (a terminated backend, a restarted server): listen again, with
+        # backoff, and catch up on whatever was notified meanwhile (the cluster loop also polls every second).
+        loop = asyncio.get_running_loop()
+        failures = 0
+        while not self._listen_stop.is_set():
+            try:
+                await loop.run_in_executor(None, self.store.listen, notified, self._listen_stop)
+            except Exception as exc:
+                failures += 1
+                log.warning("hub %s lost its database notifications (%s); listening again", self.hub_id, exc)
+                await asyncio.sleep(min(5.0, 0.2 * 2**failures))
+                self._notified.set()
+            else:
+                failures = 0
 
     def _printer_elsewhere(self, payload: str) -> None:
         if self.leading:
@@ -149,11 +217,14 @@ class HubServer:
         self._tell_printer(self.hub.printer_status(p["printer"], PrinterState(p["state"]), p["message"]))
 
     async def _lead(self) -> None:
-        if self.printing is not None:
+        if self.printing is not None and not self._spooling:
+            self._spooling = True
             await self.printing.start(self.store, self.run_db, self.printer_status)
 
     async def _cluster_loop(self) -> None:
         # Woken by NOTIFY; also every second, so a lost notification only delays, and a follower tries to lead.
+        # A database fault here is logged and retried with backoff: the hub goes on serving from memory.
+        failures = 0
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._notified.wait(), 1.0)
@@ -161,22 +232,44 @@ class HubServer:
             try:
                 if self.leading:
                     if not await self.run_db(self.store.still_leading):
-                        raise RuntimeError("lost the database connection that holds the lead of the store")
+                        await self._lost_lead()
+                        continue
                     await self._take_commands()
                 else:
                     await self._follow()
                     if await self.run_db(self.store.try_lead):
                         await self._follow()  # whatever the old leader stored before it went
                         self.hub.job_seq = await self.run_db(self.store.last_job_id)
+                        self.hub.seal()
                         self.leading = True
                         log.warning("hub %s now leads store %s", self.hub_id, self.store.store_id)
                         await self._lead()
                         await self._take_commands()
+                    elif self._spooling and self.printing is not None:
+                        # Another hub leads now and prints: this one must not.
+                        log.warning(
+                            "hub %s: another hub leads store %s; its spooler stops", self.hub_id, self.store.store_id
+                        )
+                        self._spooling = False
+                        await self.printing.stop()
+                failures = 0
+            except asyncio.CancelledError:
+                raise
             except Exception as exc:
-                log.critical("hub %s stops: %s", self.hub_id, exc, exc_info=True)
-                self.failed = exc
-                self._spawn(self.stop())
-                return
+                failures += 1
+                if failures == 1 or failures % 30 == 0:
+                    log.error(
+                        "hub %s: database fault in the cluster loop (%d in a row): %s", self.hub_id, failures, exc
+                    )
+                await asyncio.sleep(min(5.0, 0.25 * 2**failures))
+
+    async def _lost_lead(self) -> None:
+        """The connection that held the lead is gone (and with it the lock): follow until the lead is taken again."""
+        log.error(
+            "hub %s lost the database connection that holds the lead of store %s", self.hub_id, self.store.store_id
+        )
+        self.leading = False
+        await self.run_db(self.store.release_lead)
 
     async def _follow(self) -> None:
         """Apply what the leading hub stored: answers to this hub's devices first, then the events."""
@@ -184,7 +277,7 @@ class HubServer:
             self._last_reply = max(self._last_reply, rid)
             session = self._waiting.pop(cid, None)
             if session is not None and session.conn is not None:
-                broadcast([session.conn], frame)
+                self._send(session.conn, frame)
         while True:
             batch = await self.run_db(lambda: self.store.events_after(self.hub.seq))
             for seq, payload in batch:
@@ -194,6 +287,8 @@ class HubServer:
 
     async def _take_commands(self) -> None:
         """The leading hub decides the frames other hubs relayed, in the order they came."""
+        if not self.hub.writable:
+            return  # taken again (from `_last_command`) once the database takes writes
         for cid, origin, device_id, frame in await self.run_db(lambda: self.store.pending_commands(self._last_command)):
             self._last_command = cid
             device = self.hub.config.device(device_id)
@@ -207,8 +302,14 @@ class HubServer:
             self._submit(self.hub.handle_frame(session, frame), None)
 
     async def _relay(self, session: Session, frame: str | bytes) -> None:
-        text = frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
-        cid = await self.run_db(lambda: self.store.relay_command(self.hub_id, session.device.id, text))
+        try:
+            text = frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
+            cid = await self.run_db(lambda: self.store.relay_command(self.hub_id, session.device.id, text))
+        except Exception as exc:
+            if session.conn is not None:
+                self._send(session.conn, _unavailable(_frame_ref(frame)))
+            self._log_quietly(session.device.id, f"could not relay a frame of {session.device.id}: {exc}")
+            return
         self._waiting[cid] = session
 
     async def run_db(self, fn: Callable[[], T]) -> T:
@@ -222,13 +323,19 @@ class HubServer:
         if self.store.shared:
             # The other hubs of the store tell their own screens (the leader's spooler is the only one printing).
             payload = json.dumps({"printer": printer, "state": state.value, "message": message})
-            self._spawn(self.run_db(lambda: self.store.notify("p" + payload)))
+            self._spawn(self._quiet_db(lambda: self.store.notify("p" + payload)))
         self._tell_printer(notice)
 
+    async def _quiet_db(self, fn: Callable[[], Any]) -> None:
+        try:
+            await self.run_db(fn)
+        except Exception as exc:
+            log.warning("database: %s", exc)
+
     def _tell_printer(self, notice: Any) -> None:
-        conns = [s.conn for s in self.sessions if s.conn is not None and notice.frame_for(s) is not None]
-        if conns:
-            broadcast(conns, notice.frame)
+        for s in list(self.sessions):
+            if s.conn is not None and notice.frame_for(s) is not None:
+                self._send(s.conn, notice.frame)
 
     @property
     def url(self) -> str:
@@ -239,18 +346,17 @@ class HubServer:
         """Stop accepting, flush what is pending, close connections."""
         if self._server is not None:
             self._server.close(close_connections=False)
-            for s in list(self.sessions):
-                if s.conn is not None:
-                    await s.conn.close(CloseCode.HUB_SHUTTING_DOWN, "hub shutting down")
+            for link in list(self._links.values()):
+                self._close(link, CloseCode.HUB_SHUTTING_DOWN, "hub shutting down")
             await self._server.wait_closed()
         self._wake.set()
         self._listen_stop.set()
         for t in self._cluster_tasks:
             t.cancel()
-        if self._listener is not None:
-            with contextlib.suppress(Exception):
-                await self._listener
-        if self.printing is not None and self.leading:
+        for t in self._cluster_tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        if self.printing is not None and self._spooling:
             await self.printing.stop()
         if self._housekeeper is not None:
             self._housekeeper.cancel()
@@ -258,59 +364,261 @@ class HubServer:
             self._committer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._committer
-        if self._pending and self.failed is None:
-            self._flush_sync()
+        if self._pending and self.failed is None and self.hub.writable:
+            try:
+                self._flush_sync()
+            except Exception as exc:
+                log.error("could not store what was pending at shutdown (nothing of it was acknowledged): %s", exc)
         self._executor.shutdown(wait=True)
         self.store.close()
         self.stopped.set()
 
     async def serve_forever(self) -> None:
-        """Run until stopped (or until the database fails)."""
+        """Run until stopped."""
         await self.stopped.wait()
         if self.failed is not None:
             raise self.failed
 
-    async def _housekeeping(self, every_s: float = 60.0) -> None:
-        # Closed orders leave memory after a while; they stay in the database (and their keys in the index).
+    async def _housekeeping(self) -> None:
+        # Every second: keepalive, stalled and over-budget connections. Every 30 s: orders leave memory (they stay
+        # in the database), the limits forget quiet devices and addresses, the relay table is pruned.
+        last_evict = time.monotonic()
         while True:
-            await asyncio.sleep(every_s)
-            dropped = self.hub.evict()
-            if dropped:
-                log.info("evicted %d closed orders from memory", dropped)
-            if self.store.shared and self.leading:
-                await self.run_db(self.store.prune_relay)
+            await asyncio.sleep(TICK_S)
+            try:
+                now = time.monotonic()
+                self._tick(now)
+                if now - last_evict >= EVICT_EVERY_S:
+                    last_evict = now
+                    await self._evict(now)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("housekeeping failed; the hub serves on")
+
+    async def _evict(self, now: float) -> None:
+        closed, stale = self.hub.evict()
+        if closed:
+            log.info("%d closed orders left memory (they stay in the database)", closed)
+        for o in stale:
+            log.warning(
+                "order %s (%s) has been open since %s, past open_max_age_h=%g: it leaves the screens' memory; "
+                "close or cancel it (it stays in the database)",
+                o.number,
+                o.id,
+                o.created_at.isoformat(timespec="minutes"),
+                self.limits.open_max_age_h,
+            )
+        for buckets in (self._frames, self._abuse, self._hellos, self._auth_failures):
+            for key in [k for k, b in buckets.items() if b.full(now)]:
+                del buckets[key]
+        self._quiet.forget(now)
+        if self.store.shared and self.leading:
+            await self._quiet_db(self.store.prune_relay)
+
+    def _tick(self, now: float) -> None:
+        lim = self.limits
+        loop_now = asyncio.get_running_loop().time()
+        total = 0
+        for link in list(self._links.values()):
+            if link.closing:
+                continue
+            conn = link.conn
+            if link.outbox.stalled_for(now) > lim.outbox_stall_s:
+                self._close(link, CloseCode.TOO_SLOW, f"not reading: nothing sent for {lim.outbox_stall_s:g} s")
+                continue
+            pings = conn.pending_pings
+            if pings:
+                oldest = min(t for _fut, t in pings.values())
+                if loop_now - oldest > lim.keepalive_timeout_s:
+                    self._log_quietly(
+                        _who(link), f"{_who(link)}: no answer to a ping for {lim.keepalive_timeout_s:g} s; dropped"
+                    )
+                    self.closes[1006] += 1
+                    link.closing = True
+                    link.outbox.close()
+                    conn.transport.abort()
+                    continue
+            elif now - link.last_ping >= lim.keepalive_interval_s and conn.protocol.state is State.OPEN:
+                link.last_ping = now
+                self._spawn(_ping(conn))
+            total += link.outbox.buffered()
+        if total > lim.outbox_total_bytes:
+            # The hub as a whole holds too much for devices that do not read: close the worst first.
+            for link in sorted(self._links.values(), key=lambda k: k.outbox.buffered(), reverse=True):
+                if total <= lim.outbox_total_bytes:
+                    break
+                if link.closing:
+                    continue
+                total -= link.outbox.buffered()
+                self._close(link, CloseCode.TOO_SLOW, "the hub holds too much unsent data: reconnect with resume_from")
 
     # ------------------------------------------------------------------ connections
 
     async def _handle(self, conn: ServerConnection) -> None:
+        lim = self.limits
+        now = time.monotonic()
+        ip = _ip_of(conn)
+        link = Link(conn, ip, Outbox(conn, max_bytes=lim.outbox_max_bytes))
+        if len(self._links) >= lim.max_connections:
+            self._log_quietly("connections", f"refused a connection from {ip}: {lim.max_connections} open already")
+            self._refuse(
+                link,
+                error_frame(None, ErrorCode.TOO_MANY_CONNECTIONS, f"the hub has {lim.max_connections} connections"),
+                CloseCode.TOO_MANY_CONNECTIONS,
+                "too many connections",
+            )
+            return
+        failures = self._auth_failures.get(ip)
+        if not _bucket(self._hellos, ip, lim.hellos_per_s, lim.hello_burst).take(now) or (
+            failures is not None and not failures.peek(now)
+        ):
+            self._log_quietly("hello:" + ip, f"refused a connection from {ip}: too many new connections")
+            self._refuse(
+                link,
+                error_frame(None, ErrorCode.RATE_LIMITED, "too many new connections from this address: wait and retry"),
+                CloseCode.RATE_LIMITED,
+                "too many new connections",
+            )
+            return
+        self._links[conn] = link
         try:
-            first = await asyncio.wait_for(conn.recv(), HELLO_TIMEOUT_S)
+            await self._serve(link)
+        finally:
+            link.outbox.close()
+            del self._links[conn]
+            session = link.session
+            if session is not None:
+                self.sessions.discard(session)
+                self._per_device[session.device.id] -= 1
+                if self._per_device[session.device.id] <= 0:
+                    del self._per_device[session.device.id]
+                log.info("device %s disconnected (%s)", session.device.id, conn.close_code)
+
+    async def _serve(self, link: Link) -> None:
+        conn, lim = link.conn, self.limits
+        try:
+            first = await asyncio.wait_for(conn.recv(), lim.hello_timeout_s)
         except TimeoutError:
-            await conn.close(CloseCode.BAD_HELLO, "no hello")
+            self._close(link, CloseCode.BAD_HELLO, "no hello")
+            await conn.wait_closed()
             return
         except ConnectionClosed:
             return
         try:
             session, decision = self.hub.connect(first, conn)
         except AuthError as exc:
-            log.warning("refused connection from %s: %s", conn.remote_address, exc)
-            with contextlib.suppress(ConnectionClosed):
-                await conn.send(exc.frame)
-                await conn.close(exc.close_code, str(exc)[:120])
+            if exc.close_code == CloseCode.UNAUTHORIZED:
+                _bucket(self._auth_failures, link.ip, lim.auth_failures_per_min / 60, lim.auth_failure_burst).take(
+                    time.monotonic()
+                )
+            self._log_quietly("auth:" + link.ip, f"refused connection from {link.ip}: {exc}")
+            self._refuse(link, exc.frame, exc.close_code, str(exc)[:120])
+            await conn.wait_closed()
             return
+        dev = session.device
+        if self._per_device[dev.id] >= lim.max_connections_per_device:
+            self._log_quietly(
+                "conn:" + dev.id, f"refused another connection of {dev.id}: {lim.max_connections_per_device} open"
+            )
+            self._refuse(
+                link,
+                error_frame(
+                    None,
+                    ErrorCode.TOO_MANY_CONNECTIONS,
+                    f"device {dev.id} has {lim.max_connections_per_device} connections open already",
+                    [{"loc": ["device"], "msg": "too many connections"}],
+                ),
+                CloseCode.TOO_MANY_CONNECTIONS,
+                "too many connections for this device",
+            )
+            await conn.wait_closed()
+            return
+        link.session = session
+        self._per_device[dev.id] += 1
         self.sessions.add(session)
         self._submit(decision, conn)
         try:
             async for frame in conn:
+                if link.closing or not self._admit(link, session, frame):
+                    continue
                 if self.leading:
                     self._submit(self.hub.handle_frame(session, frame), conn)
                 else:
                     await self._relay(session, frame)
         except ConnectionClosed:
             pass
-        finally:
-            self.sessions.discard(session)
-            log.info("device %s disconnected (%s)", session.device.id, conn.close_code)
+
+    def _admit(self, link: Link, session: Session, frame: str | bytes) -> bool:
+        """The device's frame rate: within it, the frame is decided; over it, `rate_limited`; far over it, close."""
+        lim, now, dev = self.limits, time.monotonic(), session.device.id
+        if _bucket(self._frames, dev, lim.frames_per_s, lim.frame_burst).take(now):
+            return True
+        if not _bucket(self._abuse, dev, lim.frames_per_s, lim.abuse_burst).take(now):
+            self._log_quietly("rate:" + dev, f"device {dev} keeps sending past its frame rate: closed")
+            self._close(link, CloseCode.RATE_LIMITED, "too many frames")
+            return False
+        self._log_quietly("rate:" + dev, f"device {dev} is over its frame rate ({lim.frames_per_s:g}/s)")
+        self._send(
+            link.conn,
+            error_frame(
+                _frame_ref(frame),
+                ErrorCode.RATE_LIMITED,
+                f"more than {lim.frames_per_s:g} frames per second from this device: nothing was done; slow down and "
+                "send it again",
+                [{"loc": [], "msg": "rate limited"}],
+            ),
+        )
+        return False
+
+    def _refuse(self, link: Link, frame: str, code: int, reason: str) -> None:
+        # Connections that never got a session: one error frame, then the close (never waiting on the peer).
+        self._links.setdefault(link.conn, link)
+        self._send(link.conn, frame)
+        self._close(link, code, reason)
+
+    def _send(self, conn: ServerConnection, frame: str | bytes) -> None:
+        """Queue one frame for one connection; a connection over its cap, or one that fails, is closed (only it)."""
+        link = self._links.get(conn)
+        if link is None or link.closing:
+            return
+        try:
+            data = frame.encode("utf-8") if isinstance(frame, str) else frame
+            if not link.outbox.put(data):
+                self._close(
+                    link,
+                    CloseCode.TOO_SLOW,
+                    f"more than {self.limits.outbox_max_bytes} bytes waiting: reconnect with resume_from",
+                )
+        except Exception:
+            log.exception("failed sending to %s; closing that connection only", _who(link))
+            self._close(link, CloseCode.INTERNAL, "hub error while sending to this connection")
+
+    def _close(self, link: Link, code: int, reason: str) -> None:
+        """Close a connection without waiting on it: what waits is dropped, the close frame goes out (behind what
+        the socket holds), and the TCP connection is cut if the peer has not answered within CLOSE_TIMEOUT_S."""
+        if link.closing:
+            return
+        link.closing = True
+        self.closes[code] += 1
+        link.outbox.close()
+        conn = link.conn
+        if code not in (CloseCode.HUB_SHUTTING_DOWN, CloseCode.BAD_HELLO) and link.session is not None:
+            self._log_quietly("close:" + _who(link), f"closing {_who(link)}: {code} {reason}")
+        try:
+            if conn.protocol.state is State.OPEN:
+                conn.protocol.send_close(code, reason[:120])
+                conn.send_data()
+        except Exception as exc:
+            log.debug("close of %s: %s", _who(link), exc)
+        transport = conn.transport
+        if transport is not None:
+            asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_S, transport.abort)
+
+    def _log_quietly(self, key: str, line: str, level: int = logging.WARNING) -> None:
+        held = self._quiet.allow(key, time.monotonic())
+        if held is not None:
+            log.log(level, "%s%s", line, f" (and {held} more like it)" if held else "")
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -324,33 +632,103 @@ class HubServer:
     # ------------------------------------------------------------------ commit, then deliver
 
     async def _commit_loop(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             await self._wake.wait()
             self._wake.clear()
             while self._pending:
-                batch, self._pending = self._pending, []
-                records, jobs, replies, done = self._writes(batch)
-                if records or jobs or done:
-                    try:
-                        known = await loop.run_in_executor(
-                            self._executor,
-                            functools.partial(self.store.commit, records, jobs, replies=replies, done=done),
-                        )
-                    except Exception as exc:
-                        # The hub's memory is ahead of the database now: stop rather than acknowledge anything.
-                        log.critical("database commit failed, stopping the hub: %s", exc, exc_info=True)
-                        self.failed = exc
-                        for _d, c in batch:
-                            if c is not None:
-                                broadcast([c], error_frame(None, ErrorCode.INTERNAL, "hub storage failure"))
-                        self._spawn(self.stop())
-                        return
-                    self._withdraw(batch, known)
-                    self.commits += 1
-                    self._print(jobs)
-                for d, _c in batch:
-                    self._deliver(d)
+                try:
+                    await self._commit_next()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    # Last resort: a fault of the hub itself (not the database's). Log it and serve on.
+                    log.critical("hub fault while committing and delivering; serving on", exc_info=True)
+
+    async def _commit_next(self) -> None:
+        batch, self._pending = self._pending, []
+        window = self.hub.seal()
+        records, jobs, replies, done = self._writes(batch)
+        if records or jobs or done:
+            try:
+                known = await asyncio.get_running_loop().run_in_executor(
+                    self._executor,
+                    functools.partial(self.store.commit, records, jobs, replies=replies, done=done),
+                )
+            except Exception as exc:
+                self._storage_failed(batch, window, exc)
+                return
+            if self._failing:
+                log.warning("database: writes succeed again after %d failed commits; accepting changes", self._failing)
+                self._failing = 0
+            self._withdraw(batch, known)
+            self.commits += 1
+            self._print(jobs)
+            for rec in records:
+                rec.committed()
+        for d, _c in batch:
+            self._deliver(d)
+
+    def _storage_failed(
+        self, batch: list[tuple[Decision, ServerConnection | None]], window: Window, exc: Exception
+    ) -> None:
+        """The database refused a batch: undo it (and what was decided on top of it), tell nobody of it, answer
+        every frame of it `unavailable`, and refuse changes for a while."""
+        self.commit_failures += 1
+        self._failing += 1
+        newer = self.hub.seal()
+        failed = batch + self._pending
+        self._pending = []
+        self.hub.rollback([newer, window])
+        self.hub.writable = False
+        delay = min(self.limits.db_retry_max_s, self.limits.db_retry_s * 2 ** (self._failing - 1))
+        log.error(
+            "database commit failed (%d in a row): %s; %d frames answered 'unavailable', nothing of them applied; "
+            "changes are refused for %.1f s, reads and screens go on",
+            self._failing,
+            exc,
+            len(failed),
+            delay,
+            exc_info=self._failing == 1,
+        )
+        for d, _c in failed:
+            self._refuse_decision(d)
+        self._spawn(self._reopen(delay))
+
+    def _refuse_decision(self, d: Decision) -> None:
+        for rec in d.events:
+            rec.dropped = True
+        for job in d.jobs:
+            job.dropped = True
+        session = d.replies[0][0] if d.replies else None
+        if session is not None and session.origin is not None:
+            # A frame another hub relayed: take it again when the database is back.
+            self._last_command = min(self._last_command, session.origin[1] - 1)
+            if session.origin[0] == self.hub_id and session.conn is not None:
+                self._waiting[session.origin[1]] = session
+            return
+        if session is None or session.conn is None:
+            return
+        if d.welcome:
+            # Built on a state that was just undone: the device connects again and gets the right one.
+            link = self._links.get(session.conn)
+            if link is not None:
+                self._close(link, CloseCode.RETRY, "the hub's database refused a write meanwhile: connect again")
+        elif d.write:
+            self._send(session.conn, _unavailable(d.ref))
+        else:
+            for s, frame in d.replies:
+                if s.conn is not None:
+                    self._send(s.conn, frame)
+
+    async def _reopen(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        with contextlib.suppress(Exception):
+            # Fresh connections: a dropped one (terminated backend) must not fail the next batch too.
+            await self.run_db(self.store.engine.dispose)
+        self.hub.writable = True
+        log.warning("database: trying writes again (after %d failed commits)", self._failing)
+        if self.store.shared:
+            self._notified.set()  # relayed frames that wait
 
     def _writes(
         self, batch: list[tuple[Decision, ServerConnection | None]]
@@ -385,36 +763,74 @@ class HubServer:
             self.printing.submit([j for j in jobs if not j.dropped])
 
     def _deliver(self, d: Decision) -> None:
-        for line in d.logs:
-            log.info("%s", line)
+        if d.refused and d.replies:
+            dev = d.replies[0][0].device.id
+            for line in d.logs:
+                self._log_quietly("refused:" + dev, line, logging.INFO)
+        else:
+            for line in d.logs:
+                log.info("%s", line)
         for session, frame in d.replies:
             if session.conn is not None:
-                broadcast([session.conn], frame)
+                self._send(session.conn, frame)
         for rec in d.events:
             self._broadcast(rec)
         if d.close is not None:
             for session, _ in d.replies[:1]:
-                if session.conn is not None:
-                    self._spawn(session.conn.close(*d.close))
+                link = self._links.get(session.conn) if session.conn is not None else None
+                if link is not None:
+                    self._close(link, *d.close)
 
     def _broadcast(self, rec: EventRecord) -> None:
-        full: list[ServerConnection] = []
-        status: list[ServerConnection] = []
-        for s in self.sessions:
+        if rec.dropped:
+            return
+        full = rec.frame.encode("utf-8")
+        status = rec.status_frame.encode("utf-8") if rec.status_frame is not None else None
+        for s in list(self.sessions):
             f = rec.frame_for(s)
             if f is None or s.conn is None:
                 continue
-            if _congested(s.conn):
-                log.warning("device %s is not reading; disconnecting it", s.device.id)
-                self._spawn(s.conn.close(1008, "too far behind; reconnect with resume_from"))
-                continue
-            (full if f is rec.frame else status).append(s.conn)
-        if full:
-            broadcast(full, rec.frame)
-        if status and rec.status_frame is not None:
-            broadcast(status, rec.status_frame)
+            self._send(s.conn, full if f is rec.frame else (status or f))
 
 
-def _congested(conn: ServerConnection) -> bool:
-    transport = conn.transport
-    return transport is not None and transport.get_write_buffer_size() > MAX_BUFFERED_BYTES
+def _bucket(buckets: dict[str, TokenBucket], key: str, rate: float, burst: int) -> TokenBucket:
+    b = buckets.get(key)
+    if b is None:
+        b = buckets[key] = TokenBucket(rate, burst)
+    return b
+
+
+async def _ping(conn: ServerConnection) -> None:
+    # The ping is written at once, even behind a full buffer (ping() only waits for the drain after writing);
+    # `_tick` times its answer through `pending_pings`.
+    with contextlib.suppress(ConnectionClosed, ConcurrencyError):
+        await conn.ping()
+
+
+def _ip_of(conn: ServerConnection) -> str:
+    addr = conn.remote_address
+    return str(addr[0]) if isinstance(addr, tuple) and addr else "?"
+
+
+def _who(link: Link) -> str:
+    return f"device {link.session.device.id}" if link.session is not None else f"a connection from {link.ip}"
+
+
+def _frame_ref(frame: str | bytes) -> str | None:
+    try:
+        return _ref_of(json.loads(frame))
+    except (ValueError, TypeError, RecursionError):
+        return None
+
+
+def _unavailable(ref: str | None) -> str:
+    return error_frame(
+        ref,
+        ErrorCode.UNAVAILABLE,
+        "the hub could not store this change (database fault): nothing was done; send the same frame again",
+        [{"loc": [], "msg": "retry"}],
+    )
+
+
+def _seconds(s: float) -> timedelta:
+    return timedelta(seconds=s)

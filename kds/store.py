@@ -144,15 +144,26 @@ def database_url(db: str | Path) -> str:
 class Store:
     """The hub's database."""
 
-    def __init__(self, db: str | Path, *, store_id: str) -> None:
+    def __init__(self, db: str | Path, *, store_id: str, busy_timeout_ms: int = 5000) -> None:
         self.url = database_url(db)
         self.store_id = store_id
-        self.engine: Engine = sa.create_engine(self.url, future=True)
+        # pre_ping: a connection the server dropped (a terminated PostgreSQL backend, a restarted server) is
+        # replaced when it is next taken from the pool, instead of failing the batch after it too.
+        self.engine: Engine = sa.create_engine(self.url, future=True, pool_pre_ping=True)
         self._lead_conn: Any = None
         self._file_lock: Any = None
         self._upsert: Any = None
+        self.busy_timeout_ms = busy_timeout_ms
         if self.engine.dialect.name == "sqlite":
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            sa.event.listen(self.engine, "connect", self._sqlite_pragmas)
+
+    def _sqlite_pragmas(self, dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        # FULL: an acknowledged order survives a power cut too, not only a crash; batching pays for the fsyncs.
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
+        cur.close()
 
     def create_schema(self) -> None:
         """Make the database ready for this hub: migrate an empty one; refuse one this hub cannot use.
@@ -469,6 +480,15 @@ class Store:
         except sa.exc.DBAPIError:
             return False
 
+    def release_lead(self) -> None:
+        """Forget the connection that held the lead (it is gone, or the hub steps down); `try_lead` opens another."""
+        conn, self._lead_conn = self._lead_conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.invalidate()
+            with contextlib.suppress(Exception):
+                conn.close()
+
     def listen(self, on_notify: Any, stop: Any) -> None:
         """Block, calling `on_notify(payload)` for each notification of this store, until `stop.is_set()`."""
         import psycopg
@@ -584,20 +604,31 @@ class Store:
         *,
         now: datetime,
         keep: timedelta = timedelta(hours=2),
-        key_days: int = 7,
+        key_days: float = 1.5,
         replay_window: int = 20_000,
+        open_max_age: timedelta = timedelta(hours=12),
     ) -> tuple[list[dict[str, Any]], list[tuple[int, str]], int, list[tuple[str, str, str, str]]]:
-        """What the hub needs on start: open and recent orders, the event tail, the last seq, recent keys."""
+        """What the hub needs on start: open and recent orders, the event tail, the last seq, recent keys (for the
+        day's numbers; the database answers for older keys at commit).
+
+        Open orders older than `open_max_age` stay in the database only (the hub flags and drops them too).
+        """
         o, e = ORDERS, EVENTS
         since = _utc(now - keep)
         key_since = _utc(now - timedelta(days=key_days))
+        open_since = _utc(now - open_max_age)
         with self.engine.connect() as conn:
             docs = [
                 json.loads(row[0])
                 for row in conn.execute(
                     sa.select(o.c.doc)
                     .where(o.c.store_id == self.store_id)
-                    .where(sa.or_(o.c.status.in_(OPEN_STATUSES), o.c.updated_at >= since))
+                    .where(
+                        sa.or_(
+                            sa.and_(o.c.status.in_(OPEN_STATUSES), o.c.created_at >= open_since),
+                            o.c.updated_at >= since,
+                        )
+                    )
                     .order_by(o.c.created_at)
                 )
             ]
@@ -684,12 +715,3 @@ def _job_from_row(r: Any) -> PrintJob:
         reprint=bool(r["reprint"]),
         attempts=int(r["attempts"]),
     )
-
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    # FULL: an acknowledged order survives a power cut too, not only a crash; batching pays for the fsyncs.
-    cur.execute("PRAGMA synchronous=FULL")
-    cur.execute("PRAGMA busy_timeout=5000")
-    cur.close()

@@ -13,7 +13,6 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
-import kds.server
 from kds.client import Backoff, HubClient, LinkState, Refused
 from kds.config import Role, StoreConfig
 from kds.protocol import MAX_FRAME_BYTES, PROTOCOL_VERSION, CloseCode, Error, ErrorCode, Welcome
@@ -222,7 +221,7 @@ async def test_bad_hello_names_the_field_at_fault(first: dict[str, Any], loc: li
 async def test_no_hello_in_time_closes_4000(hub: HubServer, connect: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     kiosk = await connect("kiosk-1")
     wok = await connect("wok-1")
-    monkeypatch.setattr(kds.server, "HELLO_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(hub, "limits", hub.limits.model_copy(update={"hello_timeout_s": 0.2}))
     conn = await open_ws(hub)
     async with asyncio.timeout(5):
         with pytest.raises(ConnectionClosed) as info:

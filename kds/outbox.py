@@ -1,0 +1,91 @@
+"""One connection's outgoing frames, with a byte cap: the hub never buffers without bound for a device that does not
+read.
+
+Frames go straight to the socket while the connection keeps up (its write buffer under websockets' high-water
+mark, nothing waiting): that is the cost of `websockets.broadcast`. Otherwise they wait here in order and a pump
+task sends them one at a time with flow control. What waits here plus what sits in the transport's buffer is what
+the connection costs; past `max_bytes`, `put` says no and the server closes the connection (4011). A frame that has
+waited longer than the server's stall limit tells the same story (`stalled_for`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from typing import Any
+
+from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
+
+
+class Outbox:
+    """Frames (UTF-8 bytes of text frames) waiting for one websocket connection."""
+
+    def __init__(self, conn: Any, *, max_bytes: int, high_water: int = 64 * 1024) -> None:
+        self.conn = conn
+        self.max_bytes = max_bytes
+        self.high_water = high_water
+        self.queue: deque[bytes] = deque()
+        self.queued = 0
+        """Bytes waiting in `queue`."""
+        self.closed = False
+        self._sending = False
+        self._task: asyncio.Task[None] | None = None
+        self._waiting_since: float | None = None
+
+    def buffered(self) -> int:
+        """Bytes waiting here and in the transport's write buffer."""
+        transport = self.conn.transport
+        return self.queued + (transport.get_write_buffer_size() if transport is not None else 0)
+
+    def put(self, data: bytes) -> bool:
+        """Send `data` as a text frame, now or when the connection drains. False: over the cap (nothing queued)."""
+        if self.closed:
+            return True
+        conn = self.conn
+        if conn.protocol.state is not State.OPEN:
+            return True
+        if not self.queue and not self._sending:
+            transport = conn.transport
+            if transport is not None and transport.get_write_buffer_size() <= self.high_water:
+                conn.protocol.send_text(data)
+                conn.send_data()
+                return True
+        if self.buffered() + len(data) > self.max_bytes:
+            return False
+        self.queue.append(data)
+        self.queued += len(data)
+        if self._waiting_since is None:
+            self._waiting_since = time.monotonic()
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._pump())
+        return True
+
+    def stalled_for(self, now: float) -> float:
+        """Seconds the oldest waiting frame has waited without the connection taking any (0 when none waits)."""
+        return 0.0 if self._waiting_since is None else now - self._waiting_since
+
+    def close(self) -> None:
+        """Forget what waits (the connection is being closed) and stop the pump."""
+        self.closed = True
+        self.queue.clear()
+        self.queued = 0
+        self._waiting_since = None
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+    async def _pump(self) -> None:
+        while self.queue and not self.closed:
+            data = self.queue.popleft()
+            self.queued -= len(data)
+            self._sending = True
+            try:
+                # Writes, then waits for the write buffer to drain below the low-water mark.
+                await self.conn.send(data, text=True)
+            except ConnectionClosed:
+                self.close()
+                return
+            finally:
+                self._sending = False
+            self._waiting_since = time.monotonic() if self.queue else None
