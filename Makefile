@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint bench bench-cluster serve simulate clean
+.PHONY: demo test lint bench bench-cluster bench-reliability bench-soak serve simulate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,14 @@ bench: $(STAMP)
 # Two hubs on one PostgreSQL store: PG=postgresql://USER:PASSWORD@127.0.0.1:5432/postgres make bench-cluster
 bench-cluster: $(STAMP)
 	$(BIN)/python bench/cluster.py --pg "$(PG)"
+
+# Hostile devices, slow screens, a locked database: what the hub does (docs/reliability.md). QUICK=1: about a minute.
+bench-reliability: $(STAMP)
+	$(BIN)/python bench/reliability.py $(if $(QUICK),--quick,)
+
+# 30 minutes at 20 orders/s with handovers: the hub's memory must level off (MINUTES=5 for a shorter look).
+bench-soak: $(STAMP)
+	$(BIN)/python bench/soak.py --minutes $(or $(MINUTES),30)
 
 serve: $(STAMP)
 	$(BIN)/kds serve

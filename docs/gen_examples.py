@@ -166,7 +166,7 @@ async def raw_session(url: str, first: str) -> tuple[list[str], int | None, str]
             while True:
                 frames.append(str(await asyncio.wait_for(conn.recv(), 5.0)))
                 head = json.loads(frames[0])
-                if head["type"] == "welcome" and len(frames) == 1 + head["replay"]:
+                if head["type"] == "welcome" and len(frames) == 1 + head["replay"] + head.get("pages", 0):
                     return frames, None, ""
         except ConnectionClosed:
             pass
@@ -507,6 +507,8 @@ async def _script(
     clock.at(530)
     r = await ask(wok, "ping", {"type": "ping", "ref": "w1-90"})
     hub("pong", r)
+    r = await ask(counter, "orders.closed", {"type": "orders.closed", "ref": "c1-320", "limit": 10})
+    hub("orders.closed.list", {**r, "orders": trim(r["orders"], 1)})
 
     # --- reconnecting
     clock.at(600)
@@ -539,6 +541,30 @@ async def _script(
         },
     )
     hub("welcome.source", trim_welcome(frames[0]))
+
+    # --- a large snapshot comes in pages (pages made small here, so that three orders need two)
+    limits = server.hub.limits
+    server.hub.limits = limits.model_copy(update={"snapshot_page_bytes": 3000})
+    try:
+        frames, _, _ = await hello(
+            "hello.monitor",
+            {
+                "type": "hello",
+                "device": "monitor-1",
+                "token": "dev-monitor-1-token",
+                "role": "monitor",
+                "resume_from": 0,
+                "client": "office-board 1.0",
+            },
+        )
+    finally:
+        server.hub.limits = limits
+    assert frames[0]["pages"] >= 1 and frames[1]["type"] == "snapshot.page", "the paged welcome example needs pages"
+    first = trim_welcome(frames[0])
+    first["snapshot"]["orders"] = trim(first["snapshot"]["orders"], 1)
+    hub("welcome.paged", first)
+    page = frames[1]
+    hub("snapshot.page", {**page, "snapshot": {**page["snapshot"], "orders": trim(page["snapshot"]["orders"], 1)}})
 
     # --- refused connections
     for name, msg in [

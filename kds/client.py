@@ -5,7 +5,8 @@ Terminals, the simulator, the demo and the benchmarks all use `HubClient`; nobod
 - `request(msg)` sends a frame now and waits for the hub's answer to its `ref` (raises `NotConnected` when offline).
 - `enqueue(msg)` is for actions that must not be lost (a bump, a handover, an order from a counter): the action is
   written to the queue (a JSON-lines file when `queue_path` is set) and sent as soon as the hub is reachable; it
-  leaves the queue only when the hub has answered it. Actions are idempotent on the hub (a bump of a done ticket
+  leaves the queue only when the hub has answered it (an `unavailable` or `rate_limited` answer is not an answer:
+  the action is sent again with backoff). Actions are idempotent on the hub (a bump of a done ticket
   changes nothing; an order's idempotency key makes a resubmission harmless), so a resend after a dropped
   connection never applies anything twice.
 - `book` holds the state the role sees (`OrderBook`), kept in step with `welcome` and events; `resume_from` on
@@ -38,6 +39,8 @@ from kds.view import OrderBook
 log = logging.getLogger("kds.client")
 
 Listener = Callable[[dict[str, Any]], Awaitable[None] | None]
+RETRYABLE = frozenset({"unavailable", "rate_limited"})
+"""Error codes that mean "nothing was done, send it again later": a queued action stays queued."""
 
 
 class LinkState(StrEnum):
@@ -174,6 +177,8 @@ class HubClient:
         self._resume_from = 0
         self._refused: Refused | None = None
         self._tasks: set[asyncio.Future[None]] = set()
+        self._retries: dict[str, int] = {}
+        """Queued actions answered `unavailable` or `rate_limited`: how many times each was sent again."""
         self._requests: set[str] = set()
         """Refs of `request()` calls in flight (queued actions survive a drop; these fail at once)."""
 
@@ -339,6 +344,13 @@ class HubClient:
             raise Refused(conn.close_code, first.get("message", "refused"))
         if first.get("type") != "welcome":
             raise ConnectionClosed(None, None)
+        for _ in range(int(first.get("pages") or 0)):
+            # A large snapshot comes in pages right after the welcome: the welcome is applied once all are in.
+            page = json.loads(await conn.recv())
+            if page.get("type") != "snapshot.page":
+                raise ConnectionClosed(None, None)
+            for key in ("orders", "statuses"):
+                first["snapshot"][key].extend(page["snapshot"].get(key, []))
         self._conn = conn
         self.connections += 1
         self.welcome = first
@@ -391,12 +403,36 @@ class HubClient:
                 self._resume_from = max(self._resume_from, int(frame["seq"]))
         ref = frame.get("ref")
         if isinstance(ref, str):
+            if kind == "error" and frame.get("code") in RETRYABLE and self._queued(ref):
+                # Nothing was done (database fault, rate limit): the action stays queued and goes again later.
+                self._retry_later(ref)
+                await self._emit(frame)
+                return
+            self._retries.pop(ref, None)
             if kind in ("ack", "order.accepted", "error"):
                 self.queue.remove(ref)
             fut = self._waiters.pop(ref, None)
             if fut is not None and not fut.done():
                 fut.set_result(frame)
         await self._emit(frame)
+
+    def _queued(self, ref: str) -> bool:
+        return ref not in self._requests and any(m.get("ref") == ref for m in self.queue.items)
+
+    def _retry_later(self, ref: str) -> None:
+        attempt = self._retries.get(ref, 0)
+        self._retries[ref] = attempt + 1
+        delay = self.backoff.delay(attempt + 2)  # 0.4 s, 0.8 s … up to the cap, with jitter
+
+        async def again() -> None:
+            await asyncio.sleep(delay)
+            msg = next((m for m in self.queue.items if m.get("ref") == ref), None)
+            if msg is not None and self._conn is not None and self._online.is_set():
+                await self._send_queued(msg)
+
+        task = asyncio.ensure_future(again())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _emit(self, frame: dict[str, Any]) -> None:
         for listener in list(self.listeners):

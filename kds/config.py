@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 Ident = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
 
@@ -230,6 +230,8 @@ class Limits(_Strict):
     """A connection that does not answer a ping within this time is dropped."""
     log_interval_s: float = Field(default=10.0, gt=0)
     """Refused frames are logged at most once per device per interval, with a count."""
+    snapshot_closed: int = Field(default=20, ge=0, le=200)
+    """Closed orders a snapshot holds (the latest still in memory); older ones: `orders.closed`."""
     snapshot_page_bytes: int = Field(default=256 * 1024, ge=16 * 1024)
     """A welcome snapshot larger than this is sent in pages of at most this many bytes."""
     replay_max_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
@@ -238,7 +240,7 @@ class Limits(_Strict):
     """Events held in memory for resumes (count)."""
     replay_memory_bytes: int = Field(default=32 * 1024 * 1024, ge=1024 * 1024)
     """Events held in memory for resumes (bytes); older resumes get a snapshot."""
-    closed_keep_s: float = Field(default=40 * 60, ge=60)
+    closed_keep_s: float = Field(default=10 * 60, ge=60)
     """Closed orders leave the hub's memory this long after they closed (they stay in the database)."""
     open_max_age_h: float = Field(default=12.0, gt=0)
     """An open order older than this is flagged in the log and leaves memory (it stays in the database)."""
@@ -247,6 +249,18 @@ class Limits(_Strict):
     db_retry_s: float = Field(default=0.5, gt=0)
     """After a failed commit the hub refuses writes for this long, doubling on each failure in a row."""
     db_retry_max_s: float = Field(default=5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _fits(self) -> Limits:
+        # A welcome page (plus the order that may overflow it) must fit a connection's outbox, or no large
+        # welcome could ever be sent.
+        need = self.snapshot_page_bytes + 256 * 1024
+        if self.outbox_max_bytes < need:
+            raise ValueError(
+                f"outbox_max_bytes ({self.outbox_max_bytes}) must be at least snapshot_page_bytes + 256 KiB "
+                f"({need}): a welcome page must fit a connection's outbox"
+            )
+        return self
 
 
 class StoreConfig(_Strict):

@@ -33,6 +33,7 @@ from kds.protocol import (
     OrderCancel,
     OrderHandover,
     OrderRecall,
+    OrdersClosed,
     OrderStatus,
     OrderSubmit,
     Ping,
@@ -51,10 +52,14 @@ log = logging.getLogger("kds.hub")
 
 Clock = Callable[[], datetime]
 CHANNEL_LETTER = {Channel.APP.value: "A", Channel.KIOSK.value: "K", Channel.SHELF.value: "S"}
-READS = (Ping,)
+READS = (Ping, OrdersClosed)
 """Messages that change nothing: answered from memory even while the database refuses writes."""
 RECENT = timedelta(minutes=30)
 """Closed orders and bumped tickets stay in snapshots this long (recall lists, handed-over lists)."""
+
+
+_SNAPSHOT = "\x00snapshot\x00"
+"""Stands for the snapshot in a welcome while its pages are cut (`OrderHub._paged`)."""
 
 
 def utc_now() -> datetime:
@@ -416,16 +421,19 @@ class OrderHub:
         first = self.log[0].seq if self.log else self.seq + 1
         resumable = 0 < resume_from <= self.seq and resume_from >= first - 1
         replay: list[str] = []
-        snapshot: dict[str, Any] | None = None
         if resumable:
             probe = Session(session.device, resume_from)
+            budget = self.limits.replay_max_bytes
             for rec in self.log:
                 if rec.seq > resume_from:
                     f = rec.frame_for(probe)
                     if f is not None:
                         replay.append(f)
-        else:
-            snapshot = self.snapshot(session)
+                        budget -= len(f)
+                        if budget < 0:
+                            # Cheaper to start afresh than to replay this much: a snapshot instead.
+                            resumable, replay = False, []
+                            break
         dev = session.device
         welcome = {
             "type": "welcome",
@@ -436,23 +444,59 @@ class OrderHub:
             "station": dev.station,
             "resumed": resumable,
             "replay": len(replay),
-            "snapshot": snapshot,
+            "pages": 0,
+            "snapshot": None if resumable else _SNAPSHOT,
             "store": self.store_view(dev.role),
             "server_time": self.clock().isoformat(),
         }
-        return _dumps(welcome), replay
+        if resumable:
+            return _dumps(welcome), replay
+        return self._paged(welcome, self.snapshot(session), dev.role is Role.SOURCE)
+
+    def _paged(self, welcome: dict[str, Any], snapshot: dict[str, Any], statuses: bool) -> tuple[str, list[str]]:
+        """The welcome and the `snapshot.page` frames that carry the rest of its snapshot: none of them is much
+        larger than `snapshot_page_bytes` (a page holds at least one order)."""
+        key = "statuses" if statuses else "orders"
+        parts = [_dumps(x) for x in snapshot[key]]
+        limit = self.limits.snapshot_page_bytes
+        head = len(_dumps(welcome).encode("utf-8"))
+        pages: list[list[str]] = [[]]
+        room = max(limit - head, limit // 4)
+        for p in parts:
+            size = len(p.encode("utf-8")) + 1
+            if pages[-1] and size > room:
+                pages.append([])
+                room = limit
+            pages[-1].append(p)
+            room -= size
+
+        def snap(items: list[str]) -> str:
+            body = "[" + ",".join(items) + "]"
+            return f'{{"orders":[],"statuses":{body}}}' if statuses else f'{{"orders":{body},"statuses":[]}}'
+
+        welcome["pages"] = len(pages) - 1
+        frame = _dumps(welcome).replace(_dumps(_SNAPSHOT), snap(pages[0]), 1)
+        n, seq = len(pages) - 1, welcome["seq"]
+        rest = [
+            f'{{"type":"snapshot.page","seq":{seq},"page":{k},"pages":{n},"snapshot":{snap(items)}}}'
+            for k, items in enumerate(pages[1:], start=1)
+        ]
+        return frame, rest
 
     def snapshot(self, session: Session) -> dict[str, Any]:
-        """What a device needs right now: open orders (and recently closed ones) it may see."""
+        """What a device needs right now: open orders it may see, and the last few closed ones (`snapshot_closed`,
+        of the last 30 minutes and still in memory; `orders.closed` fetches more)."""
         now = self.clock()
         dev = session.device
-        orders = [
+        mine = [
             o
             for o in self.orders.values()
-            if (o.is_open or now - o.updated_at <= RECENT)
-            and (dev.role is not Role.KITCHEN or dev.station in o.tickets)
+            if (dev.role is not Role.KITCHEN or dev.station in o.tickets)
             and (dev.role is not Role.SOURCE or o.source == dev.id)
         ]
+        closed = [o for o in mine if not o.is_open and now - o.updated_at <= RECENT]
+        closed.sort(key=lambda o: o.updated_at, reverse=True)
+        orders = [o for o in mine if o.is_open] + closed[: self.limits.snapshot_closed]
         orders.sort(key=lambda o: o.created_at)
         if dev.role is Role.SOURCE:
             return {
@@ -460,6 +504,30 @@ class OrderHub:
                 "statuses": [json.loads(self._status_frame(o.to_wire())) for o in orders],
             }
         return {"orders": [o.to_wire() for o in orders], "statuses": []}
+
+    def _closed(self, session: Session, msg: OrdersClosed) -> Decision:
+        """`orders.closed`: closed orders in memory, newest first, at most `limit` and about one page of bytes."""
+        dev = session.device
+        found = [
+            o
+            for o in self.orders.values()
+            if not o.is_open
+            and (dev.role is not Role.KITCHEN or dev.station in o.tickets)
+            and (msg.before is None or o.updated_at < msg.before)
+        ]
+        found.sort(key=lambda o: o.updated_at, reverse=True)
+        parts: list[str] = []
+        room = self.limits.snapshot_page_bytes
+        for o in found[: msg.limit]:
+            p = _dumps(o.to_wire())
+            room -= len(p.encode("utf-8")) + 1
+            if parts and room < 0:
+                break
+            parts.append(p)
+        more = len(found) > len(parts)
+        head = _dumps({"type": "orders.closed.list", "ref": msg.ref, "more": more})
+        frame = head[:-1] + ',"orders":[' + ",".join(parts) + "]}"
+        return Decision(replies=[(session, frame)])
 
     def store_view(self, role: Role) -> dict[str, Any]:
         """The store as a device of this role sees it (stations; the catalogue for sources and the counter)."""
@@ -552,14 +620,10 @@ class OrderHub:
                 return self._submit(session, msg)
             if isinstance(msg, Ping):
                 return Decision(replies=[(session, _dumps({"type": "pong", "ref": msg.ref, "seq": self.seq}))])
+            if isinstance(msg, OrdersClosed):
+                return self._closed(session, msg)
             if not self.writable and not isinstance(msg, READS):
-                return self._error(
-                    session,
-                    ref,
-                    ErrorCode.UNAVAILABLE,
-                    "the hub cannot store changes right now (database fault); nothing was done: send it again",
-                    [{"loc": ["type"], "msg": "retry later"}],
-                )
+                return self._unavailable(session, ref)
             if isinstance(msg, OrderCancel):
                 return self._cancel(session, msg)
             if isinstance(msg, OrderAmend):
@@ -575,6 +639,15 @@ class OrderHub:
             loc = list(exc.loc) or [next((f for f in ("ticket_id", "order_id") if hasattr(msg, f)), "type")]
             return self._error(session, ref, exc.code, exc.message, [{"loc": loc, "msg": exc.message}])
         return self._error(session, ref, ErrorCode.UNKNOWN_TYPE, f"{kind} is not accepted after hello")
+
+    def _unavailable(self, session: Session, ref: str | None) -> Decision:
+        return self._error(
+            session,
+            ref,
+            ErrorCode.UNAVAILABLE,
+            "the hub cannot store changes right now (database fault); nothing was done: send it again",
+            [{"loc": ["type"], "msg": "retry later"}],
+        )
 
     def _error(
         self,
@@ -609,6 +682,8 @@ class OrderHub:
                 replies=[(session, _dumps(frame))],
                 logs=[f"duplicate submit {o.key!r} from {dev.id} → {known[1]}"],
             )
+        if not self.writable:
+            return self._unavailable(session, msg.ref)  # (a resubmission of a stored order is answered above)
         if o.channel not in dev.channels:
             allowed = ", ".join(c.value for c in dev.channels)
             return self._error(
@@ -619,6 +694,9 @@ class OrderHub:
                 [{"loc": ["order", "channel"], "msg": f"allowed: {allowed}"}],
             )
         problems = self._check_items(("order", "items"), o.items)
+        cap = self.limits.max_items_per_order
+        if len(o.items) > cap:
+            problems.append(Problem(("order", "items"), f"{len(o.items)} lines: an order may hold at most {cap}"))
         if problems:
             return self._invalid(session, msg.ref, problems)
         now = self.clock()

@@ -46,14 +46,14 @@ class Outbox:
         conn = self.conn
         if conn.protocol.state is not State.OPEN:
             return True
+        if self.buffered() + len(data) > self.max_bytes:
+            return False
         if not self.queue and not self._sending:
             transport = conn.transport
             if transport is not None and transport.get_write_buffer_size() <= self.high_water:
                 conn.protocol.send_text(data)
                 conn.send_data()
                 return True
-        if self.buffered() + len(data) > self.max_bytes:
-            return False
         self.queue.append(data)
         self.queued += len(data)
         if self._waiting_since is None:

@@ -296,6 +296,17 @@ class Ping(_Msg):
     ref: Ref | None = None
 
 
+class OrdersClosed(_Msg):
+    """Ask for orders closed lately (handed over or cancelled), newest first: the counter's and the monitor's recall
+    list, a kitchen's orders of its station. Snapshots hold only the last few (`snapshot_closed`); this pages back."""
+
+    type: Literal["orders.closed"]
+    ref: Ref
+    limit: int = Field(default=50, ge=1, le=200)
+    before: datetime | None = None
+    """Only orders closed before this time (the `updated_at` of the oldest order of the previous answer)."""
+
+
 ClientMessage = Annotated[
     Hello
     | OrderSubmit
@@ -309,7 +320,8 @@ ClientMessage = Annotated[
     | OrderHandover
     | OrderRecall
     | PrintRequest
-    | Ping,
+    | Ping
+    | OrdersClosed,
     Field(discriminator="type"),
 ]
 CLIENT_TYPES: dict[str, type[_Msg]] = {
@@ -326,11 +338,12 @@ CLIENT_TYPES: dict[str, type[_Msg]] = {
     "order.recall": OrderRecall,
     "print.request": PrintRequest,
     "ping": Ping,
+    "orders.closed": OrdersClosed,
 }
 
 ROLE_MESSAGES: dict[Role, frozenset[str]] = {
     Role.SOURCE: frozenset({"order.submit", "order.cancel", "order.amend", "ping"}),
-    Role.KITCHEN: frozenset({"ticket.start", "ticket.bump", "item.bump", "ticket.recall", "ping"}),
+    Role.KITCHEN: frozenset({"ticket.start", "ticket.bump", "item.bump", "ticket.recall", "ping", "orders.closed"}),
     Role.COUNTER: frozenset(
         {
             "order.submit",
@@ -341,9 +354,10 @@ ROLE_MESSAGES: dict[Role, frozenset[str]] = {
             "order.recall",
             "print.request",
             "ping",
+            "orders.closed",
         }
     ),
-    Role.MONITOR: frozenset({"ping"}),
+    Role.MONITOR: frozenset({"ping", "orders.closed"}),
 }
 """Which messages each role may send (after `hello`)."""
 
@@ -576,9 +590,32 @@ class Welcome(_Msg):
     station: str | None
     resumed: bool
     replay: int
+    pages: int = 0
+    """How many `snapshot.page` frames follow with the rest of `snapshot` (0: it is whole). The client applies the
+    snapshot once it has them all."""
     snapshot: Snapshot | None
     store: StoreView
     server_time: datetime
+
+
+class SnapshotPage(_Msg):
+    """The rest of a large snapshot: `pages` of them follow a `welcome` (page 1 first), before any other frame."""
+
+    type: Literal["snapshot.page"]
+    seq: int
+    page: int
+    pages: int
+    snapshot: Snapshot
+
+
+class ClosedOrders(_Msg):
+    """The answer to `orders.closed`: closed orders, newest first."""
+
+    type: Literal["orders.closed.list"]
+    ref: str
+    orders: list[OrderView]
+    more: bool
+    """True when older closed orders are still in the hub's memory: ask again with `before`."""
 
 
 class OrderAccepted(_Msg):
@@ -653,7 +690,7 @@ class Pong(_Msg):
 
 
 HubMessage = Annotated[
-    Welcome | OrderAccepted | Ack | Error | Event | StatusChanged | PrinterStatus | Pong,
+    Welcome | SnapshotPage | OrderAccepted | Ack | Error | Event | StatusChanged | PrinterStatus | Pong | ClosedOrders,
     Field(discriminator="type"),
 ]
 

@@ -240,7 +240,8 @@ class HubServer:
                     if await self.run_db(self.store.try_lead):
                         await self._follow()  # whatever the old leader stored before it went
                         self.hub.job_seq = await self.run_db(self.store.last_job_id)
-                        self.hub.seal()
+                        if not self._pending:
+                            self.hub.seal()  # the undo window starts from what was just taken in
                         self.leading = True
                         log.warning("hub %s now leads store %s", self.hub_id, self.store.store_id)
                         await self._lead()
@@ -348,14 +349,25 @@ class HubServer:
             self._server.close(close_connections=False)
             for link in list(self._links.values()):
                 self._close(link, CloseCode.HUB_SHUTTING_DOWN, "hub shutting down")
-            await self._server.wait_closed()
+            try:
+                async with asyncio.timeout(CLOSE_TIMEOUT_S + 3):
+                    await self._server.wait_closed()
+            except TimeoutError:
+                # Never hang on the way out: cut whatever has not closed (handshakes included).
+                log.warning("connections still open at shutdown: cutting them")
+                for task in list(self._server.handler_tasks):
+                    task.cancel()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                        await self._server.wait_closed()
         self._wake.set()
         self._listen_stop.set()
         for t in self._cluster_tasks:
             t.cancel()
-        for t in self._cluster_tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        if self._cluster_tasks:
+            _done, late = await asyncio.wait(self._cluster_tasks, timeout=CLOSE_TIMEOUT_S + 3)
+            if late:
+                log.warning("cluster tasks did not stop in time: %s", [t.get_name() for t in late])
         if self.printing is not None and self._spooling:
             await self.printing.stop()
         if self._housekeeper is not None:
@@ -456,6 +468,12 @@ class HubServer:
     # ------------------------------------------------------------------ connections
 
     async def _handle(self, conn: ServerConnection) -> None:
+        try:
+            await self._connection(conn)
+        finally:
+            self._links.pop(conn, None)
+
+    async def _connection(self, conn: ServerConnection) -> None:
         lim = self.limits
         now = time.monotonic()
         ip = _ip_of(conn)
@@ -486,7 +504,7 @@ class HubServer:
             await self._serve(link)
         finally:
             link.outbox.close()
-            del self._links[conn]
+            self._links.pop(conn, None)
             session = link.session
             if session is not None:
                 self.sessions.discard(session)
@@ -725,10 +743,38 @@ class HubServer:
         with contextlib.suppress(Exception):
             # Fresh connections: a dropped one (terminated backend) must not fail the next batch too.
             await self.run_db(self.store.engine.dispose)
+        try:
+            await self._catch_up()
+        except Exception as exc:
+            log.warning("database still unreachable (%s); trying again", exc)
+            self._spawn(self._reopen(min(self.limits.db_retry_max_s, delay * 2)))
+            return
         self.hub.writable = True
         log.warning("database: trying writes again (after %d failed commits)", self._failing)
         if self.store.shared:
             self._notified.set()  # relayed frames that wait
+
+    async def _catch_up(self) -> None:
+        """Take in what the database holds beyond the hub's memory: a commit whose answer was lost (the connection
+        dropped after COMMIT) is stored though the hub undid it. Its events are told now, its print jobs printed,
+        and a resend of its frames is answered as the duplicate it is."""
+        if not self.leading:
+            return
+        first_job = self.hub.job_seq
+        while True:
+            batch = await self.run_db(lambda: self.store.events_after(self.hub.seq))
+            for seq, payload in batch:
+                self._broadcast(self.hub.apply_external(seq, payload))
+            if batch:
+                log.warning("took in %d events the database stored though their commit seemed to fail", len(batch))
+            if len(batch) < 5000:
+                break
+        self.hub.job_seq = max(self.hub.job_seq, await self.run_db(self.store.last_job_id))
+        if self.hub.job_seq > first_job and self.printing is not None and self._spooling:
+            jobs = await self.run_db(self.store.pending_jobs)
+            self.printing.submit([j for j in jobs if j.id > first_job])
+        if not self._pending:
+            self.hub.seal()
 
     def _writes(
         self, batch: list[tuple[Decision, ServerConnection | None]]

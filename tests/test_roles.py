@@ -48,7 +48,7 @@ class Floor:
 
 async def ok(client: HubClient, msg: dict[str, Any]) -> dict[str, Any]:
     answer = await client.request(msg)
-    assert answer["type"] in ("ack", "order.accepted", "pong"), answer
+    assert answer["type"] in ("ack", "order.accepted", "pong", "orders.closed.list"), answer
     return answer
 
 
@@ -111,6 +111,7 @@ def frame_for(kind: str, f: Floor, device: str) -> dict[str, Any]:
         "order.recall": {"order_id": f.handed},
         "print.request": {"order_id": f.fresh, "layout": "expo"},
         "ping": {},
+        "orders.closed": {"limit": 5},
     }
     return {"type": kind, **frames[kind]}
 
@@ -128,7 +129,9 @@ async def test_role_matrix(device: str, kind: str, floor: Floor) -> None:
     msg = frame_for(kind, floor, device)
     if kind in ROLE_MESSAGES[role]:
         answer = await ok(client, msg)
-        if kind not in ("ping", "print.request"):  # a print request makes a print job, not an event
+        if kind == "orders.closed":  # a read: the closed orders the role may see
+            assert answer["type"] == "orders.closed.list" and isinstance(answer["orders"], list), answer
+        elif kind not in ("ping", "print.request"):  # a print request makes a print job, not an event
             assert answer.get("seq") is not None or answer["type"] == "order.accepted", answer
     else:
         await assert_refused(floor, client, msg, ErrorCode.FORBIDDEN, ["type"])
@@ -139,15 +142,15 @@ def test_matrix_matches_the_contract() -> None:
     """The matrix above really exercises the rules of the brief."""
     assert "order.submit" not in ROLE_MESSAGES[Role.KITCHEN]
     assert not {"ticket.bump", "ticket.start", "item.bump", "ticket.recall"} & ROLE_MESSAGES[Role.SOURCE]
-    assert ROLE_MESSAGES[Role.MONITOR] == {"ping"}
+    assert ROLE_MESSAGES[Role.MONITOR] == {"ping", "orders.closed"}
     assert {"order.call", "order.handover", "order.cancel"} <= ROLE_MESSAGES[Role.COUNTER]
     assert "ticket.bump" not in ROLE_MESSAGES[Role.COUNTER]
 
 
-async def test_monitor_can_send_nothing_but_ping(floor: Floor) -> None:
+async def test_monitor_can_send_nothing_but_reads(floor: Floor) -> None:
     monitor = floor.clients["monitor-1"]
     for kind in TYPES:
-        if kind == "ping":
+        if kind in ("ping", "orders.closed"):
             continue
         await assert_refused(floor, monitor, frame_for(kind, floor, "monitor-1"), ErrorCode.FORBIDDEN, ["type"])
     pong = await ok(monitor, {"type": "ping", "ref": "m-ping"})

@@ -121,7 +121,7 @@ async def _raw(url: str, hello: dict[str, Any]) -> tuple[list[dict[str, Any]], i
             first = json.loads(await asyncio.wait_for(conn.recv(), 5))
             frames.append(first)
             if first["type"] == "welcome":
-                for _ in range(first["replay"]):
+                for _ in range(first["replay"] + first.get("pages", 0)):
                     frames.append(json.loads(await asyncio.wait_for(conn.recv(), 5)))
                 return frames, None
             await asyncio.wait_for(conn.recv(), 5)
@@ -229,6 +229,8 @@ async def _play(server: HubServer, connect: Any, config: StoreConfig) -> list[di
     )
     await ok(bar, {"type": "ticket.start", "ticket_id": f"{a}/bar"})
     await ok(app, {"type": "order.cancel", "order_id": a, "reason": "rider unavailable"})
+    closed = await ok(counter, {"type": "orders.closed", "limit": 5}, "orders.closed.list")
+    assert [o["id"] for o in closed["orders"]] == [a, s], "newest first: the cancelled app order, the handed-over one"
     for c in clients.values():
         await ok(c, {"type": "ping"}, "pong")
     await until(lambda: monitor.seq == server.hub.seq, what="the monitor to see every event")
@@ -243,6 +245,16 @@ async def _play(server: HubServer, connect: Any, config: StoreConfig) -> list[di
         if dev.station:
             msg["station"] = dev.station
         return {**msg, **over}
+
+    # a large snapshot in pages (pages made small: the shift's few orders need more than one)
+    limits = server.hub.limits
+    server.hub.limits = limits.model_copy(update={"snapshot_page_bytes": 2000})
+    try:
+        frames, code = await _raw(server.url, hello("monitor-1"))
+    finally:
+        server.hub.limits = limits
+    assert code is None and frames[0]["pages"] >= 1 and frames[1]["type"] == "snapshot.page", frames[:2]
+    received.extend(frames)
 
     for msg, close in [
         (hello("wok-2", resume_from=1), None),
