@@ -263,6 +263,18 @@ class HubClient:
             self._waiters.pop(msg["ref"], None)
             self._requests.discard(msg["ref"])
 
+    async def fetch_closed(self, limit: int = 100) -> int:
+        """Fill `book` with the orders closed lately (`orders.closed`): a snapshot holds only the last few. Orders
+        already known are kept when newer. Returns how many orders the hub sent."""
+        r = await self.request({"type": "orders.closed", "limit": limit})
+        if r.get("type") != "orders.closed.list":
+            return 0
+        for o in r["orders"]:
+            known = self.book.orders.get(o["id"])
+            if known is None or known["version"] < o["version"]:
+                self.book.orders[o["id"]] = o
+        return len(r["orders"])
+
     async def send_raw(self, frame: str | bytes) -> None:
         """Send a frame as is (tests of bad input)."""
         if self._conn is None:

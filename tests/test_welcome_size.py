@@ -5,14 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import time
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import pytest
 from websockets.asyncio.client import connect as ws_connect
 
 from kds.config import StoreConfig
+from kds.hub import OrderHub
 from kds.server import HubServer
-from tests.conftest import app_order, shelf_order
-from tests.test_hub_core import Core
+from kds.store import Store
+from tests.conftest import Devices, app_order, shelf_order
+from tests.support import db_rows
+from tests.test_hub_core import Clock, Core
 
 MIB = 1024 * 1024
 OPEN = 500
@@ -129,3 +137,46 @@ async def test_a_client_with_a_1_mib_limit_connects_to_a_busy_hub(hub: HubServer
     assert len(welcome["snapshot"]["orders"]) == OPEN
     counter = await connect("counter-1")  # HubClient puts the pages together before it is online
     assert len([o for o in counter.book.orders.values() if o["status"] == "accepted"]) == OPEN
+
+
+def test_orders_leave_memory_on_schedule(config: StoreConfig) -> None:
+    """Closed orders leave memory `closed_keep_s` after they closed; open ones past `open_max_age_h` are returned
+    (the server logs them by number) and leave too; their keys go with them, so memory does not grow with the day."""
+    core = Core(config)
+    gone = core.submit("app-backend", app_order("closes"))
+    core.act("app-backend", "order.cancel", order_id=gone["order_id"], reason="customer left")
+    forgotten = core.submit("shelf-1", shelf_order("forgotten"))
+    core.clock.advance(config.limits.closed_keep_s - 5)
+    fresh = core.submit("shelf-1", shelf_order("fresh"))
+    assert core.hub.evict() == (0, []), "nothing is due yet"
+    core.clock.advance(10)
+    closed, stale = core.hub.evict()
+    assert closed == 1 and stale == []
+    assert gone["order_id"] not in core.hub.orders and ("app-backend", "closes") not in core.hub.keys
+    core.clock.advance(config.limits.open_max_age_h * 3600)
+    closed, stale = core.hub.evict()
+    assert closed == 0 and {o.id for o in stale} == {forgotten["order_id"], fresh["order_id"]}
+    assert core.hub.orders == {} and core.hub.keys == {}
+
+
+async def test_a_forgotten_open_order_is_logged_and_leaves_memory_but_not_the_database(
+    config: StoreConfig, db_path: Path, devices: Devices, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock(datetime.now(UTC))
+    server = HubServer(OrderHub(config, clock=clock), Store(db_path, store_id=config.store.id), port=0)
+    await server.start()
+    try:
+        src = await devices.connect(server.url, "shelf-1")
+        r = await src.request({"type": "order.submit", "order": shelf_order("left-behind")})
+        assert r["type"] == "order.accepted"
+        clock.advance(config.limits.open_max_age_h * 3600 + 60)
+        with caplog.at_level(logging.WARNING, logger="kds.server"):
+            await server._evict(time.monotonic())
+        assert any(r["number"] in m and "open_max_age_h" in m for m in caplog.messages), caplog.messages
+        assert r["order_id"] not in server.hub.orders
+        assert db_rows(db_path, "SELECT status FROM orders WHERE id = ?", r["order_id"]) == [("accepted",)]
+        counter = await devices.connect(server.url, "counter-1")
+        assert r["order_id"] not in counter.book.orders, "a fresh welcome no longer carries it"
+    finally:
+        await devices.close()
+        await server.stop()

@@ -86,6 +86,9 @@ class CounterApp(App[int]):
         kind = frame.get("type")
         if kind == "welcome":
             self.ctx.printers.clear()  # the hub sends the status of every printer in trouble right after
+            if not frame.get("resumed"):
+                # A fresh snapshot holds only the last few closed orders: fetch the recall list once online.
+                self.run_worker(self._fetch_closed(), exclusive=True, group="closed")
             if self.client.connections > 1:
                 how = (
                     f"replayed {frame.get('replay', 0)} missed events"
@@ -103,6 +106,15 @@ class CounterApp(App[int]):
             self.expo.mark_dirty()
             if self.intake.is_mounted:
                 self.intake.refresh_title()
+
+    async def _fetch_closed(self) -> None:
+        try:
+            await self.client.wait_online(10)
+            await self.client.fetch_closed()
+        except Exception as exc:  # offline again, or an old hub: the snapshot's closed orders stay
+            self.log(f"could not fetch the closed orders: {exc}")
+            return
+        self.expo.mark_dirty()
 
     def _on_link(self, state: LinkState) -> None:
         """The link changed (online, offline…): say so at once rather than at the next tick."""

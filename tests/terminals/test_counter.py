@@ -344,3 +344,21 @@ async def test_refusals_are_said_in_words_next_to_the_action(
         assert f"station tickets of {number} not printed: order {number} has no live station ticket" in (
             expo.last_message
         )
+
+
+async def test_after_a_fresh_welcome_the_expo_fetches_the_closed_orders_its_snapshot_left_out(
+    hub: HubServer, connect: ClientFactory, tmp_path: Path
+) -> None:
+    src = await connect("app-backend")
+    closed = []
+    for k in range(hub.limits.snapshot_closed + 5):
+        r = await src.request({"type": "order.submit", "order": app_order(f"recall-{k}")})
+        await src.request({"type": "order.cancel", "order_id": r["order_id"], "reason": "customer left"})
+        closed.append(r["order_id"])
+    app = counter_app(hub.url, tmp_path, view="expo")
+    async with app.run_test(size=(120, 36)) as pilot:
+        await ready(pilot, app)
+        snapshot = app.client.welcome["snapshot"]["orders"] if app.client.welcome else []
+        assert len(snapshot) == hub.limits.snapshot_closed, "the snapshot holds only the last few closed orders"
+        await until(lambda: set(closed) <= set(app.client.book.orders), what="the closed orders fetched")
+        await until(lambda: len([r for r in app.expo.rows if r.closed]) == len(closed), what="listed as closed")
