@@ -115,13 +115,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_db(args: argparse.Namespace) -> int:
-    """kds db upgrade | current."""
+    """kds db upgrade | current | stale."""
     from kds.store import Store
 
     config = _config(args.config)
     store = Store(args.db, store_id=config.store.id)
     try:
-        if args.action == "upgrade":
+        if args.action == "stale":
+            from datetime import UTC, datetime, timedelta
+
+            hours = config.limits.open_max_age_h
+            stale = store.stale_orders(now=datetime.now(UTC), older_than=timedelta(hours=hours))
+            for o in stale:
+                print(f"{o['number']:>6}  {o['id']}  {o['status']:<10} since {o['created_at']}  from {o['source']}")
+            print(f"{len(stale)} open orders older than {hours:g} h (no longer on the screens)")
+        elif args.action == "upgrade":
             before, after = store.upgrade()
             print(f"database {store.url}: schema {before or 'empty'} → {after}")
         else:
@@ -292,7 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="database schema: upgrade or show the current revision",
         description="Migrate the hub's database (SQLite file or PostgreSQL URL) to this version's schema.",
     )
-    db.add_argument("action", choices=["upgrade", "current"], help="upgrade to the newest schema, or show it")
+    db.add_argument(
+        "action",
+        choices=["upgrade", "current", "stale"],
+        help="upgrade to the newest schema, show it, or list the open orders older than open_max_age_h (which the hub "
+        "no longer holds in memory: close or cancel them)",
+    )
     with_config(db)
     db.add_argument("--db", default=str(DEFAULT_DB), help="SQLite file path or database URL (default: %(default)s)")
     db.set_defaults(func=cmd_db)

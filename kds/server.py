@@ -103,6 +103,7 @@ class HubServer:
         self.sessions: set[Session] = set()
         self._links: dict[ServerConnection, Link] = {}
         self._per_device: collections.Counter[str] = collections.Counter()
+        self._stopping = False
         self._server: Server | None = None
         self._pending: list[tuple[Decision, ServerConnection | None]] = []
         self._wake = asyncio.Event()
@@ -345,6 +346,7 @@ class HubServer:
 
     async def stop(self) -> None:
         """Stop accepting, flush what is pending, close connections."""
+        self._stopping = True
         if self._server is not None:
             self._server.close(close_connections=False)
             for link in list(self._links.values()):
@@ -478,6 +480,11 @@ class HubServer:
         now = time.monotonic()
         ip = _ip_of(conn)
         link = Link(conn, ip, Outbox(conn, max_bytes=lim.outbox_max_bytes))
+        if self._stopping:
+            # Accepted just before the listener closed: it would otherwise wait for a hello the hub will not serve.
+            self._links[conn] = link
+            self._close(link, CloseCode.HUB_SHUTTING_DOWN, "hub shutting down")
+            return
         if len(self._links) >= lim.max_connections:
             self._log_quietly("connections", f"refused a connection from {ip}: {lim.max_connections} open already")
             self._refuse(

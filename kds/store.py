@@ -652,6 +652,22 @@ class Store:
         events = [(int(r[0]), str(r[1])) for r in reversed(tail)]
         return docs, events, int(seq), keys
 
+    def stale_orders(self, *, now: datetime, older_than: timedelta) -> list[dict[str, Any]]:
+        """Open orders created before `now - older_than`, oldest first: the ones the hub let go of
+        (`open_max_age_h`) and nobody closed."""
+        o = ORDERS
+        with self.engine.connect() as conn:
+            return [
+                json.loads(row[0])
+                for row in conn.execute(
+                    sa.select(o.c.doc)
+                    .where(o.c.store_id == self.store_id)
+                    .where(o.c.status.in_(OPEN_STATUSES))
+                    .where(o.c.created_at < _utc(now - older_than))
+                    .order_by(o.c.created_at)
+                )
+            ]
+
     def order_docs(self, ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
         """Stored orders (all of this store, or those with these ids), oldest first."""
         o = ORDERS

@@ -7,7 +7,7 @@ import asyncio
 import json
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +175,9 @@ async def test_a_forgotten_open_order_is_logged_and_leaves_memory_but_not_the_da
         assert any(r["number"] in m and "open_max_age_h" in m for m in caplog.messages), caplog.messages
         assert r["order_id"] not in server.hub.orders
         assert db_rows(db_path, "SELECT status FROM orders WHERE id = ?", r["order_id"]) == [("accepted",)]
+        # The manager finds it with `kds db stale` (this query).
+        age = timedelta(hours=config.limits.open_max_age_h)
+        assert [o["id"] for o in server.store.stale_orders(now=clock(), older_than=age)] == [r["order_id"]]
         counter = await devices.connect(server.url, "counter-1")
         assert r["order_id"] not in counter.book.orders, "a fresh welcome no longer carries it"
     finally:
