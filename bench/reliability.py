@@ -206,29 +206,21 @@ async def probe_wrong_tokens(url: str, config: StoreConfig, n: int) -> dict[str,
 
 
 async def fill(url: str, config: StoreConfig, open_orders: int, closed: int) -> None:
+    """Open and closed orders, through the durable queue (it resends what the frame rate limit refused)."""
     src = HubClient.for_device(url, config.device("app-backend"))  # type: ignore[arg-type]
     await src.connect()
     try:
         for start in range(0, closed, 200):
+            keys = range(start, min(closed, start + 200))
             answers = await asyncio.gather(
-                *(
-                    src.request({"type": "order.submit", "order": app(f"c{k}")}, timeout=30)
-                    for k in range(start, min(closed, start + 200))
-                )
+                *(src.enqueue({"type": "order.submit", "order": app(f"c{k}")}) for k in keys)
             )
             await asyncio.gather(
-                *(
-                    src.request({"type": "order.cancel", "order_id": a["order_id"], "reason": "test"}, timeout=30)
-                    for a in answers
-                )
+                *(src.enqueue({"type": "order.cancel", "order_id": a["order_id"], "reason": "test"}) for a in answers)
             )
         for start in range(0, open_orders, 200):
-            await asyncio.gather(
-                *(
-                    src.request({"type": "order.submit", "order": app(f"o{k}")}, timeout=30)
-                    for k in range(start, min(open_orders, start + 200))
-                )
-            )
+            keys = range(start, min(open_orders, start + 200))
+            await asyncio.gather(*(src.enqueue({"type": "order.submit", "order": app(f"o{k}")}) for k in keys))
     finally:
         await src.close()
 

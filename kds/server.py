@@ -104,6 +104,8 @@ class HubServer:
         self._links: dict[ServerConnection, Link] = {}
         self._per_device: collections.Counter[str] = collections.Counter()
         self._stopping = False
+        self._queued: collections.Counter[ServerConnection] = collections.Counter()
+        """Decisions of each connection waiting in the commit pipeline (its reads wait behind them)."""
         self._server: Server | None = None
         self._pending: list[tuple[Decision, ServerConnection | None]] = []
         self._wake = asyncio.Event()
@@ -474,6 +476,7 @@ class HubServer:
             await self._connection(conn)
         finally:
             self._links.pop(conn, None)
+            self._queued.pop(conn, None)
 
     async def _connection(self, conn: ServerConnection) -> None:
         lim = self.limits
@@ -651,8 +654,25 @@ class HubServer:
         task.add_done_callback(self._tasks.discard)
 
     def _submit(self, decision: Decision, conn: ServerConnection | None) -> None:
+        if (
+            conn is not None
+            and not (decision.write or decision.welcome or decision.events or decision.jobs)
+            and not self._queued.get(conn)
+        ):
+            # A read (ping, orders.closed, a refused bad frame) with nothing of its connection ahead of it: answer
+            # now, from memory, even while a commit waits on the database (order per connection is kept).
+            self._deliver(decision)
+            return
         self._pending.append((decision, conn))
+        if conn is not None:
+            self._queued[conn] += 1
         self._wake.set()
+
+    def _delivered(self, conn: ServerConnection | None) -> None:
+        if conn is not None and self._queued.get(conn):
+            self._queued[conn] -= 1
+            if not self._queued[conn]:
+                del self._queued[conn]
 
     # ------------------------------------------------------------------ commit, then deliver
 
@@ -690,7 +710,8 @@ class HubServer:
             self._print(jobs)
             for rec in records:
                 rec.committed()
-        for d, _c in batch:
+        for d, c in batch:
+            self._delivered(c)
             self._deliver(d)
 
     def _storage_failed(
@@ -715,7 +736,8 @@ class HubServer:
             delay,
             exc_info=self._failing == 1,
         )
-        for d, _c in failed:
+        for d, c in failed:
+            self._delivered(c)
             self._refuse_decision(d)
         self._spawn(self._reopen(delay))
 
@@ -807,7 +829,8 @@ class HubServer:
         records, jobs, replies, done = self._writes(batch)
         if records or jobs or done:
             self._withdraw(batch, self.store.commit(records, jobs, replies=replies, done=done))
-        for d, _c in batch:
+        for d, c in batch:
+            self._delivered(c)
             self._deliver(d)
 
     def _print(self, jobs: list[PrintJob]) -> None:

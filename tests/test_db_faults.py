@@ -488,3 +488,34 @@ async def test_terminated_postgresql_backends_lose_nothing_and_the_hub_leads_aga
     # And it goes on taking orders, as the leader.
     last = await shelf.request(submit(shelf_order("pg-last")))
     assert last["type"] == "order.accepted" and not last["duplicate"] and server.leading
+
+
+@pytest.mark.parametrize("db_path", ["sqlite"], indirect=True)
+async def test_reads_are_answered_while_a_commit_waits_on_the_database(
+    servers: list[HubServer], config: StoreConfig, db_path: Path, devices: Devices
+) -> None:
+    """A commit stuck behind another program's lock holds back only the frames of its own connection (in order):
+    another screen's ping is answered at once, from memory."""
+    db = Path(db_path)
+    server = await start_hub(servers, config, Store(db, store_id=config.store.id, busy_timeout_ms=3000))
+    shelf = await devices.connect(server.url, "shelf-1")
+    wok = await devices.connect(server.url, "wok-1")
+    blocker = sqlite3.connect(db, isolation_level=None)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")
+        order = asyncio.ensure_future(shelf.request(submit(shelf_order("behind-the-lock"))))
+        await until(lambda: bool(server._queued), what="the order to wait in the commit pipeline")
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        pong = await wok.request({"type": "ping", "ref": "while-locked"}, timeout=2)
+        waited = loop.time() - t0
+        assert pong["type"] == "pong" and waited < 1.0, f"a read waited {waited:.2f} s behind another device's commit"
+        # The shelf's own ping comes after the answer to its order (frames of one connection stay in order).
+        mine = asyncio.ensure_future(shelf.request({"type": "ping", "ref": "shelf-after"}, timeout=10))
+        assert not order.done() and not mine.done()
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    answer = await asyncio.wait_for(order, 10)
+    assert answer["type"] in ("order.accepted", "error"), answer
+    assert (await asyncio.wait_for(mine, 10))["type"] == "pong"
