@@ -36,11 +36,11 @@ from websockets.exceptions import ConcurrencyError, ConnectionClosed
 from websockets.frames import CloseCode as WsCloseCode
 from websockets.protocol import State
 
-from kds.hub import AuthError, Decision, EventRecord, OrderHub, Session, Window, error_frame
+from kds.hub import READS, AuthError, Decision, EventRecord, OrderHub, Session, Window, error_frame
 from kds.limits import LogThrottle, TokenBucket
 from kds.outbox import Outbox
 from kds.printing import PrintJob, PrintSink
-from kds.protocol import CloseCode, ErrorCode, PrinterState, _ref_of
+from kds.protocol import ROLE_MESSAGES, CloseCode, ErrorCode, FrameError, PrinterState, _ref_of, parse_client_frame
 from kds.store import Store
 
 log = logging.getLogger("kds.server")
@@ -304,6 +304,19 @@ class HubServer:
                 waiting = self._waiting.pop(cid, None)
                 session.conn = waiting.conn if waiting is not None else None
             self._submit(self.hub.handle_frame(session, frame), None)
+
+    def _answer_here(self, session: Session, frame: str | bytes) -> Decision | None:
+        """A follower answers what needs no decision of the leader itself: bad frames, messages the role may not
+        send, reads. Not while an earlier frame of the device waits for the leader's answer (order is kept)."""
+        if any(s is session for s in self._waiting.values()):
+            return None
+        try:
+            msg = parse_client_frame(frame)
+        except FrameError:
+            return self.hub.handle_frame(session, frame)
+        if isinstance(msg, READS) or msg.type not in ROLE_MESSAGES[session.role]:
+            return self.hub.handle(session, msg)
+        return None
 
     async def _relay(self, session: Session, frame: str | bytes) -> None:
         try:
@@ -572,6 +585,8 @@ class HubServer:
                     continue
                 if self.leading:
                     self._submit(self.hub.handle_frame(session, frame), conn)
+                elif (local := self._answer_here(session, frame)) is not None:
+                    self._submit(local, conn)
                 else:
                     await self._relay(session, frame)
         except ConnectionClosed:

@@ -21,7 +21,7 @@ from kds.server import HubServer
 from kds.store import Store
 from tests import pg
 from tests.conftest import Devices, app_order, shelf_order
-from tests.support import until
+from tests.support import db_rows, until
 from tests.test_durability import HubProcess, free_port
 
 
@@ -164,3 +164,35 @@ def test_relayed_frames_and_answers_are_pruned_once_done_and_old(config: StoreCo
         assert store.replies_for("hub-x", 0) == []
     finally:
         store.close()
+
+
+async def test_a_following_hub_answers_pings_and_bad_frames_itself(
+    config: StoreConfig, pg_db: str, devices: Devices
+) -> None:
+    """Only frames that need the leader's decision go through the database; a ping, a bad frame or a message the
+    role may not send is answered by the hub the device is on."""
+    a = HubServer(OrderHub(config), Store(pg_db, store_id=config.store.id), port=0)
+    await a.start()
+    b = HubServer(OrderHub(config), Store(pg_db, store_id=config.store.id), port=0)
+    await b.start()
+    try:
+        assert a.leading and not b.leading
+        wok = await devices.connect(b.url, "wok-2")
+        before = db_rows(pg_db, "SELECT count(*) FROM hub_commands")[0][0]
+        assert (await wok.request({"type": "ping", "ref": "p-1"}))["type"] == "pong"
+        bad = await wok.request({"type": "ticket.bump", "ticket_id": 7})
+        assert bad["type"] == "error" and bad["code"] == "invalid_message"
+        refused = await wok.request({"type": "order.cancel", "order_id": "x"})
+        assert refused["type"] == "error" and refused["code"] == "forbidden"
+        closed = await wok.request({"type": "orders.closed"})
+        assert closed["type"] == "orders.closed.list"
+        assert db_rows(pg_db, "SELECT count(*) FROM hub_commands")[0][0] == before, "answered here, not relayed"
+        # A frame that needs the leader still goes to it, and the answer comes back.
+        kiosk = await devices.connect(b.url, "kiosk-1")
+        order = {"key": "via-b", "channel": "kiosk", "fulfilment": {"type": "pickup"}, "items": [{"sku": "WOK-MAPO"}]}
+        assert (await kiosk.request({"type": "order.submit", "order": order}))["type"] == "order.accepted"
+        assert db_rows(pg_db, "SELECT count(*) FROM hub_commands")[0][0] == before + 1
+    finally:
+        await devices.close()
+        await b.stop()
+        await a.stop()
