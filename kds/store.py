@@ -618,6 +618,10 @@ class Store:
         key_since = _utc(now - timedelta(days=key_days))
         open_since = _utc(now - open_max_age)
         with self.engine.connect() as conn:
+            if self.engine.dialect.name == "postgresql":
+                # One snapshot for every read below: an order another hub commits meanwhile is either in the docs
+                # and counted in `seq`, or in neither (and followed later as an event after `seq`).
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
             docs = [
                 json.loads(row[0])
                 for row in conn.execute(

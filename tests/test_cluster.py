@@ -8,11 +8,13 @@ increasing; when the leading hub dies, another takes the lead and the terminals 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from kds.config import StoreConfig
 from kds.hub import OrderHub
@@ -195,4 +197,40 @@ async def test_a_following_hub_answers_pings_and_bad_frames_itself(
     finally:
         await devices.close()
         await b.stop()
+        await a.stop()
+
+
+async def test_a_starting_hub_loads_one_consistent_view_of_the_store(
+    config: StoreConfig, pg_db: str, devices: Devices
+) -> None:
+    """An order the leader commits while another hub is loading is either in what it loaded and counted in its
+    `seq`, or in neither (then it follows the event): never counted in `seq` but missing from the orders."""
+    a = HubServer(OrderHub(config), Store(pg_db, store_id=config.store.id), port=0)
+    await a.start()
+    loader = Store(pg_db, store_id=config.store.id)
+    paused, go = threading.Event(), threading.Event()
+
+    def after_first_read(conn: Any, clause: Any, *args: Any) -> None:
+        if not paused.is_set() and "FROM orders" in str(clause):
+            paused.set()
+            go.wait(10)  # the leader commits an order now, between the reads of the load
+
+    sa.event.listen(loader.engine, "after_execute", after_first_read)
+    try:
+        kiosk = await devices.connect(a.url, "kiosk-1")
+        order = {"key": "k-0", "channel": "kiosk", "fulfilment": {"type": "pickup"}, "items": [{"sku": "WOK-MAPO"}]}
+        assert (await kiosk.request({"type": "order.submit", "order": order}))["type"] == "order.accepted"
+        load = asyncio.ensure_future(asyncio.to_thread(lambda: loader.load(now=a.hub.clock())))
+        await until(paused.is_set, what="the load to have read the orders")
+        late = await kiosk.request({"type": "order.submit", "order": {**order, "key": "k-late"}})
+        assert late["type"] == "order.accepted"
+        go.set()
+        docs, events, seq, _keys = await asyncio.wait_for(load, 10)
+        ids = {d["id"] for d in docs}
+        assert (late["order_id"] in ids) == (seq >= a.hub.seq), (seq, a.hub.seq, late["order_id"] in ids)
+        assert all(s <= seq for s, _ in events)
+    finally:
+        go.set()
+        loader.close()
+        await devices.close()
         await a.stop()
