@@ -141,6 +141,10 @@ def database_url(db: str | Path) -> str:
     return f"sqlite:///{s}"
 
 
+class NotLeading(Exception):
+    """A hub that does not hold the lead of a shared store tried to write its events."""
+
+
 class Store:
     """The hub's database."""
 
@@ -151,6 +155,7 @@ class Store:
         # replaced when it is next taken from the pool, instead of failing the batch after it too.
         self.engine: Engine = sa.create_engine(self.url, future=True, pool_pre_ping=True)
         self._lead_conn: Any = None
+        self._holds_lead = False
         self._file_lock: Any = None
         self._upsert: Any = None
         self.busy_timeout_ms = busy_timeout_ms
@@ -282,18 +287,41 @@ class Store:
         """
         records = [r for r in records if not r.dropped]
         jobs = [j for j in jobs if not j.dropped]
+        if self.shared:
+            # Fencing: a store run by several hubs is written only through the connection that holds the lead.
+            # A hub whose lead connection is gone (and with it the lock another hub may hold now) cannot commit.
+            lead = self._lead_conn
+            if lead is None or not self._holds_lead:
+                raise NotLeading(f"this hub does not hold the lead of store {self.store_id}: it may not write")
+            with lead.begin():
+                # Checked inside the transaction: SQLAlchemy reconnects a dropped connection on its next use, and
+                # the new session holds no lock. While this session holds it, no other hub can take it.
+                if not _holds_lock(lead):
+                    self._holds_lead = False
+                    raise NotLeading(f"this hub lost the lead of store {self.store_id} (its lock session is gone)")
+                return self._commit_on(lead, records, jobs, replies, done)
         with self.engine.begin() as conn:
-            known = self._known_keys(conn, [r for r in records if r.kind is EventKind.ORDER_CREATED])
-            if known:
-                records = [r for r in records if r.order_id not in known]
-                jobs = [j for j in jobs if j.order_id not in known]
-            if records:
-                conn.execute(sa.insert(EVENTS), [self._event_row(r) for r in records])
-                latest = {r.order_id: r for r in records}
-                conn.execute(self._order_upsert(), [self._order_row(r) for r in latest.values()])
-            if jobs:
-                conn.execute(sa.insert(JOBS), [self._job_row(j) for j in jobs])
-            self._relay_rows(conn, replies, done, notify=bool(records))
+            return self._commit_on(conn, records, jobs, replies, done)
+
+    def _commit_on(
+        self,
+        conn: Any,
+        records: list[EventRecord],
+        jobs: list[PrintJob],
+        replies: Sequence[tuple[str, int, str]],
+        done: Sequence[int],
+    ) -> dict[str, tuple[str, str]]:
+        known = self._known_keys(conn, [r for r in records if r.kind is EventKind.ORDER_CREATED])
+        if known:
+            records = [r for r in records if r.order_id not in known]
+            jobs = [j for j in jobs if j.order_id not in known]
+        if records:
+            conn.execute(sa.insert(EVENTS), [self._event_row(r) for r in records])
+            latest = {r.order_id: r for r in records}
+            conn.execute(self._order_upsert(), [self._order_row(r) for r in latest.values()])
+        if jobs:
+            conn.execute(sa.insert(JOBS), [self._job_row(j) for j in jobs])
+        self._relay_rows(conn, replies, done, notify=bool(records))
         return known
 
     def _event_row(self, r: EventRecord) -> dict[str, Any]:
@@ -462,27 +490,40 @@ class Store:
         self._file_lock = lock
 
     def try_lead(self) -> bool:
-        """Try to become the store's leading hub (a PostgreSQL advisory lock held by a connection of its own)."""
+        """Try to become the store's leading hub: a PostgreSQL advisory lock held by a connection of its own, the
+        one every commit of the leader then goes through (`commit`)."""
         if self._lead_conn is None:
-            self._lead_conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        got = self._lead_conn.execute(
-            sa.select(sa.func.pg_try_advisory_lock(sa.func.hashtext(f"kds-lead:{self.store_id}")))
-        ).scalar()
-        return bool(got)
+            self._lead_conn = self.engine.connect()
+        try:
+            got = bool(
+                self._lead_conn.execute(
+                    sa.select(sa.func.pg_try_advisory_lock(sa.func.hashtext(f"kds-lead:{self.store_id}")))
+                ).scalar()
+            )
+            self._lead_conn.commit()
+        except Exception:
+            self.release_lead()
+            raise
+        self._holds_lead = got
+        return got
 
     def still_leading(self) -> bool:
         """False when the connection holding the lead is gone (then so is the lock)."""
-        if self._lead_conn is None:
+        if self._lead_conn is None or not self._holds_lead:
             return False
         try:
-            self._lead_conn.execute(sa.select(1))
-            return True
-        except sa.exc.DBAPIError:
+            held = _holds_lock(self._lead_conn)
+            self._lead_conn.commit()
+            self._holds_lead = held
+            return held
+        except Exception:  # the connection is gone (DBAPIError), or invalidated by a failed commit on it
+            self._holds_lead = False
             return False
 
     def release_lead(self) -> None:
         """Forget the connection that held the lead (it is gone, or the hub steps down); `try_lead` opens another."""
         conn, self._lead_conn = self._lead_conn, None
+        self._holds_lead = False
         if conn is not None:
             with contextlib.suppress(Exception):
                 conn.invalidate()
@@ -717,6 +758,18 @@ def _script() -> Any:
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(_alembic_config())
+
+
+def _holds_lock(conn: Any) -> bool:
+    """Whether this connection's session holds an advisory lock (the lead of the store: the only one it takes)."""
+    return bool(
+        conn.execute(
+            sa.text(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                "AND pid = pg_backend_pid())"
+            )
+        ).scalar()
+    )
 
 
 def _job_from_row(r: Any) -> PrintJob:

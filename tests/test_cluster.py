@@ -20,7 +20,7 @@ from kds.config import StoreConfig
 from kds.hub import OrderHub
 from kds.protocol import PrinterState
 from kds.server import HubServer
-from kds.store import Store
+from kds.store import NotLeading, Store
 from tests import pg
 from tests.conftest import Devices, app_order, shelf_order
 from tests.support import db_rows, until
@@ -160,6 +160,9 @@ def test_relayed_frames_and_answers_are_pruned_once_done_and_old(config: StoreCo
     try:
         old = store.relay_command("hub-x", "wok-1", '{"type":"ping"}')
         pending = store.relay_command("hub-x", "wok-1", '{"type":"ping"}')
+        with pytest.raises(NotLeading):  # fencing: only the holder of the lead writes
+            store.commit([], replies=[("hub-x", old, '{"type":"pong","seq":0}')], done=[old])
+        assert store.try_lead()
         store.commit([], replies=[("hub-x", old, '{"type":"pong","seq":0}')], done=[old])
         store.prune_relay(older_than=timedelta(0))
         assert [c[0] for c in store.pending_commands()] == [pending], "an unanswered frame is kept"
@@ -234,3 +237,28 @@ async def test_a_starting_hub_loads_one_consistent_view_of_the_store(
         loader.close()
         await devices.close()
         await a.stop()
+
+
+def test_a_leader_whose_lock_session_died_cannot_write(config: StoreConfig, pg_db: str) -> None:
+    """Fencing: the leader commits through the session that holds the lock and checks it holds it, inside the
+    transaction. Once that session is gone (terminated, the lock free for another hub), its commits are refused,
+    even though SQLAlchemy would quietly reconnect the connection."""
+    a, b = Store(pg_db, store_id=config.store.id), Store(pg_db, store_id=config.store.id)
+    admin = sa.create_engine(sa.make_url(pg_db))
+    try:
+        assert a.try_lead() and not b.try_lead()
+        with admin.connect() as conn:
+            pid = a._lead_conn.execute(sa.text("SELECT pg_backend_pid()")).scalar()
+            a._lead_conn.commit()
+            assert conn.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar()
+        with pytest.raises(sa.exc.DBAPIError):
+            a.commit([], done=[1])  # the dead session
+        assert b.try_lead(), "the lock is free: another hub takes the lead"
+        with pytest.raises(NotLeading):
+            a.commit([], done=[1])  # a new session, without the lock
+        assert not a.still_leading()
+        b.commit([], done=[1])  # the new leader writes
+    finally:
+        a.close()
+        b.close()
+        admin.dispose()
