@@ -7,6 +7,7 @@ then sends its `replies` and broadcasts its events, so nothing is acknowledged b
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 from collections import deque
@@ -389,7 +390,8 @@ class OrderHub:
         if not isinstance(msg, Hello):
             raise AuthError(4000, ErrorCode.BAD_HELLO, "the first frame must be a hello", ["type"])
         dev = self.config.device(msg.device)
-        if dev is None or dev.token != msg.token:
+        # Constant time: how long the refusal takes says nothing of how much of the token was right.
+        if dev is None or not hmac.compare_digest(dev.token.encode("utf-8"), msg.token.encode("utf-8")):
             raise AuthError(4001, ErrorCode.UNAUTHORIZED, "unknown device or wrong token", ["token"])
         if msg.role is not dev.role:
             raise AuthError(

@@ -262,3 +262,61 @@ def test_a_leader_whose_lock_session_died_cannot_write(config: StoreConfig, pg_d
         a.close()
         b.close()
         admin.dispose()
+
+
+async def test_a_follower_whose_listen_connection_dies_listens_again(
+    config: StoreConfig, pg_db: str, devices: Devices
+) -> None:
+    """The LISTEN connection is terminated: the follower opens another (instead of falling back to polling every
+    second for good) and its screens get the leader's events at notification speed again."""
+    a = HubServer(OrderHub(config), Store(pg_db, store_id=config.store.id), port=0)
+    await a.start()
+    b = HubServer(OrderHub(config), Store(pg_db, store_id=config.store.id), port=0)
+    await b.start()
+    admin = sa.create_engine(sa.make_url(pg_db))
+
+    def listeners() -> list[int]:
+        with admin.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%' "
+                    "AND pid <> pg_backend_pid()"
+                )
+            )
+            return [int(r[0]) for r in rows]
+
+    try:
+        kiosk = await devices.connect(a.url, "kiosk-1")
+        wok = await devices.connect(b.url, "wok-2")
+        before = await asyncio.to_thread(listeners)
+        assert len(before) == 2, before  # one per hub
+        with admin.connect() as conn:
+            for pid in before:
+                conn.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+        for _ in range(200):  # bounded: until both hubs listen again on new connections
+            now = await asyncio.to_thread(listeners)
+            if len(now) == 2 and not set(now) & set(before):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError(f"the hubs did not listen again: {before} -> {now}")
+        # Notification speed: well under the 1 s poll, over a few orders.
+        loop = asyncio.get_running_loop()
+        delays = []
+        for n in range(5):
+            order = {
+                "key": f"l-{n}",
+                "channel": "kiosk",
+                "fulfilment": {"type": "pickup"},
+                "items": [{"sku": "WOK-MAPO"}],
+            }
+            t0 = loop.time()
+            r = await kiosk.request({"type": "order.submit", "order": order})
+            await until(lambda r=r: r["order_id"] in wok.book.orders, 5, "the order on the follower's screen")
+            delays.append(loop.time() - t0)
+        assert sorted(delays)[len(delays) // 2] < 0.2, delays
+    finally:
+        admin.dispose()
+        await devices.close()
+        await b.stop()
+        await a.stop()
