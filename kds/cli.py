@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -27,8 +28,9 @@ def _config(path: str | Path) -> StoreConfig:
         raise SystemExit(2) from None
 
 
-def default_device(config: StoreConfig, role: Role, station: str | None = None) -> tuple[str, str]:
-    """The sample config's first device of this role (and station): its id and token."""
+def default_device(config: StoreConfig, role: Role, station: str | None = None) -> tuple[str, str | None]:
+    """The sample config's first device of this role (and station): its id and token (None when the config keeps
+    only its hash)."""
     for d in config.devices:
         if d.role is role and (station is None or d.station == station):
             return d.id, d.token
@@ -145,6 +147,19 @@ def cmd_db(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_token(args: argparse.Namespace) -> int:
+    """kds token."""
+    import secrets
+
+    from kds.config import hash_token
+
+    token = secrets.token_urlsafe(24)
+    print(f"token: {token}")
+    print("for the device's [[devices]] entry in the store config (instead of token = ...):")
+    print(f'token_hash = "{hash_token(token)}"')
+    return 0
+
+
 # ------------------------------------------------------------------------------------------------ schema
 
 
@@ -209,6 +224,10 @@ def _terminal_device(args: argparse.Namespace, config: StoreConfig, role: Role, 
         if dev is None:
             raise SystemExit(f"kds: device {device!r} is not in {args.config}; give --token")
         token = dev.token
+    # A config that keeps only token hashes: the token comes from --token or the environment.
+    token = token or os.environ.get("KDS_TOKEN")
+    if not token:
+        raise SystemExit(f"kds: the config keeps only a hash of {device}'s token: give --token or set KDS_TOKEN")
     return device, token
 
 
@@ -309,6 +328,16 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(db)
     db.add_argument("--db", default=str(DEFAULT_DB), help="SQLite file path or database URL (default: %(default)s)")
     db.set_defaults(func=cmd_db)
+
+    tk = sub.add_parser(
+        "token",
+        help="make a new device token and the token_hash line for the config",
+        description=(
+            "Print a new random device token (give it to the device: --token, or KDS_TOKEN) and the token_hash line "
+            "to put in its [[devices]] entry instead of token, so that the config does not hold the token itself."
+        ),
+    )
+    tk.set_defaults(func=cmd_token)
 
     sc = sub.add_parser(
         "schema",

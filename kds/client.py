@@ -185,6 +185,8 @@ class HubClient:
     @classmethod
     def for_device(cls, url: str, device: Device, **kwargs: Any) -> HubClient:
         """A client for a device of the store config (its id, token, role and station)."""
+        if device.token is None:
+            raise ValueError(f"the config keeps only a hash of {device.id}'s token: give the token to HubClient")
         return cls(url, device=device.id, token=device.token, role=device.role.value, station=device.station, **kwargs)
 
     @property

@@ -7,6 +7,9 @@ nowhere (also among the well-formed entries of a config with structural problems
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 import tomllib
 from collections.abc import Iterable
 from contextlib import suppress
@@ -177,11 +180,26 @@ class Printer(_Strict):
     """Failed attempts in a row before this printer's tickets go to `backup` (until it answers again)."""
 
 
+TOKEN_HASH = r"^sha256\$[0-9a-f]{32}\$[0-9a-f]{64}$"
+
+
+def hash_token(token: str, salt: str | None = None) -> str:
+    """The line a config keeps instead of a device's token: `sha256$SALT$HEX` (`kds token` makes both).
+
+    Tokens are random (`kds token`: 192 bits), not passwords, so a salted SHA-256 is enough to keep a copied config
+    from giving them away, and cheap enough to check on every hello."""
+    salt = salt if salt is not None else secrets.token_hex(16)
+    return f"sha256${salt}${hashlib.sha256((salt + token).encode('utf-8')).hexdigest()}"
+
+
 class Device(_Strict):
     """A terminal, kiosk, app backend or monitor allowed to connect to the hub."""
 
     id: Ident
-    token: str = Field(min_length=8)
+    token: str | None = Field(default=None, min_length=8)
+    """The device's token in plain text (the sample store); or give `token_hash`."""
+    token_hash: str | None = Field(default=None, pattern=TOKEN_HASH)
+    """`sha256$SALT$HEX` of the token (`kds token` makes one): the config then does not hold the token itself."""
     role: Role
     station: Ident | None = None
     """The station of a kitchen device."""
@@ -189,6 +207,20 @@ class Device(_Strict):
     """Channels a source (or counter) may submit orders on."""
     keymap: dict[str, str] = Field(default_factory=dict)
     """Per-device key bindings for bump bars (used by the terminals)."""
+
+    @model_validator(mode="after")
+    def _one_token(self) -> Device:
+        if (self.token is None) == (self.token_hash is None):
+            raise ValueError("give the device a token or a token_hash (one of them)")
+        return self
+
+    def verify(self, token: str) -> bool:
+        """Whether `token` is this device's, in constant time (the time taken tells nothing of how close it was)."""
+        if self.token_hash is not None:
+            _alg, salt, _hex = self.token_hash.split("$")
+            return hmac.compare_digest(hash_token(token, salt).encode(), self.token_hash.encode())
+        assert self.token is not None
+        return hmac.compare_digest(self.token.encode("utf-8"), token.encode("utf-8"))
 
 
 class Limits(_Strict):
