@@ -218,6 +218,16 @@ def ack_frame(ref: str | None, seq: int | None) -> str:
     return _dumps({"type": "ack", "ref": ref, "seq": seq})
 
 
+def unavailable_frame(ref: str | None) -> str:
+    """The answer to a change the hub cannot store now (database fault): nothing was done, send it again."""
+    return error_frame(
+        ref,
+        ErrorCode.UNAVAILABLE,
+        "the hub cannot store changes right now (database fault): nothing was done; send the same frame again",
+        [{"loc": [], "msg": "retry"}],
+    )
+
+
 def error_frame(ref: str | None, code: ErrorCode | str, message: str, errors: Iterable[dict[str, Any]] = ()) -> str:
     """An `error` frame."""
     return _dumps(
@@ -641,12 +651,10 @@ class OrderHub:
         return self._error(session, ref, ErrorCode.UNKNOWN_TYPE, f"{kind} is not accepted after hello")
 
     def _unavailable(self, session: Session, ref: str | None) -> Decision:
-        return self._error(
-            session,
-            ref,
-            ErrorCode.UNAVAILABLE,
-            "the hub cannot store changes right now (database fault); nothing was done: send it again",
-            [{"loc": ["type"], "msg": "retry later"}],
+        return Decision(
+            replies=[(session, unavailable_frame(ref))],
+            logs=[f"error to {session.device.id}: unavailable (ref={ref!a})"],
+            refused=True,
         )
 
     def _error(

@@ -36,7 +36,7 @@ from websockets.exceptions import ConcurrencyError, ConnectionClosed
 from websockets.frames import CloseCode as WsCloseCode
 from websockets.protocol import State
 
-from kds.hub import READS, AuthError, Decision, EventRecord, OrderHub, Session, Window, error_frame
+from kds.hub import READS, AuthError, Decision, EventRecord, OrderHub, Session, Window, error_frame, unavailable_frame
 from kds.limits import LogThrottle, TokenBucket
 from kds.outbox import Outbox
 from kds.printing import PrintJob, PrintSink
@@ -153,9 +153,9 @@ class HubServer:
             self._executor,
             lambda: self.store.load(
                 now=self.hub.clock(),
-                keep=_seconds(lim.closed_keep_s),
+                keep=timedelta(seconds=lim.closed_keep_s),
                 replay_window=self.hub.log_max,
-                open_max_age=_seconds(lim.open_max_age_h * 3600),
+                open_max_age=timedelta(hours=lim.open_max_age_h),
             ),
         )
         last_job = await loop.run_in_executor(self._executor, self.store.last_job_id)
@@ -324,7 +324,7 @@ class HubServer:
             cid = await self.run_db(lambda: self.store.relay_command(self.hub_id, session.device.id, text))
         except Exception as exc:
             if session.conn is not None:
-                self._send(session.conn, _unavailable(_frame_ref(frame)))
+                self._send(session.conn, unavailable_frame(_frame_ref(frame)))
             self._log_quietly(session.device.id, f"could not relay a frame of {session.device.id}: {exc}")
             return
         self._waiting[cid] = session
@@ -776,7 +776,7 @@ class HubServer:
             if link is not None:
                 self._close(link, CloseCode.RETRY, "the hub's database refused a write meanwhile: connect again")
         elif d.write:
-            self._send(session.conn, _unavailable(d.ref))
+            self._send(session.conn, unavailable_frame(d.ref))
         else:
             for s, frame in d.replies:
                 if s.conn is not None:
@@ -912,16 +912,3 @@ def _frame_ref(frame: str | bytes) -> str | None:
         return _ref_of(json.loads(frame))
     except (ValueError, TypeError, RecursionError):
         return None
-
-
-def _unavailable(ref: str | None) -> str:
-    return error_frame(
-        ref,
-        ErrorCode.UNAVAILABLE,
-        "the hub could not store this change (database fault): nothing was done; send the same frame again",
-        [{"loc": [], "msg": "retry"}],
-    )
-
-
-def _seconds(s: float) -> timedelta:
-    return timedelta(seconds=s)

@@ -38,6 +38,15 @@ def db_path(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path | s
         yield url
 
 
+@pytest.fixture
+def pg_db() -> Iterator[str]:
+    """A fresh PostgreSQL database, for tests that need one (several hubs on one store, its own faults)."""
+    if pg.admin_url() is None:
+        pytest.skip(pg.SKIP_REASON)
+    with pg.fresh_database() as url:
+        yield url
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _drop_pg_template() -> Iterator[None]:
     yield

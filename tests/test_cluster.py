@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,19 +21,9 @@ from kds.hub import OrderHub
 from kds.protocol import PrinterState
 from kds.server import HubServer
 from kds.store import NotLeading, Store
-from tests import pg
 from tests.conftest import Devices, app_order, shelf_order
 from tests.support import db_rows, until
 from tests.test_durability import HubProcess, free_port
-
-
-@pytest.fixture
-def pg_db() -> Iterator[str]:
-    """A fresh PostgreSQL database (these tests need one: SQLite serves one hub)."""
-    if pg.admin_url() is None:
-        pytest.skip(pg.SKIP_REASON)
-    with pg.fresh_database() as url:
-        yield url
 
 
 def seqs(frames: list[dict[str, Any]]) -> list[int]:
@@ -171,15 +161,26 @@ def test_relayed_frames_and_answers_are_pruned_once_done_and_old(config: StoreCo
         store.close()
 
 
-async def test_a_following_hub_answers_pings_and_bad_frames_itself(
-    config: StoreConfig, pg_db: str, devices: Devices
-) -> None:
-    """Only frames that need the leader's decision go through the database; a ping, a bad frame or a message the
-    role may not send is answered by the hub the device is on."""
+@pytest.fixture
+async def two_hubs(config: StoreConfig, pg_db: str) -> AsyncIterator[tuple[HubServer, HubServer]]:
+    """Two hubs on one fresh PostgreSQL store: the first leads, the second follows (stopped at the end)."""
     a = HubServer(OrderHub(config), Store(pg_db, store_id=config.store.id), port=0)
     await a.start()
     b = HubServer(OrderHub(config), Store(pg_db, store_id=config.store.id), port=0)
     await b.start()
+    try:
+        yield a, b
+    finally:
+        await b.stop()
+        await a.stop()
+
+
+async def test_a_following_hub_answers_pings_and_bad_frames_itself(
+    two_hubs: tuple[HubServer, HubServer], pg_db: str, devices: Devices
+) -> None:
+    """Only frames that need the leader's decision go through the database; a ping, a bad frame or a message the
+    role may not send is answered by the hub the device is on."""
+    a, b = two_hubs
     try:
         assert a.leading and not b.leading
         wok = await devices.connect(b.url, "wok-2")
@@ -199,8 +200,6 @@ async def test_a_following_hub_answers_pings_and_bad_frames_itself(
         assert db_rows(pg_db, "SELECT count(*) FROM hub_commands")[0][0] == before + 1
     finally:
         await devices.close()
-        await b.stop()
-        await a.stop()
 
 
 async def test_a_starting_hub_loads_one_consistent_view_of_the_store(
@@ -265,14 +264,11 @@ def test_a_leader_whose_lock_session_died_cannot_write(config: StoreConfig, pg_d
 
 
 async def test_a_follower_whose_listen_connection_dies_listens_again(
-    config: StoreConfig, pg_db: str, devices: Devices
+    two_hubs: tuple[HubServer, HubServer], pg_db: str, devices: Devices
 ) -> None:
     """The LISTEN connection is terminated: the follower opens another (instead of falling back to polling every
     second for good) and its screens get the leader's events at notification speed again."""
-    a = HubServer(OrderHub(config), Store(pg_db, store_id=config.store.id), port=0)
-    await a.start()
-    b = HubServer(OrderHub(config), Store(pg_db, store_id=config.store.id), port=0)
-    await b.start()
+    a, b = two_hubs
     admin = sa.create_engine(sa.make_url(pg_db))
 
     def listeners() -> list[int]:
@@ -318,5 +314,3 @@ async def test_a_follower_whose_listen_connection_dies_listens_again(
     finally:
         admin.dispose()
         await devices.close()
-        await b.stop()
-        await a.stop()

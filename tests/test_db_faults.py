@@ -57,15 +57,6 @@ async def start_hub(servers: list[HubServer], config: StoreConfig, store: Store)
     return server
 
 
-@pytest.fixture
-def pg_db() -> Iterator[str]:
-    """A fresh PostgreSQL database."""
-    if pg.admin_url() is None:
-        pytest.skip(pg.SKIP_REASON)
-    with pg.fresh_database() as url:
-        yield url
-
-
 def big_order(key: str) -> dict[str, Any]:
     """A shelf order as large as the protocol allows notes to make it (about 5 KB stored twice: event and order)."""
     text = (key + " ") * 500
