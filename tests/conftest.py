@@ -32,8 +32,7 @@ def db_path(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path | s
     if request.param == "sqlite":
         yield tmp_path / "kds.sqlite3"
         return
-    if pg.admin_url() is None:
-        pytest.skip(pg.SKIP_REASON)
+    pg.need()
     with pg.fresh_database() as url:
         yield url
 
@@ -41,10 +40,17 @@ def db_path(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path | s
 @pytest.fixture
 def pg_db() -> Iterator[str]:
     """A fresh PostgreSQL database, for tests that need one (several hubs on one store, its own faults)."""
-    if pg.admin_url() is None:
-        pytest.skip(pg.SKIP_REASON)
+    pg.need()
     with pg.fresh_database() as url:
         yield url
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Where PostgreSQL is required (CI), a server that does not answer stops the run at once, with the reason."""
+    if pg.required():
+        why = pg.unavailable()
+        if why is not None:
+            pytest.exit(f"{pg.REQUIRE}=1 but PostgreSQL cannot be used: {why}", returncode=1)
 
 
 @pytest.fixture(scope="session", autouse=True)

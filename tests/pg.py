@@ -1,7 +1,8 @@
 """Fresh PostgreSQL databases for tests, cloned from a migrated template (fast), dropped afterwards.
 
 The server comes from KDS_TEST_POSTGRES_URL (`.ci/run` starts PostgreSQL and sets it); without it the PostgreSQL
-half of the suite is skipped with a message saying how to run it.
+half of the suite is skipped with a message saying how to run it, except where KDS_REQUIRE_POSTGRES=1 (`.ci/run` sets
+it): there a missing or unreachable server fails the run, so that CI never passes with half the suite skipped.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 
+import pytest
 import sqlalchemy as sa
 
 from kds.store import Store, database_url
 
 ENV = "KDS_TEST_POSTGRES_URL"
+REQUIRE = "KDS_REQUIRE_POSTGRES"
 SKIP_REASON = (
     f"PostgreSQL tests need a server: set {ENV}=postgresql://USER:PASSWORD@127.0.0.1:5432/postgres "
     "(a role that may create databases), or run `bash .ci/run`, which starts one and sets it"
@@ -26,6 +29,36 @@ _template: str | None = None
 def admin_url() -> str | None:
     """The server's URL from the environment, if any."""
     return os.environ.get(ENV) or None
+
+
+def required() -> bool:
+    """Whether the PostgreSQL half of the suite must run (CI): then no server is a failure, not a skip."""
+    return os.environ.get(REQUIRE, "") not in ("", "0")
+
+
+def need() -> None:
+    """Skip the calling test when there is no server, or fail it where PostgreSQL is required."""
+    if admin_url() is None:
+        if required():
+            pytest.fail(f"{REQUIRE}=1 but no PostgreSQL: {SKIP_REASON}", pytrace=False)
+        pytest.skip(SKIP_REASON)
+
+
+def unavailable() -> str | None:
+    """Why the PostgreSQL tests cannot run here, or None when they can (the server answers)."""
+    url = admin_url()
+    if url is None:
+        return SKIP_REASON
+    try:
+        engine = _admin_engine()
+        try:
+            with engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        finally:
+            engine.dispose()
+    except sa.exc.SQLAlchemyError as exc:
+        return f"PostgreSQL at {sa.make_url(database_url(url)).render_as_string()} does not answer: {exc}"
+    return None
 
 
 def _with_database(url: str, name: str) -> str:

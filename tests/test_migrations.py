@@ -29,8 +29,7 @@ def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path | 
     if request.param == "sqlite":
         yield tmp_path / "empty.sqlite3"
         return
-    if pg.admin_url() is None:
-        pytest.skip(pg.SKIP_REASON)
+    pg.need()
     with pg.empty_database() as url:
         yield url
 
