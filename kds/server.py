@@ -36,12 +36,13 @@ from websockets.exceptions import ConcurrencyError, ConnectionClosed
 from websockets.frames import CloseCode as WsCloseCode
 from websockets.protocol import State
 
+from kds.cluster import Cluster, Do, FrameKind, Route
 from kds.hub import READS, AuthError, Decision, EventRecord, OrderHub, Session, Window, error_frame, unavailable_frame
 from kds.limits import LogThrottle, TokenBucket
 from kds.outbox import Outbox
 from kds.printing import PrintJob, PrintSink
 from kds.protocol import ROLE_MESSAGES, CloseCode, ErrorCode, FrameError, PrinterState, _ref_of, parse_client_frame
-from kds.store import Store
+from kds.store import NotLeading, Store
 
 log = logging.getLogger("kds.server")
 T = TypeVar("T")
@@ -129,10 +130,9 @@ class HubServer:
         self._auth_failures: dict[str, TokenBucket] = {}
         self._quiet = LogThrottle(self.limits.log_interval_s)
         # Several hubs on one store (PostgreSQL): one leads (decides and writes), the others follow the events it
-        # stores and relay their devices' frames to it through the database.
+        # stores and relay their devices' frames to it through the database. `cluster` decides (kds/cluster.py).
         self.hub_id = uuid.uuid4().hex[:12]
-        self.leading = True
-        self._spooling = False
+        self.cluster = Cluster(shared=store.shared, prints=printing is not None)
         self._waiting: dict[int, Session] = {}
         """Follower: relayed command id → the session waiting for its answer."""
         self._last_reply = 0
@@ -162,9 +162,10 @@ class HubServer:
         self.hub.restore(docs, events, seq, keys, last_job=last_job)
         log.info("restored %d orders, seq=%d, %d replayable events", len(docs), seq, len(events))
         if self.store.shared:
-            await self._join_store(loop)
-        if self.leading:
-            await self._lead()
+            self._last_reply = await self.run_db(self.store.last_reply_id)
+        await self._carry_out(self.cluster.start())
+        if self.store.shared:
+            self._join_store(loop)
         self._committer = asyncio.create_task(self._commit_loop(), name="kds-committer")
         self._housekeeper = asyncio.create_task(self._housekeeping(), name="kds-housekeeping")
         self._server = await serve(
@@ -183,35 +184,41 @@ class HubServer:
 
     # ------------------------------------------------------------------ several hubs on one store
 
-    async def _join_store(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.leading = await self.run_db(self.store.try_lead)
-        self._last_reply = await self.run_db(self.store.last_reply_id)
+    @property
+    def leading(self) -> bool:
+        """Whether this hub decides and writes for its store (always, alone on it)."""
+        return self.cluster.leading
 
+    def _join_store(self, loop: asyncio.AbstractEventLoop) -> None:
         def notified(payload: str) -> None:
             if payload.startswith("p"):
                 loop.call_soon_threadsafe(self._printer_elsewhere, payload[1:])
             else:
                 loop.call_soon_threadsafe(self._notified.set)
 
-        self._cluster_tasks.append(asyncio.create_task(self._listen_loop(notified), name="kds-listen"))
+        def listening() -> None:
+            # (Again) listening: whatever was notified while nobody listened is fetched by a round now.
+            loop.call_soon_threadsafe(self.cluster.listening)
+            loop.call_soon_threadsafe(self._notified.set)
+
+        self._cluster_tasks.append(asyncio.create_task(self._listen_loop(notified, listening), name="kds-listen"))
         self._cluster_tasks.append(asyncio.create_task(self._cluster_loop(), name="kds-cluster"))
         log.info("hub %s %s store %s", self.hub_id, "leads" if self.leading else "follows", self.store.store_id)
 
-    async def _listen_loop(self, notified: Callable[[str], None]) -> None:
+    async def _listen_loop(self, notified: Callable[[str], None], listening: Callable[[], None]) -> None:
         # The notification connection can drop (a terminated backend, a restarted server): listen again, with
-        # backoff, and catch up on whatever was notified meanwhile (the cluster loop also polls every second).
+        # backoff, then catch up (the cluster loop also polls every `poll_s`).
         loop = asyncio.get_running_loop()
-        failures = 0
         while not self._listen_stop.is_set():
             try:
-                await loop.run_in_executor(None, self.store.listen, notified, self._listen_stop)
+                await loop.run_in_executor(None, self.store.listen, notified, self._listen_stop, listening)
             except Exception as exc:
-                failures += 1
-                log.warning("hub %s lost its database notifications (%s); listening again", self.hub_id, exc)
-                await asyncio.sleep(min(5.0, 0.2 * 2**failures))
+                delay = self.cluster.listen_lost()
+                log.warning(
+                    "hub %s lost its database notifications (%s); listening again in %.1f s", self.hub_id, exc, delay
+                )
+                await asyncio.sleep(delay)
                 self._notified.set()
-            else:
-                failures = 0
 
     def _printer_elsewhere(self, payload: str) -> None:
         if self.leading:
@@ -219,61 +226,71 @@ class HubServer:
         p = json.loads(payload)
         self._tell_printer(self.hub.printer_status(p["printer"], PrinterState(p["state"]), p["message"]))
 
-    async def _lead(self) -> None:
-        if self.printing is not None and not self._spooling:
-            self._spooling = True
-            await self.printing.start(self.store, self.run_db, self.printer_status)
-
     async def _cluster_loop(self) -> None:
-        # Woken by NOTIFY; also every second, so a lost notification only delays, and a follower tries to lead.
-        # A database fault here is logged and retried with backoff: the hub goes on serving from memory.
-        failures = 0
+        # A round when NOTIFY wakes it, or every `poll_s` (a lost notification only delays; a follower tries to
+        # lead). A database fault is logged and the next round waits a backoff: the hub serves on from memory.
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._notified.wait(), 1.0)
+                await asyncio.wait_for(self._notified.wait(), self.cluster.poll_s)
             self._notified.clear()
+            now = time.monotonic()
+            steps = self.cluster.wake(now)
+            if not steps:
+                continue
             try:
-                if self.leading:
-                    if not await self.run_db(self.store.still_leading):
-                        await self._lost_lead()
-                        continue
-                    await self._take_commands()
-                else:
-                    await self._follow()
-                    if await self.run_db(self.store.try_lead):
-                        await self._follow()  # whatever the old leader stored before it went
-                        self.hub.job_seq = await self.run_db(self.store.last_job_id)
-                        if not self._pending:
-                            self.hub.seal()  # the undo window starts from what was just taken in
-                        self.leading = True
-                        log.warning("hub %s now leads store %s", self.hub_id, self.store.store_id)
-                        await self._lead()
-                        await self._take_commands()
-                    elif self._spooling and self.printing is not None:
-                        # Another hub leads now and prints: this one must not.
-                        log.warning(
-                            "hub %s: another hub leads store %s; its spooler stops", self.hub_id, self.store.store_id
-                        )
-                        self._spooling = False
-                        await self.printing.stop()
-                failures = 0
+                await self._carry_out(steps)
+                self.cluster.round_done()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                failures += 1
+                delay = self.cluster.fault(now)
+                failures = self.cluster.faults.failures
                 if failures == 1 or failures % 30 == 0:
                     log.error(
-                        "hub %s: database fault in the cluster loop (%d in a row): %s", self.hub_id, failures, exc
+                        "hub %s: database fault in the cluster loop (%d in a row; next round in %.1f s): %s",
+                        self.hub_id,
+                        failures,
+                        delay,
+                        exc,
                     )
-                await asyncio.sleep(min(5.0, 0.25 * 2**failures))
 
-    async def _lost_lead(self) -> None:
-        """The connection that held the lead is gone (and with it the lock): follow until the lead is taken again."""
-        log.error(
-            "hub %s lost the database connection that holds the lead of store %s", self.hub_id, self.store.store_id
-        )
-        self.leading = False
-        await self.run_db(self.store.release_lead)
+    async def _carry_out(self, steps: list[Do]) -> None:
+        """Carry out the cluster's steps in order, with the steps each answer leads to first."""
+        todo = collections.deque(steps)
+        while todo:
+            todo.extendleft(reversed(await self._do(todo.popleft())))
+
+    async def _do(self, step: Do) -> list[Do]:
+        if step is Do.FOLLOW:
+            await self._follow()
+        elif step is Do.TRY_LEAD:
+            return self.cluster.lead_answer(await self.run_db(self.store.try_lead))
+        elif step is Do.CHECK_LEAD:
+            return self.cluster.lead_checked(await self.run_db(self.store.still_leading))
+        elif step is Do.TAKE_OVER:
+            await self._follow()  # whatever the old leader stored before it went
+            self.hub.job_seq = await self.run_db(self.store.last_job_id)
+            if not self._pending:
+                self.hub.seal()  # the undo window starts from what was just taken in
+            more = self.cluster.took_over()
+            if self._server is not None:  # (at start, `_join_store` says it)
+                log.warning("hub %s now leads store %s", self.hub_id, self.store.store_id)
+            return more
+        elif step is Do.TAKE_COMMANDS:
+            await self._take_commands()
+        elif step is Do.START_SPOOLER:
+            assert self.printing is not None
+            await self.printing.start(self.store, self.run_db, self.printer_status)
+            self.cluster.spooler(True)
+        elif step is Do.STOP_SPOOLER:
+            assert self.printing is not None
+            log.warning("hub %s does not lead store %s: its spooler stops", self.hub_id, self.store.store_id)
+            await self.printing.stop()
+            self.cluster.spooler(False)
+        elif step is Do.RELEASE_LEAD:
+            log.error("hub %s no longer holds the lead of store %s: it follows", self.hub_id, self.store.store_id)
+            await self.run_db(self.store.release_lead)
+        return []
 
     async def _follow(self) -> None:
         """Apply what the leading hub stored: answers to this hub's devices first, then the events."""
@@ -305,18 +322,30 @@ class HubServer:
                 session.conn = waiting.conn if waiting is not None else None
             self._submit(self.hub.handle_frame(session, frame), None)
 
-    def _answer_here(self, session: Session, frame: str | bytes) -> Decision | None:
-        """A follower answers what needs no decision of the leader itself: bad frames, messages the role may not
-        send, reads. Not while an earlier frame of the device waits for the leader's answer (order is kept)."""
-        if any(s is session for s in self._waiting.values()):
-            return None
+    async def _route(self, session: Session, frame: str | bytes, conn: ServerConnection) -> None:
+        """Decide a device's frame here, answer it here (a follower: bad frames, reads, messages the role may not
+        send), or relay it to the leader, as the cluster says."""
+        if self.leading:
+            self._submit(self.hub.handle_frame(session, frame), conn)
+            return
         try:
             msg = parse_client_frame(frame)
         except FrameError:
-            return self.hub.handle_frame(session, frame)
-        if isinstance(msg, READS) or msg.type not in ROLE_MESSAGES[session.role]:
-            return self.hub.handle(session, msg)
-        return None
+            msg, kind = None, FrameKind.BAD
+        else:
+            if isinstance(msg, READS):
+                kind = FrameKind.READ
+            elif msg.type not in ROLE_MESSAGES[session.role]:
+                kind = FrameKind.FORBIDDEN
+            else:
+                kind = FrameKind.WRITE
+        route = self.cluster.route(kind, waiting=any(s is session for s in self._waiting.values()))
+        if route is Route.RELAY:
+            await self._relay(session, frame)
+        elif route is Route.ANSWER and msg is not None:
+            self._submit(self.hub.handle(session, msg), conn)
+        else:
+            self._submit(self.hub.handle_frame(session, frame), conn)
 
     async def _relay(self, session: Session, frame: str | bytes) -> None:
         try:
@@ -385,7 +414,7 @@ class HubServer:
             _done, late = await asyncio.wait(self._cluster_tasks, timeout=CLOSE_TIMEOUT_S + 3)
             if late:
                 log.warning("cluster tasks did not stop in time: %s", [t.get_name() for t in late])
-        if self.printing is not None and self._spooling:
+        if self.printing is not None and self.cluster.spooling:
             await self.printing.stop()
         if self._housekeeper is not None:
             self._housekeeper.cancel()
@@ -583,12 +612,7 @@ class HubServer:
             async for frame in conn:
                 if link.closing or not self._admit(link, session, frame):
                     continue
-                if self.leading:
-                    self._submit(self.hub.handle_frame(session, frame), conn)
-                elif (local := self._answer_here(session, frame)) is not None:
-                    self._submit(local, conn)
-                else:
-                    await self._relay(session, frame)
+                await self._route(session, frame, conn)
         except ConnectionClosed:
             pass
 
@@ -754,6 +778,9 @@ class HubServer:
         for d, c in failed:
             self._delivered(c)
             self._refuse_decision(d)
+        if isinstance(exc, NotLeading):
+            # Another hub may lead now: step down at once (the next round finds who leads).
+            self._spawn(self._carry_out(self.cluster.lock_lost()))
         self._spawn(self._reopen(delay))
 
     def _refuse_decision(self, d: Decision) -> None:
@@ -814,7 +841,7 @@ class HubServer:
             if len(batch) < 5000:
                 break
         self.hub.job_seq = max(self.hub.job_seq, await self.run_db(self.store.last_job_id))
-        if self.hub.job_seq > first_job and self.printing is not None and self._spooling:
+        if self.hub.job_seq > first_job and self.printing is not None and self.cluster.spooling:
             jobs = await self.run_db(self.store.pending_jobs)
             self.printing.submit([j for j in jobs if j.id > first_job])
         if not self._pending:

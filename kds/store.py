@@ -530,13 +530,16 @@ class Store:
             with contextlib.suppress(Exception):
                 conn.close()
 
-    def listen(self, on_notify: Any, stop: Any) -> None:
-        """Block, calling `on_notify(payload)` for each notification of this store, until `stop.is_set()`."""
+    def listen(self, on_notify: Any, stop: Any, on_listening: Any = None) -> None:
+        """Block, calling `on_notify(payload)` for each notification of this store, until `stop.is_set()`;
+        `on_listening()` once LISTEN is in place (the caller then fetches what was notified before)."""
         import psycopg
 
         dsn = sa.make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(f'LISTEN "{self.channel}"')
+            if on_listening is not None:
+                on_listening()
             while not stop.is_set():
                 for n in conn.notifies(timeout=0.1):
                     on_notify(n.payload)

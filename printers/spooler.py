@@ -151,8 +151,17 @@ class Spooler:
     # ---------------------------------------------------------------- lifecycle (PrintSink)
 
     async def start(self, ledger: JobLedger, run_db: RunDb[Any], notify: Notify) -> None:
-        """Load the jobs the last run left (mid-send ones marked reprint) and start the workers."""
+        """Load the jobs the last run left (mid-send ones marked reprint) and start the workers.
+
+        A stopped spooler may be started again (a hub that lost the lead of its store and took it back): what it
+        had queued is dropped and taken again from the database, which holds every job not yet printed."""
         self._ledger, self._run_db, self._notify = ledger, run_db, notify
+        if self._stop.is_set():
+            self._stop = asyncio.Event()
+            self._threads = ThreadPoolExecutor(max_workers=len(self.printers) + 1, thread_name_prefix="kds-print")
+            for p in self.printers.values():
+                p.queue.clear()
+                p.wake = asyncio.Event()
         pending: list[PrintJob] = await run_db(ledger.pending_jobs)
         for job in pending:
             target = job.target if job.target in self.printers else job.printer
