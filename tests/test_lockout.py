@@ -20,12 +20,13 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
 from kds.client import HubClient, LinkState
-from kds.config import Limits, StoreConfig
+from kds.config import ConfigError, Limits, StoreConfig, parse_config
 from kds.hub import OrderHub
 from kds.limits import DeviceLockout
 from kds.protocol import CloseCode, Error, ErrorCode
 from kds.server import HubServer
 from kds.store import Store
+from tests.conftest import SAMPLE_CONFIG
 from tests.support import until
 from tests.test_auth import refused
 
@@ -271,3 +272,20 @@ async def test_the_protocol_client_waits_out_a_lockout_instead_of_giving_up(
         assert f"in {LOCK_S} s" in (client.last_error or "")
     finally:
         await client.close()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("device_lockout_failures", 0),
+        ("device_lockout_window_s", 0),
+        ("device_lockout_s", -1),
+        ("device_trust_h", -1),
+        ("device_lockout_s", 10**9),
+    ],
+)
+def test_lockout_limits_out_of_range_are_refused_naming_the_field(field: str, value: float) -> None:
+    text = SAMPLE_CONFIG.read_text(encoding="utf-8") + f"\n[limits]\n{field} = {value}\n"
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    assert [p.loc for p in info.value.problems] == [("limits", field)]
