@@ -33,11 +33,12 @@ from kds.client import HubClient, LinkState
 from kds.config import ConfigError, StoreConfig, load_config
 from kds.hub import OrderHub
 from kds.server import HubServer
-from kds.simulate import SimulationOptions, run_simulation
+from kds.simulate import run_simulation
 from kds.store import Store
 from kds.tls import MINIMUM_VERSION, TlsError, client_context, server_context
 from tests.conftest import FAST, SAMPLE_CONFIG, app_order
 from tests.support import until
+from tests.test_simulate import quick
 
 # --------------------------------------------------------------------------------------------- a throwaway PKI
 
@@ -176,6 +177,9 @@ async def tls_hub(tmp_path: Path, pki: Pki) -> AsyncIterator[HubServer]:
         await server.stop()
 
 
+MONITOR_HELLO = {"type": "hello", "device": "monitor-1", "token": "dev-monitor-1-token", "role": "monitor"}
+
+
 async def _client(url: str, config: StoreConfig, device_id: str, **kw: Any) -> HubClient:
     dev = config.device(device_id)
     assert dev is not None
@@ -209,9 +213,7 @@ async def test_the_connection_is_tls_1_2_or_newer(tls_hub: HubServer, config: St
     async with ws_connect(tls_hub.url, ssl=client_context(pki.ca), open_timeout=5) as conn:
         tls = conn.transport.get_extra_info("ssl_object")
         assert tls is not None and tls.version() in ("TLSv1.2", "TLSv1.3")
-        await conn.send(
-            json.dumps({"type": "hello", "device": "monitor-1", "token": "dev-monitor-1-token"} | {"role": "monitor"})
-        )
+        await conn.send(json.dumps(MONITOR_HELLO))
         assert json.loads(await asyncio.wait_for(conn.recv(), 5))["type"] == "welcome"
     assert server_context(pki.cert, pki.key).minimum_version == MINIMUM_VERSION == ssl.TLSVersion.TLSv1_2
     assert client_context(pki.ca).minimum_version == ssl.TLSVersion.TLSv1_2
@@ -252,17 +254,7 @@ async def test_a_plain_ws_client_cannot_talk_to_a_tls_hub(tls_hub: HubServer, co
 
 
 async def test_the_simulator_feeds_a_wss_hub_with_the_ca(tls_hub: HubServer, config: StoreConfig, pki: Pki) -> None:
-    opts = SimulationOptions(
-        hub=tls_hub.url,
-        ca_file=str(pki.ca),
-        orders=5,
-        rate=50,
-        seed=3,
-        cancel_share=0,
-        amend_share=0,
-        progress=False,
-        summary=False,
-    )
+    opts = quick(tls_hub, ca_file=str(pki.ca), orders=5, cancel_share=0, amend_share=0)
     report = await run_simulation(config, opts)
     assert (report.sent, report.accepted, report.errors) == (5, 5, 0)
 
@@ -278,11 +270,7 @@ async def test_kds_serve_takes_tls_from_the_config(
         m = re.search(r"on (wss://127\.0\.0\.1:\d+)", capsys.readouterr().out)
         assert m, "kds serve prints its wss:// URL"
         async with ws_connect(m.group(1), ssl=client_context(pki.ca), open_timeout=5) as conn:
-            await conn.send(
-                json.dumps(
-                    {"type": "hello", "device": "monitor-1", "token": "dev-monitor-1-token"} | {"role": "monitor"}
-                )
-            )
+            await conn.send(json.dumps(MONITOR_HELLO))
             assert json.loads(await asyncio.wait_for(conn.recv(), 5))["type"] == "welcome"
     finally:
         task.cancel()

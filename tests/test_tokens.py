@@ -55,17 +55,23 @@ async def test_a_hub_welcomes_a_device_by_the_hash_of_its_token(config: StoreCon
             del d["token"]
             d["token_hash"] = hash_token("wok-secret-token-0001")
     hashed = StoreConfig.model_validate(doc)  # validated afresh (the config's indexes are built from it)
-    assert hashed.device("wok-1").token is None  # type: ignore[union-attr]
-    server = HubServer(OrderHub(hashed), Store(tmp_path / "t.sqlite3", store_id=config.store.id), port=0)
+    wok = hashed.device("wok-1")
+    assert wok is not None and wok.token is None and wok.token_hash is not None
+    await assert_wok_welcomed(hashed, tmp_path, good="wok-secret-token-0001", bad=wok.token_hash)
+
+
+async def assert_wok_welcomed(cfg: StoreConfig, tmp_path: Path, *, good: str, bad: str) -> None:
+    """A real hub of `cfg` welcomes wok-1 with the token `good` and refuses it with `bad` (4001)."""
+    server = HubServer(OrderHub(cfg), Store(tmp_path / "t.sqlite3", store_id=cfg.store.id), port=0)
     await server.start()
     try:
         hello = {"type": "hello", "device": "wok-1", "role": "kitchen", "station": "wok"}
         conn = await open_ws_url(server.url)
-        await conn.send(json.dumps({**hello, "token": "wok-secret-token-0001"}))
+        await conn.send(json.dumps({**hello, "token": good}))
         assert json.loads(await conn.recv())["type"] == "welcome"
         await conn.close()
         conn = await open_ws_url(server.url)
-        await conn.send(json.dumps({**hello, "token": hashed.device("wok-1").token_hash}))  # type: ignore[union-attr]
+        await conn.send(json.dumps({**hello, "token": bad}))
         err, closed = await refused(conn)
         assert err["code"] == "unauthorized" and closed.rcvd is not None and closed.rcvd.code == 4001
     finally:
@@ -186,21 +192,7 @@ def test_a_terminal_reads_a_config_whose_tokens_live_on_the_hub(
 async def test_a_hub_welcomes_a_device_by_a_token_from_a_file(tmp_path: Path) -> None:
     path = _store(tmp_path, 'token_file = "secrets/wok-1.token"')
     _token_file(path.parent, "wok-token-from-a-file\n")
-    cfg = load_config(path)
-    server = HubServer(OrderHub(cfg), Store(tmp_path / "t.sqlite3", store_id=cfg.store.id), port=0)
-    await server.start()
-    try:
-        hello = {"type": "hello", "device": "wok-1", "role": "kitchen", "station": "wok"}
-        conn = await open_ws_url(server.url)
-        await conn.send(json.dumps({**hello, "token": "wok-token-from-a-file"}))
-        assert json.loads(await conn.recv())["type"] == "welcome"
-        await conn.close()
-        conn = await open_ws_url(server.url)
-        await conn.send(json.dumps({**hello, "token": "dev-wok-1-token"}))
-        err, closed = await refused(conn)
-        assert err["code"] == "unauthorized" and closed.rcvd is not None and closed.rcvd.code == 4001
-    finally:
-        await server.stop()
+    await assert_wok_welcomed(load_config(path), tmp_path, good="wok-token-from-a-file", bad="dev-wok-1-token")
 
 
 # --------------------------------------------------------------------------------------------- never logged
