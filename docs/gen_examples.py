@@ -576,6 +576,15 @@ async def _script(
         hub(f"error.hello.{name}", frames[0])
         ex[f"close.{name}"] = Example("close", f"close {code} {reason}")
 
+    # --- a device locked out after repeated wrong tokens: its own token is refused too
+    for _ in range(config.limits.device_lockout_failures):
+        await raw_session(url, json.dumps({"type": "hello", "device": "kiosk-2", "token": "guess", "role": "source"}))
+    frames, code, reason = await hello(
+        "hello.locked_out", {"type": "hello", "device": "kiosk-2", "token": "dev-kiosk-2-token", "role": "source"}
+    )
+    hub("error.hello.locked_out", frames[0])
+    ex["close.locked_out"] = Example("close", f"close {code} {reason}")
+
     big = json.dumps({"type": "ping", "ref": "x", "pad": "x" * (64 * 1024)})
     async with ws_connect(url, max_size=None) as conn:
         dev = config.device("wok-1")

@@ -18,22 +18,37 @@ from kds.printing import PrintSink
 
 DEFAULT_HUB = "ws://127.0.0.1:8765"
 DEFAULT_DB = Path("var/kds.sqlite3")
+CA_FILE_ENV = "KDS_CA_FILE"
 
 
-def _config(path: str | Path) -> StoreConfig:
+def _config(path: str | Path, *, hub: bool = True) -> StoreConfig:
+    """The store config; `hub=False` for the commands that are clients of a hub (its secrets may live there)."""
     try:
-        return load_config(path)
+        return load_config(path, check_secrets=hub)
     except ConfigError as exc:
         print(f"kds: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
 
 
+def _ca_file(args: argparse.Namespace) -> str | None:
+    """The CA file that verifies a `wss://` hub: --ca-file, else KDS_CA_FILE (checked: a bad one stops here)."""
+    from kds.tls import TlsError, client_context
+
+    ca = args.ca_file or os.environ.get(CA_FILE_ENV) or None
+    if ca is not None:
+        try:
+            client_context(ca)
+        except TlsError as exc:
+            raise SystemExit(f"kds: --ca-file (or {CA_FILE_ENV}): {exc.message}") from None
+    return ca
+
+
 def default_device(config: StoreConfig, role: Role, station: str | None = None) -> tuple[str, str | None]:
     """The sample config's first device of this role (and station): its id and token (None when the config keeps
-    only its hash)."""
+    only its hash, or the token lives elsewhere)."""
     for d in config.devices:
         if d.role is role and (station is None or d.station == station):
-            return d.id, d.token
+            return d.id, d.secret
     raise SystemExit(f"kds: no {role.value} device{' for station ' + station if station else ''} in the config")
 
 
@@ -55,6 +70,7 @@ async def run_hub(
     from kds.hub import OrderHub
     from kds.server import HubServer
     from kds.store import Store
+    from kds.tls import server_context
 
     server = HubServer(
         OrderHub(config),
@@ -62,6 +78,7 @@ async def run_hub(
         host=host,
         port=port,
         printing=_spooler(config),
+        tls=server_context(config.tls.cert_file, config.tls.key_file) if config.tls else None,
     )
     await server.start()
     print(
@@ -178,9 +195,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     """kds simulate."""
     from kds.simulate import SimulationError, SimulationOptions, run_simulation
 
-    config = _config(args.config)
+    config = _config(args.config, hub=False)
     opts = SimulationOptions(
         hub=args.hub,
+        ca_file=_ca_file(args),
         rate=args.rate,
         duration=args.duration,
         orders=args.orders,
@@ -223,11 +241,12 @@ def _terminal_device(args: argparse.Namespace, config: StoreConfig, role: Role, 
         dev = config.device(device)
         if dev is None:
             raise SystemExit(f"kds: device {device!r} is not in {args.config}; give --token")
-        token = dev.token
-    # A config that keeps only token hashes: the token comes from --token or the environment.
+        token = dev.secret
+    # A config that keeps only token hashes (or the hub's own token_env/token_file): the token comes from --token or
+    # the environment.
     token = token or os.environ.get("KDS_TOKEN")
     if not token:
-        raise SystemExit(f"kds: the config keeps only a hash of {device}'s token: give --token or set KDS_TOKEN")
+        raise SystemExit(f"kds: the config does not give {device}'s token here: give --token or set KDS_TOKEN")
     return device, token
 
 
@@ -235,7 +254,7 @@ def cmd_kitchen(args: argparse.Namespace) -> int:
     """kds kitchen."""
     from terminals.kitchen.app import run_kitchen
 
-    config = _config(args.config)
+    config = _config(args.config, hub=False)
     if config.station(args.station) is None:
         known = ", ".join(s.id for s in config.stations)
         raise SystemExit(f"kds: unknown station {args.station!r} (stations: {known})")
@@ -248,6 +267,7 @@ def cmd_kitchen(args: argparse.Namespace) -> int:
         station=args.station,
         queue_path=Path(args.queue or f"var/queue-{device}.jsonl"),
         keymap=dict(dev.keymap) if dev else {},
+        ca_file=_ca_file(args),
     )
 
 
@@ -255,10 +275,14 @@ def cmd_counter(args: argparse.Namespace) -> int:
     """kds counter."""
     from terminals.counter.app import run_counter
 
-    config = _config(args.config)
+    config = _config(args.config, hub=False)
     device, token = _terminal_device(args, config, Role.COUNTER, None)
     return run_counter(
-        hub=args.hub, device=device, token=token, queue_path=Path(args.queue or f"var/queue-{device}.jsonl")
+        hub=args.hub,
+        device=device,
+        token=token,
+        queue_path=Path(args.queue or f"var/queue-{device}.jsonl"),
+        ca_file=_ca_file(args),
     )
 
 
@@ -305,6 +329,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     def with_config(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--config", default=str(DEFAULT_CONFIG_PATH), help="store config TOML (default: %(default)s)")
+
+    def with_ca_file(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument(
+            "--ca-file",
+            default=None,
+            metavar="PATH",
+            help=f"PEM CA certificate that verifies a wss:// hub (default: ${CA_FILE_ENV}, else the system's trusted "
+            "roots)",
+        )
 
     s = sub.add_parser("serve", help="run the order hub", description="Run the order hub (websockets server).")
     with_config(s)
@@ -354,6 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     with_config(sim)
     sim.add_argument("--hub", default=DEFAULT_HUB, help="hub URL (default: %(default)s)")
+    with_ca_file(sim)
     sim.add_argument("--rate", type=float, default=5.0, help="orders per second (default: %(default)s)")
     sim.add_argument("--duration", type=float, default=None, help="seconds to run")
     sim.add_argument(
@@ -438,7 +472,8 @@ def build_parser() -> argparse.ArgumentParser:
             "--hub", default=DEFAULT_HUB, help="hub URL, or several separated by commas (default: %(default)s)"
         )
         sp.add_argument("--device", default=None, help="device id (default: the config's device for this screen)")
-        sp.add_argument("--token", default=None, help="device token (default: from the config)")
+        sp.add_argument("--token", default=None, help="device token (default: from the config, else $KDS_TOKEN)")
+        with_ca_file(sp)
         sp.add_argument(
             "--queue", default=None, help="file of actions waiting for the hub (default: var/queue-DEVICE.jsonl)"
         )

@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import random
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from kds.config import Device
+from kds.tls import client_context, websockets_log
 from kds.view import OrderBook
 
 log = logging.getLogger("kds.client")
@@ -41,6 +43,8 @@ log = logging.getLogger("kds.client")
 Listener = Callable[[dict[str, Any]], Awaitable[None] | None]
 RETRYABLE = frozenset({"unavailable", "rate_limited"})
 """Error codes that mean "nothing was done, send it again later": a queued action stays queued."""
+PASSING = frozenset({"rate_limited", "locked_out", "too_many_connections"})
+"""Refusals of a hello that pass: the client connects again later (after `retry_after_s` when the hub says)."""
 
 
 class LinkState(StrEnum):
@@ -65,6 +69,15 @@ class Refused(Exception):
         super().__init__(f"hub refused the connection ({code}): {reason}")
         self.code = code
         self.reason = reason
+
+
+class _Later(Exception):
+    """The hub refused the hello for a while (rate, lockout, connections): connect again after `after` seconds."""
+
+    def __init__(self, reason: str, after: float) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.after = after
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,8 +162,14 @@ class HubClient:
         backoff: Backoff = Backoff(),
         client_name: str = "kds-client",
         request_timeout: float = 10.0,
+        ca_file: str | Path | None = None,
     ) -> None:
         self.urls = [u.strip() for u in url.split(",") if u.strip()]
+        self.tls: ssl.SSLContext | None = (
+            client_context(ca_file) if any(u.startswith("wss://") for u in self.urls) else None
+        )
+        """How `wss://` hubs are verified: against `ca_file` when given, else the system's trusted roots (raises
+        kds.tls.TlsError for an unusable CA file)."""
         self.device = device
         self.token = token
         self.role = role
@@ -185,9 +204,9 @@ class HubClient:
     @classmethod
     def for_device(cls, url: str, device: Device, **kwargs: Any) -> HubClient:
         """A client for a device of the store config (its id, token, role and station)."""
-        if device.token is None:
-            raise ValueError(f"the config keeps only a hash of {device.id}'s token: give the token to HubClient")
-        return cls(url, device=device.id, token=device.token, role=device.role.value, station=device.station, **kwargs)
+        if device.secret is None:
+            raise ValueError(f"the config does not give {device.id}'s token here: give the token to HubClient")
+        return cls(url, device=device.id, token=device.secret, role=device.role.value, station=device.station, **kwargs)
 
     @property
     def seq(self) -> int:
@@ -308,12 +327,13 @@ class HubClient:
         while True:
             url = self.urls[(self.connections + attempt) % len(self.urls)]
             self._set_state(LinkState.CONNECTING if attempt == 0 else LinkState.OFFLINE)
+            wait = 0.0
             try:
-                async with connect(
-                    url, max_size=None, open_timeout=5, ping_interval=10, ping_timeout=10, close_timeout=2
-                ) as conn:
+                async with connect(url, **self._connect_options(url)) as conn:
                     await self._session(conn)
                     attempt = 0
+            except _Later as exc:
+                self.last_error, wait = exc.reason, exc.after
             except Refused as exc:
                 self._refused = exc
                 self.last_error = str(exc)
@@ -330,8 +350,21 @@ class HubClient:
                 self._online.clear()
                 self._fail_requests()
             self._set_state(LinkState.OFFLINE)
-            await asyncio.sleep(self.backoff.delay(attempt))
+            await asyncio.sleep(max(wait, self.backoff.delay(attempt)))
             attempt += 1
+
+    def _connect_options(self, url: str) -> dict[str, Any]:
+        options: dict[str, Any] = {
+            "max_size": None,
+            "open_timeout": 5,
+            "ping_interval": 10,
+            "ping_timeout": 10,
+            "close_timeout": 2,
+            "logger": websockets_log("websockets.client"),  # never the frames (the hello's token) at DEBUG
+        }
+        if url.startswith("wss://"):
+            options["ssl"] = self.tls
+        return options
 
     async def _session(self, conn: ClientConnection) -> None:
         hello = {
@@ -355,7 +388,11 @@ class HubClient:
             # The hub closes right after; take its reason from the error frame.
             with contextlib.suppress(ConnectionClosed):
                 await conn.recv()
-            raise Refused(conn.close_code, first.get("message", "refused"))
+            message = str(first.get("message", "refused"))
+            if first.get("code") in PASSING:
+                after = first.get("retry_after_s")
+                raise _Later(message, float(after) if isinstance(after, int) else 0.0)
+            raise Refused(conn.close_code, message)
         if first.get("type") != "welcome":
             raise ConnectionClosed(None, None)
         for _ in range(int(first.get("pages") or 0)):

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
+import os
 import secrets
+import stat
 import tomllib
 from collections.abc import Iterable
 from contextlib import suppress
@@ -19,11 +22,52 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from kds.tls import TlsError, server_context
 
 Ident = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
 
 DEFAULT_CONFIG_PATH = Path("config/store.toml")
+MIN_TOKEN_LENGTH = 8
+
+log = logging.getLogger("kds.config")
+
+
+class FieldProblem(ValueError):
+    """A validator's complaint about one field of the entry it checks (the problem's key path then ends in it)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def _base_dir(info: ValidationInfo) -> Path:
+    """Where relative paths in the config point from: the config file's folder (the working directory for a
+    config that is not read from a file)."""
+    ctx = info.context or {}
+    base = ctx.get("base_dir")
+    return Path(base) if base is not None else Path.cwd()
+
+
+def _checks_secrets(info: ValidationInfo) -> bool:
+    """Whether the hub's secrets (token_env, token_file, the TLS files) must be readable: True for the hub; the
+    terminals and the simulator read a config whose secrets may live on another machine."""
+    return bool((info.context or {}).get("check_secrets", True))
+
+
+def _resolve(path: Path, info: ValidationInfo) -> Path:
+    return path if path.is_absolute() else _base_dir(info) / path
 
 
 class Role(StrEnum):
@@ -196,10 +240,15 @@ class Device(_Strict):
     """A terminal, kiosk, app backend or monitor allowed to connect to the hub."""
 
     id: Ident
-    token: str | None = Field(default=None, min_length=8)
-    """The device's token in plain text (the sample store); or give `token_hash`."""
+    token: str | None = Field(default=None, min_length=MIN_TOKEN_LENGTH)
+    """The device's token in plain text (the sample store); or give `token_hash`, `token_env` or `token_file`."""
     token_hash: str | None = Field(default=None, pattern=TOKEN_HASH)
     """`sha256$SALT$HEX` of the token (`kds token` makes one): the config then does not hold the token itself."""
+    token_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+    """The name of an environment variable of the hub that holds the token (read when the config is loaded)."""
+    token_file: Path | None = None
+    """A file that holds the token (white space around it is dropped), relative to the config file's folder; it
+    must not be readable by other users (group-readable is allowed, with a warning)."""
     role: Role
     station: Ident | None = None
     """The station of a kitchen device."""
@@ -208,19 +257,78 @@ class Device(_Strict):
     keymap: dict[str, str] = Field(default_factory=dict)
     """Per-device key bindings for bump bars (used by the terminals)."""
 
+    _secret: str | None = PrivateAttr(default=None)
+    """The plain token when it is known: `token`, or what `token_env` or `token_file` held at load."""
+
+    @field_validator("token_file")
+    @classmethod
+    def _token_file_from_config(cls, v: Path | None, info: ValidationInfo) -> Path | None:
+        return None if v is None else _resolve(v, info)
+
     @model_validator(mode="after")
-    def _one_token(self) -> Device:
-        if (self.token is None) == (self.token_hash is None):
-            raise ValueError("give the device a token or a token_hash (one of them)")
+    def _one_token(self, info: ValidationInfo) -> Device:
+        given = [k for k in ("token", "token_hash", "token_env", "token_file") if getattr(self, k) is not None]
+        if len(given) != 1:
+            also = f" (it has {', '.join(given)})" if given else ""
+            raise ValueError(f"give the device exactly one of token, token_hash, token_env or token_file{also}")
+        try:
+            self._secret = self.token if self.token is not None else self._read_secret()
+        except FieldProblem:
+            if _checks_secrets(info):
+                raise
+            self._secret = None  # not the hub: a secret that lives elsewhere is not this reader's business
         return self
+
+    def _read_secret(self) -> str | None:
+        """The token from `token_env` or `token_file` (None for `token_hash`); FieldProblem when unusable."""
+        if self.token_env is not None:
+            value = os.environ.get(self.token_env)
+            if value is None:
+                raise FieldProblem("token_env", f"environment variable {self.token_env} is not set")
+            return _long_enough("token_env", value.strip(), f"environment variable {self.token_env}")
+        if self.token_file is not None:
+            return _long_enough("token_file", _read_token_file(self.token_file), str(self.token_file))
+        return None
+
+    @property
+    def secret(self) -> str | None:
+        """The device's token in plain text when the config gives it (`token`, `token_env`, `token_file`); None when
+        it keeps only the hash, or the token lives where this reader cannot see it."""
+        return self._secret
 
     def verify(self, token: str) -> bool:
         """Whether `token` is this device's, in constant time (the time taken tells nothing of how close it was)."""
         if self.token_hash is not None:
             _alg, salt, _hex = self.token_hash.split("$")
             return hmac.compare_digest(hash_token(token, salt).encode(), self.token_hash.encode())
-        assert self.token is not None
-        return hmac.compare_digest(self.token.encode("utf-8"), token.encode("utf-8"))
+        if self._secret is None:
+            return False
+        return hmac.compare_digest(self._secret.encode("utf-8"), token.encode("utf-8"))
+
+
+def _long_enough(field: str, token: str, where: str) -> str:
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise FieldProblem(field, f"the token in {where} is shorter than {MIN_TOKEN_LENGTH} characters")
+    return token
+
+
+def _read_token_file(path: Path) -> str:
+    """A token file's text, stripped; refused when other users may read or write it (ssh's rule for keys)."""
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FieldProblem("token_file", f"no such file: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise FieldProblem("token_file", f"cannot read {path}: {reason or exc}") from None
+    if os.name == "posix":
+        perms = stat.S_IMODE(mode)
+        if perms & 0o007:
+            raise FieldProblem("token_file", f"{path} is open to other users (mode {perms:04o}): chmod 600 it (or 640)")
+        if perms & 0o070:
+            log.warning("token file %s can be read by its group (mode %04o): chmod 600 keeps it private", path, perms)
+    return text.strip()
 
 
 class Limits(_Strict):
@@ -281,6 +389,14 @@ class Limits(_Strict):
     db_retry_s: float = Field(default=0.5, gt=0)
     """After a failed commit the hub refuses writes for this long, doubling on each failure in a row."""
     db_retry_max_s: float = Field(default=5.0, gt=0)
+    device_lockout_failures: int = Field(default=10, ge=1, le=10_000)
+    """Wrong tokens for one device, from any addresses, within `device_lockout_window_s` that lock the device out."""
+    device_lockout_window_s: float = Field(default=60.0, gt=0, le=24 * 3600)
+    device_lockout_s: float = Field(default=60.0, gt=0, le=24 * 3600)
+    """How long a locked-out device's hellos are refused (`locked_out`, close 4029), the right token included,
+    except from an address it authenticated from within `device_trust_h`."""
+    device_trust_h: float = Field(default=24.0, ge=0, le=24 * 30)
+    """An address a device authenticated from this recently is not locked out (0: no address is spared)."""
 
     @model_validator(mode="after")
     def _fits(self) -> Limits:
@@ -292,6 +408,30 @@ class Limits(_Strict):
                 f"outbox_max_bytes ({self.outbox_max_bytes}) must be at least snapshot_page_bytes + 256 KiB "
                 f"({need}): a welcome page must fit a connection's outbox"
             )
+        return self
+
+
+class Tls(_Strict):
+    """The hub's own TLS (`wss://`): its certificate chain and private key, PEM files, relative to the config
+    file's folder. Checked when the config is loaded: both files exist and load together."""
+
+    cert_file: Path
+    """The hub's certificate, then any intermediate certificates (PEM)."""
+    key_file: Path
+    """The certificate's private key (PEM, not encrypted); keep it readable by the hub's user only."""
+
+    @field_validator("cert_file", "key_file")
+    @classmethod
+    def _from_config(cls, v: Path, info: ValidationInfo) -> Path:
+        return _resolve(v, info)
+
+    @model_validator(mode="after")
+    def _loads(self, info: ValidationInfo) -> Tls:
+        if _checks_secrets(info):
+            try:
+                server_context(self.cert_file, self.key_file)
+            except TlsError as exc:
+                raise FieldProblem(exc.field, exc.message) from None
         return self
 
 
@@ -307,6 +447,8 @@ class StoreConfig(_Strict):
     printers: tuple[Printer, ...] = ()
     devices: tuple[Device, ...] = Field(min_length=1)
     limits: Limits = Limits()
+    tls: Tls | None = None
+    """When set, the hub speaks `wss://` only."""
 
     # Lookups built once; the config is frozen.
     def station(self, station_id: str) -> Station | None:
@@ -380,44 +522,58 @@ class ConfigError(Exception):
         super().__init__(f"{source}: {len(problems)} problem(s) in the store configuration:\n{lines}")
 
 
-def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> StoreConfig:
-    """Read and validate a store config file; raise ConfigError listing every problem."""
+def load_config(path: str | Path = DEFAULT_CONFIG_PATH, *, check_secrets: bool = True) -> StoreConfig:
+    """Read and validate a store config file; raise ConfigError listing every problem.
+
+    Relative paths in it (`token_file`, `tls.*_file`) point from the file's folder. `check_secrets=False` is for
+    the machines that are not the hub (terminals, the simulator): the tokens of `token_env`/`token_file` that can
+    be read are, the others are left unknown, and the TLS files are not looked at."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(str(p), [ConfigProblem((), f"cannot read file: {exc.strerror or exc}")]) from exc
-    return parse_config(text, source=str(p))
+    return parse_config(text, source=str(p), base_dir=p.absolute().parent, check_secrets=check_secrets)
 
 
-def parse_config(text: str, *, source: str = "<config>") -> StoreConfig:
+def parse_config(
+    text: str, *, source: str = "<config>", base_dir: Path | None = None, check_secrets: bool = True
+) -> StoreConfig:
     """Validate TOML text as a store config; raise ConfigError listing every problem."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, [ConfigProblem((), f"not valid TOML: {exc}")]) from exc
-    return config_from_dict(raw, source=source)
+    return config_from_dict(raw, source=source, base_dir=base_dir, check_secrets=check_secrets)
 
 
-def config_from_dict(raw: dict[str, Any], *, source: str = "<config>") -> StoreConfig:
-    """Validate an already-parsed mapping as a store config."""
+def config_from_dict(
+    raw: dict[str, Any], *, source: str = "<config>", base_dir: Path | None = None, check_secrets: bool = True
+) -> StoreConfig:
+    """Validate an already-parsed mapping as a store config (relative paths from `base_dir`, else the working
+    directory)."""
+    context = {"base_dir": base_dir, "check_secrets": check_secrets}
     try:
-        cfg = StoreConfig.model_validate(raw)
+        cfg = StoreConfig.model_validate(raw, context=context)
     except ValidationError as exc:
-        problems = [
-            ConfigProblem(_toml_loc(raw, e["loc"]), e["msg"])
-            for e in exc.errors()
-            if not _too_short_after_failures(raw, e)
-        ]
+        problems = [_problem(raw, e) for e in exc.errors() if not _too_short_after_failures(raw, e)]
         if isinstance(raw, dict):
             # Still check the references between the well-formed entries, so that one typo does not hide the
             # other problems: the manager gets the whole list in one go.
-            problems.extend(_cross_check(_salvage(raw)))
+            problems.extend(_cross_check(_salvage(raw, context)))
         raise ConfigError(source, problems) from None
     problems = list(_cross_check(_parts_of(cfg)))
     if problems:
         raise ConfigError(source, problems)
     return cfg
+
+
+def _problem(raw: dict[str, Any], error: Any) -> ConfigProblem:
+    """A pydantic error as a ConfigProblem; a validator's FieldProblem names its field in the key path."""
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, FieldProblem):
+        return ConfigProblem((*_toml_loc(raw, error["loc"]), cause.field), cause.message)
+    return ConfigProblem(_toml_loc(raw, error["loc"]), error["msg"])
 
 
 def _too_short_after_failures(raw: Any, error: Any) -> bool:
@@ -495,7 +651,7 @@ def _parts_of(cfg: StoreConfig) -> _Parts:
     )
 
 
-def _salvage(raw: dict[str, Any]) -> _Parts:
+def _salvage(raw: dict[str, Any], context: dict[str, Any]) -> _Parts:
     """The well-formed parts of a config that failed validation, so its references can be checked too."""
     ids: dict[str, _Ids] = {}
 
@@ -513,7 +669,7 @@ def _salvage(raw: dict[str, Any]) -> _Parts:
             if isinstance(entry, dict) and isinstance(entry.get(key), str):
                 seen.append((k, entry[key]))
             with suppress(ValidationError):  # already reported by the whole-config validation
-                good.append((k, model.model_validate(entry)))
+                good.append((k, model.model_validate(entry, context=context)))
         ids[name] = seen
         return good
 
@@ -521,7 +677,7 @@ def _salvage(raw: dict[str, Any]) -> _Parts:
         if name not in raw:
             return default
         try:
-            return model.model_validate(raw[name])
+            return model.model_validate(raw[name], context=context)
         except ValidationError:
             return None
 

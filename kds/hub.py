@@ -228,17 +228,25 @@ def unavailable_frame(ref: str | None) -> str:
     )
 
 
-def error_frame(ref: str | None, code: ErrorCode | str, message: str, errors: Iterable[dict[str, Any]] = ()) -> str:
-    """An `error` frame."""
-    return _dumps(
-        {
-            "type": "error",
-            "ref": ref,
-            "code": code.value if isinstance(code, ErrorCode) else code,
-            "message": message,
-            "errors": list(errors),
-        }
-    )
+def error_frame(
+    ref: str | None,
+    code: ErrorCode | str,
+    message: str,
+    errors: Iterable[dict[str, Any]] = (),
+    *,
+    retry_after_s: int | None = None,
+) -> str:
+    """An `error` frame (`retry_after_s` only when given)."""
+    frame: dict[str, Any] = {
+        "type": "error",
+        "ref": ref,
+        "code": code.value if isinstance(code, ErrorCode) else code,
+        "message": message,
+        "errors": list(errors),
+    }
+    if retry_after_s is not None:
+        frame["retry_after_s"] = retry_after_s
+    return _dumps(frame)
 
 
 class OrderHub:

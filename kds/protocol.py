@@ -51,7 +51,7 @@ class CloseCode:
     INTERNAL = 4014
     """The hub failed while sending to this connection; it went on serving the others."""
     RATE_LIMITED = 4029
-    """Too many frames, or too many new connections from one address."""
+    """Too many frames, too many new connections from one address, or a device locked out after wrong tokens."""
 
 
 class ErrorCode(StrEnum):
@@ -71,6 +71,8 @@ class ErrorCode(StrEnum):
     """The hub could not store the change (database fault): nothing was done; send the same frame again later."""
     RATE_LIMITED = "rate_limited"
     """Too many frames or connections: this one was not processed."""
+    LOCKED_OUT = "locked_out"
+    """(After `hello`.) Too many wrong tokens for this device lately: connect again after `retry_after_s`."""
     TOO_MANY_CONNECTIONS = "too_many_connections"
 
 
@@ -651,6 +653,8 @@ class Error(_Msg):
     code: ErrorCode
     message: str
     errors: list[ErrorDetail] = []
+    retry_after_s: Annotated[int, Field(ge=1)] | None = None
+    """Seconds to wait before connecting again (`locked_out`); absent otherwise."""
 
 
 class PrinterState(StrEnum):

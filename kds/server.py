@@ -22,6 +22,7 @@ import contextlib
 import functools
 import json
 import logging
+import ssl
 import threading
 import time
 import uuid
@@ -38,11 +39,12 @@ from websockets.protocol import State
 
 from kds.cluster import Cluster, Do, FrameKind, Route
 from kds.hub import READS, AuthError, Decision, EventRecord, OrderHub, Session, Window, error_frame, unavailable_frame
-from kds.limits import LogThrottle, TokenBucket
+from kds.limits import DeviceLockout, LogThrottle, TokenBucket
 from kds.outbox import Outbox
 from kds.printing import PrintJob, PrintSink
 from kds.protocol import ROLE_MESSAGES, CloseCode, ErrorCode, FrameError, PrinterState, _ref_of, parse_client_frame
 from kds.store import NotLeading, Store
+from kds.tls import websockets_log
 
 log = logging.getLogger("kds.server")
 T = TypeVar("T")
@@ -93,6 +95,7 @@ class HubServer:
         host: str = "127.0.0.1",
         port: int = 8765,
         printing: PrintSink | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.hub = hub
         self.store = store
@@ -101,6 +104,8 @@ class HubServer:
         """The print spooler (`printers.spooler.Spooler`), when the hub prints."""
         self.host = host
         self.port = port
+        self.tls = tls
+        """The hub's TLS context (`kds.tls.server_context`): the endpoint is `wss://` only; None: plain `ws://`."""
         self.sessions: set[Session] = set()
         self._links: dict[ServerConnection, Link] = {}
         self._per_device: collections.Counter[str] = collections.Counter()
@@ -129,6 +134,14 @@ class HubServer:
         self._hellos: dict[str, TokenBucket] = {}
         self._auth_failures: dict[str, TokenBucket] = {}
         self._quiet = LogThrottle(self.limits.log_interval_s)
+        lim = self.limits
+        self.lockout = DeviceLockout(
+            failures=lim.device_lockout_failures,
+            window_s=lim.device_lockout_window_s,
+            lock_s=lim.device_lockout_s,
+            trust_s=lim.device_trust_h * 3600,
+        )
+        """Wrong tokens per device (timed by the hub's clock, `OrderHub.clock`)."""
         # Several hubs on one store (PostgreSQL): one leads (decides and writes), the others follow the events it
         # stores and relay their devices' frames to it through the database. `cluster` decides (kds/cluster.py).
         self.hub_id = uuid.uuid4().hex[:12]
@@ -177,10 +190,12 @@ class HubServer:
             # Keepalive is the server's own (`_keepalive`): websockets' waits behind a full write buffer.
             ping_interval=None,
             close_timeout=CLOSE_TIMEOUT_S,
+            ssl=self.tls,
+            logger=websockets_log("websockets.server"),  # never the frames (a hello's token) at DEBUG
         )
         sock = next(iter(self._server.sockets))
         self.port = sock.getsockname()[1]
-        log.info("hub %s listening on ws://%s:%d", self.hub.config.store.id, self.host, self.port)
+        log.info("hub %s listening on %s", self.hub.config.store.id, self.url)
 
     # ------------------------------------------------------------------ several hubs on one store
 
@@ -385,8 +400,8 @@ class HubServer:
 
     @property
     def url(self) -> str:
-        """The websocket URL clients connect to."""
-        return f"ws://{self.host}:{self.port}"
+        """The websocket URL clients connect to (`wss://` when the hub has TLS)."""
+        return f"{'wss' if self.tls is not None else 'ws'}://{self.host}:{self.port}"
 
     async def stop(self) -> None:
         """Stop accepting, flush what is pending, close connections."""
@@ -470,6 +485,7 @@ class HubServer:
         for buckets in (self._frames, self._abuse, self._hellos, self._auth_failures):
             for key in [k for k, b in buckets.items() if b.full(now)]:
                 del buckets[key]
+        self.lockout.forget(self._lockout_now())
         self._quiet.forget(now)
         if self.store.shared and self.leading:
             await self._quiet_db(self.store.prune_relay)
@@ -575,18 +591,23 @@ class HubServer:
             return
         except ConnectionClosed:
             return
+        claimed = self._claimed_device(first)
+        if claimed is not None and self._locked_out(link, claimed):
+            await conn.wait_closed()
+            return
         try:
             session, decision = self.hub.connect(first, conn)
         except AuthError as exc:
             if exc.close_code == CloseCode.UNAUTHORIZED:
-                _bucket(self._auth_failures, link.ip, lim.auth_failures_per_min / 60, lim.auth_failure_burst).take(
-                    time.monotonic()
-                )
+                self._auth_failed(link.ip)
+                if claimed is not None:
+                    self._wrong_token(link, claimed)
             self._log_quietly("auth:" + link.ip, f"refused connection from {link.ip}: {exc}")
             self._refuse(link, exc.frame, exc.close_code, str(exc)[:120])
             await conn.wait_closed()
             return
         dev = session.device
+        self.lockout.succeeded(dev.id, link.ip, self._lockout_now())
         if self._per_device[dev.id] >= lim.max_connections_per_device:
             self._log_quietly(
                 "conn:" + dev.id, f"refused another connection of {dev.id}: {lim.max_connections_per_device} open"
@@ -615,6 +636,52 @@ class HubServer:
                 await self._route(session, frame, conn)
         except ConnectionClosed:
             pass
+
+    # ------------------------------------------------------------------ refused hellos: per address, per device
+
+    def _lockout_now(self) -> float:
+        return self.hub.clock().timestamp()
+
+    def _claimed_device(self, first: str | bytes) -> str | None:
+        """The configured device a first frame names (None for anything else: the hub refuses those itself)."""
+        try:
+            data = json.loads(first)
+        except (ValueError, TypeError, RecursionError):
+            return None
+        device = data.get("device") if isinstance(data, dict) and data.get("type") == "hello" else None
+        return device if isinstance(device, str) and self.hub.config.device(device) is not None else None
+
+    def _auth_failed(self, ip: str) -> None:
+        lim = self.limits
+        _bucket(self._auth_failures, ip, lim.auth_failures_per_min / 60, lim.auth_failure_burst).take(time.monotonic())
+
+    def _wrong_token(self, link: Link, device: str) -> None:
+        if self.lockout.failed(device, self._lockout_now()):
+            lim = self.limits
+            log.warning(
+                "device %s locked out for %g s: %d wrong tokens within %g s, the last from %s (addresses it "
+                "authenticated from within %g h are spared)",
+                device,
+                lim.device_lockout_s,
+                lim.device_lockout_failures,
+                lim.device_lockout_window_s,
+                link.ip,
+                lim.device_trust_h,
+            )
+
+    def _locked_out(self, link: Link, device: str) -> bool:
+        """Refuse a hello of a locked-out device (its token unchecked) unless the address is one it is known at."""
+        wait = self.lockout.retry_after(device, link.ip, self._lockout_now())
+        if wait is None:
+            return False
+        self._auth_failed(link.ip)
+        self._log_quietly("lockout:" + device, f"refused a hello of {device} from {link.ip}: locked out for {wait} s")
+        message = f"device {device} is locked out after repeated wrong tokens: connect again in {wait} s"
+        frame = error_frame(
+            None, ErrorCode.LOCKED_OUT, message, [{"loc": ["device"], "msg": "locked out"}], retry_after_s=wait
+        )
+        self._refuse(link, frame, CloseCode.RATE_LIMITED, f"locked out: retry in {wait} s")
+        return True
 
     def _admit(self, link: Link, session: Session, frame: str | bytes) -> bool:
         """The device's frame rate: within it, the frame is decided; over it, `rate_limited`; far over it, close."""

@@ -352,6 +352,8 @@ class SimulationOptions:
     """What `kds simulate` does (the CLI's flags, plus knobs for the demo and the tests)."""
 
     hub: str
+    ca_file: str | None = None
+    """The CA file that verifies a `wss://` hub (None: the system's trusted roots)."""
     rate: float = 5.0
     """Orders per second (open loop: sends do not wait for answers)."""
     duration: float | None = None
@@ -512,6 +514,7 @@ class _Run:
                 client_name="kds-simulate",
                 backoff=Backoff(first=0.1, cap=2.0),
                 request_timeout=self.opts.request_timeout,
+                ca_file=self.opts.ca_file,
             )
         try:
             await asyncio.gather(*(c.connect(self.opts.connect_timeout) for c in self.clients.values()))

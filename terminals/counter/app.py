@@ -154,8 +154,10 @@ def make_app(
     hub_label: str | None = None,
     backoff: Backoff | None = None,
     view: str = "intake",
+    ca_file: str | Path | None = None,
 ) -> CounterApp:
-    """The counter app for a `counter` device of the hub at `hub` (the CLI and the tests build it here)."""
+    """The counter app for a `counter` device of the hub at `hub` (the CLI and the tests build it here); `ca_file`
+    verifies a `wss://` hub."""
     client = HubClient(
         hub,
         device=device,
@@ -164,12 +166,15 @@ def make_app(
         queue_path=queue_path,
         backoff=backoff or Backoff(),
         client_name="kds-counter",
+        ca_file=ca_file,
     )
     return CounterApp(CounterContext(client, now, monotonic, hub_label), view=view)
 
 
-def run_counter(*, hub: str, device: str, token: str, queue_path: str | Path | None = None) -> int:
+def run_counter(
+    *, hub: str, device: str, token: str, queue_path: str | Path | None = None, ca_file: str | Path | None = None
+) -> int:
     """Run the counter screen until the clerk quits (Ctrl+Q); returns the exit code."""
-    app = make_app(hub, device, token, queue_path=queue_path)
+    app = make_app(hub, device, token, queue_path=queue_path, ca_file=ca_file)
     app.run()
     return app.return_code or 0

@@ -508,8 +508,10 @@ def run_kitchen(
     station: str,
     queue_path: Path | None = None,
     keymap: dict[str, str] | None = None,
+    ca_file: str | Path | None = None,
 ) -> int:
-    """Run the kitchen screen until Ctrl+Q; returns the exit code (2 for a bad key map)."""
+    """Run the kitchen screen until Ctrl+Q; returns the exit code (2 for a bad key map). `ca_file` verifies a
+    `wss://` hub."""
     problems = keymaps.validate(keymap or {})
     if problems:
         for p in problems:
@@ -523,6 +525,7 @@ def run_kitchen(
         station=station,
         queue_path=queue_path,
         client_name="kds-kitchen",
+        ca_file=ca_file,
     )
     acks = queue_path.with_name(f"{queue_path.stem}.acknowledged.json") if queue_path else None
     app = create_app(client, station=station, keymap=keymap, acks_path=acks, close_client=True)
