@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from kds.config import DEFAULT_CONFIG_PATH, ConfigError, Role, StoreConfig, load_config
+from kds.config import DEFAULT_CONFIG_PATH, ConfigError, Role, StoreConfig, exposures, load_config
 from kds.printing import PrintSink
 
 DEFAULT_HUB = "ws://127.0.0.1:8765"
@@ -85,6 +85,8 @@ async def run_hub(
         f"kds hub for {config.store.name} ({config.store.id}) on {server.url}, database {server.store.url}",
         flush=True,
     )
+    for note in exposures(config, host):
+        print(f"kds serve: warning: {note}", file=sys.stderr, flush=True)
     if ready is not None:
         ready.set()
     loop = asyncio.get_running_loop()

@@ -522,6 +522,25 @@ class ConfigError(Exception):
         super().__init__(f"{source}: {len(problems)} problem(s) in the store configuration:\n{lines}")
 
 
+def exposures(config: StoreConfig, host: str) -> list[str]:
+    """What a hub serving `config` on `host` leaves open on a shared network (docs/security.md), for the log at
+    start: plain-text tokens in the config file, no TLS on an address other machines reach."""
+    notes = []
+    plain = [d.id for d in config.devices if d.token is not None]
+    if plain:
+        notes.append(
+            f"{len(plain)} device token(s) are in the config in plain text ({', '.join(plain[:5])}"
+            f"{', ...' if len(plain) > 5 else ''}): anyone who reads the file can be those devices; keep a "
+            "token_hash (kds token), a token_env or a token_file instead"
+        )
+    if config.tls is None and host not in ("127.0.0.1", "::1", "localhost"):
+        notes.append(
+            f"no [tls] in the config and the hub listens on {host}: tokens, orders and customers' names cross the "
+            "network in clear; give the hub a certificate ([tls] cert_file, key_file)"
+        )
+    return notes
+
+
 def load_config(path: str | Path = DEFAULT_CONFIG_PATH, *, check_secrets: bool = True) -> StoreConfig:
     """Read and validate a store config file; raise ConfigError listing every problem.
 

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from websockets.asyncio.client import connect as ws_connect
 
 from kds.client import HubClient, Refused
-from kds.config import ConfigError, Device, StoreConfig, hash_token, load_config
+from kds.config import ConfigError, Device, StoreConfig, exposures, hash_token, load_config
 from kds.hub import OrderHub
 from kds.server import HubServer
 from kds.store import Store
@@ -250,3 +250,19 @@ async def test_a_refused_hello_never_writes_the_token_to_the_log(
 def hello_of(device: str, token: str) -> dict[str, str]:
     """A source's hello with the token first: websockets' DEBUG lines show a frame's first 75 characters."""
     return {"token": token, "type": "hello", "device": device, "role": "source"}
+
+
+def test_the_hub_warns_at_start_of_what_its_config_leaves_open(config: StoreConfig, tmp_path: Path) -> None:
+    """The sample store keeps its tokens in plain text (for the demo): `kds serve` says so, and says when it listens
+    beyond loopback without TLS; a config with hashed tokens and TLS gets no warning."""
+    notes = exposures(config, "127.0.0.1")
+    assert len(notes) == 1 and "plain text" in notes[0] and "kds token" in notes[0]
+    assert len(exposures(config, "0.0.0.0")) == 2 and "no [tls]" in exposures(config, "0.0.0.0")[1]
+    hashed = config.model_copy(
+        update={
+            "devices": tuple(
+                d.model_copy(update={"token": None, "token_hash": hash_token(d.secret or "")}) for d in config.devices
+            )
+        }
+    )
+    assert exposures(hashed, "127.0.0.1") == []
