@@ -246,7 +246,6 @@ async def _script(
     wok = await device("wok-1")
     cold = await device("cold-1")
     counter = await device("counter-1")
-    monitor = await device("monitor-1")
     app = await device("app-backend")
     shelf = await device("shelf-1")
     kiosk = await device("kiosk-1")
@@ -260,7 +259,7 @@ async def _script(
             "key": "shelf-1/2026-11-25/0001",
             "channel": "shelf",
             "fulfilment": {"type": "dine_in", "table": "12"},
-            "customer": {"name": "Ms. Chen"},
+            "customer": {"name": "Mei Chen"},
             "items": [
                 {"sku": "LOB-AUS", "name": "澳洲龙虾", "weight_g": 820, "cook": "ginger_scallion", "tag": "T-1001"},
                 {
@@ -276,7 +275,7 @@ async def _script(
     r = await ask(shelf, "submit.shelf", shelf_submit)
     hub("accepted.shelf", r)
     s001 = r["order_id"]
-    created = await monitor.wait(lambda f: f.get("type") == "event" and f["order"]["id"] == s001)
+    created = await counter.wait(lambda f: f.get("type") == "event" and f["order"]["id"] == s001)
     hub("event.order.created", created)
     hub("status.accepted", await shelf.status(created["seq"]))
 
@@ -309,6 +308,10 @@ async def _script(
     )
     hub("accepted.app", r)
     a002 = r["order_id"]
+    # What each role sees: the wok screen gets the same event as the counter, with the customer's data cut.
+    seen = await wok.wait(lambda f: f.get("type") == "event" and f["order"]["id"] == a002)
+    o = seen["order"]
+    hub("event.kitchen", {**seen, "order": {**o, "items": trim(o["items"], 1), "tickets": trim(o["tickets"], 1)}})
 
     clock.at(40)
     r = await ask(
@@ -326,7 +329,7 @@ async def _script(
         },
     )
     k003 = r["order_id"]
-    hub("event.unrouted", await monitor.wait(lambda f: f.get("type") == "event" and f["order"]["id"] == k003))
+    hub("event.unrouted", await counter.wait(lambda f: f.get("type") == "event" and f["order"]["id"] == k003))
 
     # --- refused orders
     clock.at(50)
@@ -410,30 +413,30 @@ async def _script(
     clock.at(60)
     r = await ask(wok, "ticket.start", {"type": "ticket.start", "ref": "w1-82", "ticket_id": f"{s001}/wok"})
     hub("ack", r)
-    hub("event.ticket.started", await monitor.event(r["seq"]))
+    hub("event.ticket.started", await counter.event(r["seq"]))
     hub("status.preparing", await shelf.status(r["seq"]))
     r = await ask(wok, None, {"type": "ticket.start", "ref": "w1-83", "ticket_id": f"{s001}/wok"})
     hub("ack.unchanged", r)
 
     clock.at(90)
     r = await ask(cold, "item.bump", {"type": "item.bump", "ref": "c1-12", "ticket_id": f"{s001}/cold", "item_id": "2"})
-    hub("event.item.bumped", await monitor.event(r["seq"]))
+    hub("event.item.bumped", await counter.event(r["seq"]))
 
     clock.at(300)
     r = await ask(wok, "ticket.bump", {"type": "ticket.bump", "ref": "w1-84", "ticket_id": f"{s001}/wok"})
-    hub("event.ticket.bumped", await monitor.event(r["seq"]))
+    hub("event.ticket.bumped", await counter.event(r["seq"]))
     hub("status.ready", await shelf.status(r["seq"]))
 
     clock.at(320)
     r = await ask(wok, "ticket.recall", {"type": "ticket.recall", "ref": "w1-85", "ticket_id": f"{s001}/wok"})
-    hub("event.ticket.recalled", await monitor.event(r["seq"]))
+    hub("event.ticket.recalled", await counter.event(r["seq"]))
     clock.at(380)
     r = await ask(wok, None, {"type": "ticket.bump", "ref": "w1-86", "ticket_id": f"{s001}/wok"})
 
     # --- the counter
     clock.at(400)
     r = await ask(counter, "order.call", {"type": "order.call", "ref": "c1-301", "order_id": s001})
-    hub("event.order.called", await monitor.event(r["seq"]))
+    hub("event.order.called", await counter.event(r["seq"]))
     r = await ask(
         counter, "print.request", {"type": "print.request", "ref": "c1-310", "order_id": s001, "layout": "claim_tag"}
     )
@@ -467,11 +470,11 @@ async def _script(
     r = await ask(
         counter, "order.handover", {"type": "order.handover", "ref": "c1-302", "order_id": s001, "to": "runner"}
     )
-    hub("event.order.handed_over", await monitor.event(r["seq"]))
+    hub("event.order.handed_over", await counter.event(r["seq"]))
     hub("status.handed_over", await shelf.status(r["seq"]))
     clock.at(440)
     r = await ask(counter, "order.recall", {"type": "order.recall", "ref": "c1-303", "order_id": s001})
-    hub("event.order.recalled", await monitor.event(r["seq"]))
+    hub("event.order.recalled", await counter.event(r["seq"]))
     clock.at(450)
     await ask(counter, None, {"type": "order.handover", "ref": "c1-304", "order_id": s001, "to": "runner"})
 
@@ -490,7 +493,7 @@ async def _script(
             "note": "call on arrival",
         },
     )
-    hub("event.order.amended", await monitor.event(r["seq"]))
+    hub("event.order.amended", await counter.event(r["seq"]))
 
     clock.at(520)
     r = await ask(
@@ -498,7 +501,7 @@ async def _script(
         "order.cancel",
         {"type": "order.cancel", "ref": "k1-5530", "order_id": k003, "reason": "customer changed their mind"},
     )
-    hub("event.order.cancelled", await monitor.event(r["seq"]))
+    hub("event.order.cancelled", await counter.event(r["seq"]))
     hub("status.cancelled", await kiosk.status(r["seq"]))
 
     r = await ask(kiosk, None, {"type": "order.cancel", "ref": "k1-5531", "order_id": a002})

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from kds.config import Channel, Device, Role, StoreConfig
 from kds.domain import DomainError, Item, Order, Ticket
 from kds.printing import Banner, PrintJob, claim_items, live_tickets, station_jobs, station_printers
+from kds.privacy import order_for, redact_json
 from kds.protocol import (
     PROTOCOL_VERSION,
     ROLE_MESSAGES,
@@ -68,12 +69,24 @@ def utc_now() -> datetime:
 
 
 def _record_bytes(rec: EventRecord) -> int:
-    # What an event in the replay log costs, roughly: its frame and the order's JSON (characters, not bytes).
-    return len(rec.frame) + len(rec.order_json) + (len(rec.status_frame) if rec.status_frame else 0) + 400
+    # What an event in the replay log costs, roughly: its frames and the order's JSON (characters, not bytes; a
+    # kitchen frame made later, when a restored event is replayed, is not counted).
+    return (
+        len(rec.frame)
+        + len(rec.order_json)
+        + (len(rec.status_frame) if rec.status_frame else 0)
+        + (len(rec.kitchen) if rec.kitchen is not None and rec.kitchen is not rec.frame else 0)
+        + 400
+    )
 
 
 def _dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def _kitchen_frame(ev: dict[str, Any], payload: str) -> str:
+    """The kitchen's and monitor's `event` frame for a stored one (`payload`, parsed as `ev`)."""
+    return redact_json(ev["order"], payload, rebuild=lambda shown: _dumps({**ev, "order": shown}))
 
 
 @dataclass(slots=True, eq=False)
@@ -112,7 +125,7 @@ class EventRecord:
     """Stations that see the event: those holding a ticket of the order before or after the change."""
     status: OrderStatus
     frame: str
-    """The `event` frame for kitchen, counter and monitor devices."""
+    """The `event` frame for counter devices: the order as the source sent it."""
     status_frame: str | None
     """The `order.status` frame for the order's source, when the status changed."""
     order_json: str
@@ -123,6 +136,16 @@ class EventRecord:
     """Set when the database refused the order (see `OrderHub.withdraw`) or the commit failed: nobody gets it."""
     size: int = 0
     """What it costs in the replay log (set when it enters the log)."""
+    kitchen: str | None = None
+    """The `event` frame for kitchen and monitor devices (see `kitchen_frame`), once made."""
+
+    def kitchen_frame(self) -> str:
+        """The `event` frame for kitchen and monitor devices: the customer's data cut (`kds.privacy`); the same
+        object as `frame` when there is nothing to cut. Made once (on first use for events restored from the
+        database: most are never replayed)."""
+        if self.kitchen is None:
+            self.kitchen = _kitchen_frame(json.loads(self.frame), self.frame)
+        return self.kitchen
 
     def committed(self) -> None:
         """The event is stored: drop what only the commit needed (the live order, the order's JSON)."""
@@ -134,10 +157,12 @@ class EventRecord:
         if self.seq <= session.floor or self.dropped:
             return None
         role = session.device.role
-        if role is Role.COUNTER or role is Role.MONITOR:
+        if role is Role.COUNTER:
             return self.frame
+        if role is Role.MONITOR:
+            return self.kitchen_frame()
         if role is Role.KITCHEN:
-            return self.frame if session.device.station in self.stations else None
+            return self.kitchen_frame() if session.device.station in self.stations else None
         if role is Role.SOURCE and self.source == session.device.id:
             return self.status_frame
         return None
@@ -313,6 +338,7 @@ class OrderHub:
         """
         ev = json.loads(payload)
         rec = self._record_from_payload(seq, payload, ev)
+        rec.kitchen = _kitchen_frame(ev, payload)
         rec.order = Order.from_wire(ev["order"])
         self._remember(rec.order)
         self.seq = max(self.seq, seq)
@@ -521,7 +547,7 @@ class OrderHub:
                 "orders": [],
                 "statuses": [json.loads(self._status_frame(o.to_wire())) for o in orders],
             }
-        return {"orders": [o.to_wire() for o in orders], "statuses": []}
+        return {"orders": [order_for(dev.role, o.to_wire()) for o in orders], "statuses": []}
 
     def _closed(self, session: Session, msg: OrdersClosed) -> Decision:
         """`orders.closed`: closed orders in memory, newest first, at most `limit` and about one page of bytes."""
@@ -537,7 +563,7 @@ class OrderHub:
         parts: list[str] = []
         room = self.limits.snapshot_page_bytes
         for o in found[: msg.limit]:
-            p = _dumps(o.to_wire())
+            p = _dumps(order_for(dev.role, o.to_wire()))
             room -= len(p.encode("utf-8")) + 1
             if parts and room < 0:
                 break
@@ -1077,6 +1103,7 @@ class OrderHub:
             }
         )
         frame = f'{head[:-1]},"order":{order_json}}}'
+        shown = redact_json(doc, order_json)
         status = o.status
         rec = EventRecord(
             seq=self.seq,
@@ -1087,6 +1114,7 @@ class OrderHub:
             stations=stations,
             status=status,
             frame=frame,
+            kitchen=frame if shown is order_json else f'{head[:-1]},"order":{shown}}}',
             status_frame=self._status_frame(doc) if status_changed else None,
             order_json=order_json,
             order=o,

@@ -969,13 +969,16 @@ class HubServer:
     def _broadcast(self, rec: EventRecord) -> None:
         if rec.dropped:
             return
+        # Each of the event's frames is encoded once, for all the sessions that get it.
         full = rec.frame.encode("utf-8")
+        shown = rec.kitchen_frame()
+        kitchen = full if shown is rec.frame else shown.encode("utf-8")
         status = rec.status_frame.encode("utf-8") if rec.status_frame is not None else None
         for s in list(self.sessions):
             f = rec.frame_for(s)
             if f is None or s.conn is None:
                 continue
-            self._send(s.conn, full if f is rec.frame else (status or f))
+            self._send(s.conn, full if f is rec.frame else kitchen if f is shown else (status or f))
 
 
 def _bucket(buckets: dict[str, TokenBucket], key: str, rate: float, burst: int) -> TokenBucket:

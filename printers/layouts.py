@@ -23,6 +23,7 @@ from PIL import Image, ImageDraw
 
 from kds.config import StoreConfig
 from kds.printing import Banner, Layout, PrintJob, claim_items
+from kds.privacy import redact_order
 from printers.fonts import cjk_font
 from printers.profiles import DOTS_PER_COLUMN, LINE_DOTS, PrinterProfile
 from printers.text import char_width, pad_between, width, wrap
@@ -335,7 +336,11 @@ def station_ticket(
     reprint: bool = False,
     job_id: int | None = None,
 ) -> bytes:
-    """The ticket of one station: what it makes of the order, with an AMENDED / CANCELLED / REPRINT banner."""
+    """The ticket of one station: what it makes of the order, with an AMENDED / CANCELLED / REPRINT banner.
+
+    It shows the order as the station's screen does (`kds.privacy`): a first name at most, no phone, no address.
+    """
+    doc = redact_order(doc)
     paper = Paper(profile)
     ticket = next((t for t in doc["tickets"] if t["station"] == station), None)
     if reprint or banner is Banner.REPRINT:

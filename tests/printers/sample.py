@@ -51,7 +51,7 @@ def shift(config: StoreConfig) -> tuple[OrderHub, dict[str, list[PrintJob]]]:
                 "key": "shelf-0001",
                 "channel": "shelf",
                 "fulfilment": {"type": "dine_in", "table": "12"},
-                "customer": {"name": "Ms. Chen"},
+                "customer": {"name": "Mei Chen"},
                 "items": [
                     {
                         "sku": "LOB-AUS",

@@ -104,7 +104,8 @@ def test_station_ticket_reads_like_a_ticket(columns: int, jobs: dict[str, list[P
     contains = next(r for r in rows if "Contains:" in r.text)
     assert "shellfish" in contains.text and not contains.runs[0].style.invert
     assert not any("CUSTOMER ALLERGY" in r.text for r in rows)
-    assert "Claim tag #T-1002" in text and "Table 12" in text and "Customer: Ms. Chen" in text
+    assert "Claim tag #T-1002" in text and "Table 12" in text and "Customer: Mei" in text
+    assert "Chen" not in text, "a station ticket shows the customer's first name only"
     # The long note is wrapped at words, and every word of it is there.
     note = job.order["items"][1]["note"]
     assert " ".join(text.split()).count(" ".join(note.split())) == 1 or all(w in text for w in note.split())
@@ -122,6 +123,25 @@ def test_an_allergy_the_customer_declared_is_inverted_and_apart_from_what_the_di
     assert declared.runs[0].style.invert and "SESAME" in declared.text
     contains = next(r for r in rows if "Contains:" in r.text)
     assert "peanut" in contains.text and "sesame" not in contains.text and not contains.runs[0].style.invert
+
+
+def test_station_tickets_show_a_first_name_and_no_phone_or_address_the_expo_ticket_shows_them(
+    jobs: dict[str, list[PrintJob]], labels: StoreLabels
+) -> None:
+    # The app delivery of Wang L., phone 138****5521, to Biyun Rd 199: its wok and bar tickets, then the expo.
+    stations = [j for j in jobs["app.created"] + jobs["app.amended"] if j.layout is Layout.STATION]
+    assert {j.station for j in stations} == {"wok", "bar"}
+    assert all("138****5521" in j.order_json for j in stations), "the job keeps the order as stored"
+    for job in stations:
+        for columns in WIDTHS:
+            data = render(job, gb(columns), labels)
+            text = " ".join(p.text(columns) for p in decode(data))
+            assert b"5521" not in data and b"Biyun" not in data, f"{job.describe()} prints the phone or address"
+            assert "5521" not in text and "Biyun" not in text and "Wang L." not in text
+            assert "Customer: Wang" in text and "Delivery by 12:40" in text
+    expo = job_of(jobs, "expo")
+    text = decode(render(expo, gb(48), labels))[0].text(48)
+    assert "Customer: Wang L. 138****5521" in text and "Address: Biyun Rd 199" in text
 
 
 def test_amended_and_cancelled_tickets_say_so(jobs: dict[str, list[PrintJob]], labels: StoreLabels) -> None:
