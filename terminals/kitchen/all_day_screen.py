@@ -80,9 +80,11 @@ class AllDayScreen(ModalScreen[None]):
         self.call_after_refresh(self._draw)
 
     def update_totals(self, totals: list[Total], tickets: int) -> None:
-        """New totals (the board changed)."""
+        """New totals (the board changed). Before the screen is mounted (pushed, not yet composed) only kept: its
+        mount draws them."""
         self.totals, self.tickets = totals, tickets
-        self._draw()
+        if self.is_mounted:
+            self._draw()
 
     @property
     def plain(self) -> str:
