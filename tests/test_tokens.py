@@ -266,3 +266,26 @@ def test_the_hub_warns_at_start_of_what_its_config_leaves_open(config: StoreConf
         }
     )
     assert exposures(hashed, "127.0.0.1") == []
+
+
+@pytest.mark.parametrize("kept", ["token", "token_hash"])
+def test_tokens_are_compared_in_constant_time(kept: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every check of a token, plain or hashed, right or wrong, goes through hmac.compare_digest (whose time does
+    not depend on where the strings differ), and nothing else decides."""
+    import hmac
+
+    calls: list[tuple[bytes, bytes]] = []
+    real = hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        calls.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    secret = "a-long-device-token"
+    given = {"token": secret} if kept == "token" else {"token_hash": hash_token(secret)}
+    dev = Device(id="wok-9", role="kitchen", station="wok", **given)
+    assert dev.verify(secret) and not dev.verify("a-long-device-tokeX") and not dev.verify("x")
+    assert len(calls) == 3
+    monkeypatch.setattr(hmac, "compare_digest", lambda a, b: True)
+    assert dev.verify("anything at all"), "the comparison is compare_digest's alone"
