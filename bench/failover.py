@@ -12,7 +12,8 @@ in the day, each cooked, bumped, called and handed over (a few cancelled), then 
 
 Then, with `kds serve` in processes of its own (loopback only; printers write to /dev/null):
 - **restart** (SQLite, and PostgreSQL with `--pg`): from starting `kds serve` to the hub listening, and to a counter
-  screen's welcome being complete (its last `snapshot.page` received: it holds every open order);
+  screen's welcome being complete (its last `snapshot.page` received: together they hold every open order; they
+  are parsed afterwards to check the count);
 - **takeover** (PostgreSQL only): two hubs; a source connected to the following hub; the leading hub is killed
   (SIGKILL, then in other rounds SIGTERM) and at once the source submits an order: the time until its
   `order.accepted` (the follower has noticed, taken the lead, caught up and decided it). The advisory lock is
@@ -166,6 +167,9 @@ def fill(db: str, config: StoreConfig, *, open_orders: int, closed: int, seed: i
     flush()
     with store.engine.begin() as conn:  # the printers printed everything
         conn.execute(sa.update(JOBS).values(state="printed"))
+    with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for table in ("orders", "events", "print_jobs"):  # the planner's statistics, as autovacuum keeps them
+            conn.execute(sa.text(f"ANALYZE {table}"))
     events = store.count_events()
     store.close()
     n_open = sum(1 for o in hub.orders.values() if o.is_open)
@@ -204,18 +208,17 @@ async def _listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 
     raise TimeoutError(f"nothing listening on {port} after {timeout:g} s")
 
 
-async def _welcome(url: str, config: StoreConfig, device: str) -> int:
-    """Say hello, read the welcome and every snapshot page; the number of orders the screen got."""
+async def _welcome(url: str, config: StoreConfig, device: str) -> tuple[float, int]:
+    """Say hello, read the welcome and every snapshot page: when the last one arrived (perf_counter), and the
+    number of orders they carry (counted afterwards: parsing is the screen's time, not the hub's)."""
     async with ws_connect(url, max_size=None, open_timeout=30) as c:
         await c.send(json.dumps(hello(config, device)))
         w = json.loads(await asyncio.wait_for(c.recv(), 60))
         if w.get("type") != "welcome":
             raise SystemExit(f"{device}: no welcome: {w}")
-        n = len(w["snapshot"]["orders"])
-        for _ in range(w["pages"]):
-            page = json.loads(await asyncio.wait_for(c.recv(), 60))
-            n += len(page["snapshot"]["orders"])
-        return n
+        pages = [await asyncio.wait_for(c.recv(), 60) for _ in range(w["pages"])]
+        done = time.perf_counter()
+    return done, len(w["snapshot"]["orders"]) + sum(len(json.loads(p)["snapshot"]["orders"]) for p in pages)
 
 
 async def restart_runs(db: str, cfg: Path, config: StoreConfig, repeat: int) -> list[dict[str, float]]:
@@ -228,8 +231,8 @@ async def restart_runs(db: str, cfg: Path, config: StoreConfig, repeat: int) -> 
         try:
             await _listening(port, proc)
             t_listen = time.perf_counter() - t0
-            orders = await _welcome(f"ws://127.0.0.1:{port}", config, SCREEN)
-            t_welcome = time.perf_counter() - t0
+            done, orders = await _welcome(f"ws://127.0.0.1:{port}", config, SCREEN)
+            t_welcome = done - t0
         finally:
             proc.terminate()
             proc.wait(timeout=30)
@@ -353,7 +356,7 @@ def _pg_database(pg: str) -> Iterator[str]:
         admin.dispose()
 
 
-async def run(pg: str | None, open_orders: int, closed: int, repeat: int) -> dict[str, Any]:
+async def run(pg: str | None, open_orders: int, closed: int, repeat: int, only: str | None = None) -> dict[str, Any]:
     """Fill each database, measure, clean up."""
     result: dict[str, Any] = {
         "targets": {"restart_s": RESTART_TARGET_S, "takeover_s": TAKEOVER_TARGET_S, "open_orders": open_orders},
@@ -366,22 +369,25 @@ async def run(pg: str | None, open_orders: int, closed: int, repeat: int) -> dic
         cfg.write_text(quiet_printers((ROOT / "config/store.toml").read_text(encoding="utf-8")), encoding="utf-8")
         config = load_config(cfg)
         db = str(Path(tmp) / "failover.sqlite3")
-        result["fill"]["sqlite"] = fill(db, config, open_orders=open_orders, closed=closed)
-        print(f"filled SQLite: {result['fill']['sqlite']}", file=sys.stderr, flush=True)
-        result["restart"]["sqlite"] = await restart_runs(db, cfg, config, repeat)
+        if only != "takeover" or not pg:
+            result["fill"]["sqlite"] = fill(db, config, open_orders=open_orders, closed=closed)
+            print(f"filled SQLite: {result['fill']['sqlite']}", file=sys.stderr, flush=True)
+            result["restart"]["sqlite"] = await restart_runs(db, cfg, config, repeat)
         if pg:
             with _pg_database(pg) as url:
                 result["fill"]["postgresql"] = fill(url, config, open_orders=open_orders, closed=closed)
                 print(f"filled PostgreSQL: {result['fill']['postgresql']}", file=sys.stderr, flush=True)
-                result["restart"]["postgresql"] = await restart_runs(url, cfg, config, repeat)
-                result["takeover"] = await takeover_runs(url, cfg, config, repeat, Path(tmp))
+                if only != "takeover":
+                    result["restart"]["postgresql"] = await restart_runs(url, cfg, config, repeat)
+                if only != "restart":
+                    result["takeover"] = await takeover_runs(url, cfg, config, repeat, Path(tmp))
     return result
 
 
 def report(result: dict[str, Any]) -> list[str]:
     """The readable table, with a summary (p50/max, PASS/FAIL) added to `result`."""
     t = result["targets"]
-    fill_sql = result["fill"]["sqlite"]
+    fill_sql = next(iter(result["fill"].values()))
     lines = [
         f"\nfailover and restart: {fill_sql['open']:,} open orders, {fill_sql['closed']:,} closed, "
         f"{fill_sql['events']:,} events; targets: restart < {t['restart_s']:g} s, takeover < {t['takeover_s']:g} s",
@@ -419,8 +425,9 @@ def main() -> None:
     ap.add_argument("--open", type=int, default=5000, help="open orders in the database")
     ap.add_argument("--closed", type=int, default=3000, help="orders closed earlier in the day")
     ap.add_argument("--repeat", type=int, default=5, help="runs of each measurement")
+    ap.add_argument("--only", choices=["restart", "takeover"], help="one of the two measurements")
     args = ap.parse_args()
-    result = asyncio.run(run(args.pg or None, args.open, args.closed, max(1, args.repeat)))
+    result = asyncio.run(run(args.pg or None, args.open, args.closed, max(1, args.repeat), args.only))
     for line in report(result):
         print(line)
     if not args.pg:

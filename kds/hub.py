@@ -8,6 +8,7 @@ then sends its `replies` and broadcasts its events, so nothing is acknowledged b
 from __future__ import annotations
 
 import functools
+import gc
 import json
 import logging
 from collections import deque
@@ -293,6 +294,22 @@ class OrderHub:
         last_job: int = 0,
     ) -> None:
         """Rebuild state from the database: order documents, the tail of the event log, the last seq, keys."""
+        enabled = gc.isenabled()
+        gc.disable()  # thousands of objects and no cycles among them: the collector would only walk them again
+        try:
+            self._restore(orders, events, seq, keys, last_job)
+        finally:
+            if enabled:
+                gc.enable()
+
+    def _restore(
+        self,
+        orders: Iterable[dict[str, Any]],
+        events: Iterable[tuple[int, str]],
+        seq: int,
+        keys: Iterable[tuple[str, str, str, str]],
+        last_job: int,
+    ) -> None:
         self.seq = seq
         self.job_seq = last_job
         for doc in orders:

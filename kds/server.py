@@ -51,6 +51,12 @@ CLOSE_TIMEOUT_S = 2.0
 TICK_S = 1.0
 """Housekeeping of connections (keepalive, stalls, the total outgoing budget) runs this often."""
 EVICT_EVERY_S = 30.0
+LEAD_POLL_S = 1.0
+"""Several hubs on one store: the leading hub checks that it still holds the lead this often (and takes relayed
+frames it was not woken for)."""
+FOLLOW_POLL_S = 0.2
+"""A following hub catches up and tries to take the lead this often, besides at each notification: a leader that
+died is replaced within about this long after the database ends its session (`bench/failover.py`)."""
 
 
 class _KdsConnection(ServerConnection):
@@ -155,6 +161,7 @@ class HubServer:
                 now=self.hub.clock(),
                 keep=timedelta(seconds=lim.closed_keep_s),
                 replay_window=self.hub.log_max,
+                replay_bytes=lim.replay_memory_bytes,
                 open_max_age=timedelta(hours=lim.open_max_age_h),
             ),
         )
@@ -230,7 +237,7 @@ class HubServer:
         failures = 0
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._notified.wait(), 1.0)
+                await asyncio.wait_for(self._notified.wait(), LEAD_POLL_S if self.leading else FOLLOW_POLL_S)
             self._notified.clear()
             try:
                 if self.leading:
