@@ -112,7 +112,7 @@ def fill(db: str, config: StoreConfig, *, open_orders: int, closed: int, seed: i
     def act(session: Session, msg: dict[str, Any]) -> dict[str, Any]:
         d = hub.handle_frame(session, json.dumps({"ref": f"r{counts['decisions']}", **msg}))
         counts["decisions"] += 1
-        reply = json.loads(d.replies[0][1])
+        reply: dict[str, Any] = json.loads(d.replies[0][1])
         if reply["type"] == "error":
             raise SystemExit(f"fill: the hub refused {msg['type']}: {reply}")
         pending.append(d)
@@ -391,7 +391,7 @@ def report(result: dict[str, Any]) -> list[str]:
     lines = [
         f"\nfailover and restart: {fill_sql['open']:,} open orders, {fill_sql['closed']:,} closed, "
         f"{fill_sql['events']:,} events; targets: restart < {t['restart_s']:g} s, takeover < {t['takeover_s']:g} s",
-        f"  {'what':<52} {'p50':>8} {'max':>8}  {'target':>7}  result",
+        f"  {'what':<56} {'p50':>8} {'max':>8}  {'target':>7}  result",
     ]
     summary: dict[str, Any] = {}
 
@@ -402,7 +402,7 @@ def report(result: dict[str, Any]) -> list[str]:
             s["pass"] = verdict == "PASS"
         summary[name] = s
         tgt = f"< {target:g} s" if target is not None else ""
-        lines.append(f"  {name:<52} {s['p50']:>6.2f} s {s['max']:>6.2f} s  {tgt:>7}  {verdict}")
+        lines.append(f"  {name:<56} {s['p50']:>6.2f} s {s['max']:>6.2f} s  {tgt:>7}  {verdict}")
 
     for backend, runs in result["restart"].items():
         n = runs[0]["orders"]
