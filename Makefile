@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint bench bench-cluster bench-reliability bench-soak serve simulate clean
+.PHONY: demo test lint bench bench-cluster bench-failover bench-reliability bench-soak serve simulate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ bench: $(STAMP)
 # Two hubs on one PostgreSQL store: PG=postgresql://USER:PASSWORD@127.0.0.1:5432/postgres make bench-cluster
 bench-cluster: $(STAMP)
 	$(BIN)/python bench/cluster.py --pg "$(PG)"
+
+# Restart (SQLite; and PostgreSQL with PG=…) and takeover (PG only) times with 5,000 open orders (docs/reliability.md):
+# PG=postgresql://USER:PASSWORD@127.0.0.1:5432/postgres make bench-failover
+bench-failover: $(STAMP)
+	$(BIN)/python bench/failover.py $(if $(PG),--pg "$(PG)",)
 
 # Hostile devices, slow screens, a locked database: what the hub does (docs/reliability.md). QUICK=1: about a minute.
 bench-reliability: $(STAMP)

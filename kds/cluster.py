@@ -28,6 +28,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+LEAD_POLL_S = 1.0
+"""The leading hub checks that it still holds the lead this often (and takes relayed frames it was not woken for)."""
+FOLLOW_POLL_S = 0.2
+"""A following hub catches up and tries to take the lead this often, besides at each notification: a leader that
+died is replaced within about this long after the database ends its session (`bench/failover.py`)."""
+
 
 class Role(StrEnum):
     LEADER = "leader"
@@ -103,7 +109,8 @@ class Cluster:
         *,
         shared: bool,
         prints: bool,
-        poll_s: float = 1.0,
+        lead_poll_s: float = LEAD_POLL_S,
+        follow_poll_s: float = FOLLOW_POLL_S,
         fault_backoff: tuple[float, float] = (0.25, 5.0),
         listen_backoff: tuple[float, float] = (0.2, 5.0),
     ) -> None:
@@ -113,14 +120,20 @@ class Cluster:
         """Whether this hub has printers to drive (when it leads)."""
         self.role = Role.FOLLOWER if shared else Role.LEADER
         self.spooling = False
-        self.poll_s = poll_s
-        """The longest a round waits for a notification: a lost one only delays, and a follower tries to lead."""
+        self.lead_poll_s = lead_poll_s
+        self.follow_poll_s = follow_poll_s
         self.faults = Backoff(*fault_backoff)
         self.listen_faults = Backoff(*listen_backoff)
         self.retry_at = 0.0
         """No round before this time (a database fault's backoff)."""
         self.takeovers = 0
         self.step_downs = 0
+
+    @property
+    def poll_s(self) -> float:
+        """The longest a round waits for a notification (a lost one only delays): short while following, so a dead
+        leader is replaced soon after the database ends its session."""
+        return self.lead_poll_s if self.role is Role.LEADER else self.follow_poll_s
 
     @property
     def leading(self) -> bool:

@@ -7,6 +7,8 @@ then sends its `replies` and broadcasts its events, so nothing is acknowledged b
 
 from __future__ import annotations
 
+import functools
+import gc
 import json
 import logging
 from collections import deque
@@ -78,6 +80,12 @@ def _record_bytes(rec: EventRecord) -> int:
         + (len(rec.kitchen) if rec.kitchen is not None and rec.kitchen is not rec.frame else 0)
         + 400
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _day_of(prefix: str) -> date:
+    """The day of an order id's `YYYYMMDD` prefix (restoring counts thousands of orders of a few days)."""
+    return datetime.strptime(prefix, "%Y%m%d").date()
 
 
 def _dumps(obj: Any) -> str:
@@ -319,6 +327,22 @@ class OrderHub:
         last_job: int = 0,
     ) -> None:
         """Rebuild state from the database: order documents, the tail of the event log, the last seq, keys."""
+        enabled = gc.isenabled()
+        gc.disable()  # thousands of objects and no cycles among them: the collector would only walk them again
+        try:
+            self._restore(orders, events, seq, keys, last_job)
+        finally:
+            if enabled:
+                gc.enable()
+
+    def _restore(
+        self,
+        orders: Iterable[dict[str, Any]],
+        events: Iterable[tuple[int, str]],
+        seq: int,
+        keys: Iterable[tuple[str, str, str, str]],
+        last_job: int,
+    ) -> None:
         self.seq = seq
         self.job_seq = last_job
         for doc in orders:
@@ -326,8 +350,20 @@ class OrderHub:
         # Recent keys only count the day's numbers; the database answers for keys of orders not in memory.
         for _source, _key, order_id, number in keys:
             self._count_number(order_id, number)
-        for s, payload in events:
-            self._log_append(self._record_from_payload(s, payload))
+        # The replay log keeps the newest events within its bounds (as `_log_append` would): only those are
+        # parsed, newest first, and the older ones skipped unread.
+        tail: list[EventRecord] = []
+        total = 0
+        for s, payload in reversed(events if isinstance(events, list) else list(events)):
+            if len(tail) >= self.log_max:
+                break
+            rec = self._record_from_payload(s, payload)
+            if tail and total + rec.size > self.limits.replay_memory_bytes:
+                break
+            tail.append(rec)
+            total += rec.size
+        for rec in reversed(tail):
+            self._log_append(rec)
         self.window = Window(self.seq, self.job_seq, dict(self.numbers))
 
     def apply_external(self, seq: int, payload: str) -> EventRecord:
@@ -346,7 +382,8 @@ class OrderHub:
         return rec
 
     def _log_append(self, rec: EventRecord) -> None:
-        rec.size = _record_bytes(rec)
+        if not rec.size:
+            rec.size = _record_bytes(rec)
         self.log.append(rec)
         self.log_bytes += rec.size
         while len(self.log) > self.log_max or (self.log_bytes > self.limits.replay_memory_bytes and len(self.log) > 1):
@@ -394,7 +431,7 @@ class OrderHub:
         self._count_number(order.id, order.number)
 
     def _count_number(self, order_id: str, number: str) -> None:
-        day = datetime.strptime(order_id.split("-", 1)[0], "%Y%m%d").date()
+        day = _day_of(order_id.split("-", 1)[0])
         n = int(number[1:])
         if n > self.numbers.get(day, 0):
             self.numbers[day] = n
@@ -414,10 +451,14 @@ class OrderHub:
             status=status,
             frame=payload,
             status_frame=None,
-            order_json=_dumps(doc),
+            order_json="",
         )
         if ev.get("status_changed"):
             rec.status_frame = self._status_frame(doc)
+        # Stored already, so like a committed event it holds no copy of the order; it is counted in the replay
+        # log as a new event is (the order's JSON is the frame's tail), so a restarted hub keeps the same events.
+        start = payload.find(',"order":{')
+        rec.size = _record_bytes(rec) + (len(payload) - start - 10 if start >= 0 else len(payload))
         return rec
 
     # ------------------------------------------------------------------ connect

@@ -168,6 +168,7 @@ class HubServer:
                 now=self.hub.clock(),
                 keep=timedelta(seconds=lim.closed_keep_s),
                 replay_window=self.hub.log_max,
+                replay_bytes=lim.replay_memory_bytes,
                 open_max_age=timedelta(hours=lim.open_max_age_h),
             ),
         )

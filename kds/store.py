@@ -7,9 +7,10 @@ comes in by URL. The hub writes from one thread only (the server's committer), o
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,6 +27,8 @@ from kds.protocol import EventKind
 log = logging.getLogger("kds.store")
 
 OPEN_STATUSES = ("accepted", "preparing", "ready")
+SCHEMA_HEAD = "0003"
+"""The newest migration in kds/migrations (tests/test_migrations.py checks that it is alembic's head)."""
 
 
 class OrderRow(SQLModel, table=True):
@@ -141,6 +144,38 @@ def database_url(db: str | Path) -> str:
     return f"sqlite:///{s}"
 
 
+PG_KEEPALIVE = {"idle_s": 5, "interval_s": 2, "count": 3, "user_timeout_ms": 10_000}
+"""TCP keepalive on every PostgreSQL connection, on both ends, so that a peer that vanished (a hub's or the
+database's host losing power or its network) is noticed in about idle + interval × count = 11 s, not the kernel's
+two hours: the database then ends the hub's sessions, and with its lock session the lead of the store, which
+another hub takes; the hub's own queries to a vanished server fail instead of hanging (`user_timeout_ms` bounds
+data left unanswered). A hub *process* that dies is noticed at once either way: its kernel closes the sockets."""
+
+
+def _connect_args(url: str) -> dict[str, Any]:
+    """libpq parameters for a PostgreSQL URL (`PG_KEEPALIVE`): this side's keepalive, and the server's for the
+    session (its `tcp_keepalives_*` settings, through `options`, after any the URL gives)."""
+    u = sa.make_url(url)
+    if u.get_backend_name() != "postgresql":
+        return {}
+    k = PG_KEEPALIVE
+    server = (
+        f"-c tcp_keepalives_idle={k['idle_s']} -c tcp_keepalives_interval={k['interval_s']} "
+        f"-c tcp_keepalives_count={k['count']} -c tcp_user_timeout={k['user_timeout_ms']}"
+    )
+    given = u.query.get("options")
+    if given:
+        server = f"{server} {given if isinstance(given, str) else ' '.join(given)}"
+    return {
+        "keepalives": 1,
+        "keepalives_idle": k["idle_s"],
+        "keepalives_interval": k["interval_s"],
+        "keepalives_count": k["count"],
+        "tcp_user_timeout": k["user_timeout_ms"],
+        "options": server,
+    }
+
+
 class NotLeading(Exception):
     """A hub that does not hold the lead of a shared store tried to write its events."""
 
@@ -153,7 +188,9 @@ class Store:
         self.store_id = store_id
         # pre_ping: a connection the server dropped (a terminated PostgreSQL backend, a restarted server) is
         # replaced when it is next taken from the pool, instead of failing the batch after it too.
-        self.engine: Engine = sa.create_engine(self.url, future=True, pool_pre_ping=True)
+        self.engine: Engine = sa.create_engine(
+            self.url, future=True, pool_pre_ping=True, connect_args=_connect_args(self.url)
+        )
         self._lead_conn: Any = None
         self._holds_lead = False
         self._file_lock: Any = None
@@ -176,6 +213,8 @@ class Store:
         Raises SchemaError when the schema is older (run `kds db upgrade`) or newer (upgrade the hub) than the one
         this hub was built for.
         """
+        if self._at_head():
+            return
         state = self.schema_state()
         if state.current is None:
             self.upgrade()
@@ -191,6 +230,15 @@ class Store:
             f"the database schema is at revision {state.current}, this hub needs {state.head}: "
             f"run `kds db upgrade --db …` first"
         )
+
+    def _at_head(self) -> bool:
+        """The database is at SCHEMA_HEAD: read without alembic (loading it is a tenth of a second of each start)."""
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(sa.text("SELECT version_num FROM alembic_version")).all()
+        except sa.exc.DBAPIError:
+            return False  # no version table: alembic finds out what the database is
+        return [r[0] for r in rows] == [SCHEMA_HEAD]
 
     def schema_state(self) -> SchemaState:
         """Where the database's schema stands against this hub's migrations (a legacy schema is stamped first)."""
@@ -536,7 +584,7 @@ class Store:
         import psycopg
 
         dsn = sa.make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
-        with psycopg.connect(dsn, autocommit=True) as conn:
+        with psycopg.connect(dsn, autocommit=True, **_connect_args(self.url)) as conn:
             conn.execute(f'LISTEN "{self.channel}"')
             if on_listening is not None:
                 on_listening()
@@ -650,18 +698,22 @@ class Store:
         keep: timedelta = timedelta(hours=2),
         key_days: float = 1.5,
         replay_window: int = 20_000,
+        replay_bytes: int | None = None,
         open_max_age: timedelta = timedelta(hours=12),
     ) -> tuple[list[dict[str, Any]], list[tuple[int, str]], int, list[tuple[str, str, str, str]]]:
         """What the hub needs on start: open and recent orders, the event tail, the last seq, recent keys (for the
         day's numbers; the database answers for older keys at commit).
 
-        Open orders older than `open_max_age` stay in the database only (the hub flags and drops them too).
+        Open orders older than `open_max_age` stay in the database only (the hub flags and drops them too). The
+        tail is at most `replay_window` events, read newest first, and no further than the hub's replay log can
+        hold when `replay_bytes` (its `replay_memory_bytes`) is given: the hub counts an event at least twice its
+        frame's length (`OrderHub.restore`), so reading stops once the frames read so far, counted so, exceed it.
         """
         o, e = ORDERS, EVENTS
         since = _utc(now - keep)
         key_since = _utc(now - timedelta(days=key_days))
         open_since = _utc(now - open_max_age)
-        with self.engine.connect() as conn:
+        with self.engine.connect() as conn, _collector_paused():
             if self.engine.dialect.name == "postgresql":
                 # One snapshot for every read below: an order another hub commits meanwhile is either in the docs
                 # and counted in `seq`, or in neither (and followed later as an event after `seq`).
@@ -681,14 +733,21 @@ class Store:
                 )
             ]
             seq = conn.execute(sa.select(sa.func.max(e.c.seq)).where(e.c.store_id == self.store_id)).scalar() or 0
-            tail = list(
-                conn.execute(
-                    sa.select(e.c.seq, e.c.payload)
-                    .where(e.c.store_id == self.store_id)
-                    .order_by(e.c.seq.desc())
-                    .limit(replay_window)
-                )
-            )
+            tail: list[Any] = []
+            budget = replay_bytes
+            while len(tail) < replay_window:
+                page = min(_TAIL_PAGE, replay_window - len(tail))
+                q = sa.select(e.c.seq, e.c.payload).where(e.c.store_id == self.store_id)
+                if tail:
+                    q = q.where(e.c.seq < tail[-1][0])
+                rows = conn.execute(q.order_by(e.c.seq.desc()).limit(page)).all()
+                tail.extend(rows)
+                if len(rows) < page:
+                    break
+                if budget is not None:
+                    budget -= sum(2 * len(r[1]) for r in rows)
+                    if budget < 0:
+                        break
             keys = [
                 (r[0], r[1], r[2], r[3])
                 for r in conn.execute(
@@ -730,6 +789,23 @@ class Store:
         e = EVENTS
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).where(e.c.store_id == self.store_id)).scalar() or 0)
+
+
+_TAIL_PAGE = 2000
+"""Events read per query when loading the tail of the log (newest first, until the hub's replay log is full)."""
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while thousands of documents are parsed: they hold no cycles, and
+    the collector would walk the growing heap over and over (about a third of a restart's time)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class SchemaError(Exception):

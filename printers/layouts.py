@@ -18,7 +18,6 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from escpos.printer import Dummy
 from PIL import Image, ImageDraw
 
 from kds.config import StoreConfig
@@ -86,7 +85,7 @@ class Paper:
 
     def __init__(self, profile: PrinterProfile) -> None:
         self.profile = profile
-        self.p = Dummy(profile=profile.escpos_profile())
+        self.p = _dummy(profile.escpos_profile())
         self.columns = profile.columns
         self._style: _Style | None = None
         self.p.hw("INIT")
@@ -213,11 +212,19 @@ def _in_code_pages(profile_name: str, ch: str) -> bool:
     return False
 
 
+def _dummy(profile: Any) -> Any:
+    # Imported at the first ticket, not with the module: python-escpos's printer classes take about 0.1 s to load,
+    # and a hub loads this module at start, when every tenth of a second keeps the kitchen waiting.
+    from escpos.printer import Dummy
+
+    return Dummy(profile=profile)
+
+
 @lru_cache(maxsize=16)
 def _encoder(profile_name: str) -> Any:
     from escpos.magicencode import Encoder
 
-    return Encoder(Dummy(profile=profile_name).profile.get_code_pages())
+    return Encoder(_dummy(profile_name).profile.get_code_pages())
 
 
 def _row_image(row: str, style: _Style, cols: int, dots: int) -> Image.Image:

@@ -314,3 +314,31 @@ async def test_a_follower_whose_listen_connection_dies_listens_again(
     finally:
         admin.dispose()
         await devices.close()
+
+
+def test_the_database_drops_a_vanished_hubs_sessions_within_seconds(config: StoreConfig, pg_db: str) -> None:
+    """A hub whose host loses power or its network cannot close its sockets: the database would keep its lock
+    session (and the lead of the store) for the kernel's two hours. Every session of a hub asks the server for TCP
+    keepalive (and the hub's side keeps its own), so it is ended within idle + interval × count seconds."""
+    from kds.store import PG_KEEPALIVE
+
+    store = Store(pg_db, store_id=config.store.id)
+    try:
+        assert store.try_lead()
+        lock = store._lead_conn
+        server = {
+            g: lock.execute(sa.text(f"SHOW {g}")).scalar()
+            for g in ("tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count", "tcp_user_timeout")
+        }
+        lock.commit()
+        assert server == {
+            "tcp_keepalives_idle": str(PG_KEEPALIVE["idle_s"]),
+            "tcp_keepalives_interval": str(PG_KEEPALIVE["interval_s"]),
+            "tcp_keepalives_count": str(PG_KEEPALIVE["count"]),
+            "tcp_user_timeout": str(PG_KEEPALIVE["user_timeout_ms"]),
+        }
+        client = lock.connection.driver_connection.info.get_parameters()
+        assert client["keepalives_idle"] == str(PG_KEEPALIVE["idle_s"])
+        assert PG_KEEPALIVE["idle_s"] + PG_KEEPALIVE["interval_s"] * PG_KEEPALIVE["count"] <= 15
+    finally:
+        store.close()

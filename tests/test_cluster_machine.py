@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from kds.cluster import Backoff, Cluster, Do, FrameKind, Role, Route
+from kds.cluster import FOLLOW_POLL_S, LEAD_POLL_S, Backoff, Cluster, Do, FrameKind, Role, Route
 
 
 def follower(prints: bool = True) -> Cluster:
@@ -68,6 +68,15 @@ def test_a_follower_follows_then_asks_for_the_lock_each_round() -> None:
     assert c.wake(5.0) == [Do.FOLLOW, Do.TRY_LEAD]
     assert c.lead_answer(False) == []
     assert c.wake(6.0) == [Do.FOLLOW, Do.TRY_LEAD]
+
+
+def test_a_follower_rounds_often_the_leader_less() -> None:
+    c = follower()
+    assert c.poll_s == FOLLOW_POLL_S < LEAD_POLL_S
+    c.lead_answer(True)
+    assert c.poll_s == FOLLOW_POLL_S, "still taking over"
+    c.took_over()
+    assert c.poll_s == LEAD_POLL_S
 
 
 def test_the_leader_checks_its_lock_each_round_then_takes_relayed_frames() -> None:

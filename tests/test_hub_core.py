@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+import kds.store as store_module
 from kds.config import StoreConfig
 from kds.hub import Decision, EventRecord, OrderHub, Session
 from kds.protocol import Event, EventKind, OrderStatus, StatusChanged, Welcome
@@ -728,6 +729,39 @@ def test_resume_older_than_the_window_gets_a_snapshot(config: StoreConfig) -> No
 # ============================================================================================ restore
 
 
+@pytest.mark.parametrize("bound", ["bytes", "events"])
+def test_a_restored_replay_log_keeps_what_the_live_one_kept(
+    config: StoreConfig, tmp_path: Path, bound: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Restoring reads (a page at a time) and parses only the newest events that fit the replay log, and keeps
+    # exactly what the live hub kept.
+    monkeypatch.setattr(store_module, "_TAIL_PAGE", 40)
+    limits = config.limits.model_copy(update={"replay_memory_bytes": 1024 * 1024})
+    small = config.model_copy(update={"limits": limits})
+    window = 20_000 if bound == "bytes" else 150
+    core = Core(small, replay_window=window)
+    for k in range(300):
+        core.clock.advance(1)
+        core.submit("app-backend", app_order(f"big-{k}", note="gate 3, " * 40))
+    store = Store(tmp_path / "tail.sqlite3", store_id=config.store.id)
+    store.create_schema()
+    for d in core.decisions:
+        store.commit(d.events)
+        for r in d.events:
+            r.committed()
+    kept = [r.seq for r in core.hub.log]
+    assert 1 < len(kept) < 300 and kept[-1] == 300
+    docs, events, seq, keys = store.load(
+        now=core.clock.t, replay_window=window, replay_bytes=limits.replay_memory_bytes
+    )
+    store.close()
+    assert len(kept) <= len(events) < 300  # the older events were not even read
+    again = Core(small, clock=Clock(core.clock.t), replay_window=window)
+    again.hub.restore(docs, events, seq, keys)
+    assert [r.seq for r in again.hub.log] == kept
+    assert again.hub.log_bytes == core.hub.log_bytes
+
+
 def test_restore_from_the_store_rebuilds_the_same_state(config: StoreConfig, tmp_path: Path) -> None:
     core = Core(config)
     _traffic(core)
@@ -737,6 +771,8 @@ def test_restore_from_the_store_rebuilds_the_same_state(config: StoreConfig, tmp
     store.create_schema()
     for d in core.decisions:  # what the server does: commit each decision's events, in order
         store.commit(d.events)
+        for r in d.events:
+            r.committed()
     assert store.count_events() == core.hub.seq
 
     again = Core(config, clock=Clock(core.clock.t))
@@ -748,12 +784,13 @@ def test_restore_from_the_store_rebuilds_the_same_state(config: StoreConfig, tmp
     assert {k: o.to_wire() for k, o in h2.orders.items()} == {k: o.to_wire() for k, o in h1.orders.items()}
     assert h2.keys == h1.keys and h2.numbers == h1.numbers
     assert [
-        (r.seq, r.at, r.kind, r.order_id, r.source, r.stations, r.status, r.frame, r.status_frame, r.order_json)
+        (r.seq, r.at, r.kind, r.order_id, r.source, r.stations, r.status, r.frame, r.status_frame, r.order_json, r.size)
         for r in h2.log
     ] == [
-        (r.seq, r.at, r.kind, r.order_id, r.source, r.stations, r.status, r.frame, r.status_frame, r.order_json)
+        (r.seq, r.at, r.kind, r.order_id, r.source, r.stations, r.status, r.frame, r.status_frame, r.order_json, r.size)
         for r in h1.log
     ]
+    assert h2.log_bytes == h1.log_bytes  # a restored event counts in the replay log as it did when it was new
     # Both hubs answer the same: a resume, a snapshot, a duplicate, the next number.
     for device in ("wok-1", "app-backend", "counter-1"):
         for resume_from in (0, 3):

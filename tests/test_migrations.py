@@ -17,7 +17,7 @@ from kds.client import HubClient
 from kds.config import StoreConfig
 from kds.hub import OrderHub
 from kds.server import HubServer
-from kds.store import SchemaError, Store
+from kds.store import SCHEMA_HEAD, SchemaError, Store
 from tests import pg
 from tests.conftest import ROOT, SAMPLE_CONFIG
 from tests.support import db_rows
@@ -47,6 +47,15 @@ def test_an_empty_database_is_migrated_to_the_newest_schema(config: StoreConfig,
         state = store.schema_state()
         assert state.current == state.head
         assert {"orders", "events", "print_jobs", "alembic_version"} <= _tables(store)
+    finally:
+        store.close()
+
+
+def test_schema_head_names_the_newest_migration(config: StoreConfig, tmp_path: Path) -> None:
+    # A database at SCHEMA_HEAD is used without loading alembic: a new migration must move it.
+    store = Store(tmp_path / "head.sqlite3", store_id=config.store.id)
+    try:
+        assert store.schema_state().head == SCHEMA_HEAD
     finally:
         store.close()
 
