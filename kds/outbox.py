@@ -6,6 +6,11 @@ mark, nothing waiting): that is the cost of `websockets.broadcast`. Otherwise th
 task sends them one at a time with flow control. What waits here plus what sits in the transport's buffer is what
 the connection costs; past `max_bytes`, `put` says no and the server closes the connection (4011). A frame that has
 waited longer than the server's stall limit tells the same story (`stalled_for`).
+
+A welcome and its snapshot pages are the exception: they are built whole when the device connects (their size is
+that of the store's open orders, not of a backlog the device let grow), so they do not count against `max_bytes`
+while they wait here (`held`); what is queued behind them does. The stall limit still applies to them, so a device
+that does not read its welcome is closed all the same.
 """
 
 from __future__ import annotations
@@ -26,9 +31,12 @@ class Outbox:
         self.conn = conn
         self.max_bytes = max_bytes
         self.high_water = high_water
-        self.queue: deque[bytes] = deque()
+        self.queue: deque[tuple[bytes, bool]] = deque()
+        """Frames waiting, each with whether it is part of a welcome."""
         self.queued = 0
         """Bytes waiting in `queue`."""
+        self.welcome_queued = 0
+        """Bytes of welcome frames waiting in `queue` (not counted against `max_bytes`)."""
         self.closed = False
         self._sending = False
         self._task: asyncio.Task[None] | None = None
@@ -39,14 +47,19 @@ class Outbox:
         transport = self.conn.transport
         return self.queued + (transport.get_write_buffer_size() if transport is not None else 0)
 
-    def put(self, data: bytes) -> bool:
-        """Send `data` as a text frame, now or when the connection drains. False: over the cap (nothing queued)."""
+    def held(self) -> int:
+        """Bytes that count against the caps: `buffered` less the welcome frames still waiting."""
+        return self.buffered() - self.welcome_queued
+
+    def put(self, data: bytes, *, welcome: bool = False) -> bool:
+        """Send `data` as a text frame, now or when the connection drains. False: over the cap (nothing queued).
+        `welcome`: a frame of the welcome (or its snapshot pages), which the cap does not count."""
         if self.closed:
             return True
         conn = self.conn
         if conn.protocol.state is not State.OPEN:
             return True
-        if self.buffered() + len(data) > self.max_bytes:
+        if not welcome and self.held() + len(data) > self.max_bytes:
             return False
         if not self.queue and not self._sending:
             transport = conn.transport
@@ -54,8 +67,10 @@ class Outbox:
                 conn.protocol.send_text(data)
                 conn.send_data()
                 return True
-        self.queue.append(data)
+        self.queue.append((data, welcome))
         self.queued += len(data)
+        if welcome:
+            self.welcome_queued += len(data)
         if self._waiting_since is None:
             self._waiting_since = time.monotonic()
         if self._task is None or self._task.done():
@@ -70,15 +85,17 @@ class Outbox:
         """Forget what waits (the connection is being closed) and stop the pump."""
         self.closed = True
         self.queue.clear()
-        self.queued = 0
+        self.queued = self.welcome_queued = 0
         self._waiting_since = None
         if self._task is not None and not self._task.done():
             self._task.cancel()
 
     async def _pump(self) -> None:
         while self.queue and not self.closed:
-            data = self.queue.popleft()
+            data, welcome = self.queue.popleft()
             self.queued -= len(data)
+            if welcome:
+                self.welcome_queued -= len(data)
             self._sending = True
             try:
                 # Writes, then waits for the write buffer to drain below the low-water mark.

@@ -517,15 +517,15 @@ class HubServer:
             elif now - link.last_ping >= lim.keepalive_interval_s and conn.protocol.state is State.OPEN:
                 link.last_ping = now
                 self._spawn(_ping(conn))
-            total += link.outbox.buffered()
+            total += link.outbox.held()
         if total > lim.outbox_total_bytes:
             # The hub as a whole holds too much for devices that do not read: close the worst first.
-            for link in sorted(self._links.values(), key=lambda k: k.outbox.buffered(), reverse=True):
+            for link in sorted(self._links.values(), key=lambda k: k.outbox.held(), reverse=True):
                 if total <= lim.outbox_total_bytes:
                     break
                 if link.closing:
                     continue
-                total -= link.outbox.buffered()
+                total -= link.outbox.held()
                 self._close(link, CloseCode.TOO_SLOW, "the hub holds too much unsent data: reconnect with resume_from")
 
     # ------------------------------------------------------------------ connections
@@ -712,14 +712,15 @@ class HubServer:
         self._send(link.conn, frame)
         self._close(link, code, reason)
 
-    def _send(self, conn: ServerConnection, frame: str | bytes) -> None:
-        """Queue one frame for one connection; a connection over its cap, or one that fails, is closed (only it)."""
+    def _send(self, conn: ServerConnection, frame: str | bytes, *, welcome: bool = False) -> None:
+        """Queue one frame for one connection; a connection over its cap, or one that fails, is closed (only it).
+        `welcome`: a frame of a welcome, not counted against the cap (`Outbox`)."""
         link = self._links.get(conn)
         if link is None or link.closing:
             return
         try:
             data = frame.encode("utf-8") if isinstance(frame, str) else frame
-            if not link.outbox.put(data):
+            if not link.outbox.put(data, welcome=welcome):
                 self._close(
                     link,
                     CloseCode.TOO_SLOW,
@@ -958,7 +959,7 @@ class HubServer:
                 log.info("%s", line)
         for session, frame in d.replies:
             if session.conn is not None:
-                self._send(session.conn, frame)
+                self._send(session.conn, frame, welcome=d.welcome)
         for rec in d.events:
             self._broadcast(rec)
         if d.close is not None:

@@ -187,6 +187,8 @@ class OutboxWatch:
         self.peak: dict[int, int] = {}
         self.queued: dict[int, int] = {}
         """The most bytes waiting in each outbox's own queue (the hub holds them, not the kernel)."""
+        self.held_all: dict[int, int] = {}
+        """The most bytes each outbox held, welcome frames included (`peak` counts what the cap counts)."""
         self.samples = 0
         self.closes: list[tuple[Link, int]] = []
         self.closed_at: list[float] = []
@@ -204,15 +206,16 @@ class OutboxWatch:
 
         monkeypatch.setattr(server, "_close", recorded_close)
 
-        def checked_put(box: Outbox, data: bytes) -> bool:
-            ok = put(box, data)
+        def checked_put(box: Outbox, data: bytes, **kw: Any) -> bool:
+            ok = put(box, data, **kw)
             watch._see(box)
             return ok
 
         monkeypatch.setattr(Outbox, "put", checked_put)
 
     def _see(self, box: Outbox) -> None:
-        self.peak[id(box)] = max(self.peak.get(id(box), 0), box.buffered())
+        self.peak[id(box)] = max(self.peak.get(id(box), 0), box.held())
+        self.held_all[id(box)] = max(self.held_all.get(id(box), 0), box.buffered())
         self.queued[id(box)] = max(self.queued.get(id(box), 0), box.queued)
 
     async def _sample(self) -> None:
@@ -466,18 +469,51 @@ async def test_device_that_stops_reading_is_closed_4011_and_the_kitchen_keeps_pa
     assert link.session not in server.sessions
 
 
-async def test_outbox_cap_holds_for_frames_written_straight_to_the_socket(
+async def test_a_welcome_larger_than_the_cap_reaches_a_slow_reader_whole(
+    make_hub: MakeHub, silent: MakeSilent, devices: Devices, config: StoreConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store with more open orders than `outbox_max_bytes` holds: a counter that reads, however slowly, gets its
+    whole welcome instead of being closed 4011 and reconnecting for ever; what comes behind it still counts."""
+    server = await make_hub(**SLOW)
+    lim = server.limits
+    watch = OutboxWatch(server, monkeypatch)
+    kiosk = await devices.connect(server.url, "kiosk-1")
+    lat = Latency(await devices.connect(server.url, "wok-1"))
+    await lat.rush(kiosk, "open", 2 * OPEN_ORDERS, lines=40)  # a counter's welcome of ~700 KB
+
+    slow = await silent(server)
+    await slow.send(device_hello(config, "counter-1"))
+    link = slow.link
+    watch.start()
+    try:
+        await until(lambda: link.outbox.welcome_queued > 0, what="the welcome waits in the hub")
+        await slow.read(welcomed)
+    finally:
+        await watch.stop()
+    assert not link.closing and watch.closes == []
+    assert sum(len(f["snapshot"]["orders"]) for f in slow.frames) == 2 * OPEN_ORDERS
+    assert watch.held_all[id(link.outbox)] > lim.outbox_max_bytes, "the welcome was larger than the cap"
+    assert watch.peak[id(link.outbox)] <= lim.outbox_max_bytes + SLACK, "what the cap counts stayed under it"
+    await is_served(kiosk, "after-big-welcome")
+
+
+async def test_a_welcome_larger_than_the_cap_that_is_not_read_is_closed_for_its_stall(
     make_hub: MakeHub, silent: MakeSilent, devices: Devices, config: StoreConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The smallest cap the config allows for its page size (pages of 64 KiB, a cap of 64 + 256 KiB).
-    server = await make_hub(snapshot_page_bytes=64 * 1024, outbox_max_bytes=320 * 1024, outbox_stall_s=60.0)
+    server = await make_hub(snapshot_page_bytes=64 * 1024, outbox_max_bytes=320 * 1024, outbox_stall_s=1.0)
     watch = OutboxWatch(server, monkeypatch)
     kiosk = await devices.connect(server.url, "kiosk-1")
-    # A welcome (about 450 KB) larger than the cap: it cannot all wait for a counter that does not read.
+    # A welcome (about 450 KB) larger than the cap, for a counter that never reads it: the cap does not count the
+    # welcome (it is built whole anyway), the stall limit closes the counter.
     await Latency(await devices.connect(server.url, "wok-1")).rush(kiosk, "open", 3 * OPEN_ORDERS, lines=40)
     slow = await silent(server)
     await slow.send(device_hello(config, "counter-1"))
-    await until(lambda: slow.link.closing, what="the slow counter is closed (4011)")
+    await until(lambda: slow.link.outbox.welcome_queued > 0, what="the welcome waits in the hub")
+    waiting_from = time.monotonic()
+    await until(lambda: slow.link.closing, timeout=5, what="the slow counter is closed (4011)")
+    assert watch.closes == [(slow.link, CloseCode.TOO_SLOW)]
+    assert watch.closed_at[0] - waiting_from >= server.limits.outbox_stall_s - 0.1, "for its stall, not its size"
     assert watch.of(slow.link) <= server.limits.outbox_max_bytes + SLACK, watch.of(slow.link)
 
 

@@ -177,3 +177,26 @@ async def test_cover_open_is_an_error_for_the_screens(
     )
     await until(lambda: any(f["state"] == "error" for f in told), what="the cover-open notice")
     assert "cover open" in told[0]["message"]
+
+
+async def test_a_stopped_spooler_started_again_prints_what_waited(
+    config: StoreConfig, emulators: dict[str, PrinterEmulator], start_hub: StartHub
+) -> None:
+    """A hub that loses the lead of its store stops its spooler, and starts it again when it leads again: the
+    tickets of the orders stored meanwhile print then, once each."""
+    store = await start_hub(printing_config(config, emulators))
+    shelf = await store.connect("shelf-1")
+    wok = emulators["wok-printer"]
+    await shelf.request({"type": "order.submit", "order": shelf_order("before")})
+    await until(lambda: len(wok.jobs) == 1, what="the first wok ticket")
+    await until(lambda: all(j["state"] == "printed" for j in store.jobs()), what="the first jobs marked printed")
+    await store.spooler.stop()
+    acc = await shelf.request({"type": "order.submit", "order": shelf_order("while-stopped")})
+    assert acc["type"] == "order.accepted"
+    waiting = [j for j in store.jobs() if j["state"] != "printed"]
+    assert waiting and len(wok.jobs) == 1, "stored, not printed while the spooler is stopped"
+    await store.spooler.start(store.server.store, store.server.run_db, store.server.printer_status)
+    await until(lambda: len(wok.jobs) == 2, what="the waiting wok ticket")
+    await until(lambda: all(j["state"] == "printed" for j in store.jobs()), what="every job printed")
+    assert acc["number"] in wok.jobs[1].text and "REPRINT" not in wok.jobs[1].text
+    assert len(wok.jobs) == 2, "nothing printed twice"
