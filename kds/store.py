@@ -7,10 +7,9 @@ comes in by URL. The hub writes from one thread only (the server's committer), o
 from __future__ import annotations
 
 import contextlib
-import gc
 import json
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, SQLModel
 
-from kds.hub import EventRecord
+from kds.hub import EventRecord, collector_paused
 from kds.printing import Banner, JobState, Layout, PrintJob
 from kds.protocol import EventKind
 
@@ -713,7 +712,7 @@ class Store:
         since = _utc(now - keep)
         key_since = _utc(now - timedelta(days=key_days))
         open_since = _utc(now - open_max_age)
-        with self.engine.connect() as conn, _collector_paused():
+        with self.engine.connect() as conn, collector_paused():
             if self.engine.dialect.name == "postgresql":
                 # One snapshot for every read below: an order another hub commits meanwhile is either in the docs
                 # and counted in `seq`, or in neither (and followed later as an event after `seq`).
@@ -793,19 +792,6 @@ class Store:
 
 _TAIL_PAGE = 2000
 """Events read per query when loading the tail of the log (newest first, until the hub's replay log is full)."""
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while thousands of documents are parsed: they hold no cycles, and
-    the collector would walk the growing heap over and over (about a third of a restart's time)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 class SchemaError(Exception):

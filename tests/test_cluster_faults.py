@@ -30,7 +30,7 @@ RATE = 60.0  # orders/s
 FAULT_AFTER = 40  # acknowledged orders before the fault
 
 
-class Cluster:
+class TwoHubs:
     """Two `kds serve` processes on one database: `a` started first (it leads), `b` follows."""
 
     def __init__(self, db: str, tmp: Path) -> None:
@@ -71,8 +71,8 @@ class Cluster:
 
 
 @pytest.fixture
-async def cluster(pg_db: str, tmp_path: Path) -> AsyncIterator[Cluster]:
-    c = Cluster(pg_db, tmp_path)
+async def cluster(pg_db: str, tmp_path: Path) -> AsyncIterator[TwoHubs]:
+    c = TwoHubs(pg_db, tmp_path)
     try:
         await c.a.start()
         await c.b.start()
@@ -152,7 +152,7 @@ async def _snapshot_equals_database(devices: Devices, url: str, db: str) -> None
     raise AssertionError(f"hub at {url}: welcome seq vs database seq, missing orders, wrong versions: {last}")
 
 
-async def _check(cluster: Cluster, devices: Devices, answers: list[dict[str, Any]]) -> None:
+async def _check(cluster: TwoHubs, devices: Devices, answers: list[dict[str, Any]]) -> None:
     assert [a["type"] for a in answers] == ["order.accepted"] * ORDERS, [a for a in answers if "error" in a["type"]]
     ids = {a["order_id"] for a in answers}
     assert len(ids) == ORDERS, "one order per key, whatever was resent"
@@ -164,11 +164,11 @@ async def _check(cluster: Cluster, devices: Devices, answers: list[dict[str, Any
         await _snapshot_equals_database(devices, hub.url, cluster.db)
 
 
-async def _clients(cluster: Cluster, devices: Devices) -> tuple[HubClient, HubClient]:
+async def _clients(cluster: TwoHubs, devices: Devices) -> tuple[HubClient, HubClient]:
     return await devices.connect(cluster.urls, "kiosk-1"), await devices.connect(cluster.urls, "wok-1")
 
 
-async def test_the_leader_killed_under_load(cluster: Cluster, devices: Devices) -> None:
+async def test_the_leader_killed_under_load(cluster: TwoHubs, devices: Devices) -> None:
     kiosk, wok = await _clients(cluster, devices)
 
     async def fault() -> None:
@@ -179,7 +179,7 @@ async def test_the_leader_killed_under_load(cluster: Cluster, devices: Devices) 
     assert kiosk.connections >= 2, "the kiosk failed over"
 
 
-async def test_the_leaders_lock_session_terminated_under_load(cluster: Cluster, devices: Devices) -> None:
+async def test_the_leaders_lock_session_terminated_under_load(cluster: TwoHubs, devices: Devices) -> None:
     kiosk, wok = await _clients(cluster, devices)
     killed: list[int] = []
 
@@ -192,7 +192,7 @@ async def test_the_leaders_lock_session_terminated_under_load(cluster: Cluster, 
     assert leads == 1, "exactly one hub leads again"
 
 
-async def test_the_listen_connections_terminated_under_load(cluster: Cluster, devices: Devices) -> None:
+async def test_the_listen_connections_terminated_under_load(cluster: TwoHubs, devices: Devices) -> None:
     kiosk, wok = await _clients(cluster, devices)
     killed: list[int] = []
 
@@ -204,7 +204,7 @@ async def test_the_listen_connections_terminated_under_load(cluster: Cluster, de
 
 
 @pytest.mark.parametrize("which", ["leader", "follower"])
-async def test_each_hub_restarted_under_load(cluster: Cluster, devices: Devices, which: str) -> None:
+async def test_each_hub_restarted_under_load(cluster: TwoHubs, devices: Devices, which: str) -> None:
     kiosk, wok = await _clients(cluster, devices)
     hub = cluster.a if which == "leader" else cluster.b
 

@@ -28,6 +28,7 @@ from kds.protocol import HubMessage
 from kds.server import HubServer
 from kds.store import Store
 from tests.support import until
+from tests.test_reliability import device_hello
 
 FIRST, SURNAME = "Mei", "Zhangsun"
 PHONE = "13812345521"
@@ -64,19 +65,8 @@ class Raw:
 
     @classmethod
     async def open(cls, config: StoreConfig, url: str, device: str, resume_from: int = 0) -> Raw:
-        dev = config.device(device)
-        assert dev is not None
         conn = await connect(url, max_size=None)
-        hello: dict[str, Any] = {
-            "type": "hello",
-            "device": dev.id,
-            "token": dev.token,
-            "role": dev.role.value,
-            "resume_from": resume_from,
-        }
-        if dev.station:
-            hello["station"] = dev.station
-        await conn.send(json.dumps(hello))
+        await conn.send(json.dumps({**device_hello(config, device), "resume_from": resume_from}))
         raw = cls(conn, device)
         await raw.welcomed()
         return raw
