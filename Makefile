@@ -47,6 +47,10 @@ bench-reliability: $(STAMP)
 bench-soak: $(STAMP)
 	$(BIN)/python bench/soak.py --minutes $(or $(MINUTES),30)
 
+# The kitchen screen under the rush: a burst into 300 open tickets, key to repaint, RSS (docs/performance.md).
+bench-terminal: $(STAMP)
+	$(BIN)/python bench/terminal.py
+
 serve: $(STAMP)
 	$(BIN)/kds serve
 
