@@ -1,22 +1,39 @@
 """The ticket board: the station's tickets as cards in columns, one page at a time.
 
 The board draws only the page that holds the selected ticket; the other tickets are measured (their card bodies
-are cached by order version) so paging stays cheap with hundreds of open tickets.
+are cached by order version) so paging stays cheap with hundreds of open tickets. It paints line by line (Textual's
+line API): each line of a card is turned into terminal segments once and reused while the card does not change, so
+a key press or the clock repaints only what changed instead of the whole page.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import ClassVar
 
+from rich.segment import Segment
 from textual.color import Color
-from textual.content import Content
+from textual.content import Content, Span
+from textual.strip import Strip
 from textual.style import Style
+from textual.visual import Visual
 from textual.widget import Widget
 
 from terminals.kitchen import cards
 from terminals.kitchen.layout import GAP, Page, geometry, paginate
 from terminals.kitchen.model import Entry, StationInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Painted:
+    """One card line turned into terminal segments, and whether it starts and ends with unstyled text."""
+
+    segments: list[Segment]
+    length: int
+    plain_start: bool
+    plain_end: bool
+
 
 BodyKey = tuple[str, int, str, frozenset[str], bool, bool, bool, int, bool, str | None]
 
@@ -25,6 +42,8 @@ class Board(Widget):
     """Cards of the station's open tickets, paged; the selected one framed in heavy lines."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = set(cards.COMPONENT_CLASSES) | {"board--empty"}
+    ALLOW_SELECT = False
+    """A display worked from the keys or a bump bar: no mouse text selection (lines are painted piece by piece)."""
     DEFAULT_CSS = """
     Board {
         height: 1fr;
@@ -46,7 +65,14 @@ class Board(Widget):
         self.page_of: dict[int, int] = {}
         self._bodies: dict[BodyKey, list[Content]] = {}
         self._partial_styles: dict[tuple[str, ...], Style] = {}
-        self._content = Content("")
+        self._content: Content | None = Content("")
+        """The whole page as one Content: the empty board's text, or built on demand from `_rows` (`plain`)."""
+        self._rows: list[tuple[Content, ...]] = []
+        """The page's lines, each the lines of the cards across it, one per column."""
+        self._strips: dict[tuple[str, tuple[Span, ...]], Painted] = {}
+        """Segments of the card lines on the page (and the previous one), by text and spans."""
+        self._used: dict[tuple[str, tuple[Span, ...]], Painted] = {}
+        self._empty_strips: list[Strip] | None = None
         self._geometry = (0, 0, 0)
         self.empty_text = ""
 
@@ -81,6 +107,8 @@ class Board(Widget):
     def notify_style_update(self) -> None:
         """The stylesheet changed: forget the component styles."""
         self._partial_styles.clear()
+        self._strips.clear()
+        self._used.clear()
         super().notify_style_update()
 
     # ------------------------------------------------------------------ input
@@ -115,6 +143,8 @@ class Board(Widget):
     def on_resize(self) -> None:
         """Lay out again for the new size."""
         self._bodies.clear()
+        self._strips.clear()
+        self._used.clear()
         self._layout()
         self._draw()
 
@@ -139,7 +169,7 @@ class Board(Widget):
     @property
     def plain(self) -> str:
         """The board's text without styles (tests)."""
-        return self._content.plain
+        return self._page_content().plain
 
     # ------------------------------------------------------------------ drawing
 
@@ -186,6 +216,7 @@ class Board(Widget):
                 self.empty_text or f"No open tickets at {self.station.name} — new orders ring the bell and show here."
             )
             self._content = Content.styled(f"\n\n  {text}", ".board--empty")
+            self._rows, self._empty_strips = [], None
             self.refresh()
             return
         page = self.pages[min(self.page_index, len(self.pages) - 1)]
@@ -204,19 +235,93 @@ class Board(Widget):
                 lines.extend(card[piece.start : piece.stop])
             columns.append(lines)
         blank = Content(" " * card_w)
-        gap = " " * GAP
-        out: list[Content] = []
-        for y in range(rows):
-            parts: list[Content | str] = []
-            for k in range(cols):
-                if k:
-                    parts.append(gap)
-                col_lines = columns[k] if k < len(columns) else []
-                parts.append(col_lines[y] if y < len(col_lines) else blank)
-            out.append(Content.assemble(*parts))
-        self._content = Content("\n").join(out)
+        while len(columns) < cols:
+            columns.append([])
+        self._rows = [tuple(col[y] if y < len(col) else blank for col in columns[:cols]) for y in range(rows)]
+        # Keep the segments of the lines painted since the last draw; older ones go.
+        if self._used:
+            self._strips, self._used = self._used, {}
+        self._content = None
         self.refresh()
 
-    def render(self) -> Content:
-        """The current page."""
+    def _page_content(self) -> Content:
+        if self._content is None:
+            gap = " " * GAP
+            self._content = Content("\n").join(Content(gap).join(row) for row in self._rows)
         return self._content
+
+    def _strip(self, line: Content) -> Painted:
+        """A card line's segments, made once while a line like it stays on the page."""
+        key = (line.plain, tuple(line.spans))
+        painted = self._strips.get(key)
+        if painted is None:
+            painted = self._strips[key] = self._paint(line)
+        self._used[key] = painted
+        return painted
+
+    def _paint(self, line: Content) -> Painted:
+        text = line.plain
+        end = len(text)
+        plain_start = not any(span.start == 0 for span in line.spans)
+        plain_end = not any(span.end == end for span in line.spans)
+        base = self.visual_style
+        if "\t" in text:  # tabs are expanded by Textual's own rendering
+            strips = Visual.to_strips(self, line, max(1, line.cell_length), 1, base)
+            return Painted(list(strips[0]) if strips else [], line.cell_length, plain_start, plain_end)
+        # What Content.render_strips does for one line that fits its width (no wrapping, no alignment). The offsets
+        # Textual puts in each segment's style (for mouse selection, off here) are relative to the card line.
+        segments = []
+        x = 0
+        for t, style in line.render(base, "", self._style):
+            segments.append(Segment(t, (base + style).rich_style_with_offset(x, 0)))
+            x += len(t)
+        return Painted(segments, line.cell_length, plain_start, plain_end)
+
+    def _style(self, style: str | Style) -> Style:
+        """A span's style: a component class of the cards (".card--late") or a style such as "bold"."""
+        if isinstance(style, Style):
+            return style
+        if style.startswith("."):
+            return self.get_visual_style(style[1:], partial=True)
+        return Style.parse(style)
+
+    def render_line(self, y: int) -> Strip:
+        """One line of the page: the card lines across it, each painted once and reused."""
+        if not self.entries:
+            if self._empty_strips is None:
+                assert self._content is not None
+                width, height = self.size
+                self._empty_strips = Visual.to_strips(self, self._content, width, height, self.visual_style)
+            if y < len(self._empty_strips):
+                return self._empty_strips[y]
+            return Strip.blank(self.size.width, self.visual_style.rich_style)
+        if y >= len(self._rows):
+            return Strip.blank(self.size.width, self.visual_style.rich_style)
+        segments: list[Segment] = []
+        length = 0
+        plain_end = False
+        gap = self._gap()
+        for k, line in enumerate(self._rows[y]):
+            parts = (gap, self._strip(line)) if k else (self._strip(line),)
+            for part in parts:
+                if not part.segments:
+                    continue
+                if plain_end and part.plain_start and segments:
+                    # Unstyled text running on from one card into the gap or the next: one run, as the page's
+                    # Content would have rendered it.
+                    last = segments.pop()
+                    first = part.segments[0]
+                    segments.append(Segment(last.text + first.text, last.style))
+                    segments.extend(part.segments[1:])
+                else:
+                    segments.extend(part.segments)
+                length += part.length
+                plain_end = part.plain_end
+        return Strip(segments, length)
+
+    def _gap(self) -> Painted:
+        return Painted([Segment(" " * GAP, self.visual_style.rich_style)], GAP, plain_start=True, plain_end=True)
+
+    def render(self) -> Content:
+        """The current page (what the line API paints, as one Content)."""
+        return self._page_content()
