@@ -313,6 +313,7 @@ def cmd_printer_emulator(args: argparse.Namespace) -> int:
         columns=args.columns,
         control_port=args.control_port,
         config=config,
+        keep=not args.discard,
     )
 
 
@@ -459,6 +460,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--all", action="store_true", help="emulate every network printer of --config on this machine instead"
     )
     pe.add_argument("--verbose", action="store_true", help="log every job")
+    pe.add_argument(
+        "--discard",
+        action="store_true",
+        help="answer and confirm like a printer but write no files, only count the jobs (benchmarks)",
+    )
     pe.set_defaults(func=cmd_printer_emulator)
 
     pr = sub.add_parser("printers", help="the store's printers: status, test page", description="The store's printers.")

@@ -358,6 +358,9 @@ class Limits(_Strict):
     """Live connections of one device; past it the new one is refused with 4012."""
     max_items_per_order: int = Field(default=100, ge=1, le=1000)
     """Lines one order may hold, removed ones included (amendments add lines)."""
+    compression: bool = False
+    """Per-message deflate for the devices that offer it. Off: on a store's network it saves little and costs the hub
+    CPU for every frame to every screen (an event is then framed once for all of them)."""
     outbox_max_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
     """Bytes waiting to be sent to one connection; past it the connection is closed with 4011."""
     outbox_total_bytes: int = Field(default=128 * 1024 * 1024, ge=1024 * 1024)

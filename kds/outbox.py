@@ -24,6 +24,31 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 
+class Encoded:
+    """A text frame encoded once for every connection that gets it: its UTF-8 bytes, and (made at the first send) the
+    whole websocket frame. A server's frames are not masked, so a connection without extensions (no compression)
+    takes the very same bytes: an event to fifty screens is framed once, and each screen costs one write."""
+
+    __slots__ = ("_wire", "data")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self._wire: bytes | None = None
+
+    def wire(self) -> bytes:
+        """The websocket frame (FIN, text opcode, unmasked length, payload), RFC 6455 section 5.2."""
+        if self._wire is None:
+            n = len(self.data)
+            if n < 126:
+                head = bytes((0x81, n))
+            elif n < 1 << 16:
+                head = bytes((0x81, 126)) + n.to_bytes(2, "big")
+            else:
+                head = bytes((0x81, 127)) + n.to_bytes(8, "big")
+            self._wire = head + self.data
+        return self._wire
+
+
 class Outbox:
     """Frames (UTF-8 bytes of text frames) waiting for one websocket connection."""
 
@@ -51,9 +76,10 @@ class Outbox:
         """Bytes that count against the caps: `buffered` less the welcome frames still waiting."""
         return self.buffered() - self.welcome_queued
 
-    def put(self, data: bytes, *, welcome: bool = False) -> bool:
-        """Send `data` as a text frame, now or when the connection drains. False: over the cap (nothing queued).
-        `welcome`: a frame of the welcome (or its snapshot pages), which the cap does not count."""
+    def put(self, frame: bytes | Encoded, *, welcome: bool = False) -> bool:
+        """Send a text frame (its UTF-8 bytes, or `Encoded`), now or when the connection drains. False: over the cap
+        (nothing queued). `welcome`: a frame of the welcome (or its snapshot pages), which the cap does not count."""
+        data = frame.data if isinstance(frame, Encoded) else frame
         if self.closed:
             return True
         conn = self.conn
@@ -64,8 +90,12 @@ class Outbox:
         if not self.queue and not self._sending:
             transport = conn.transport
             if transport is not None and transport.get_write_buffer_size() <= self.high_water:
-                conn.protocol.send_text(data)
-                conn.send_data()
+                if isinstance(frame, Encoded) and not conn.protocol.extensions:
+                    # What websockets would write (nothing of its own waits: every send is flushed at once).
+                    transport.write(frame.wire())
+                else:
+                    conn.protocol.send_text(data)
+                    conn.send_data()
                 return True
         self.queue.append((data, welcome))
         self.queued += len(data)

@@ -23,6 +23,7 @@ Layout = PrintLayout
 __all__ = [
     "Banner",
     "JobLedger",
+    "JobMark",
     "JobState",
     "Layout",
     "PrintJob",
@@ -50,6 +51,22 @@ class JobState(StrEnum):
     SENDING = "sending"
     """Its bytes may have reached a printer: after a crash it is printed again, marked REPRINT."""
     PRINTED = "printed"
+
+
+@dataclass(frozen=True, slots=True)
+class JobMark:
+    """One change of a job's state in the spooler's ledger."""
+
+    job_id: int
+    state: JobState
+    """SENDING: its bytes are about to go to `target` (committed before they do); PRINTED: the printer confirmed it;
+    QUEUED: it waits for another attempt."""
+    target: str
+    reprint: bool
+    at: datetime
+    error: str | None = None
+    """QUEUED after a failed attempt: what went wrong (the attempt is counted). None for a job of a batch that was
+    never sent because one before it failed (not counted)."""
 
 
 @dataclass(slots=True)
@@ -159,16 +176,9 @@ class JobLedger(Protocol):
         """Jobs not yet printed, oldest first; those caught mid-send by a crash come back marked `reprint`."""
         ...
 
-    def job_sending(self, job_id: int, target: str, reprint: bool, at: datetime) -> None:
-        """The job's bytes are about to go to `target` (committed before they do)."""
-        ...
-
-    def job_printed(self, job_id: int, target: str, at: datetime) -> None:
-        """The printer confirmed the job."""
-        ...
-
-    def job_failed(self, job_id: int, error: str, reprint: bool, at: datetime) -> None:
-        """An attempt failed; the job is queued again."""
+    def mark_jobs(self, marks: Sequence[JobMark]) -> None:
+        """Record what happened to jobs, in this order, in one transaction (the spooler groups the marks of all its
+        printers: one commit for many jobs)."""
         ...
 
     def jobs_moved(self, job_ids: Sequence[int], target: str, at: datetime) -> None:

@@ -40,7 +40,7 @@ from websockets.protocol import State
 from kds.cluster import Cluster, Do, FrameKind, Route
 from kds.hub import READS, AuthError, Decision, EventRecord, OrderHub, Session, Window, error_frame, unavailable_frame
 from kds.limits import DeviceLockout, LogThrottle, TokenBucket
-from kds.outbox import Outbox
+from kds.outbox import Encoded, Outbox
 from kds.printing import PrintJob, PrintSink
 from kds.protocol import ROLE_MESSAGES, CloseCode, ErrorCode, FrameError, PrinterState, _ref_of, parse_client_frame
 from kds.store import NotLeading, Store
@@ -188,6 +188,9 @@ class HubServer:
             self.port,
             max_size=lim.max_frame_bytes,
             create_connection=_KdsConnection,
+            # Off unless the config asks: per-connection compression costs the hub CPU for every frame to every screen
+            # and stops an event from being framed once for all of them (`Encoded`).
+            compression="deflate" if lim.compression else None,
             # Keepalive is the server's own (`_keepalive`): websockets' waits behind a full write buffer.
             ping_interval=None,
             close_timeout=CLOSE_TIMEOUT_S,
@@ -712,7 +715,7 @@ class HubServer:
         self._send(link.conn, frame)
         self._close(link, code, reason)
 
-    def _send(self, conn: ServerConnection, frame: str | bytes, *, welcome: bool = False) -> None:
+    def _send(self, conn: ServerConnection, frame: str | bytes | Encoded, *, welcome: bool = False) -> None:
         """Queue one frame for one connection; a connection over its cap, or one that fails, is closed (only it).
         `welcome`: a frame of a welcome, not counted against the cap (`Outbox`)."""
         link = self._links.get(conn)
@@ -971,11 +974,11 @@ class HubServer:
     def _broadcast(self, rec: EventRecord) -> None:
         if rec.dropped:
             return
-        # Each of the event's frames is encoded once, for all the sessions that get it.
-        full = rec.frame.encode("utf-8")
+        # Each of the event's frames is encoded (and framed) once, for all the sessions that get it.
+        full = Encoded(rec.frame.encode("utf-8"))
         shown = rec.kitchen_frame()
-        kitchen = full if shown is rec.frame else shown.encode("utf-8")
-        status = rec.status_frame.encode("utf-8") if rec.status_frame is not None else None
+        kitchen = full if shown is rec.frame else Encoded(shown.encode("utf-8"))
+        status = Encoded(rec.status_frame.encode("utf-8")) if rec.status_frame is not None else None
         for s in list(self.sessions):
             f = rec.frame_for(s)
             if f is None or s.conn is None:

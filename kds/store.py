@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Field, SQLModel
 
 from kds.hub import EventRecord, collector_paused
-from kds.printing import Banner, JobState, Layout, PrintJob
+from kds.printing import Banner, JobMark, JobState, Layout, PrintJob
 from kds.protocol import EventKind
 
 log = logging.getLogger("kds.store")
@@ -632,34 +632,40 @@ class Store:
             ).mappings()
             return [_job_from_row(r) for r in rows]
 
-    def _update_job(self, job_id: int, **values: Any) -> None:
+    def mark_jobs(self, marks: Sequence[JobMark]) -> None:
+        """Record what happened to jobs, in order, in one transaction (see `kds.printing.JobLedger`)."""
+        if not marks:
+            return
         t = JOBS
-        with self.engine.begin() as conn:
-            conn.execute(sa.update(t).where(t.c.store_id == self.store_id, t.c.id == job_id).values(**values))
-
-    def job_sending(self, job_id: int, target: str, reprint: bool, at: datetime) -> None:
-        """The job's bytes are about to go to `target`; from now on a crash means it may have printed."""
-        self._update_job(job_id, state=JobState.SENDING.value, target=target, reprint=reprint, updated_at=_utc(at))
-
-    def job_printed(self, job_id: int, target: str, at: datetime) -> None:
-        """The printer confirmed the job."""
-        self._update_job(job_id, state=JobState.PRINTED.value, target=target, printed_at=_utc(at), updated_at=_utc(at))
-
-    def job_failed(self, job_id: int, error: str, reprint: bool, at: datetime) -> None:
-        """An attempt failed; the job waits for the next one."""
-        t = JOBS
-        with self.engine.begin() as conn:
-            conn.execute(
-                sa.update(t)
-                .where(t.c.store_id == self.store_id, t.c.id == job_id)
-                .values(
-                    state=JobState.QUEUED.value,
-                    reprint=reprint,
-                    attempts=t.c.attempts + 1,
-                    last_error=error[:500],
-                    updated_at=_utc(at),
-                )
+        stmt = (
+            sa.update(t)
+            .where(t.c.store_id == sa.bindparam("b_store"), t.c.id == sa.bindparam("b_id"))
+            .values(
+                state=sa.bindparam("b_state"),
+                target=sa.bindparam("b_target"),
+                reprint=sa.bindparam("b_reprint"),
+                attempts=t.c.attempts + sa.bindparam("b_attempt"),
+                last_error=sa.func.coalesce(sa.bindparam("b_error"), t.c.last_error),
+                printed_at=sa.func.coalesce(sa.bindparam("b_printed"), t.c.printed_at),
+                updated_at=sa.bindparam("b_at"),
             )
+        )
+        rows = [
+            {
+                "b_store": self.store_id,
+                "b_id": m.job_id,
+                "b_state": m.state.value,
+                "b_target": m.target,
+                "b_reprint": m.reprint,
+                "b_attempt": 1 if m.error is not None else 0,
+                "b_error": m.error[:500] if m.error is not None else None,
+                "b_printed": _utc(m.at) if m.state is JobState.PRINTED else None,
+                "b_at": _utc(m.at),
+            }
+            for m in marks
+        ]
+        with self.engine.begin() as conn:
+            conn.execute(stmt, rows)
 
     def jobs_moved(self, job_ids: Sequence[int], target: str, at: datetime) -> None:
         """The jobs go to another printer (the backup of a failing one)."""

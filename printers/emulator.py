@@ -88,8 +88,14 @@ class PrinterEmulator:
         columns: int = 48,
         name: str = "printer",
         control_port: int | None = None,
+        keep: bool = True,
     ) -> None:
         self.out_dir = Path(out_dir)
+        self.keep = keep
+        """Write each job's files and list it in `jobs`; False: only count it (`printed`), for benchmarks, where a
+        printer must answer like a real one without the emulator's pictures costing the machine's CPU."""
+        self.printed = 0
+        """Jobs printed since start."""
         self.host = host
         self.port = port
         self.columns = columns
@@ -174,7 +180,7 @@ class PrinterEmulator:
             if state is None:
                 return f"unknown command {line.strip()!r}; try: {HELP}"
             await self.set_state(state)
-        return f"{self.name}: {self.state.value}, {len(self.jobs)} jobs printed, tickets in {self.out_dir}"
+        return f"{self.name}: {self.state.value}, {self.printed} jobs printed, tickets in {self.out_dir}"
 
     # ---------------------------------------------------------------- connections
 
@@ -210,6 +216,9 @@ class PrinterEmulator:
 
     async def _save(self, page: Page) -> None:
         n, self._next = self._next, self._next + 1
+        self.printed += 1
+        if not self.keep:
+            return
         loop = asyncio.get_running_loop()
         job = await loop.run_in_executor(self._files, self._write, n, page)
         self.jobs.append(job)
@@ -308,6 +317,7 @@ def run_emulator_cli(
     columns: int = 48,
     control_port: int | None = None,
     config: StoreConfig | None = None,
+    keep: bool = True,
 ) -> int:
     """`kds printer-emulator`: run until Ctrl+C, taking commands from the control port(s) and from stdin."""
     import os
@@ -332,6 +342,7 @@ def run_emulator_cli(
                 columns=columns,
                 name=f"printer-{port}",
                 control_port=control_port if control_port is not None else port + 100,
+                keep=keep,
             )
             try:
                 await e.start()

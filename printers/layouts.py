@@ -149,7 +149,8 @@ class Paper:
                 self.p.text(row + "\n")
         else:
             self._style_set(_Style(align="left"))
-            self._image(_row_image(row, style, cols, self.profile.dots))
+            prof = self.profile
+            self.p._raw(_row_raster(prof.escpos_profile(), _image_impl(prof), row, style, cols, prof.dots))
 
     def _prints_as_text(self, row: str) -> bool:
         if self.profile.gb18030:
@@ -172,8 +173,7 @@ class Paper:
     # ---------------------------------------------------------------- pictures
 
     def _image(self, img: Image.Image) -> None:
-        impl = next((i for feature, i in IMAGE_IMPLS if self.profile.features.get(feature)), "bitImageRaster")
-        self.p.image(img, impl=impl, center=False)
+        self.p.image(img, impl=_image_impl(self.profile), center=False)
 
     def qr(self, data: str, module: int = 6) -> None:
         """A QR code, centred: drawn by the printer when it can (GS ( k), else sent as an image."""
@@ -225,6 +225,20 @@ def _encoder(profile_name: str) -> Any:
     from escpos.magicencode import Encoder
 
     return Encoder(_dummy(profile_name).profile.get_code_pages())
+
+
+def _image_impl(profile: PrinterProfile) -> str:
+    return next((i for feature, i in IMAGE_IMPLS if profile.features.get(feature)), "bitImageRaster")
+
+
+@lru_cache(maxsize=2048)
+def _row_raster(escpos_profile: Any, impl: str, row: str, style: _Style, cols: int, dots: int) -> bytes:
+    """The printer's bytes for a row drawn as a picture. Kept: the same dish names and cooking methods come back on
+    ticket after ticket, and drawing one (then turning it into raster bytes) costs milliseconds of the hub's CPU."""
+    d = _dummy(escpos_profile)
+    d.image(_row_image(row, style, cols, dots), impl=impl, center=False)
+    out: bytes = d.output
+    return out
 
 
 def _row_image(row: str, style: _Style, cols: int, dots: int) -> Image.Image:

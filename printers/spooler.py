@@ -29,14 +29,20 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from kds.config import Printer, StoreConfig
-from kds.printing import JobLedger, Notify, PrinterState, PrintJob, RunDb
-from printers.layouts import StoreLabels, render
+from kds.printing import JobLedger, JobMark, JobState, Notify, PrinterState, PrintJob, RunDb
+from printers.layouts import StoreLabels
 from printers.profiles import PrinterProfile, profile_for
+from printers.render_pool import render_jobs
 from printers.transports import PrinterLink, TransportError, open_link
 
 log = logging.getLogger("printers.spooler")
 
 T = TypeVar("T")
+BATCH_JOBS = 32
+"""A printer with a queue gets up to this many jobs per connection: one connection and one status query for them
+all, drawn together, each confirmed before the next goes (so a failure knows exactly which printed)."""
+BATCH_BYTES = 256 * 1024
+"""…and about this many bytes (a batch holds at least one job)."""
 DLE_EOT = b"\x10\x04"
 GS_R_PAPER = b"\x1dr\x01"
 
@@ -97,6 +103,10 @@ class Outcome:
     message: str = ""
     maybe_printed: bool = False
     """The bytes may have reached the paper: a retry prints it marked REPRINT."""
+    printed: int = 0
+    """Jobs of the batch the printer confirmed (the first ones): the failure is about the next one."""
+    recorded: int = 0
+    """Of those, how many are recorded printed already (each one's mark went with the next job's *sending*)."""
 
 
 def send_job(link: PrinterLink, data: bytes, *, confirm: bool, timeout: float) -> None:
@@ -147,6 +157,11 @@ class Spooler:
         self._workers: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
         self._threads = ThreadPoolExecutor(max_workers=len(self.printers) + 1, thread_name_prefix="kds-print")
+        self._marks: list[JobMark] = []
+        """Marks waiting for the ledger: every printer's, written together in one transaction (`_mark`)."""
+        self._flushed: asyncio.Future[None] | None = None
+        """Resolved when the marks waiting now are stored."""
+        self._flushes: set[asyncio.Task[None]] = set()
 
     # ---------------------------------------------------------------- lifecycle (PrintSink)
 
@@ -198,6 +213,11 @@ class Spooler:
             with contextlib.suppress(asyncio.CancelledError):
                 await w
         self._workers = []
+        for f in list(self._flushes):  # marks not stored: their jobs are printed again (REPRINT) at the next start
+            f.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await f
+        self._marks, self._flushed = [], None
         self._threads.shutdown(wait=False, cancel_futures=True)
 
     # ---------------------------------------------------------------- state for people
@@ -281,20 +301,27 @@ class Spooler:
             if not p.queue:
                 await self._pause(3600, p.wake)
             return
-        job = p.queue[0]
-        outcome = await self._attempt(p, job)
+        batch = p.queue[:BATCH_JOBS]
+        outcome = await self._attempt(p, batch)
         now = self.clock()
+        done, batch = batch[: outcome.printed], batch[outcome.printed :]
+        del p.queue[: len(done)]
+        p.printed += len(done)
+        marks = [JobMark(j.id, JobState.PRINTED, pid, j.reprint, now) for j in done[outcome.recorded :]]
+        for j in done:
+            log.info("printed %s on %s%s", j.describe(), pid, " (REPRINT)" if j.reprint else "")
         if outcome.ok:
-            p.queue.pop(0)
-            p.printed += 1
-            await self._db(lambda: self._ledger_().job_printed(job.id, pid, now))
-            log.info("printed %s on %s%s", job.describe(), pid, " (REPRINT)" if job.reprint else "")
+            await self._mark(marks)
             if p.failures or p.told[0] is not PrinterState.OK:
                 self._back(p)
             return
+        job = batch[0]
         job.attempts += 1
         job.reprint = job.reprint or outcome.maybe_printed
-        await self._db(lambda: self._ledger_().job_failed(job.id, outcome.message, job.reprint, now))
+        marks.append(JobMark(job.id, JobState.QUEUED, pid, job.reprint, now, error=outcome.message))
+        await self._mark(marks)
+        if done:
+            p.failures = 0  # the printer printed: this failure is the first of its kind
         p.failures += 1
         log.warning("printer %s: %s (%s, failure %d)", pid, outcome.message, job.describe(), p.failures)
         backup = p.config.backup
@@ -308,6 +335,34 @@ class Spooler:
             p.failed_over = False
         self._tell(p, outcome.state, self._trouble_text(p, outcome.message))
         await self._pause(p.delay())
+
+    async def _mark(self, marks: list[JobMark]) -> None:
+        """Store marks in the ledger, together with those of the other printers that wait at the same moment (one
+        transaction for them all: a rush makes thousands of jobs, and each commit waits on the disk)."""
+        if not marks:
+            return
+        self._marks.extend(marks)
+        if self._flushed is None:
+            loop = asyncio.get_running_loop()
+            self._flushed = loop.create_future()
+            task = loop.create_task(self._flush(self._flushed))
+            self._flushes.add(task)
+            task.add_done_callback(self._flushes.discard)
+        await asyncio.shield(self._flushed)
+
+    async def _flush(self, flushed: asyncio.Future[None]) -> None:
+        await asyncio.sleep(0)  # let the other printers that are ready add theirs
+        marks, self._marks, self._flushed = self._marks, [], None
+        try:
+            await self._db(lambda: self._ledger_().mark_jobs(marks))
+        except asyncio.CancelledError:
+            flushed.cancel()
+            raise
+        except Exception as exc:
+            flushed.set_exception(exc)
+            flushed.exception()  # the workers waiting for it see it; nobody else need (no "never retrieved")
+        else:
+            flushed.set_result(None)
 
     def _ledger_(self) -> JobLedger:
         assert self._ledger is not None
@@ -325,7 +380,8 @@ class Spooler:
         t.wake.set()
         log.warning("printer %s failed %d times: %d jobs go to %s", p.config.id, p.failures, len(moved), target)
 
-    async def _attempt(self, p: _Printer, job: PrintJob) -> Outcome:
+    async def _attempt(self, p: _Printer, jobs: list[PrintJob]) -> Outcome:
+        """Print the first of `jobs`, and as many of the rest as fit a batch, on one connection."""
         cfg = p.config
         try:
             link = await self._thread(open_link, cfg)
@@ -340,19 +396,23 @@ class Spooler:
                     return Outcome(False, PrinterState.OFFLINE, f"no answer to a status query: {exc}")
                 if health.state is not PrinterState.OK:
                     return Outcome(False, health.state, health.message)
-            try:
-                # Off the event loop: drawing Chinese lines as images takes milliseconds the hub's devices need.
-                data = await self._thread(render, job, p.profile, self.labels)
-            except Exception as exc:
-                log.exception("cannot render %s for %s", job.describe(), cfg.id)
-                return Outcome(False, PrinterState.ERROR, f"cannot render {job.describe()}: {exc}")
-            now = self.clock()
-            await self._db(lambda: self._ledger_().job_sending(job.id, cfg.id, job.reprint, now))
-            try:
-                await self._thread(send_job, link, data, confirm=talk, timeout=cfg.timeout_s)
-            except TransportError as exc:
-                return Outcome(False, PrinterState.OFFLINE, str(exc), maybe_printed=True)
-            return Outcome(True)
+            # In a process of lower priority: drawing tickets takes CPU the hub's devices need first.
+            datas, failed = await render_jobs(jobs, p.profile, self.labels, max_bytes=BATCH_BYTES)
+            if not datas:
+                assert failed is not None
+                log.error("cannot render %s for %s: %s", jobs[0].describe(), cfg.id, failed)
+                return Outcome(False, PrinterState.ERROR, f"cannot render {jobs[0].describe()}: {failed}")
+            for k, (job, data) in enumerate(zip(jobs, datas, strict=False)):
+                # Each job is recorded *sending* before its bytes go (with the one before it printed, in the same
+                # transaction): after a crash, only the job that was on its way is printed again marked REPRINT.
+                now = self.clock()
+                before = [JobMark(jobs[k - 1].id, JobState.PRINTED, cfg.id, jobs[k - 1].reprint, now)] if k else []
+                await self._mark([*before, JobMark(job.id, JobState.SENDING, cfg.id, job.reprint, now)])
+                try:
+                    await self._thread(send_job, link, data, confirm=talk, timeout=cfg.timeout_s)
+                except TransportError as exc:
+                    return Outcome(False, PrinterState.OFFLINE, str(exc), maybe_printed=True, printed=k, recorded=k)
+            return Outcome(True, printed=len(datas), recorded=len(datas) - 1)
         finally:
             await self._thread(link.close)
 

@@ -200,3 +200,40 @@ async def test_a_stopped_spooler_started_again_prints_what_waited(
     await until(lambda: all(j["state"] == "printed" for j in store.jobs()), what="every job printed")
     assert acc["number"] in wok.jobs[1].text and "REPRINT" not in wok.jobs[1].text
     assert len(wok.jobs) == 2, "nothing printed twice"
+
+
+async def test_a_queue_prints_in_batches_and_a_failure_marks_only_the_ticket_on_its_way(
+    config: StoreConfig, emulators: dict[str, PrinterEmulator], start_hub: StartHub
+) -> None:
+    """Jobs that wait for one printer go out together on one connection (one status query), each confirmed before the
+    next is sent: when one is not confirmed, it alone is printed again marked REPRINT; those behind it were never
+    sent, are not counted as attempted, and print plainly."""
+    wok = emulators["wok-printer"]
+    wok.hold = True  # prints what it gets, never confirms it
+    store = await start_hub(
+        printing_config(config, emulators, **{"wok-printer": {"timeout_s": 0.3, "max_failures": 99}})
+    )
+    kiosk = await store.connect("kiosk-1")
+    numbers = []
+    for k in range(3):
+        order = app_order(f"batch-{k}", channel="kiosk", fulfilment={"type": "pickup"})
+        numbers.append((await kiosk.request({"type": "order.submit", "order": order}))["number"])
+
+    def wok_jobs() -> list[dict[str, Any]]:
+        return [j for j in store.jobs() if j["printer"] == "wok-printer"]
+
+    # The first attempt took the first ticket alone (or all three); the second takes all three, and fails on the first.
+    await until(lambda: len(wok_jobs()) == 3 and wok_jobs()[0]["attempts"] >= 2, what="two failed attempts")
+    first, second, third = wok_jobs()
+    assert first["state"] == "queued" and first["reprint"], first
+    assert [j["state"] for j in (second, third)] == ["queued", "queued"]
+    assert not second["reprint"] and not third["reprint"] and second["attempts"] == third["attempts"] == 0
+    assert all(numbers[0] in j.text for j in wok.jobs), "only the first ticket went out while the printer held"
+
+    wok.hold = False
+    await until(lambda: all(j["state"] == "printed" for j in wok_jobs()), what="the three wok tickets printed")
+    held = len(wok.jobs) - 3
+    after = [j.text for j in wok.jobs[held:]]
+    assert [next(n for n in numbers if n in t) for t in after] == numbers, "in order"
+    assert "REPRINT" in after[0] and "REPRINT" not in after[1] and "REPRINT" not in after[2]
+    assert [j["reprint"] for j in wok_jobs()] == [True, False, False]
