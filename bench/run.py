@@ -546,34 +546,45 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             continue
         floor = make_floor(config, screens, 1)
         n = round(rate * args.seconds)
-        row: dict[str, Any] = {"rate": rate, "screens": screens}
-        for kind in ("relay", "floor", "hub"):
-            if args.hub_only and kind != "hub":
-                continue
-            orders = _orders(config, n, f"{run}-{kind}-{rate:.0f}")
-            if kind == "hub":
-                row[kind] = await run_hub(config, floor, orders, rate=rate, in_flight=1)
-            else:
-                row[kind] = await run_baseline(kind, floor, orders, rate=rate, in_flight=1)
-            print(f"  paced {rate:.0f}/s x {screens} screens, {kind}: {row[kind]}", file=sys.stderr)
-        if args.hub_only:
-            continue
-        row["hub_over_floor_p99"] = round(row["hub"]["screen_p99_ms"] / row["floor"]["screen_p99_ms"], 2)
-        row["hub_over_relay_p99"] = round(row["hub"]["screen_p99_ms"] / row["relay"]["screen_p99_ms"], 2)
+        kinds = ("hub",) if args.hub_only else ("relay", "floor", "hub")
+        runs: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds}
+        for r in range(args.repeat):
+            # Interleaved, so that a slow moment of the machine falls on all three alike.
+            for kind in kinds:
+                orders = _orders(config, n, f"{run}-{kind}-{rate:.0f}-{r}")
+                if kind == "hub":
+                    got = await run_hub(config, floor, orders, rate=rate, in_flight=1)
+                else:
+                    got = await run_baseline(kind, floor, orders, rate=rate, in_flight=1)
+                runs[kind].append(got)
+                print(f"  paced {rate:.0f}/s x {screens} screens, {kind} #{r + 1}: {got}", file=sys.stderr)
+        row: dict[str, Any] = {"rate": rate, "screens": screens, **{k: _median(v) for k, v in runs.items()}}
+        if not args.hub_only:
+            row["hub_over_floor_p99"] = round(row["hub"]["screen_p99_ms"] / row["floor"]["screen_p99_ms"], 2)
+            row["hub_over_relay_p99"] = round(row["hub"]["screen_p99_ms"] / row["relay"]["screen_p99_ms"], 2)
         out["paced"].append(row)
     if args.only and "flat" not in args.only:
         return out
     floor = make_floor(config, 30, args.sources)
     flat = out["flat_out"]
-    if not args.hub_only:
-        flat["floor"] = await run_baseline(
-            "floor", floor, _orders(config, args.orders, f"{run}-flat-floor"), rate=None, in_flight=args.in_flight
+    flats: dict[str, list[dict[str, Any]]] = {"floor": [], "sqlite": []}
+    for r in range(args.repeat):
+        if not args.hub_only:
+            got = await run_baseline(
+                "floor",
+                floor,
+                _orders(config, args.orders, f"{run}-flat-floor-{r}"),
+                rate=None,
+                in_flight=args.in_flight,
+            )
+            flats["floor"].append(got)
+            print(f"  flat out, floor #{r + 1}: {got}", file=sys.stderr)
+        got = await run_hub(
+            config, floor, _orders(config, args.orders, f"{run}-flat-{r}"), rate=None, in_flight=args.in_flight
         )
-        print(f"  flat out, floor: {flat['floor']}", file=sys.stderr)
-    flat["sqlite"] = await run_hub(
-        config, floor, _orders(config, args.orders, f"{run}-flat"), rate=None, in_flight=args.in_flight
-    )
-    print(f"  flat out, hub on SQLite: {flat['sqlite']}", file=sys.stderr)
+        flats["sqlite"].append(got)
+        print(f"  flat out, hub on SQLite #{r + 1}: {got}", file=sys.stderr)
+    flat.update({k: _median(v) for k, v in flats.items() if v})
     pg = args.pg or os.environ.get("PG") or os.environ.get("KDS_TEST_POSTGRES_URL")
     if pg:
         url, name = await _pg_database(pg)
@@ -584,6 +595,21 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             _pg_drop(pg, name)
         print(f"  flat out, hub on PostgreSQL: {flat['postgresql']}", file=sys.stderr)
+    return out
+
+
+def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median of each figure over repeated runs (and the runs themselves)."""
+    out: dict[str, Any] = {}
+    for key, value in runs[0].items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            values = sorted(r[key] for r in runs if isinstance(r.get(key), int | float))
+            out[key] = values[len(values) // 2] if values else value
+        else:
+            out[key] = value
+    out["repeats"] = len(runs)
+    if len(runs) > 1:
+        out["runs"] = runs
     return out
 
 
@@ -631,7 +657,7 @@ def report(out: dict[str, Any], args: argparse.Namespace) -> None:
     print(
         f"\nhub (SQLite WAL, synchronous=FULL, printers answering) vs durable floor vs bare relay; "
         f"{out['cores']} cores; {args.seconds:.0f} s per paced run; flat out: {args.sources} sources x "
-        f"{args.in_flight} in flight, {args.orders} orders"
+        f"{args.in_flight} in flight, {args.orders} orders; medians of {args.repeat} interleaved runs"
     )
     for name, value, note in rows:
         print(f"  {name:<{width}}  {value:>22}  {note}")
@@ -645,6 +671,7 @@ def main() -> None:
     ap.add_argument("--sources", type=int, default=8, help="source connections in the flat-out runs")
     ap.add_argument("--in-flight", type=int, default=16, help="orders in flight per source in the flat-out runs")
     ap.add_argument("--seconds", type=float, default=10.0, help="length of each paced run")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each kind, interleaved; medians are reported")
     ap.add_argument("--pg", default=None, help="PostgreSQL server URL for the flat-out run on PostgreSQL")
     ap.add_argument("--only", nargs="*", default=None, help="runs to make: paced200 paced500 flat (default: all)")
     ap.add_argument("--hub-only", action="store_true", help="the hub's runs only (no floor or relay): quick looks")

@@ -29,6 +29,7 @@ __all__ = [
     "PrintJob",
     "PrintSink",
     "PrinterState",
+    "RecordMarks",
     "claim_items",
     "live_tickets",
     "station_jobs",
@@ -166,6 +167,8 @@ def claim_items(doc: dict[str, Any]) -> list[dict[str, Any]]:
 T = TypeVar("T")
 RunDb = Callable[[Callable[[], T]], Awaitable[T]]
 Notify = Callable[[str, PrinterState, str], None]
+RecordMarks = Callable[[Sequence["JobMark"]], Awaitable[None]]
+"""Stores job marks with the hub's next commit (one transaction, one wait on the disk, for orders and printing)."""
 """`notify(printer_id, state, message)`: the spooler tells the hub a printer got into trouble or out of it."""
 
 
@@ -189,8 +192,11 @@ class JobLedger(Protocol):
 class PrintSink(Protocol):
     """What the hub server needs of a print spooler."""
 
-    async def start(self, ledger: JobLedger, run_db: RunDb[Any], notify: Notify) -> None:
-        """Load the jobs left by the last run and start printing."""
+    async def start(
+        self, ledger: JobLedger, run_db: RunDb[Any], notify: Notify, *, record: RecordMarks | None = None
+    ) -> None:
+        """Load the jobs left by the last run and start printing; job marks go through `record` when given, else
+        `ledger.mark_jobs` through `run_db`."""
         ...
 
     def submit(self, jobs: Sequence[PrintJob]) -> None:

@@ -26,7 +26,7 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -41,7 +41,7 @@ from kds.cluster import Cluster, Do, FrameKind, Route
 from kds.hub import READS, AuthError, Decision, EventRecord, OrderHub, Session, Window, error_frame, unavailable_frame
 from kds.limits import DeviceLockout, LogThrottle, TokenBucket
 from kds.outbox import Encoded, Outbox
-from kds.printing import PrintJob, PrintSink
+from kds.printing import JobMark, PrintJob, PrintSink
 from kds.protocol import ROLE_MESSAGES, CloseCode, ErrorCode, FrameError, PrinterState, _ref_of, parse_client_frame
 from kds.store import NotLeading, Store
 from kds.tls import websockets_log
@@ -114,6 +114,10 @@ class HubServer:
         """Decisions of each connection waiting in the commit pipeline (its reads wait behind them)."""
         self._server: Server | None = None
         self._pending: list[tuple[Decision, ServerConnection | None]] = []
+        self._marks: list[JobMark] = []
+        """What the spooler did with jobs, stored with the next commit (`record_marks`)."""
+        self._marked: asyncio.Future[None] | None = None
+        """Resolved when the marks waiting now are stored."""
         self._wake = asyncio.Event()
         self._committer: asyncio.Task[None] | None = None
         self._housekeeper: asyncio.Task[None] | None = None
@@ -299,7 +303,7 @@ class HubServer:
             await self._take_commands()
         elif step is Do.START_SPOOLER:
             assert self.printing is not None
-            await self.printing.start(self.store, self.run_db, self.printer_status)
+            await self.printing.start(self.store, self.run_db, self.printer_status, record=self.record_marks)
             self.cluster.spooler(True)
         elif step is Do.STOP_SPOOLER:
             assert self.printing is not None
@@ -441,7 +445,7 @@ class HubServer:
             self._committer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._committer
-        if self._pending and self.failed is None and self.hub.writable:
+        if (self._pending or self._marks) and self.failed is None and self.hub.writable:
             try:
                 self._flush_sync()
             except Exception as exc:
@@ -791,7 +795,7 @@ class HubServer:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._pending:
+            while self._pending or (self._marks and self.hub.writable):
                 try:
                     await self._commit_next()
                 except asyncio.CancelledError:
@@ -800,19 +804,42 @@ class HubServer:
                     # Last resort: a fault of the hub itself (not the database's). Log it and serve on.
                     log.critical("hub fault while committing and delivering; serving on", exc_info=True)
 
+    async def record_marks(self, marks: Sequence[JobMark]) -> None:
+        """The spooler's marks (a job is being sent, was printed, failed): stored with the next commit, which they
+        wake (one transaction and one wait on the disk for orders and printing). Raises what the commit raised."""
+        self._marks.extend(marks)
+        if self._marked is None:
+            self._marked = asyncio.get_running_loop().create_future()
+        marked = self._marked
+        self._wake.set()
+        await asyncio.shield(marked)
+
+    def _take_marks(self) -> tuple[list[JobMark], asyncio.Future[None] | None]:
+        if not self.hub.writable:
+            return [], None  # they wait for the database (the spooler with them)
+        marks, marked = self._marks, self._marked
+        self._marks, self._marked = [], None
+        return marks, marked
+
     async def _commit_next(self) -> None:
         batch, self._pending = self._pending, []
         window = self.hub.seal()
         records, jobs, replies, done = self._writes(batch)
-        if records or jobs or done:
+        marks, marked = self._take_marks()
+        if records or jobs or done or marks:
             try:
                 known = await asyncio.get_running_loop().run_in_executor(
                     self._executor,
-                    functools.partial(self.store.commit, records, jobs, replies=replies, done=done),
+                    functools.partial(self.store.commit, records, jobs, replies=replies, done=done, marks=marks),
                 )
             except Exception as exc:
+                if marked is not None:
+                    marked.set_exception(exc)
+                    marked.exception()  # the spooler's workers see it; nobody else need
                 self._storage_failed(batch, window, exc)
                 return
+            if marked is not None:
+                marked.set_result(None)
             if self._failing:
                 log.warning("database: writes succeed again after %d failed commits; accepting changes", self._failing)
                 self._failing = 0
@@ -893,6 +920,8 @@ class HubServer:
             self._spawn(self._reopen(min(self.limits.db_retry_max_s, delay * 2)))
             return
         self.hub.writable = True
+        if self._marks:
+            self._wake.set()  # the spooler's marks waited for the database
         log.warning("database: trying writes again (after %d failed commits)", self._failing)
         if self.store.shared:
             self._notified.set()  # relayed frames that wait
@@ -941,8 +970,9 @@ class HubServer:
     def _flush_sync(self) -> None:
         batch, self._pending = self._pending, []
         records, jobs, replies, done = self._writes(batch)
-        if records or jobs or done:
-            self._withdraw(batch, self.store.commit(records, jobs, replies=replies, done=done))
+        marks, _marked = self._take_marks()  # nobody waits for them any more (the spooler has stopped)
+        if records or jobs or done or marks:
+            self._withdraw(batch, self.store.commit(records, jobs, replies=replies, done=done, marks=marks))
         for d, c in batch:
             self._delivered(c)
             self._deliver(d)

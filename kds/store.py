@@ -194,6 +194,7 @@ class Store:
         self._holds_lead = False
         self._file_lock: Any = None
         self._upsert: Any = None
+        self._mark_stmt: Any = None
         self.busy_timeout_ms = busy_timeout_ms
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", self._sqlite_pragmas)
@@ -325,9 +326,11 @@ class Store:
         *,
         replies: Sequence[tuple[str, int, str]] = (),
         done: Sequence[int] = (),
+        marks: Sequence[JobMark] = (),
     ) -> dict[str, tuple[str, str]]:
-        """Store a batch in one transaction: events, the latest state of their orders, their print jobs, and (for
-        a store run by several hubs) the answers to relayed frames and which relayed frames are done.
+        """Store a batch in one transaction: events, the latest state of their orders, their print jobs, what the
+        spooler did with earlier jobs (`marks`), and (for a store run by several hubs) the answers to relayed frames
+        and which relayed frames are done.
 
         A new order whose key the database already holds (older than the hub's key index) is not stored; the
         result maps its id to the existing order's (id, number), for the hub to withdraw it.
@@ -346,9 +349,9 @@ class Store:
                 if not _holds_lock(lead):
                     self._holds_lead = False
                     raise NotLeading(f"this hub lost the lead of store {self.store_id} (its lock session is gone)")
-                return self._commit_on(lead, records, jobs, replies, done)
+                return self._commit_on(lead, records, jobs, replies, done, marks)
         with self.engine.begin() as conn:
-            return self._commit_on(conn, records, jobs, replies, done)
+            return self._commit_on(conn, records, jobs, replies, done, marks)
 
     def _commit_on(
         self,
@@ -357,6 +360,7 @@ class Store:
         jobs: list[PrintJob],
         replies: Sequence[tuple[str, int, str]],
         done: Sequence[int],
+        marks: Sequence[JobMark] = (),
     ) -> dict[str, tuple[str, str]]:
         known = self._known_keys(conn, [r for r in records if r.kind is EventKind.ORDER_CREATED])
         if known:
@@ -368,6 +372,7 @@ class Store:
             conn.execute(self._order_upsert(), [self._order_row(r) for r in latest.values()])
         if jobs:
             conn.execute(sa.insert(JOBS), [self._job_row(j) for j in jobs])
+        self._mark_on(conn, marks)
         self._relay_rows(conn, replies, done, notify=bool(records))
         return known
 
@@ -634,22 +639,28 @@ class Store:
 
     def mark_jobs(self, marks: Sequence[JobMark]) -> None:
         """Record what happened to jobs, in order, in one transaction (see `kds.printing.JobLedger`)."""
+        if marks:
+            with self.engine.begin() as conn:
+                self._mark_on(conn, marks)
+
+    def _mark_on(self, conn: Any, marks: Sequence[JobMark]) -> None:
         if not marks:
             return
         t = JOBS
-        stmt = (
-            sa.update(t)
-            .where(t.c.store_id == sa.bindparam("b_store"), t.c.id == sa.bindparam("b_id"))
-            .values(
-                state=sa.bindparam("b_state"),
-                target=sa.bindparam("b_target"),
-                reprint=sa.bindparam("b_reprint"),
-                attempts=t.c.attempts + sa.bindparam("b_attempt"),
-                last_error=sa.func.coalesce(sa.bindparam("b_error"), t.c.last_error),
-                printed_at=sa.func.coalesce(sa.bindparam("b_printed"), t.c.printed_at),
-                updated_at=sa.bindparam("b_at"),
+        if self._mark_stmt is None:
+            self._mark_stmt = (
+                sa.update(t)
+                .where(t.c.store_id == sa.bindparam("b_store"), t.c.id == sa.bindparam("b_id"))
+                .values(
+                    state=sa.bindparam("b_state"),
+                    target=sa.bindparam("b_target"),
+                    reprint=sa.bindparam("b_reprint"),
+                    attempts=t.c.attempts + sa.bindparam("b_attempt"),
+                    last_error=sa.func.coalesce(sa.bindparam("b_error"), t.c.last_error),
+                    printed_at=sa.func.coalesce(sa.bindparam("b_printed"), t.c.printed_at),
+                    updated_at=sa.bindparam("b_at"),
+                )
             )
-        )
         rows = [
             {
                 "b_store": self.store_id,
@@ -664,8 +675,7 @@ class Store:
             }
             for m in marks
         ]
-        with self.engine.begin() as conn:
-            conn.execute(stmt, rows)
+        conn.execute(self._mark_stmt, rows)
 
     def jobs_moved(self, job_ids: Sequence[int], target: str, at: datetime) -> None:
         """The jobs go to another printer (the backup of a failing one)."""

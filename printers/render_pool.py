@@ -3,8 +3,11 @@
 Rendering a ticket (python-escpos building its bytes, Chinese rows drawn as pictures on printers without a Chinese
 font) is pure Python work. In a thread of the hub it holds the interpreter lock while the event loop waits, so a rush
 of tickets delayed every screen's events. In a process of its own, niced, it uses what the machine has left once the
-hub has served its devices: tickets wait a little in a rush, screens do not. The process is started at the first
-ticket, shared by every spooler of the process, and started again if it dies.
+hub has served its devices: tickets wait a little in a rush, screens do not.
+
+The worker is `python -m printers.render_pool`, started at the first ticket and again if it dies; requests and answers
+are length-prefixed pickles on its stdin and stdout (a pipe between two processes of the hub, nothing else reads it).
+It ends when its stdin closes, so a hub killed outright leaves no renderer behind.
 """
 
 from __future__ import annotations
@@ -13,11 +16,10 @@ import asyncio
 import contextlib
 import gc
 import logging
-import multiprocessing
 import os
-import threading
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+import pickle
+import sys
+from typing import Any
 
 from kds.printing import PrintJob
 from printers.layouts import StoreLabels, render
@@ -28,39 +30,12 @@ log = logging.getLogger("printers.render_pool")
 NICE = 10
 """How much lower the renderer's priority is than the hub's (Linux `nice`: 0 normal, 19 lowest)."""
 
-_pool: ProcessPoolExecutor | None = None
-_lock = threading.Lock()
+Rendered = tuple[list[bytes], str | None]
 
 
-def _start_worker() -> None:
-    with contextlib.suppress(OSError, AttributeError):
-        os.nice(NICE)
-    gc.freeze()  # what the imports made is never garbage
-
-
-def _executor() -> ProcessPoolExecutor:
-    global _pool
-    with _lock:
-        if _pool is None:
-            _pool = ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker
-            )
-        return _pool
-
-
-def _broken(pool: ProcessPoolExecutor) -> None:
-    global _pool
-    with _lock:
-        if _pool is pool:
-            _pool = None
-    pool.shutdown(wait=False, cancel_futures=True)
-
-
-def render_batch(
-    jobs: list[PrintJob], profile: PrinterProfile, labels: StoreLabels, max_bytes: int
-) -> tuple[list[bytes], str | None]:
+def render_batch(jobs: list[PrintJob], profile: PrinterProfile, labels: StoreLabels, max_bytes: int) -> Rendered:
     """The bytes of the first jobs, about `max_bytes` at most (at least one job); stops before a job that cannot be
-    rendered, whose error is returned when it is the first (with no bytes). Runs in the worker process."""
+    rendered, whose error is returned when it is the first (with no bytes)."""
     datas: list[bytes] = []
     size = 0
     for job in jobs:
@@ -77,23 +52,91 @@ def render_batch(
     return datas, None
 
 
-async def render_jobs(
-    jobs: list[PrintJob], profile: PrinterProfile, labels: StoreLabels, *, max_bytes: int
-) -> tuple[list[bytes], str | None]:
-    """`render_batch` in the worker process (started, or started again after it died, as needed)."""
-    pool = _executor()
-    try:
-        return await asyncio.get_running_loop().run_in_executor(pool, render_batch, jobs, profile, labels, max_bytes)
-    except BrokenProcessPool:
-        log.error("the ticket renderer process died; starting a new one")
-        _broken(pool)
-        return [], "the ticket renderer process died"
+class Renderer:
+    """One spooler's renderer process (started when first needed)."""
+
+    def __init__(self) -> None:
+        self._proc: asyncio.subprocess.Process | None = None
+        self._lock = asyncio.Lock()
+        self.started = 0
+        """Processes started so far."""
+
+    async def start(self) -> None:
+        """Start the worker now (it loads its libraries while the hub starts), not at the first ticket."""
+        async with self._lock:
+            await self._process()
+
+    async def render(
+        self, jobs: list[PrintJob], profile: PrinterProfile, labels: StoreLabels, *, max_bytes: int
+    ) -> Rendered:
+        """`render_batch` in the worker process."""
+        request = pickle.dumps((jobs, profile, labels, max_bytes), protocol=pickle.HIGHEST_PROTOCOL)
+        async with self._lock:
+            for _attempt in range(2):
+                proc = await self._process()
+                assert proc.stdin is not None and proc.stdout is not None
+                try:
+                    proc.stdin.write(len(request).to_bytes(4, "big") + request)
+                    await proc.stdin.drain()
+                    size = int.from_bytes(await proc.stdout.readexactly(4), "big")
+                    answer: Rendered = pickle.loads(await proc.stdout.readexactly(size))
+                    return answer
+                except (ConnectionError, asyncio.IncompleteReadError):
+                    log.error("the ticket renderer process died (exit code %s); starting a new one", proc.returncode)
+                    await self._kill()
+                except BaseException:
+                    await self._kill()  # cancelled mid-request: the pipe is out of step
+                    raise
+        return [], "the ticket renderer process died twice in a row"
+
+    async def _process(self) -> asyncio.subprocess.Process:
+        if self._proc is None or self._proc.returncode is not None:
+            self._proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "printers.render_pool",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+            )
+            self.started += 1
+        return self._proc
+
+    async def _kill(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+
+    async def close(self) -> None:
+        """Stop the worker process (its stdin closes: it ends)."""
+        proc, self._proc = self._proc, None
+        if proc is None or proc.returncode is not None:
+            return
+        assert proc.stdin is not None
+        proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), 2)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
 
 
-def shutdown() -> None:
-    """Stop the worker process (tests; a process that exits stops it by itself)."""
-    global _pool
-    with _lock:
-        pool, _pool = _pool, None
-    if pool is not None:
-        pool.shutdown(wait=True, cancel_futures=True)
+def _worker() -> None:
+    """The worker process: answer requests until stdin closes."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.nice(NICE)
+    gc.freeze()  # what the imports made is never garbage
+    inp, out = sys.stdin.buffer, sys.stdout.buffer
+    while True:
+        head = inp.read(4)
+        if len(head) < 4:
+            return
+        args: Any = pickle.loads(inp.read(int.from_bytes(head, "big")))
+        answer = pickle.dumps(render_batch(*args), protocol=pickle.HIGHEST_PROTOCOL)
+        out.write(len(answer).to_bytes(4, "big") + answer)
+        out.flush()
+
+
+if __name__ == "__main__":
+    _worker()

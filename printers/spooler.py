@@ -29,10 +29,10 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from kds.config import Printer, StoreConfig
-from kds.printing import JobLedger, JobMark, JobState, Notify, PrinterState, PrintJob, RunDb
+from kds.printing import JobLedger, JobMark, JobState, Notify, PrinterState, PrintJob, RecordMarks, RunDb
 from printers.layouts import StoreLabels
 from printers.profiles import PrinterProfile, profile_for
-from printers.render_pool import render_jobs
+from printers.render_pool import Renderer
 from printers.transports import PrinterLink, TransportError, open_link
 
 log = logging.getLogger("printers.spooler")
@@ -151,7 +151,10 @@ class Spooler:
         self.printers: dict[str, _Printer] = {}
         for p in config.printers:
             self.printers[p.id] = _Printer(p, profile_for(p), [], asyncio.Event())
+        self.renderer = Renderer()
+        """Draws the tickets, in a process of lower priority (`printers.render_pool`)."""
         self._ledger: JobLedger | None = None
+        self._record: RecordMarks | None = None
         self._run_db: RunDb[Any] | None = None
         self._notify: Notify = lambda *_: None
         self._workers: list[asyncio.Task[None]] = []
@@ -165,12 +168,15 @@ class Spooler:
 
     # ---------------------------------------------------------------- lifecycle (PrintSink)
 
-    async def start(self, ledger: JobLedger, run_db: RunDb[Any], notify: Notify) -> None:
-        """Load the jobs the last run left (mid-send ones marked reprint) and start the workers.
+    async def start(
+        self, ledger: JobLedger, run_db: RunDb[Any], notify: Notify, *, record: RecordMarks | None = None
+    ) -> None:
+        """Load the jobs the last run left (mid-send ones marked reprint) and start the workers. Job marks are
+        stored through `record` (the hub's own commits) when given, else by `ledger.mark_jobs` on `run_db`.
 
         A stopped spooler may be started again (a hub that lost the lead of its store and took it back): what it
         had queued is dropped and taken again from the database, which holds every job not yet printed."""
-        self._ledger, self._run_db, self._notify = ledger, run_db, notify
+        self._ledger, self._run_db, self._notify, self._record = ledger, run_db, notify, record
         if self._stop.is_set():
             self._stop = asyncio.Event()
             self._threads = ThreadPoolExecutor(max_workers=len(self.printers) + 1, thread_name_prefix="kds-print")
@@ -188,6 +194,7 @@ class Spooler:
         if pending:
             again = sum(j.reprint for j in pending)
             log.info("%d print jobs waiting from the last run (%d to print again marked REPRINT)", len(pending), again)
+        await self.renderer.start()
         for pid in self.printers:
             self._workers.append(asyncio.create_task(self._worker(pid), name=f"spool-{pid}"))
 
@@ -218,6 +225,7 @@ class Spooler:
             with contextlib.suppress(asyncio.CancelledError):
                 await f
         self._marks, self._flushed = [], None
+        await self.renderer.close()
         self._threads.shutdown(wait=False, cancel_futures=True)
 
     # ---------------------------------------------------------------- state for people
@@ -354,7 +362,10 @@ class Spooler:
         await asyncio.sleep(0)  # let the other printers that are ready add theirs
         marks, self._marks, self._flushed = self._marks, [], None
         try:
-            await self._db(lambda: self._ledger_().mark_jobs(marks))
+            if self._record is not None:
+                await self._record(marks)
+            else:
+                await self._db(lambda: self._ledger_().mark_jobs(marks))
         except asyncio.CancelledError:
             flushed.cancel()
             raise
@@ -397,7 +408,7 @@ class Spooler:
                 if health.state is not PrinterState.OK:
                     return Outcome(False, health.state, health.message)
             # In a process of lower priority: drawing tickets takes CPU the hub's devices need first.
-            datas, failed = await render_jobs(jobs, p.profile, self.labels, max_bytes=BATCH_BYTES)
+            datas, failed = await self.renderer.render(jobs, p.profile, self.labels, max_bytes=BATCH_BYTES)
             if not datas:
                 assert failed is not None
                 log.error("cannot render %s for %s: %s", jobs[0].describe(), cfg.id, failed)

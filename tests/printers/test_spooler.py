@@ -154,8 +154,8 @@ async def test_paper_out_then_refilled_prints_the_waiting_ticket(
     await until(lambda: any(f["state"] == "paper_out" for f in told), what="the paper-out notice")
     assert told[0]["printer"] == "wok-printer" and told[0]["ok"] is False and "out of paper" in told[0]["message"]
     await until(lambda: store.spooler.status()["wok-printer"]["failures"] >= 3, what="a few retries")
+    await until(lambda: len(emulators["bar-printer"].jobs) == 1, what="the bar ticket: other printers are not held up")
     assert wok.jobs == [], "nothing prints without paper"
-    assert len(emulators["bar-printer"].jobs) == 1, "other printers are not held up"
 
     await wok.set_state(EmulatorState.OK)
     await until(lambda: len(wok.jobs) == 1, what="the ticket once the paper is back")
