@@ -387,6 +387,7 @@ async def run_hub(
         spy = os.environ.get("KDS_BENCH_PROFILE")  # a folder: the hub runs under py-spy, one profile per run
         prefix = (
             [str(Path(sys.executable).parent / "py-spy"), "record", "--format", "raw", "-r", "250", "--nonblocking",
+             *(["--gil"] if os.environ.get("KDS_BENCH_PROFILE_GIL") else []),  # only the thread holding the GIL
              "--threads", "-o", f"{spy}/hub-{uuid.uuid4().hex[:6]}.txt", "--"]
             if spy else []
         )  # fmt: skip

@@ -21,8 +21,9 @@ from zoneinfo import ZoneInfo
 
 from kds.config import Channel, Device, Role, StoreConfig
 from kds.domain import DomainError, Item, Order, Ticket
+from kds.jsontext import dumps
 from kds.printing import Banner, PrintJob, claim_items, live_tickets, station_jobs, station_printers
-from kds.privacy import order_for, redact_json
+from kds.privacy import SEES_CUSTOMER, order_for, redact_json
 from kds.protocol import (
     PROTOCOL_VERSION,
     ROLE_MESSAGES,
@@ -89,13 +90,71 @@ def _day_of(prefix: str) -> date:
     return datetime.strptime(prefix, "%Y%m%d").date()
 
 
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+_dumps = dumps
+"""Every frame the hub writes (`kds.jsontext`)."""
 
 
 def _kitchen_frame(ev: dict[str, Any], payload: str) -> str:
     """The kitchen's and monitor's `event` frame for a stored one (`payload`, parsed as `ev`)."""
     return redact_json(ev["order"], payload, rebuild=lambda shown: _dumps({**ev, "order": shown}))
+
+
+_HEAD_KEYS = ("id", "key", "number", "source", "status", "status_seq", "status_at", "status_ready")
+
+
+def _event_head(payload: str) -> dict[str, Any] | None:
+    """A stored `event` frame without its order's items and tickets (most of its text), parsed: what a restored
+    `EventRecord` needs. None when the frame is not laid out as `OrderHub._event` writes it (then parse it all).
+
+    The hub writes the order last in the frame, and its items and tickets last in the order: the order's fields
+    before its items are cut out where `,"items":[` first occurs after `,"order":{` (never inside a JSON string,
+    where every quote is escaped; the order's fulfilment and customer have no such key)."""
+    start = payload.find(',"order":{')
+    end = payload.find(',"items":[', start) if start >= 0 else -1
+    if end < 0:
+        return None
+    try:
+        ev = json.loads(payload[:start] + "}")
+        doc = json.loads(payload[start + 9 : end] + "}")
+    except ValueError:
+        return None
+    if not isinstance(ev, dict) or not ev.get("stations") or not isinstance(doc, dict):
+        return None
+    if any(k not in doc for k in _HEAD_KEYS):
+        return None
+    ev["order"] = doc
+    return ev
+
+
+class StoredOrder(dict[str, Any]):
+    """An order document read from the database, with the JSON text it was parsed from (`text`): restored and
+    unchanged since, the order is sent in snapshots as that text instead of being made into JSON again."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str, doc: dict[str, Any]) -> None:
+        super().__init__(doc)
+        self.text = text
+
+
+_ORDER_KEYS = [
+    *("id", "number", "key", "source", "channel", "fulfilment", "customer", "priority", "note", "status", "version"),
+    *("created_at", "updated_at", "called_at", "handed_over_at", "handed_over_to", "cancelled_at", "cancel_reason"),
+    *("amended_at", "status_seq", "status_at", "status_ready", "amend_refs", "items", "tickets"),
+]
+_ITEM_KEYS = len(Item.__slots__)
+_TICKET_KEYS = len(Ticket.__slots__)
+
+
+def _as_written(doc: dict[str, Any], order: Order) -> bool:
+    """Whether a stored document has what `Order.to_wire` writes for the order rebuilt from it: every field, and
+    the status it derives (a document of an older version, with fields missing, is made into JSON again)."""
+    return (
+        list(doc) == _ORDER_KEYS
+        and doc["status"] == order.status.value
+        and all(len(i) == _ITEM_KEYS for i in doc["items"])
+        and all(len(t) == _TICKET_KEYS for t in doc["tickets"])
+    )
 
 
 @dataclass(slots=True, eq=False)
@@ -160,6 +219,8 @@ class EventRecord:
     """What it costs in the replay log (set when it enters the log)."""
     kitchen: str | None = None
     """The `event` frame for kitchen and monitor devices (see `kitchen_frame`), once made."""
+    doc: dict[str, Any] | None = None
+    """The order after the change as a document, while its decision is made (its print jobs read it)."""
 
     def kitchen_frame(self) -> str:
         """The `event` frame for kitchen and monitor devices: the customer's data cut (`kds.privacy`); the same
@@ -173,6 +234,7 @@ class EventRecord:
         """The event is stored: drop what only the commit needed (the live order, the order's JSON)."""
         self.order = None
         self.order_json = ""
+        self.doc = None
 
     def frame_for(self, session: Session) -> str | None:
         """What this session gets of the event, if anything."""
@@ -328,6 +390,10 @@ class OrderHub:
         """The id of the last print job made (restored from the database)."""
         self.printer_trouble: dict[str, PrinterNotice] = {}
         """Printers in trouble now: their last notice, sent again to every device that connects."""
+        self._texts: dict[str, tuple[Order, int, str]] = {}
+        """Order id → (the order, its `version`, its `OrderView` JSON): the text a snapshot sends while the order is
+        unchanged (every change of an order raises its version; a rolled back or replaced order is another object).
+        Filled from the database's text on restore and by snapshots; orders leave it when they leave memory."""
 
     # ------------------------------------------------------------------ restore
 
@@ -355,7 +421,10 @@ class OrderHub:
         self.seq = seq
         self.job_seq = last_job
         for doc in orders:
-            self._remember(Order.from_wire(doc))
+            order = Order.from_wire(doc)
+            self._remember(order)
+            if isinstance(doc, StoredOrder) and _as_written(doc, order):
+                self._texts[order.id] = (order, order.version, doc.text)
         # Recent keys only count the day's numbers; the database answers for keys of orders not in memory.
         for _source, _key, order_id, number in keys:
             self._count_number(order_id, number)
@@ -420,6 +489,7 @@ class OrderHub:
         for w in windows:
             for oid, before in w.orders.items():
                 gone = self.orders.pop(oid, None)
+                self._texts.pop(oid, None)
                 if gone is not None and self.keys.get((gone.source, gone.key), ("",))[0] == oid:
                     del self.keys[(gone.source, gone.key)]
                 if before is not None:
@@ -447,7 +517,7 @@ class OrderHub:
 
     def _record_from_payload(self, s: int, payload: str, ev: dict[str, Any] | None = None) -> EventRecord:
         if ev is None:
-            ev = json.loads(payload)
+            ev = _event_head(payload) or json.loads(payload)
         doc = ev["order"]
         status = OrderStatus(doc["status"])
         rec = EventRecord(
@@ -545,19 +615,20 @@ class OrderHub:
         }
         if resumable:
             return _dumps(welcome), replay
-        return self._paged(welcome, self.snapshot(session), dev.role is Role.SOURCE)
+        orders = self._snapshot_orders(session)
+        if dev.role is Role.SOURCE:
+            return self._paged(welcome, [self._status_frame(o.to_wire()) for o in orders], True)
+        return self._paged(welcome, [self._order_text(o, dev.role) for o in orders], False)
 
-    def _paged(self, welcome: dict[str, Any], snapshot: dict[str, Any], statuses: bool) -> tuple[str, list[str]]:
-        """The welcome and the `snapshot.page` frames that carry the rest of its snapshot: none of them is much
-        larger than `snapshot_page_bytes` (a page holds at least one order)."""
-        key = "statuses" if statuses else "orders"
-        parts = [_dumps(x) for x in snapshot[key]]
+    def _paged(self, welcome: dict[str, Any], parts: list[str], statuses: bool) -> tuple[str, list[str]]:
+        """The welcome and the `snapshot.page` frames that carry the rest of its snapshot (`parts`, the JSON of
+        each order or status): none of them is much larger than `snapshot_page_bytes` (a page holds at least one)."""
         limit = self.limits.snapshot_page_bytes
         head = len(_dumps(welcome).encode("utf-8"))
         pages: list[list[str]] = [[]]
         room = max(limit - head, limit // 4)
         for p in parts:
-            size = len(p.encode("utf-8")) + 1
+            size = (len(p) if p.isascii() else len(p.encode("utf-8"))) + 1
             if pages[-1] and size > room:
                 pages.append([])
                 room = limit
@@ -580,6 +651,29 @@ class OrderHub:
     def snapshot(self, session: Session) -> dict[str, Any]:
         """What a device needs right now: open orders it may see, and the last few closed ones (`snapshot_closed`,
         of the last 30 minutes and still in memory; `orders.closed` fetches more)."""
+        orders = self._snapshot_orders(session)
+        if session.device.role is Role.SOURCE:
+            return {
+                "orders": [],
+                "statuses": [json.loads(self._status_frame(o.to_wire())) for o in orders],
+            }
+        return {"orders": [order_for(session.device.role, o.to_wire()) for o in orders], "statuses": []}
+
+    def _order_text(self, o: Order, role: Role) -> str:
+        """The JSON of an order as a device of this role may see it (`order_for`), made once per version."""
+        hit = self._texts.get(o.id)
+        if hit is not None and hit[0] is o and hit[1] == o.version:
+            text = hit[2]
+        else:
+            text = _dumps(o.to_wire())
+            self._texts[o.id] = (o, o.version, text)
+        if role in SEES_CUSTOMER:
+            return text
+        private = {"id": o.id, "fulfilment": o.fulfilment, "customer": o.customer}
+        return redact_json(private, text, rebuild=lambda _shown: _dumps(order_for(role, o.to_wire())))
+
+    def _snapshot_orders(self, session: Session) -> list[Order]:
+        """The orders of a snapshot for this session, oldest first."""
         now = self.clock()
         dev = session.device
         mine = [
@@ -592,12 +686,7 @@ class OrderHub:
         closed.sort(key=lambda o: o.updated_at, reverse=True)
         orders = [o for o in mine if o.is_open] + closed[: self.limits.snapshot_closed]
         orders.sort(key=lambda o: o.created_at)
-        if dev.role is Role.SOURCE:
-            return {
-                "orders": [],
-                "statuses": [json.loads(self._status_frame(o.to_wire())) for o in orders],
-            }
-        return {"orders": [order_for(dev.role, o.to_wire()) for o in orders], "statuses": []}
+        return orders
 
     def _closed(self, session: Session, msg: OrdersClosed) -> Decision:
         """`orders.closed`: closed orders in memory, newest first, at most `limit` and about one page of bytes."""
@@ -613,7 +702,7 @@ class OrderHub:
         parts: list[str] = []
         room = self.limits.snapshot_page_bytes
         for o in found[: msg.limit]:
-            p = _dumps(order_for(dev.role, o.to_wire()))
+            p = self._order_text(o, dev.role)
             room -= len(p.encode("utf-8")) + 1
             if parts and room < 0:
                 break
@@ -1030,7 +1119,7 @@ class OrderHub:
         return self.job_seq
 
     def _station_jobs(self, rec: EventRecord, stations: Iterable[str], banner: Banner | None) -> list[PrintJob]:
-        doc = json.loads(rec.order_json)
+        doc = rec.doc if rec.doc is not None else json.loads(rec.order_json)
         return station_jobs(
             self.config,
             rec.kind.value,
@@ -1168,6 +1257,7 @@ class OrderHub:
             status_frame=self._status_frame(doc) if status_changed else None,
             order_json=order_json,
             order=o,
+            doc=doc,
         )
         self._log_append(rec)
         return rec
@@ -1202,6 +1292,7 @@ class OrderHub:
         d.jobs = []
         if order is not None:
             self.keys[(order.source, order.key)] = existing
+            self._texts.pop(order.id, None)
         d.events = []
         d.replies = [
             (
@@ -1231,6 +1322,7 @@ class OrderHub:
         stale = [o for o in self.orders.values() if o.is_open and now - o.created_at > max_age]
         for o in (*closed, *stale):
             del self.orders[o.id]
+            self._texts.pop(o.id, None)
             if self.keys.get((o.source, o.key), ("",))[0] == o.id:
                 del self.keys[(o.source, o.key)]
         today = now.astimezone(self.tz).date()

@@ -17,12 +17,12 @@ redacted frame per event and sends those same bytes to every kitchen screen and 
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from typing import Any
 
 from kds.config import Role
+from kds.jsontext import dumps
 
 SEES_CUSTOMER = frozenset({Role.COUNTER})
 """Roles that get the customer's data as the source sent it (sources get none back: their frames carry none)."""
@@ -33,7 +33,7 @@ _UNSPACED = re.compile(
 """Scripts whose names are written without a space between family name and given name (Chinese, Japanese, Korean)."""
 
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_dumps = dumps
 """The hub's serialisation (what `kds.hub._dumps` writes): the splice in `redact_json` relies on the same text."""
 
 _SPLICES: dict[str, tuple[str, str]] = {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, SQLModel
 
-from kds.hub import EventRecord, collector_paused
+from kds.hub import EventRecord, StoredOrder, collector_paused
 from kds.printing import Banner, JobMark, JobState, Layout, PrintJob
 from kds.protocol import EventKind
 
@@ -128,6 +129,29 @@ COMMANDS: sa.Table = SQLModel.metadata.tables["hub_commands"]
 REPLIES: sa.Table = SQLModel.metadata.tables["hub_replies"]
 
 
+def _insert(table: str, columns: str) -> str:
+    names = columns.split()
+    cols = ", ".join(f'"{c}"' for c in names)
+    return f"INSERT INTO {table} ({cols}) VALUES ({', '.join(':' + c for c in names)})"
+
+
+_HOT_SQL = {
+    "events": _insert("events", "store_id seq order_id kind at payload"),
+    "orders": _insert("orders", "store_id id number source key channel status created_at updated_at doc")
+    + " ON CONFLICT (store_id, id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at,"
+    " doc = excluded.doc",
+    "jobs": _insert(
+        "print_jobs",
+        "store_id id printer target layout order_id station banner state reprint attempts reason created_at"
+        " updated_at printed_at last_error order_doc",
+    ),
+    "marks": "UPDATE print_jobs SET state = :b_state, target = :b_target, reprint = :b_reprint,"
+    " attempts = attempts + :b_attempt, last_error = COALESCE(:b_error, last_error),"
+    " printed_at = COALESCE(:b_printed, printed_at), updated_at = :b_at WHERE store_id = :b_store AND id = :b_id",
+}
+"""The statements of every commit, as SQL text with `:name` parameters (`Store._sql`)."""
+
+
 def _utc(t: datetime) -> str:
     return t.astimezone(UTC).isoformat()
 
@@ -194,7 +218,7 @@ class Store:
         self._holds_lead = False
         self._file_lock: Any = None
         self._upsert: Any = None
-        self._mark_stmt: Any = None
+        self._stmts: dict[str, str] = {}
         self.busy_timeout_ms = busy_timeout_ms
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", self._sqlite_pragmas)
@@ -304,14 +328,18 @@ class Store:
         by_source: dict[str, list[str]] = {}
         for source, key in wanted:
             by_source.setdefault(source, []).append(key)
-        o = ORDERS
         # One `source = ? AND key IN (…)` per source: SQLite uses the unique index for this shape (a row-value
-        # IN over (source, key) made it scan every order).
-        rows = conn.execute(
-            sa.select(o.c.source, o.c.key, o.c.id, o.c.number)
-            .where(o.c.store_id == self.store_id)
-            .where(sa.or_(*(sa.and_(o.c.source == s, o.c.key.in_(keys)) for s, keys in by_source.items())))
-        )
+        # IN over (source, key) made it scan every order). SQL text: built as an expression it cost 0.4 ms a commit.
+        params: dict[str, str] = {"store": self.store_id}
+        ors = []
+        for k, (source, keys) in enumerate(by_source.items()):
+            params[f"s{k}"] = source
+            params.update({f"k{k}_{j}": key for j, key in enumerate(keys)})
+            ors.append(f'(source = :s{k} AND "key" IN ({", ".join(f":k{k}_{j}" for j in range(len(keys)))}))')
+        sql = f'SELECT source, "key", id, number FROM orders WHERE store_id = :store AND ({" OR ".join(ors)})'
+        if self.engine.dialect.name == "postgresql":
+            sql = re.sub(r":(\w+)", r"%(\1)s", sql)
+        rows = conn.exec_driver_sql(sql, params)
         found: dict[str, tuple[str, str]] = {}
         for source, key, oid, number in rows:
             new_id = wanted.get((source, key))
@@ -366,12 +394,14 @@ class Store:
         if known:
             records = [r for r in records if r.order_id not in known]
             jobs = [j for j in jobs if j.order_id not in known]
+        # The hot statements go to the driver as SQL text (`_sql`): SQLAlchemy's statement machinery cost about
+        # 0.4 ms of Python per commit, all of it holding the interpreter lock the event loop needs.
         if records:
-            conn.execute(sa.insert(EVENTS), [self._event_row(r) for r in records])
+            conn.exec_driver_sql(self._sql("events"), [self._event_row(r) for r in records])
             latest = {r.order_id: r for r in records}
-            conn.execute(self._order_upsert(), [self._order_row(r) for r in latest.values()])
+            conn.exec_driver_sql(self._sql("orders"), [self._order_row(r) for r in latest.values()])
         if jobs:
-            conn.execute(sa.insert(JOBS), [self._job_row(j) for j in jobs])
+            conn.exec_driver_sql(self._sql("jobs"), [self._job_row(j) for j in jobs])
         self._mark_on(conn, marks)
         self._relay_rows(conn, replies, done, notify=bool(records))
         return known
@@ -401,6 +431,16 @@ class Store:
             "updated_at": _utc(r.at),
             "doc": r.order_json,
         }
+
+    def _sql(self, name: str) -> str:
+        """The driver's SQL text of a hot statement (named parameters in the driver's own style)."""
+        sql = self._stmts.get(name)
+        if sql is None:
+            text = _HOT_SQL[name]
+            if self.engine.dialect.name == "postgresql":
+                text = re.sub(r":(\w+)", r"%(\1)s", text)
+            sql = self._stmts[name] = text
+        return sql
 
     def _order_upsert(self) -> Any:
         # Built once: an insert that replaces the order's state when the order is already stored.
@@ -646,21 +686,6 @@ class Store:
     def _mark_on(self, conn: Any, marks: Sequence[JobMark]) -> None:
         if not marks:
             return
-        t = JOBS
-        if self._mark_stmt is None:
-            self._mark_stmt = (
-                sa.update(t)
-                .where(t.c.store_id == sa.bindparam("b_store"), t.c.id == sa.bindparam("b_id"))
-                .values(
-                    state=sa.bindparam("b_state"),
-                    target=sa.bindparam("b_target"),
-                    reprint=sa.bindparam("b_reprint"),
-                    attempts=t.c.attempts + sa.bindparam("b_attempt"),
-                    last_error=sa.func.coalesce(sa.bindparam("b_error"), t.c.last_error),
-                    printed_at=sa.func.coalesce(sa.bindparam("b_printed"), t.c.printed_at),
-                    updated_at=sa.bindparam("b_at"),
-                )
-            )
         rows = [
             {
                 "b_store": self.store_id,
@@ -675,7 +700,7 @@ class Store:
             }
             for m in marks
         ]
-        conn.execute(self._mark_stmt, rows)
+        conn.exec_driver_sql(self._sql("marks"), rows)
 
     def jobs_moved(self, job_ids: Sequence[int], target: str, at: datetime) -> None:
         """The jobs go to another printer (the backup of a failing one)."""
@@ -733,8 +758,8 @@ class Store:
                 # One snapshot for every read below: an order another hub commits meanwhile is either in the docs
                 # and counted in `seq`, or in neither (and followed later as an event after `seq`).
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
-            docs = [
-                json.loads(row[0])
+            docs: list[dict[str, Any]] = [
+                StoredOrder(row[0], json.loads(row[0]))
                 for row in conn.execute(
                     sa.select(o.c.doc)
                     .where(o.c.store_id == self.store_id)
