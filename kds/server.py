@@ -38,6 +38,7 @@ from websockets.frames import CloseCode as WsCloseCode
 from websockets.protocol import State
 
 from kds.cluster import Cluster, Do, FrameKind, Route
+from kds.collector import Collect, CollectorPolicy, carry_out
 from kds.hub import READS, AuthError, Decision, EventRecord, OrderHub, Session, Window, error_frame, unavailable_frame
 from kds.limits import DeviceLockout, LogThrottle, TokenBucket
 from kds.outbox import Encoded, Outbox
@@ -114,6 +115,9 @@ class HubServer:
         """Decisions of each connection waiting in the commit pipeline (its reads wait behind them)."""
         self._server: Server | None = None
         self._pending: list[tuple[Decision, ServerConnection | None]] = []
+        self._collector = CollectorPolicy(started=time.monotonic())
+        """When Python's cyclic garbage collector may walk the hub's memory (`kds.collector`)."""
+        self._last_frame: float | None = None
         self._marks: list[JobMark] = []
         """What the spooler did with jobs, stored with the next commit (`record_marks`)."""
         self._marked: asyncio.Future[None] | None = None
@@ -469,6 +473,7 @@ class HubServer:
             try:
                 now = time.monotonic()
                 self._tick(now)
+                self._collect(now)
                 if now - last_evict >= EVICT_EVERY_S:
                     last_evict = now
                     await self._evict(now)
@@ -497,6 +502,17 @@ class HubServer:
         self._quiet.forget(now)
         if self.store.shared and self.leading:
             await self._quiet_db(self.store.prune_relay)
+
+    def _collect(self, now: float) -> None:
+        step = self._collector.tick(now, self._last_frame)
+        if step is Collect.NOTHING:
+            return
+        t0 = time.perf_counter()
+        found = carry_out(step)
+        if step is Collect.FULL:
+            log.info(
+                "full garbage collection: %d unreachable objects, %.0f ms", found, (time.perf_counter() - t0) * 1e3
+            )
 
     def _tick(self, now: float) -> None:
         lim = self.limits
@@ -639,6 +655,7 @@ class HubServer:
         self._submit(decision, conn)
         try:
             async for frame in conn:
+                self._last_frame = time.monotonic()
                 if link.closing or not self._admit(link, session, frame):
                     continue
                 await self._route(session, frame, conn)
