@@ -133,15 +133,21 @@ def _spooler(config: StoreConfig) -> PrintSink | None:
 def cmd_serve(args: argparse.Namespace) -> int:
     """kds serve."""
     _logging(not args.quiet)
-    config = _config(args.config)
-    from kds.store import SchemaError, StoreBusy
-
+    # The cyclic collector stays out of the whole start, the imports of the database and server libraries too
+    # (they allocate much and free little): `run_hub` freezes what start-up made and turns it on again.
+    gc.disable()
     try:
-        asyncio.run(run_hub(config, args.db, args.host, args.port))
-    except (SchemaError, StoreBusy) as exc:
-        print(f"kds serve: {exc}", file=sys.stderr)
-        return 2
-    return 0
+        config = _config(args.config)
+        from kds.store import SchemaError, StoreBusy
+
+        try:
+            asyncio.run(run_hub(config, args.db, args.host, args.port))
+        except (SchemaError, StoreBusy) as exc:
+            print(f"kds serve: {exc}", file=sys.stderr)
+            return 2
+        return 0
+    finally:
+        gc.enable()
 
 
 def cmd_db(args: argparse.Namespace) -> int:

@@ -31,6 +31,13 @@ def _dt(s: str | None) -> datetime | None:
     return datetime.fromisoformat(s) if s is not None else None
 
 
+_fromiso = datetime.fromisoformat
+_TICKET_STATES: dict[str, TicketState] = {s.value: s for s in TicketState}
+_ITEM_CHANGES: dict[str, ItemChange] = {c.value: c for c in ItemChange}
+_PRIORITIES: dict[str, Priority] = {p.value: p for p in Priority}
+"""Enum members by value: a lookup, not an enum call, for each of the thousands of tickets and items restored."""
+
+
 @dataclass(slots=True)
 class Item:
     """One order line, routed to one station."""
@@ -83,26 +90,29 @@ class Item:
     @classmethod
     def from_wire(cls, d: dict[str, Any]) -> Item:
         """Rebuild from an `ItemView` dict (database restore, client views)."""
+        # Positional, in the order of the fields: a restart rebuilds tens of thousands of items.
+        done = d["done_at"]
+        change = d["change"]
         return cls(
-            id=d["id"],
-            sku=d["sku"],
-            name=d["name"],
-            name_zh=d["name_zh"],
-            qty=d["qty"],
-            weight_g=d["weight_g"],
-            cook=d["cook"],
-            cook_name=d["cook_name"],
-            fee_cents=d["fee_cents"],
-            modifiers=list(d["modifiers"]),
-            allergens=list(d["allergens"]),
-            note=d["note"],
-            tag=d["tag"],
-            station=d["station"],
-            unrouted=d["unrouted"],
-            removed=d["removed"],
-            done_at=_dt(d["done_at"]),
-            change=ItemChange(d["change"]) if d["change"] else None,
-            declared_allergens=list(d.get("declared_allergens", [])),
+            d["id"],
+            d["sku"],
+            d["name"],
+            d["name_zh"],
+            d["qty"],
+            d["weight_g"],
+            d["cook"],
+            d["cook_name"],
+            d["fee_cents"],
+            list(d["modifiers"]),
+            list(d["allergens"]),
+            d["note"],
+            d["tag"],
+            d["station"],
+            d["unrouted"],
+            d["removed"],
+            _fromiso(done) if done is not None else None,
+            (_ITEM_CHANGES.get(change) or ItemChange(change)) if change else None,
+            list(d.get("declared_allergens", ())),
         )
 
 
@@ -137,18 +147,18 @@ class Ticket:
     @classmethod
     def from_wire(cls, d: dict[str, Any]) -> Ticket:
         """Rebuild from a `TicketView` dict."""
-        created = _dt(d["created_at"])
-        assert created is not None
+        state = d["state"]
+        started, done, recalled, amended = d["started_at"], d["done_at"], d["recalled_at"], d["amended_at"]
         return cls(
-            id=d["id"],
-            station=d["station"],
-            state=TicketState(d["state"]),
-            items=list(d["items"]),
-            created_at=created,
-            started_at=_dt(d["started_at"]),
-            done_at=_dt(d["done_at"]),
-            recalled_at=_dt(d["recalled_at"]),
-            amended_at=_dt(d["amended_at"]),
+            d["id"],
+            d["station"],
+            _TICKET_STATES.get(state) or TicketState(state),
+            list(d["items"]),
+            _fromiso(d["created_at"]),
+            _fromiso(started) if started is not None else None,
+            _fromiso(done) if done is not None else None,
+            _fromiso(recalled) if recalled is not None else None,
+            _fromiso(amended) if amended is not None else None,
         )
 
 
@@ -486,7 +496,9 @@ class Order:
         created = _dt(d["created_at"])
         updated = _dt(d["updated_at"])
         assert created is not None and updated is not None
-        tickets = [Ticket.from_wire(t) for t in d["tickets"]]
+        ticket = Ticket.from_wire
+        item = Item.from_wire
+        priority = d["priority"]
         return cls(
             id=d["id"],
             number=d["number"],
@@ -495,12 +507,12 @@ class Order:
             channel=d["channel"],
             fulfilment=d["fulfilment"],
             customer=d["customer"],
-            priority=Priority(d["priority"]),
+            priority=_PRIORITIES.get(priority) or Priority(priority),
             note=d["note"],
             created_at=created,
             updated_at=updated,
-            items=[Item.from_wire(i) for i in d["items"]],
-            tickets={t.station: t for t in tickets},
+            items=[item(i) for i in d["items"]],
+            tickets={t.station: t for t in map(ticket, d["tickets"])},
             version=d["version"],
             called_at=_dt(d["called_at"]),
             handed_over_at=_dt(d["handed_over_at"]),

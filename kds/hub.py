@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from kds.config import Channel, Device, Role, StoreConfig
 from kds.domain import DomainError, Item, Order, Ticket
-from kds.jsontext import dumps
+from kds.jsontext import dumps, loads
 from kds.printing import Banner, PrintJob, claim_items, live_tickets, station_jobs, station_printers
 from kds.privacy import SEES_CUSTOMER, order_for, redact_json
 from kds.protocol import (
@@ -99,6 +99,17 @@ def _kitchen_frame(ev: dict[str, Any], payload: str) -> str:
     return redact_json(ev["order"], payload, rebuild=lambda shown: _dumps({**ev, "order": shown}))
 
 
+def stored_json(text: str) -> Any:
+    """Parse JSON the hub stored (order documents, event frames) with orjson, several times faster than the
+    standard library; the standard library parses what orjson refuses (`NaN`, a lone surrogate's escape: none of
+    it written by the hub). The one difference in what both accept, an integer past 64 bits (orjson gives a float),
+    is not in the hub's JSON either: orjson does not write one, and every integer of an order is bounded."""
+    try:
+        return loads(text)
+    except ValueError:
+        return json.loads(text)
+
+
 _HEAD_KEYS = ("id", "key", "number", "source", "status", "status_seq", "status_at", "status_ready")
 
 
@@ -114,8 +125,8 @@ def _event_head(payload: str) -> dict[str, Any] | None:
     if end < 0:
         return None
     try:
-        ev = json.loads(payload[:start] + "}")
-        doc = json.loads(payload[start + 9 : end] + "}")
+        ev = stored_json(payload[:start] + "}")
+        doc = stored_json(payload[start + 9 : end] + "}")
     except ValueError:
         return None
     if not isinstance(ev, dict) or not ev.get("stations") or not isinstance(doc, dict):
@@ -517,7 +528,7 @@ class OrderHub:
 
     def _record_from_payload(self, s: int, payload: str, ev: dict[str, Any] | None = None) -> EventRecord:
         if ev is None:
-            ev = _event_head(payload) or json.loads(payload)
+            ev = _event_head(payload) or stored_json(payload)
         doc = ev["order"]
         status = OrderStatus(doc["status"])
         rec = EventRecord(

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, SQLModel
 
-from kds.hub import EventRecord, StoredOrder, collector_paused
+from kds.hub import EventRecord, StoredOrder, collector_paused, stored_json
 from kds.printing import Banner, JobMark, JobState, Layout, PrintJob
 from kds.protocol import EventKind
 
@@ -759,7 +759,7 @@ class Store:
                 # and counted in `seq`, or in neither (and followed later as an event after `seq`).
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
             docs: list[dict[str, Any]] = [
-                StoredOrder(row[0], json.loads(row[0]))
+                StoredOrder(row[0], stored_json(row[0]))
                 for row in conn.execute(
                     sa.select(o.c.doc)
                     .where(o.c.store_id == self.store_id)

@@ -16,7 +16,7 @@ import pytest
 
 import kds.store as store_module
 from kds.config import StoreConfig
-from kds.hub import Decision, EventRecord, OrderHub, Session
+from kds.hub import Decision, EventRecord, OrderHub, Session, StoredOrder, _event_head
 from kds.protocol import Event, EventKind, OrderStatus, StatusChanged, Welcome
 from kds.store import Store
 from tests.conftest import app_order, shelf_order
@@ -804,3 +804,68 @@ def test_restore_from_the_store_rebuilds_the_same_state(config: StoreConfig, tmp
         again.submit("kiosk-1", app_order("next", channel="kiosk", fulfilment={"type": "pickup"}))["number"] == "K006"
     )
     assert again.hub.seq == h1.seq + 1
+
+
+def test_restored_orders_are_sent_as_stored_until_they_change(config: StoreConfig, tmp_path: Path) -> None:
+    """A restored order goes into snapshots as the text read from the database (not made into JSON again) only
+    while it is unchanged, and only when that text is what the hub writes; any change is sent as it is now."""
+    core = Core(config)
+    _traffic(core)
+    store = Store(tmp_path / "texts.sqlite3", store_id=config.store.id)
+    store.create_schema()
+    for d in core.decisions:
+        store.commit(d.events)
+        for r in d.events:
+            r.committed()
+    docs, events, seq, keys = store.load(now=core.clock.t, replay_window=20_000)
+    store.close()
+    assert all(isinstance(d, StoredOrder) and json.loads(d.text) == d for d in docs)
+    # A document of an older version (without the fields added since) is not sent as stored.
+    old = next(d for d in docs if d["channel"] == "app" and d["status"] != "cancelled")
+    text = json.loads(old.text)
+    del text["amend_refs"], text["items"][0]["declared_allergens"]
+    docs[docs.index(old)] = StoredOrder(json.dumps(text), text)
+    again = Core(config, clock=Clock(core.clock.t))
+    again.hub.restore(docs, events, seq, keys)
+    assert set(again.hub._texts) == {d["id"] for d in docs} - {old["id"]}
+    for device in ("counter-1", "wok-1", "monitor-1"):
+        _, w, _ = again.hello(device)
+        assert w["snapshot"]["orders"] and all(o == again.order(o["id"]) for o in w["snapshot"]["orders"])
+    # Changed after the restore (the same object, a new version): the snapshot has the change.
+    oid = next(o for o in again.hub.orders.values() if o.is_open and "wok" in o.tickets).id
+    again.act("wok-1", "ticket.start", ticket_id=f"{oid}/wok")
+    for device in ("counter-1", "wok-1"):
+        _, w, _ = again.hello(device)
+        shown = {o["id"]: o for o in w["snapshot"]["orders"]}
+        assert shown[oid]["tickets"] == again.order(oid)["tickets"]
+        assert shown[oid]["version"] == again.order(oid)["version"]
+        assert all(o == again.order(o["id"]) for o in shown.values())
+
+
+def test_a_stored_event_is_restored_the_same_whatever_its_layout(config: StoreConfig) -> None:
+    """Restoring reads a stored event without its order's items and tickets when it is laid out as the hub writes
+    it; any other layout (no stations, the order's fields in another order) is parsed whole, with the same result."""
+    core = Core(config)
+    _traffic(core)
+    hub = OrderHub(config, clock=core.clock)
+    for rec in core.events:
+        ev = json.loads(rec.frame)
+        assert _event_head(rec.frame) is not None
+        again = hub._record_from_payload(rec.seq, rec.frame)
+        whole = hub._record_from_payload(rec.seq, rec.frame, ev)
+        reordered = json.dumps({**ev, "order": dict(reversed(list(ev["order"].items())))}, separators=(",", ":"))
+        other = hub._record_from_payload(rec.seq, reordered)
+        for r in (again, other):
+            assert (r.seq, r.at, r.kind, r.order_id, r.source, r.stations, r.status, r.status_frame) == (
+                whole.seq,
+                whole.at,
+                whole.kind,
+                whole.order_id,
+                whole.source,
+                whole.stations,
+                whole.status,
+                whole.status_frame,
+            )
+        assert again.size == whole.size
+        bare = hub._record_from_payload(rec.seq, json.dumps({**ev, "stations": []}, separators=(",", ":")))
+        assert bare.stations == frozenset(t["station"] for t in ev["order"]["tickets"])
