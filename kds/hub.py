@@ -162,9 +162,10 @@ def _as_written(doc: dict[str, Any], order: Order) -> bool:
     the status it derives (a document of an older version, with fields missing, is made into JSON again)."""
     return (
         list(doc) == _ORDER_KEYS
-        and doc["status"] == order.status.value
-        and all(len(i) == _ITEM_KEYS for i in doc["items"])
-        and all(len(t) == _TICKET_KEYS for t in doc["tickets"])
+        and order.progress is not None
+        and doc["status"] == order.progress.value  # (`Order.from_wire` derives it)
+        and all(map(_ITEM_KEYS.__eq__, map(len, doc["items"])))
+        and all(map(_TICKET_KEYS.__eq__, map(len, doc["tickets"])))
     )
 
 
