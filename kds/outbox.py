@@ -66,19 +66,26 @@ class Outbox:
         self._sending = False
         self._task: asyncio.Task[None] | None = None
         self._waiting_since: float | None = None
+        self.corked: list[bytes] = []
+        """Frames of the batch being delivered, written together by `flush` (see `put`'s `cork`)."""
+        self.corked_bytes = 0
 
     def buffered(self) -> int:
         """Bytes waiting here and in the transport's write buffer."""
         transport = self.conn.transport
-        return self.queued + (transport.get_write_buffer_size() if transport is not None else 0)
+        return self.queued + self.corked_bytes + (transport.get_write_buffer_size() if transport is not None else 0)
 
     def held(self) -> int:
         """Bytes that count against the caps: `buffered` less the welcome frames still waiting."""
         return self.buffered() - self.welcome_queued
 
-    def put(self, frame: bytes | Encoded, *, welcome: bool = False) -> bool:
+    def put(self, frame: bytes | Encoded, *, welcome: bool = False, cork: list[Outbox] | None = None) -> bool:
         """Send a text frame (its UTF-8 bytes, or `Encoded`), now or when the connection drains. False: over the cap
-        (nothing queued). `welcome`: a frame of the welcome (or its snapshot pages), which the cap does not count."""
+        (nothing queued). `welcome`: a frame of the welcome (or its snapshot pages), which the cap does not count.
+
+        `cork`: the frames of a batch of decisions are held and written at once by `flush` (this outbox joins the
+        list): a screen that gets forty events of one commit costs one write, not forty. The caller flushes every
+        outbox of the list before it gives the event loop a turn, so nothing else is written in between."""
         data = frame.data if isinstance(frame, Encoded) else frame
         if self.closed:
             return True
@@ -89,11 +96,19 @@ class Outbox:
             return False
         if not self.queue and not self._sending:
             transport = conn.transport
-            if transport is not None and transport.get_write_buffer_size() <= self.high_water:
-                if isinstance(frame, Encoded) and not conn.protocol.extensions:
+            if transport is not None and transport.get_write_buffer_size() + self.corked_bytes <= self.high_water:
+                if not conn.protocol.extensions:
                     # What websockets would write (nothing of its own waits: every send is flushed at once).
-                    transport.write(frame.wire())
+                    wire = (frame if isinstance(frame, Encoded) else Encoded(data)).wire()
+                    if cork is None:
+                        transport.write(wire)
+                        return True
+                    if not self.corked:
+                        cork.append(self)
+                    self.corked.append(wire)
+                    self.corked_bytes += len(wire)
                 else:
+                    self.flush()
                     conn.protocol.send_text(data)
                     conn.send_data()
                 return True
@@ -107,6 +122,17 @@ class Outbox:
             self._task = asyncio.get_running_loop().create_task(self._pump())
         return True
 
+    def flush(self) -> None:
+        """Write the corked frames (in one write)."""
+        if not self.corked:
+            return
+        data = self.corked[0] if len(self.corked) == 1 else b"".join(self.corked)
+        self.corked.clear()
+        self.corked_bytes = 0
+        transport = self.conn.transport
+        if not self.closed and transport is not None and self.conn.protocol.state is State.OPEN:
+            transport.write(data)
+
     def stalled_for(self, now: float) -> float:
         """Seconds the oldest waiting frame has waited without the connection taking any (0 when none waits)."""
         return 0.0 if self._waiting_since is None else now - self._waiting_since
@@ -114,6 +140,8 @@ class Outbox:
     def close(self) -> None:
         """Forget what waits (the connection is being closed) and stop the pump."""
         self.closed = True
+        self.corked.clear()
+        self.corked_bytes = 0
         self.queue.clear()
         self.queued = self.welcome_queued = 0
         self._waiting_since = None

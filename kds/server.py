@@ -118,6 +118,8 @@ class HubServer:
         self._collector = CollectorPolicy(started=time.monotonic())
         """When Python's cyclic garbage collector may walk the hub's memory (`kds.collector`)."""
         self._last_frame: float | None = None
+        self._cork: list[Outbox] | None = None
+        """While a committed batch is delivered: the outboxes holding its frames, flushed once it is (`Outbox.put`)."""
         self._marks: list[JobMark] = []
         """What the spooler did with jobs, stored with the next commit (`record_marks`)."""
         self._marked: asyncio.Future[None] | None = None
@@ -744,7 +746,7 @@ class HubServer:
             return
         try:
             data = frame.encode("utf-8") if isinstance(frame, str) else frame
-            if not link.outbox.put(data, welcome=welcome):
+            if not link.outbox.put(data, welcome=welcome, cork=self._cork):
                 self._close(
                     link,
                     CloseCode.TOO_SLOW,
@@ -865,9 +867,15 @@ class HubServer:
             self._print(jobs)
             for rec in records:
                 rec.committed()
-        for d, c in batch:
-            self._delivered(c)
-            self._deliver(d)
+        self._cork = []
+        try:
+            for d, c in batch:
+                self._delivered(c)
+                self._deliver(d)
+        finally:
+            corked, self._cork = self._cork, None
+            for outbox in corked:
+                outbox.flush()
 
     def _storage_failed(
         self, batch: list[tuple[Decision, ServerConnection | None]], window: Window, exc: Exception

@@ -95,3 +95,47 @@ async def test_compression_when_the_config_asks_for_it(config: StoreConfig, tmp_
     for got in (events, plain_events):
         assert [e["kind"] for e in got] == ["order.created"] * 3
         assert got[0] == got[1] == got[2]
+
+
+async def test_a_batch_of_events_written_together_arrives_whole_and_in_order(
+    config: StoreConfig, tmp_path: Path
+) -> None:
+    """Fifty orders sent at once are committed in few batches, and each batch's frames go to a screen in one write
+    (`Outbox.flush`): the screen still reads every event once, whole, in seq order, and the kiosk every answer."""
+    server = await _hub(config, tmp_path / "kds.sqlite3")
+    writes: list[int] = []
+    try:
+        screen = await ws_connect(server.url)
+        await screen.send(
+            json.dumps({"type": "hello", "device": "wok-1", "token": "dev-wok-1-token", "role": "kitchen"})
+        )
+        assert json.loads(await screen.recv())["type"] == "welcome"
+        link = next(k for k in server._links.values() if k.session is not None and k.session.device.id == "wok-1")
+        transport = link.conn.transport
+        write = transport.write
+        transport.write = lambda data: (writes.append(len(data)), write(data))[1]  # type: ignore[method-assign]
+        async with ws_connect(server.url) as kiosk:
+            await kiosk.send(
+                json.dumps({"type": "hello", "device": "kiosk-1", "token": "dev-kiosk-1-token", "role": "source"})
+            )
+            assert json.loads(await kiosk.recv())["type"] == "welcome"
+            order = {"channel": "kiosk", "fulfilment": {"type": "pickup"}, "items": [{"sku": "WOK-MAPO"}]}
+            for k in range(50):
+                await kiosk.send(
+                    json.dumps({"type": "order.submit", "ref": f"r{k}", "order": {**order, "key": f"c{k}"}})
+                )
+            answers = []
+            while len(answers) < 50:  # the kiosk also gets each order's status
+                frame = json.loads(await kiosk.recv())
+                if "ref" in frame:
+                    answers.append(frame)
+        events = [json.loads(await screen.recv()) for _ in range(50)]
+        await screen.close()
+    finally:
+        await server.stop()
+    assert [a["ref"] for a in answers] == [f"r{k}" for k in range(50)]
+    assert all(a["type"] == "order.accepted" for a in answers)
+    assert [e["order"]["key"] for e in events] == [f"c{k}" for k in range(50)]
+    seqs = [e["seq"] for e in events]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 50
+    assert len(writes) < 50, f"batches are written together ({len(writes)} writes for 50 events)"
