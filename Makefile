@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint bench bench-cluster bench-failover bench-reliability bench-soak serve simulate clean
+.PHONY: demo test lint bench bench-terminal bench-cluster bench-failover bench-reliability bench-soak serve simulate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check kds terminals printers tests bench
 	$(BIN)/mypy
 
+# The hub under the rush beside a bare relay and the durable floor (docs/performance.md), about 8 minutes;
+# PG=postgresql://USER:PASSWORD@127.0.0.1:5432/postgres adds the flat-out run on PostgreSQL.
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
