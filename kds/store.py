@@ -758,7 +758,7 @@ class Store:
                 # One snapshot for every read below: an order another hub commits meanwhile is either in the docs
                 # and counted in `seq`, or in neither (and followed later as an event after `seq`).
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
-            q = (
+            current = (
                 sa.select(o.c.created_at, o.c.doc)
                 .where(o.c.store_id == self.store_id)
                 .where(
@@ -771,10 +771,10 @@ class Store:
             if self.engine.dialect.name == "sqlite":
                 # Sorted here: SQLite sorted thousands of whole documents in a temporary b-tree (a tenth of the
                 # load). Its text order is Python's (binary); the database's own collation sorts elsewhere.
-                rows = sorted(conn.execute(q).all(), key=lambda r: str(r[0]))
+                found = sorted(conn.execute(current).all(), key=lambda r: str(r[0]))
             else:
-                rows = conn.execute(q.order_by(o.c.created_at)).all()
-            docs: list[dict[str, Any]] = [StoredOrder(r[1], stored_json(r[1])) for r in rows]
+                found = list(conn.execute(current.order_by(o.c.created_at)).all())
+            docs: list[dict[str, Any]] = [StoredOrder(r[1], stored_json(r[1])) for r in found]
             seq = conn.execute(sa.select(sa.func.max(e.c.seq)).where(e.c.store_id == self.store_id)).scalar() or 0
             tail: list[Any] = []
             budget = replay_bytes
