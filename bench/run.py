@@ -54,6 +54,9 @@ sys.path.insert(0, str(ROOT))
 from kds.config import StoreConfig, Transport, load_config  # noqa: E402
 
 TOKEN = "bench-token"
+PRINTING = True
+"""`--no-printers`: nothing listens where the printers are (the spooler finds them off and backs off): what printing
+costs the hub, by difference."""
 KEY = re.compile(rb'"key": ?"(bench-[^"]+)"')
 COMPRESSION: str | None = "deflate"
 """Per-message deflate offered by the probes and sources (as HubClient does) and accepted by the floor and relay."""
@@ -381,6 +384,7 @@ async def run_hub(
                 preexec_fn=_nice,  # a real printer has a processor of its own: the emulators take what is left
             )
             for pid, columns in _printers(config)
+            if PRINTING
         ]  # fmt: skip
         port = _free_port()
         path = bench_config(tmp, floor, ports)
@@ -400,7 +404,7 @@ async def run_hub(
             stdout=subprocess.DEVNULL,
         )  # fmt: skip
         try:
-            for p in ports.values():
+            for p in ports.values() if PRINTING else ():
                 await _wait_port(p)
             await _wait_port(port)
             result = await drive(
@@ -675,11 +679,16 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="runs of each kind, interleaved; medians are reported")
     ap.add_argument("--pg", default=None, help="PostgreSQL server URL for the flat-out run on PostgreSQL")
     ap.add_argument("--only", nargs="*", default=None, help="runs to make: paced200 paced500 flat (default: all)")
+    ap.add_argument(
+        "--no-printers", action="store_true", help="no printer answers (what printing costs, by difference)"
+    )
     ap.add_argument("--hub-only", action="store_true", help="the hub's runs only (no floor or relay): quick looks")
     ap.add_argument("--probe", nargs=3, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--relay-server", nargs=2, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--floor-server", nargs=2, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    global PRINTING
+    PRINTING = not args.no_printers
     if args.probe is not None:
         url, screens, path = args.probe
         asyncio.run(probe_main(url, [tuple(s) for s in json.loads(screens)], Path(path)))
