@@ -118,11 +118,6 @@ class HubServer:
         self._collector = CollectorPolicy(started=time.monotonic())
         """When Python's cyclic garbage collector may walk the hub's memory (`kds.collector`)."""
         self._last_frame: float | None = None
-        self._checkpoints: ThreadPoolExecutor | None = None
-        """SQLite: the thread that copies the WAL into the database file each second, off the commits' path."""
-        self._checkpointing: asyncio.Future[tuple[int, int] | None] | None = None
-        self.checkpoints = 0
-        """Checkpoints done (SQLite)."""
         self._cork: list[Outbox] | None = None
         """While a committed batch is delivered: the outboxes holding its frames, flushed once it is (`Outbox.put`)."""
         self._marks: list[JobMark] = []
@@ -195,8 +190,6 @@ class HubServer:
         await self._carry_out(self.cluster.start())
         if self.store.shared:
             self._join_store(loop)
-        if await loop.run_in_executor(self._executor, self.store.checkpoint_in_background):
-            self._checkpoints = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kds-checkpoint")
         self._committer = asyncio.create_task(self._commit_loop(), name="kds-committer")
         self._housekeeper = asyncio.create_task(self._housekeeping(), name="kds-housekeeping")
         self._server = await serve(
@@ -463,8 +456,6 @@ class HubServer:
                 self._flush_sync()
             except Exception as exc:
                 log.error("could not store what was pending at shutdown (nothing of it was acknowledged): %s", exc)
-        if self._checkpoints is not None:
-            self._checkpoints.shutdown(wait=True)
         self._executor.shutdown(wait=True)
         self.store.close()
         self.stopped.set()
@@ -485,11 +476,6 @@ class HubServer:
                 now = time.monotonic()
                 self._tick(now)
                 self._collect(now)
-                if self._checkpoints is not None and self._checkpointing is None:
-                    self._checkpointing = asyncio.get_running_loop().run_in_executor(
-                        self._checkpoints, self.store.checkpoint
-                    )
-                    self._checkpointing.add_done_callback(self._checkpointed)
                 if now - last_evict >= EVICT_EVERY_S:
                     last_evict = now
                     await self._evict(now)
@@ -518,15 +504,6 @@ class HubServer:
         self._quiet.forget(now)
         if self.store.shared and self.leading:
             await self._quiet_db(self.store.prune_relay)
-
-    def _checkpointed(self, fut: asyncio.Future[tuple[int, int] | None]) -> None:
-        self._checkpointing = None
-        if fut.cancelled():
-            return
-        if fut.exception() is not None:
-            self._log_quietly("checkpoint", f"database: checkpoint failed: {fut.exception()}")
-        elif fut.result() is not None:
-            self.checkpoints += 1
 
     def _collect(self, now: float) -> None:
         step = self._collector.tick(now, self._last_frame)

@@ -220,9 +220,6 @@ class Store:
         self._upsert: Any = None
         self._stmts: dict[str, str] = {}
         self.busy_timeout_ms = busy_timeout_ms
-        self.wal_autocheckpoint = 1000
-        """SQLite: pages the WAL may hold before a commit copies them into the database file (SQLite's default);
-        0 once the hub checkpoints in the background (`checkpoint_in_background`)."""
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", self._sqlite_pragmas)
 
@@ -232,25 +229,7 @@ class Store:
         # FULL: an acknowledged order survives a power cut too, not only a crash; batching pays for the fsyncs.
         cur.execute("PRAGMA synchronous=FULL")
         cur.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
-        cur.execute(f"PRAGMA wal_autocheckpoint={int(self.wal_autocheckpoint)}")
         cur.close()
-
-    def checkpoint_in_background(self) -> bool:
-        """SQLite: commits no longer copy the WAL into the database file themselves (the commit that did, every
-        thousand pages, took several times as long: the slowest orders of a rush); the caller runs `checkpoint`
-        regularly on a thread of its own instead. False (nothing to do) on PostgreSQL."""
-        if self.engine.dialect.name != "sqlite":
-            return False
-        self.wal_autocheckpoint = 0
-        self.engine.dispose()  # connections made before take the setting when they are made again
-        return True
-
-    def checkpoint(self) -> tuple[int, int] | None:
-        """SQLite: copy what the WAL holds into the database file without waiting for, or holding up, a commit
-        (`PRAGMA wal_checkpoint(PASSIVE)`). Returns (pages in the WAL, pages copied), or None when the WAL was busy."""
-        with self.engine.connect() as conn:
-            busy, log_pages, copied = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
-        return None if busy else (int(log_pages), int(copied))
 
     def create_schema(self) -> None:
         """Make the database ready for this hub: migrate an empty one; refuse one this hub cannot use.
