@@ -410,7 +410,7 @@ async def run_hub(
             result = await drive(
                 f"ws://127.0.0.1:{port}", floor, orders, tmp, rate=rate, in_flight=in_flight, server_pid=proc.pid
             )
-            result["printed"] = _printed(tmp, config)
+            result["printed"] = _printed(tmp)
             return result
         finally:
             if spy:
@@ -423,7 +423,7 @@ async def run_hub(
                 e.wait(timeout=10)
 
 
-def _printed(tmp: Path, config: StoreConfig) -> int | None:
+def _printed(tmp: Path) -> int | None:
     # The emulators write no files (--discard); the spooler's ledger in the hub's database says what printed.
     with contextlib.suppress(sqlite3.Error):
         db = sqlite3.connect(tmp / "bench.sqlite3")

@@ -66,8 +66,7 @@ class JobMark:
     reprint: bool
     at: datetime
     error: str | None = None
-    """QUEUED after a failed attempt: what went wrong (the attempt is counted). None for a job of a batch that was
-    never sent because one before it failed (not counted)."""
+    """QUEUED after a failed attempt: what went wrong (the attempt is counted)."""
 
 
 @dataclass(slots=True)
@@ -167,9 +166,9 @@ def claim_items(doc: dict[str, Any]) -> list[dict[str, Any]]:
 T = TypeVar("T")
 RunDb = Callable[[Callable[[], T]], Awaitable[T]]
 Notify = Callable[[str, PrinterState, str], None]
+"""`notify(printer_id, state, message)`: the spooler tells the hub a printer got into trouble or out of it."""
 RecordMarks = Callable[[Sequence["JobMark"]], Awaitable[None]]
 """Stores job marks with the hub's next commit (one transaction, one wait on the disk, for orders and printing)."""
-"""`notify(printer_id, state, message)`: the spooler tells the hub a printer got into trouble or out of it."""
 
 
 class JobLedger(Protocol):
@@ -180,8 +179,7 @@ class JobLedger(Protocol):
         ...
 
     def mark_jobs(self, marks: Sequence[JobMark]) -> None:
-        """Record what happened to jobs, in this order, in one transaction (the spooler groups the marks of all its
-        printers: one commit for many jobs)."""
+        """Record what happened to jobs, in this order, in one transaction."""
         ...
 
     def jobs_moved(self, job_ids: Sequence[int], target: str, at: datetime) -> None:

@@ -160,11 +160,6 @@ class Spooler:
         self._workers: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
         self._threads = ThreadPoolExecutor(max_workers=len(self.printers) + 1, thread_name_prefix="kds-print")
-        self._marks: list[JobMark] = []
-        """Marks waiting for the ledger: every printer's, written together in one transaction (`_mark`)."""
-        self._flushed: asyncio.Future[None] | None = None
-        """Resolved when the marks waiting now are stored."""
-        self._flushes: set[asyncio.Task[None]] = set()
 
     # ---------------------------------------------------------------- lifecycle (PrintSink)
 
@@ -220,11 +215,6 @@ class Spooler:
             with contextlib.suppress(asyncio.CancelledError):
                 await w
         self._workers = []
-        for f in list(self._flushes):  # marks not stored: their jobs are printed again (REPRINT) at the next start
-            f.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await f
-        self._marks, self._flushed = [], None
         await self.renderer.close()
         self._threads.shutdown(wait=False, cancel_futures=True)
 
@@ -345,35 +335,14 @@ class Spooler:
         await self._pause(p.delay())
 
     async def _mark(self, marks: list[JobMark]) -> None:
-        """Store marks in the ledger, together with those of the other printers that wait at the same moment (one
-        transaction for them all: a rush makes thousands of jobs, and each commit waits on the disk)."""
+        """Store marks: with the hub's next commit (`record`, which groups those of every printer with the orders'
+        events: one transaction, one wait on the disk), else in a transaction of their own."""
         if not marks:
             return
-        self._marks.extend(marks)
-        if self._flushed is None:
-            loop = asyncio.get_running_loop()
-            self._flushed = loop.create_future()
-            task = loop.create_task(self._flush(self._flushed))
-            self._flushes.add(task)
-            task.add_done_callback(self._flushes.discard)
-        await asyncio.shield(self._flushed)
-
-    async def _flush(self, flushed: asyncio.Future[None]) -> None:
-        await asyncio.sleep(0)  # let the other printers that are ready add theirs
-        marks, self._marks, self._flushed = self._marks, [], None
-        try:
-            if self._record is not None:
-                await self._record(marks)
-            else:
-                await self._db(lambda: self._ledger_().mark_jobs(marks))
-        except asyncio.CancelledError:
-            flushed.cancel()
-            raise
-        except Exception as exc:
-            flushed.set_exception(exc)
-            flushed.exception()  # the workers waiting for it see it; nobody else need (no "never retrieved")
+        if self._record is not None:
+            await self._record(marks)
         else:
-            flushed.set_result(None)
+            await self._db(lambda: self._ledger_().mark_jobs(marks))
 
     def _ledger_(self) -> JobLedger:
         assert self._ledger is not None
