@@ -729,6 +729,17 @@ def test_resume_older_than_the_window_gets_a_snapshot(config: StoreConfig) -> No
 # ============================================================================================ restore
 
 
+def _stored(core: Core, path: Path) -> Store:
+    """A store holding what the core decided, committed as the server does: each decision's events, in order."""
+    store = Store(path, store_id=core.hub.config.store.id)
+    store.create_schema()
+    for d in core.decisions:
+        store.commit(d.events)
+        for r in d.events:
+            r.committed()
+    return store
+
+
 @pytest.mark.parametrize("bound", ["bytes", "events"])
 def test_a_restored_replay_log_keeps_what_the_live_one_kept(
     config: StoreConfig, tmp_path: Path, bound: str, monkeypatch: pytest.MonkeyPatch
@@ -743,12 +754,7 @@ def test_a_restored_replay_log_keeps_what_the_live_one_kept(
     for k in range(300):
         core.clock.advance(1)
         core.submit("app-backend", app_order(f"big-{k}", note="gate 3, " * 40))
-    store = Store(tmp_path / "tail.sqlite3", store_id=config.store.id)
-    store.create_schema()
-    for d in core.decisions:
-        store.commit(d.events)
-        for r in d.events:
-            r.committed()
+    store = _stored(core, tmp_path / "tail.sqlite3")
     kept = [r.seq for r in core.hub.log]
     assert 1 < len(kept) < 300 and kept[-1] == 300
     docs, events, seq, keys = store.load(
@@ -767,12 +773,7 @@ def test_restore_from_the_store_rebuilds_the_same_state(config: StoreConfig, tmp
     _traffic(core)
     core.clock.advance(30)
     core.submit("shelf-1", shelf_order("r-last"))
-    store = Store(tmp_path / "restore.sqlite3", store_id=config.store.id)
-    store.create_schema()
-    for d in core.decisions:  # what the server does: commit each decision's events, in order
-        store.commit(d.events)
-        for r in d.events:
-            r.committed()
+    store = _stored(core, tmp_path / "restore.sqlite3")
     assert store.count_events() == core.hub.seq
 
     again = Core(config, clock=Clock(core.clock.t))
@@ -811,12 +812,7 @@ def test_restored_orders_are_sent_as_stored_until_they_change(config: StoreConfi
     while it is unchanged, and only when that text is what the hub writes; any change is sent as it is now."""
     core = Core(config)
     _traffic(core)
-    store = Store(tmp_path / "texts.sqlite3", store_id=config.store.id)
-    store.create_schema()
-    for d in core.decisions:
-        store.commit(d.events)
-        for r in d.events:
-            r.committed()
+    store = _stored(core, tmp_path / "texts.sqlite3")
     docs, events, seq, keys = store.load(now=core.clock.t, replay_window=20_000)
     store.close()
     assert all(isinstance(d, StoredOrder) and json.loads(d.text) == d for d in docs)
