@@ -87,6 +87,13 @@ class Channel(StrEnum):
     SHELF = "shelf"
 
 
+class Language(StrEnum):
+    """The language of a device's screen and of the tickets its store prints."""
+
+    EN = "en"
+    ZH = "zh"
+
+
 class SoldBy(StrEnum):
     """How a catalogue item is sold: per piece, or weighed (live seafood, meat)."""
 
@@ -108,6 +115,9 @@ class StoreInfo(_Strict):
     default_station: Ident
     """Where an item goes when neither its cooking method, SKU nor category names a station
     (flagged unrouted)."""
+    language: Language = Language.EN
+    """The language of every screen that does not choose its own (`[[devices]] language`), and of printed
+    tickets unless a printer chooses its own (`[[printers]] language`)."""
 
 
 class Timers(_Strict):
@@ -155,6 +165,37 @@ class CookingMethod(_Strict):
     station: Ident
     fee_cents: int = Field(default=0, ge=0)
     """Processing fee per item line, in the store currency's minor unit."""
+
+
+class Allergen(_Strict):
+    """An allergen the store declares: the only words the hub accepts in `allergens` (of a catalogue item, and of
+    a customer's declaration on an order line), shown and printed by name in the device's language."""
+
+    id: Ident
+    name: str = Field(min_length=1)
+    name_zh: str = Field(min_length=1)
+
+
+MAJOR_ALLERGENS: tuple[Allergen, ...] = tuple(
+    Allergen(id=i, name=n, name_zh=z)
+    for i, n, z in (
+        ("peanut", "Peanut", "花生"),
+        ("tree_nuts", "Tree nuts", "坚果"),
+        ("dairy", "Milk / dairy", "乳制品"),
+        ("egg", "Egg", "蛋"),
+        ("fish", "Fish", "鱼"),
+        ("shellfish", "Shellfish", "甲壳类"),
+        ("mollusc", "Mollusc", "软体贝类"),
+        ("gluten", "Gluten (wheat)", "麸质(小麦)"),
+        ("soy", "Soy", "大豆"),
+        ("sesame", "Sesame", "芝麻"),
+        ("celery", "Celery", "芹菜"),
+        ("mustard", "Mustard", "芥末"),
+        ("sulphites", "Sulphites", "亚硫酸盐"),
+        ("lupin", "Lupin", "羽扇豆"),
+    )
+)
+"""The store's allergens when its config declares none: the major allergens (EU 14 / GB 7718 groups)."""
 
 
 class CatalogueItem(_Strict):
@@ -209,6 +250,8 @@ class Printer(_Strict):
     columns: int = Field(default=48, ge=24, le=64)
     gb18030: bool = False
     """True when the printer has a GB18030 (Chinese) font; other printers get such lines as images."""
+    language: Language | None = None
+    """The language of this printer's tickets; the store's (`[store] language`) when not given."""
     profile: str = Field(default="default", min_length=1)
     """python-escpos capability profile (`default`, `TM-T20II`, `POS-5890`…): QR codes, cutter, code pages."""
     status_query: bool = True
@@ -255,7 +298,11 @@ class Device(_Strict):
     channels: tuple[Channel, ...] = ()
     """Channels a source (or counter) may submit orders on."""
     keymap: dict[str, str] = Field(default_factory=dict)
-    """Per-device key bindings for bump bars (used by the terminals)."""
+    """Per-device key bindings for bump bars (used by the terminals), added to the default keys."""
+    keymap_replaces_defaults: bool = False
+    """True: the device's keymap is the whole keymap (the default keys are dropped)."""
+    language: Language | None = None
+    """The language of this device's screen; the store's (`[store] language`) when not given."""
 
     _secret: str | None = PrivateAttr(default=None)
     """The plain token when it is known: `token`, or what `token_env` or `token_file` held at load."""
@@ -446,6 +493,8 @@ class StoreConfig(_Strict):
     stations: tuple[Station, ...] = Field(min_length=1)
     categories: tuple[Category, ...] = ()
     methods: tuple[CookingMethod, ...] = ()
+    allergens: tuple[Allergen, ...] = MAJOR_ALLERGENS
+    """The allergens this store declares (`[[allergens]]`); the major allergens when the config lists none."""
     catalogue: tuple[CatalogueItem, ...] = Field(min_length=1)
     printers: tuple[Printer, ...] = ()
     devices: tuple[Device, ...] = Field(min_length=1)
@@ -478,6 +527,15 @@ class StoreConfig(_Strict):
         """The printer with this id, if any."""
         return self._index().printers.get(printer_id)
 
+    def allergen(self, allergen_id: str) -> Allergen | None:
+        """The declared allergen with this id, if any."""
+        return self._index().allergens.get(allergen_id)
+
+    def language_of(self, device_id: str | None) -> Language:
+        """The language of a device's screen: its own, else the store's."""
+        dev = self.device(device_id) if device_id else None
+        return dev.language if dev is not None and dev.language is not None else self.store.language
+
     def _index(self) -> _Index:
         cached: _Index | None = self.__dict__.get("_idx")
         if cached is None:
@@ -488,6 +546,7 @@ class StoreConfig(_Strict):
                 {c.id: c for c in self.categories},
                 {d.id: d for d in self.devices},
                 {p.id: p for p in self.printers},
+                {a.id: a for a in self.allergens},
             )
             object.__setattr__(self, "_idx", cached)  # frozen model: cache outside the fields
         return cached
@@ -501,6 +560,7 @@ class _Index:
     categories: dict[str, Category]
     devices: dict[str, Device]
     printers: dict[str, Printer]
+    allergens: dict[str, Allergen]
 
 
 @dataclass(frozen=True, slots=True)
@@ -646,6 +706,7 @@ class _Parts:
     stations: list[tuple[int, Station]]
     categories: list[tuple[int, Category]]
     methods: list[tuple[int, CookingMethod]]
+    allergens: list[tuple[int, Allergen]]
     catalogue: list[tuple[int, CatalogueItem]]
     printers: list[tuple[int, Printer]]
     devices: list[tuple[int, Device]]
@@ -659,6 +720,7 @@ def _parts_of(cfg: StoreConfig) -> _Parts:
         list(enumerate(cfg.stations)),
         list(enumerate(cfg.categories)),
         list(enumerate(cfg.methods)),
+        list(enumerate(cfg.allergens)),
         list(enumerate(cfg.catalogue)),
         list(enumerate(cfg.printers)),
         list(enumerate(cfg.devices)),
@@ -666,6 +728,7 @@ def _parts_of(cfg: StoreConfig) -> _Parts:
             "stations": list(enumerate(s.id for s in cfg.stations)),
             "categories": list(enumerate(c.id for c in cfg.categories)),
             "methods": list(enumerate(m.id for m in cfg.methods)),
+            "allergens": list(enumerate(a.id for a in cfg.allergens)),
             "catalogue": list(enumerate(i.sku for i in cfg.catalogue)),
             "printers": list(enumerate(p.id for p in cfg.printers)),
             "devices": list(enumerate(d.id for d in cfg.devices)),
@@ -679,8 +742,10 @@ def _salvage(raw: dict[str, Any], context: dict[str, Any]) -> _Parts:
 
     def section(name: str, model: type[_M], key: str = "id") -> list[tuple[int, _M]]:
         if name not in raw:
-            ids[name] = None if StoreConfig.model_fields[name].is_required() else []
-            return []
+            f = StoreConfig.model_fields[name]
+            default = () if f.is_required() else f.get_default(call_default_factory=True)
+            ids[name] = None if f.is_required() else [(k, getattr(e, key)) for k, e in enumerate(default)]
+            return list(enumerate(default))
         entries = raw[name]
         if not isinstance(entries, list):
             ids[name] = None
@@ -709,6 +774,7 @@ def _salvage(raw: dict[str, Any], context: dict[str, Any]) -> _Parts:
         section("stations", Station),
         section("categories", Category),
         section("methods", CookingMethod),
+        section("allergens", Allergen),
         section("catalogue", CatalogueItem, key="sku"),
         section("printers", Printer),
         section("devices", Device),
@@ -738,6 +804,7 @@ def _cross_check(parts: _Parts) -> Iterable[ConfigProblem]:
     for name, key in (
         ("stations", "id"),
         ("methods", "id"),
+        ("allergens", "id"),
         ("categories", "id"),
         ("printers", "id"),
         ("devices", "id"),
@@ -787,6 +854,9 @@ def _cross_check(parts: _Parts) -> Iterable[ConfigProblem]:
         for j, m in enumerate(it.methods):
             if unknown("methods", m):
                 yield ConfigProblem((*here, "methods", j), f"unknown cooking method {m!r}")
+        for j, a in enumerate(it.allergens):
+            if unknown("allergens", a):
+                yield ConfigProblem((*here, "allergens", j), f"unknown allergen {a!r} (not in [[allergens]])")
         for m, fee in it.method_fees.items():
             if m not in it.methods:
                 yield ConfigProblem((*here, "method_fees", m), "fee for a method the item does not allow")

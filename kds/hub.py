@@ -949,7 +949,7 @@ class OrderHub:
     def _check_items(self, loc: tuple[str | int, ...], items: list[ItemIn]) -> list[Problem]:
         problems: list[Problem] = []
         for k, it in enumerate(items):
-            problems.extend(check_item(self.config, (*loc, k), it.sku, it.weight_g, it.cook))
+            problems.extend(check_item(self.config, (*loc, k), it.sku, it.weight_g, it.cook, it.allergens))
         return problems
 
     def _invalid(self, session: Session, ref: str | None, problems: list[Problem]) -> Decision:

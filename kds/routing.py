@@ -6,6 +6,7 @@ default station with the item flagged `unrouted`. An item is never dropped.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,13 +56,26 @@ class Problem:
 
 
 def check_item(
-    config: StoreConfig, loc: tuple[str | int, ...], sku: str, weight_g: int | None, cook: str | None
+    config: StoreConfig,
+    loc: tuple[str | int, ...],
+    sku: str,
+    weight_g: int | None,
+    cook: str | None,
+    allergens: Sequence[str] = (),
 ) -> list[Problem]:
-    """Every problem of one item against the catalogue: unknown SKU, weight, cooking method."""
+    """Every problem of one item against the catalogue: unknown SKU, weight, cooking method, and allergens the
+    store does not declare (`[[allergens]]`: free text such as `peanutt`, `花生` or `cut_in_half` is refused)."""
     item: CatalogueItem | None = config.item(sku)
-    if item is None:
-        return [Problem((*loc, "sku"), f"unknown SKU {sku!r}")]
     problems: list[Problem] = []
+    for j, a in enumerate(allergens):
+        if config.allergen(a) is None:
+            what = f"{item.name} ({sku})" if item is not None else repr(sku)
+            known = ", ".join(x.id for x in config.allergens)
+            problems.append(
+                Problem((*loc, "allergens", j), f"unknown allergen {a!r} on {what}; the store's allergens: {known}")
+            )
+    if item is None:
+        return [Problem((*loc, "sku"), f"unknown SKU {sku!r}"), *problems]
     if item.sold_by is SoldBy.WEIGHT:
         lo, hi = item.min_weight_g, item.max_weight_g
         if weight_g is None:

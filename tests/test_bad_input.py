@@ -248,6 +248,23 @@ CASES: list[Case] = [
     ),
     Case("weighed-without-weight", submit_item("r-now", weight_g=None), ORD, (*ITEM0, "weight_g"), "r-now"),
     Case("unknown-sku", submit_item("r-sku", {"sku": "UNICORN-STEAK"}), ORD, (*ITEM0, "sku"), "r-sku"),
+    # --- allergens: only the store's declared ones ([[allergens]]); free text and typos are refused
+    Case("allergen-typo", submit_item("r-alg1", allergens=["peanutt"]), ORD, (*ITEM0, "allergens", 0), "r-alg1"),
+    Case("allergen-chinese", submit_item("r-alg2", allergens=["花生"]), ORD, (*ITEM0, "allergens", 0), "r-alg2"),
+    Case(
+        "allergen-free-text",
+        submit_item("r-alg3", allergens=["shellfish", "cut_in_half"]),
+        ORD,
+        (*ITEM0, "allergens", 1),
+        "r-alg3",
+    ),
+    Case(
+        "allergen-on-second-item",
+        submit("r-alg4", items=[LOBSTER, {**LOBSTER, "allergens": ["Peanut"]}]),
+        ORD,
+        ("order", "items", 1, "allergens", 0),
+        "r-alg4",
+    ),
     Case("unknown-cook", submit_item("r-cook", cook="deep_fried_twice"), ORD, (*ITEM0, "cook"), "r-cook"),
     Case("cook-not-for-sku", submit_item("r-cookno", cook="grilled"), ORD, (*ITEM0, "cook"), "r-cookno"),
     Case("cook-missing", submit_item("r-nocook", {"sku": "CRAB-HAIRY"}), ORD, (*ITEM0, "cook"), "r-nocook"),

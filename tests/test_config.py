@@ -12,7 +12,6 @@ from kds.config import ConfigError, ConfigProblem, Role, SoldBy, StoreConfig, lo
 
 SAMPLE = Path(__file__).resolve().parents[1] / "config" / "store.toml"
 
-ALLERGENS = {"shellfish", "fish", "gluten", "dairy", "egg", "peanut", "soy", "sesame", "tree_nuts"}
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
@@ -124,7 +123,7 @@ def test_catalogue_is_big_bilingual_and_well_formed(sample: StoreConfig) -> None
         assert CJK.search(it.name_zh), it.sku
         assert it.price_cents > 0, it.sku
         assert it.barcode is not None and _ean13_ok(it.barcode), it.sku
-        assert set(it.allergens) <= ALLERGENS, it.sku
+        assert all(sample.allergen(a) is not None for a in it.allergens), it.sku
     barcodes = [it.barcode for it in items]
     assert len(set(barcodes)) == len(barcodes)
     by_category = {c.id: [it for it in items if it.category == c.id] for c in sample.categories}
@@ -441,6 +440,15 @@ def test_references_to_badly_typed_entries_are_not_reported_as_unknown(tmp_path:
         ('token = "dev-bar-1-token"', 'token = "short"', ("devices", "bar-1", "token"), "at least 8"),
         ('id = "kiosk-2"', 'id = "Kiosk 2"', ("devices", "Kiosk 2", "id"), "pattern"),
         ('sku = "BAK-EGGTART"', 'sku = "bak-eggtart"', ("catalogue", "bak-eggtart", "sku"), "pattern"),
+        (
+            'allergens = ["peanut", "soy"]',
+            'allergens = ["peanutt", "soy"]',
+            ("catalogue", "WOK-KUNGPAO", "allergens", 0),
+            "unknown allergen 'peanutt'",
+        ),
+        ('id = "lupin"', 'id = "sesame"', ("allergens", "sesame", "id"), "duplicate id"),
+        ('name_zh = "芝麻"', 'name_zh = ""', ("allergens", "sesame", "name_zh"), "at least 1"),
+        ('language = "en"', 'language = "fr"', ("store", "language"), "'zh'"),
     ],
 )
 def test_one_mistake_in_the_sample_gives_exactly_one_problem(
@@ -495,3 +503,25 @@ def test_a_directory_is_not_a_config(tmp_path: Path) -> None:
         load_config(tmp_path)
     assert len(info.value.problems) == 1
     assert "cannot read file" in info.value.problems[0].msg
+
+
+def test_the_store_declares_its_allergens_in_both_languages(sample: StoreConfig) -> None:
+    ids = {a.id for a in sample.allergens}
+    assert {"peanut", "tree_nuts", "dairy", "egg", "fish", "shellfish", "gluten", "soy", "sesame"} <= ids
+    for a in sample.allergens:
+        assert a.name and not CJK.search(a.name), a.id
+        assert CJK.search(a.name_zh), a.id
+
+
+def test_a_config_without_allergens_gets_the_major_ones_and_languages_default_to_the_store(tmp_path: Path) -> None:
+    text = SAMPLE.read_text(encoding="utf-8")
+    start = text.index("\n[[allergens]]\n")
+    end = text.index("# ----", start)
+    cut = text[:start] + text[end:]
+    cut = cut.replace('language = "en"', 'language = "zh"', 1)
+    cut = cut.replace('id = "wok-2"\n', 'id = "wok-2"\nlanguage = "en"\n', 1)
+    cfg = _load_text(tmp_path, cut)
+    assert cfg.allergen("peanut") is not None and cfg.allergen("peanut").name_zh == "花生"  # type: ignore[union-attr]
+    assert cfg.language_of("wok-1") == "zh"
+    assert cfg.language_of("wok-2") == "en"
+    assert cfg.language_of(None) == "zh"
