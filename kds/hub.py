@@ -750,6 +750,8 @@ class OrderHub:
             ],
             "counter_warn_after_s": c.counter.timers.warn_after_s,
             "counter_late_after_s": c.counter.timers.late_after_s,
+            "language": c.store.language.value,
+            "allergens": [{"id": a.id, "name": a.name, "name_zh": a.name_zh} for a in c.allergens],
             "methods": [],
             "catalogue": [],
         }

@@ -136,6 +136,8 @@ class ItemIn(_Msg):
     """Cooking method id; required when the item has cooking methods."""
     modifiers: Annotated[list[Annotated[str, Field(max_length=80)]], Field(max_length=20)] = []
     allergens: Annotated[list[Annotated[str, Field(max_length=40)]], Field(max_length=20)] = []
+    """Allergies the customer declared for this line: ids of the store's declared allergens (`welcome.store.
+    allergens`); anything else is refused with `invalid_order`."""
     note: ShortText | None = None
     tag: Annotated[str, Field(min_length=1, max_length=32)] | None = None
     """Claim-tag id of a shelf item (printed at the seafood counter, travels with the product)."""
@@ -528,6 +530,15 @@ class StationInfo(_Msg):
     late_after_s: int
 
 
+class AllergenInfo(_Msg):
+    """An allergen the store declares (`[[allergens]]`), as listed in `welcome`: the only ids an order line's
+    `allergens` may hold."""
+
+    id: str
+    name: str
+    name_zh: str
+
+
 class MethodInfo(_Msg):
     """A cooking method, as listed in `welcome` for sources and the counter."""
 
@@ -565,6 +576,11 @@ class StoreView(_Msg):
     stations: list[StationInfo]
     counter_warn_after_s: int
     counter_late_after_s: int
+    language: str = "en"
+    """The store's language for screens and tickets (`en` or `zh`); a device may have its own."""
+    allergens: list[AllergenInfo] = []
+    """The allergens the store declares: the only ids `ItemIn.allergens` may hold (an unknown one is refused with
+    `invalid_order`, its `loc` ending in the item's `allergens` index)."""
     methods: list[MethodInfo] = []
     catalogue: list[CatalogueEntry] = []
 

@@ -865,3 +865,13 @@ def test_a_stored_event_is_restored_the_same_whatever_its_layout(config: StoreCo
         assert again.size == whole.size
         bare = hub._record_from_payload(rec.seq, json.dumps({**ev, "stations": []}, separators=(",", ":")))
         assert bare.stations == frozenset(t["station"] for t in ev["order"]["tickets"])
+
+
+def test_the_welcome_lists_the_stores_allergens_and_language(core: Core) -> None:
+    for device in ("kiosk-1", "wok-1", "counter-1"):
+        _, welcome, _ = core.hello(device)
+        store = welcome["store"]
+        assert store["language"] == "en"
+        by_id = {a["id"]: a for a in store["allergens"]}
+        assert by_id["peanut"] == {"id": "peanut", "name": "Peanut", "name_zh": "花生"}
+        assert set(by_id) == {a.id for a in core.config.allergens}
