@@ -54,6 +54,7 @@ MODIFIERS = {
     "bakery": ["warm it up", "cut in half", "gift box"],
     "live_seafood": ["less garlic", "extra garlic", "no chili", "head in congee", "少盐", "多放蒜"],
 }
+# Allergies customers declare most often (only those the store declares in [[allergens]] are used).
 DECLARED_ALLERGENS = ["peanut", "shellfish", "gluten", "sesame", "dairy", "egg", "tree_nuts"]
 CUSTOMERS = [
     "王芳",
@@ -288,8 +289,9 @@ class OrderMix:
         mods = MODIFIERS.get(item.category, [])
         if mods and rng.random() < 0.3:
             line["modifiers"] = rng.sample(mods, k=min(len(mods), rng.choice([1, 1, 2])))
-        if rng.random() < 0.05:
-            line["allergens"] = [rng.choice(DECLARED_ALLERGENS)]
+        declared = [a for a in DECLARED_ALLERGENS if self.config.allergen(a) is not None]
+        if declared and rng.random() < 0.05:
+            line["allergens"] = [rng.choice(declared)]
         if rng.random() < 0.05:
             line["note"] = rng.choice(ITEM_NOTES)
         return line
