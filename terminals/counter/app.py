@@ -17,6 +17,7 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 
 from kds.client import Backoff, HubClient, LinkState
+from kds.config import StoreConfig
 from terminals.connection import ConnectionBar, OfflineBanner
 from terminals.counter.context import CounterContext
 from terminals.counter.expo import ExpoScreen
@@ -155,9 +156,11 @@ def make_app(
     backoff: Backoff | None = None,
     view: str = "intake",
     ca_file: str | Path | None = None,
+    config: StoreConfig | None = None,
 ) -> CounterApp:
     """The counter app for a `counter` device of the hub at `hub` (the CLI and the tests build it here); `ca_file`
-    verifies a `wss://` hub."""
+    verifies a `wss://` hub; `config` (the store's, as `kds counter` reads it) gives the screen's language and the
+    store's declared allergens."""
     client = HubClient(
         hub,
         device=device,
@@ -168,13 +171,19 @@ def make_app(
         client_name="kds-counter",
         ca_file=ca_file,
     )
-    return CounterApp(CounterContext(client, now, monotonic, hub_label), view=view)
+    return CounterApp(CounterContext(client, now, monotonic, hub_label, config), view=view)
 
 
 def run_counter(
-    *, hub: str, device: str, token: str, queue_path: str | Path | None = None, ca_file: str | Path | None = None
+    *,
+    hub: str,
+    device: str,
+    token: str,
+    queue_path: str | Path | None = None,
+    ca_file: str | Path | None = None,
+    config: StoreConfig | None = None,
 ) -> int:
     """Run the counter screen until the clerk quits (Ctrl+Q); returns the exit code."""
-    app = make_app(hub, device, token, queue_path=queue_path, ca_file=ca_file)
+    app = make_app(hub, device, token, queue_path=queue_path, ca_file=ca_file, config=config)
     app.run()
     return app.return_code or 0

@@ -8,13 +8,12 @@ a clerk sees the hub's verdict before anything is sent.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 SCALE_PREFIX = "21"
 """EAN-13 labels printed by the store's scales: 21 + 5-digit item code + 5-digit weight in grams + check digit."""
-MAX_ALLERGENS = 20
-MAX_ALLERGEN_LEN = 40
 MAX_NOTE_LEN = 500
 
 
@@ -22,6 +21,46 @@ def money(cents: int, currency: str = "CNY") -> str:
     """¥79.80 (the store's currency; yuan for the sample store)."""
     sign = {"CNY": "¥", "EUR": "€", "USD": "$", "GBP": "£"}.get(currency, f"{currency} ")
     return f"{sign}{cents // 100}.{cents % 100:02d}"
+
+
+_WEIGHT = re.compile(r"^(\d+(?:[.,]\d+)?)\s*(kg|g|公斤|千克|克)?$", re.IGNORECASE)
+_KG_UNITS = ("kg", "公斤", "千克")
+
+
+def parse_weight(text: str) -> tuple[int | None, str | None]:
+    """A weight as the clerk typed it → (grams, None), or (None, why not); (None, None) when empty.
+
+    `1200`, `1200g`, `1200 g`, `1.2kg`, `1.2 kg`, `1,2kg` (decimal comma), `1.2公斤`: a plain number is grams. Refused:
+    a plain number with a decimal point or comma (`1.2`: kilograms or grams?), fractions of a gram, anything else.
+    """
+    raw = text.strip()
+    if not raw:
+        return None, None
+    m = _WEIGHT.match(raw)
+    if m is None:
+        return None, f"{raw!r} is not a weight: type grams (800) or kilograms with the unit (0.8kg)"
+    number, unit = m.group(1).replace(",", "."), (m.group(2) or "").casefold()
+    whole, _, frac = number.partition(".")
+    if not unit:
+        if frac:
+            return None, f"{raw!r}: a plain number is grams; for kilograms add the unit ({number}kg)"
+        grams = int(whole)
+    elif unit in _KG_UNITS:
+        if len(frac) > 3:
+            return None, f"{raw!r}: kilograms to the gram at most (3 decimals)"
+        grams = int(whole) * 1000 + int((frac + "000")[:3])
+    else:
+        if frac:
+            return None, f"{raw!r}: whole grams only"
+        grams = int(whole)
+    if grams <= 0:
+        return None, "the weight must be more than 0 g"
+    return grams, None
+
+
+def weighed_price(price_per_kg_cents: int, weight_g: int) -> int:
+    """The price of `weight_g` grams at a price per kilogram, to the nearest cent (half up)."""
+    return (price_per_kg_cents * weight_g + 500) // 1000
 
 
 def ean13_ok(code: str) -> bool:
@@ -64,6 +103,12 @@ class Product:
     def weighed(self) -> bool:
         """Sold by weight: the clerk enters the weight of the piece in grams."""
         return self.sold_by == "weight"
+
+    def price_of(self, qty: int, weight_g: int | None) -> int | None:
+        """The goods' price for a line: `weight_g` at the price per kg, or `qty` pieces (None: weight not known)."""
+        if self.weighed:
+            return None if weight_g is None else weighed_price(self.price_cents, weight_g)
+        return self.price_cents * qty
 
     @property
     def from_the_tanks(self) -> bool:
@@ -192,38 +237,60 @@ class Catalogue:
         ranked.sort(key=lambda r: (r[0], r[1]))
         return [p for _, _, p in ranked[:limit]]
 
-    def check_line(self, product: Product, weight_g: int | None, cook: str | None) -> list[Problem]:
-        """What the hub would refuse in one line (weight, cooking method), in the hub's words."""
+    def check_line(
+        self, product: Product, weight_g: int | None, cook: str | None, w: Callable[[str], str] = str
+    ) -> list[Problem]:
+        """What the hub would refuse in one line (weight, cooking method), in the hub's words (`w` translates the
+        words of the counter's screen: English as it is)."""
         problems: list[Problem] = []
+        name = product.name
         if product.weighed:
             lo, hi = product.min_weight_g, product.max_weight_g
             if weight_g is None:
-                problems.append(Problem("weight_g", f"{product.name} is sold by weight: enter the weight in grams"))
+                msg = w("{name} is sold by weight: enter the weight (800 = grams, or 0.8kg)")
+                problems.append(Problem("weight_g", msg.format(name=name)))
             elif lo is not None and hi is not None and not lo <= weight_g <= hi:
-                problems.append(Problem("weight_g", f"{weight_g} g is outside {lo}–{hi} g for {product.name}"))
+                msg = w("{weight} g is outside {lo}–{hi} g for {name}")
+                problems.append(Problem("weight_g", msg.format(weight=weight_g, lo=lo, hi=hi, name=name)))
         elif weight_g is not None:
-            problems.append(Problem("weight_g", f"{product.name} is not sold by weight"))
+            problems.append(Problem("weight_g", w("{name} is not sold by weight").format(name=name)))
         if cook is not None:
             if cook not in product.methods:
                 allowed = ", ".join(product.methods) or "none"
-                problems.append(
-                    Problem("cook", f"{cook!r} is not a cooking method for {product.name} (allowed: {allowed})")
-                )
+                msg = w("{cook!r} is not a cooking method for {name} (allowed: {allowed})")
+                problems.append(Problem("cook", msg.format(cook=cook, name=name, allowed=allowed)))
         elif product.methods:
-            problems.append(Problem("cook", f"choose a cooking method for {product.name}"))
+            problems.append(Problem("cook", w("choose a cooking method for {name}").format(name=name)))
         return problems
 
 
-def parse_allergens(text: str) -> tuple[list[str], str | None]:
-    """Allergens typed as a comma-separated list ("peanut, tree nuts") → (["peanut", "tree_nuts"], error or None)."""
-    out: list[str] = []
-    for part in text.split(","):
-        a = re.sub(r"\s+", "_", part.strip().casefold())
-        if a and a not in out:
-            out.append(a)
-    if len(out) > MAX_ALLERGENS:
-        return out, f"at most {MAX_ALLERGENS} allergens"
-    long = [a for a in out if len(a) > MAX_ALLERGEN_LEN]
-    if long:
-        return out, f"{long[0][:20]}…: at most {MAX_ALLERGEN_LEN} characters"
-    return out, None
+@dataclass(frozen=True, slots=True)
+class AllergenChoice:
+    """An allergen the store declares (`[[allergens]]`): the only ids the hub takes in a line's `allergens`."""
+
+    id: str
+    name: str
+    name_zh: str
+
+
+def find_allergens(choices: list[AllergenChoice], text: str) -> list[AllergenChoice]:
+    """The declared allergens matching what the clerk typed (id, English or Chinese name), best first: exact, then
+    prefix (of the name or one of its words), then anywhere."""
+    q = _fold(text)
+    if not q:
+        return list(choices)
+    ranked: list[tuple[int, int, AllergenChoice]] = []
+    for k, a in enumerate(choices):
+        keys = [a.id.casefold(), a.id.replace("_", " ").casefold(), _fold(a.name), _fold(a.name_zh)]
+        words = [w for key in keys for w in re.split(r"[\s/()]+", key) if w]
+        if q in keys:
+            rank = 0
+        elif any(key.startswith(q) for key in keys) or any(w.startswith(q) for w in words):
+            rank = 1
+        elif any(q in key for key in keys):
+            rank = 2
+        else:
+            continue
+        ranked.append((rank, k, a))
+    ranked.sort(key=lambda r: (r[0], r[1]))
+    return [a for _, _, a in ranked]

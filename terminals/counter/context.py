@@ -9,7 +9,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from kds.client import HubClient
-from terminals.counter.catalogue import Catalogue
+from kds.config import MAJOR_ALLERGENS, Language, StoreConfig
+from kds.i18n import allergen_name, item_names, method_name, station_name
+from terminals.counter.catalogue import AllergenChoice, Catalogue
+from terminals.counter.words import WORDS
 
 
 @dataclass
@@ -23,6 +26,10 @@ class CounterContext:
     """For "last event 3 s ago" in the status bar (compared with `HubClient.last_event_at`)."""
     hub_label: str | None = None
     """How the status bar names the hub (its URL when None)."""
+    config: StoreConfig | None = None
+    """The store's config when the counter has it (`kds counter` reads it for the device's token): the screen's
+    language and the store's declared allergens. Without it the screen speaks English and offers the allergens the
+    hub's welcome lists, else the major allergens (the hub's own default list)."""
     printers: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Printers in trouble (the hub's last `printer.status` for each, while not ok)."""
     _catalogue: tuple[dict[str, Any], Catalogue] | None = field(default=None, repr=False)
@@ -51,3 +58,53 @@ class CounterContext:
     def local(self, when: datetime) -> str:
         """`12:30` in the store's time zone."""
         return when.astimezone(self.tz).strftime("%H:%M")
+
+    # ------------------------------------------------------------------ language
+
+    @property
+    def lang(self) -> Language:
+        """The screen's language: the device's own in the config, else the store's; English without a config."""
+        return self.config.language_of(self.client.device) if self.config is not None else Language.EN
+
+    def w(self, en: str) -> str:
+        """A fixed word of the counter in the screen's language."""
+        return WORDS(self.lang, en)
+
+    @property
+    def allergens(self) -> list[AllergenChoice]:
+        """The allergens the store declares: the clerk picks a customer's allergies from these only."""
+        wire = self.store.get("allergens")
+        if wire:
+            return [AllergenChoice(a["id"], a["name"], a.get("name_zh") or a["name"]) for a in wire]
+        declared = self.config.allergens if self.config is not None else MAJOR_ALLERGENS
+        return [AllergenChoice(a.id, a.name, a.name_zh) for a in declared]
+
+    def allergen_name(self, allergen_id: str) -> str:
+        """An allergen by name in the screen's language (its id when nobody declares it)."""
+        if self.config is not None:
+            return allergen_name(self.config, allergen_id, self.lang)
+        a = next((a for a in self.allergens if a.id == allergen_id), None)
+        return allergen_id if a is None else a.name
+
+    def method_name(self, method_id: str) -> str:
+        """A cooking method by name in the screen's language."""
+        if self.config is not None and self.config.method(method_id) is not None:
+            return method_name(self.config, method_id, self.lang)
+        m = self.catalogue.method(method_id)
+        if m is None:
+            return method_id
+        return m.name_zh if self.lang == Language.ZH and m.name_zh else m.name
+
+    def station_name(self, station_id: str) -> str:
+        """A station by name in the screen's language (its id in English: short, as the kitchen calls it)."""
+        if self.lang == Language.EN or self.config is None:
+            return station_id
+        return station_name(self.config, station_id, self.lang)
+
+    def item_names(self, sku: str, name: str, name_zh: str = "") -> tuple[str, str | None]:
+        """An item's two names, the screen's language first."""
+        if self.config is not None and self.config.item(sku) is not None:
+            return item_names(self.config, sku, name, self.lang)
+        if self.lang == Language.ZH and name_zh:
+            return name_zh, (name if name != name_zh else None)
+        return name, (name_zh if name_zh and name_zh != name else None)

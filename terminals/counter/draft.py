@@ -47,6 +47,16 @@ class Line:
     allergens: tuple[str, ...] = ()
     tag: str | None = None
 
+    @property
+    def price_cents(self) -> int:
+        """The goods' price: the weight at the price per kg, or qty × the piece price (the fee not included)."""
+        return self.product.price_of(self.qty, self.weight_g) or 0
+
+    @property
+    def total_cents(self) -> int:
+        """Goods and processing fee."""
+        return self.price_cents + self.fee_cents
+
     def to_item(self) -> dict[str, Any]:
         """The `ItemIn` dict."""
         item: dict[str, Any] = {"sku": self.product.sku, "qty": self.qty}
@@ -85,6 +95,11 @@ class Draft:
     def fees_cents(self) -> int:
         """Processing fees of all lines."""
         return sum(line.fee_cents for line in self.lines)
+
+    @property
+    def total_cents(self) -> int:
+        """Goods and processing fees of all lines."""
+        return sum(line.total_cents for line in self.lines)
 
     def add(self, line: Line, now: datetime) -> Line:
         """Append a line, giving goods from the tanks their claim-tag id; returns the line as added."""

@@ -25,10 +25,11 @@ from textual.widgets.option_list import Option
 from kds.client import LinkState
 from terminals.connection import ConnectionBar, OfflineBanner
 from terminals.counter import actions
-from terminals.counter.catalogue import Catalogue, Problem, Product, parse_allergens
+from terminals.counter.catalogue import AllergenChoice, Catalogue, Problem, Product, find_allergens
 from terminals.counter.context import CounterContext
 from terminals.counter.draft import Draft, Line, Service, new_key
 from terminals.counter.widgets import BigNumber, FieldError, ViewTitle, WeightInput
+from terminals.counter.words import WORDS
 
 
 class FindInput(Input):
@@ -49,6 +50,38 @@ class FindInput(Input):
     def action_move(self, delta: int) -> None:
         """Ask the screen to move the highlight."""
         self.post_message(self.Move(delta))
+
+
+class AllergenInput(Input):
+    """The allergies field: the clerk types part of an allergen's name (English or Chinese) and picks it from the
+    store's declared list below with Enter; ↓ shows the whole list; Backspace on the empty field takes the last
+    one out. Nothing typed here is ever sent as such: only the declared allergens picked."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("down", "move(1)", "Next allergen", show=False),
+        Binding("up", "move(-1)", "Previous allergen", show=False),
+    ]
+
+    class Move(Message):
+        """Move the highlight in the list of allergens (showing it first)."""
+
+        def __init__(self, delta: int) -> None:
+            super().__init__()
+            self.delta = delta
+
+    class TakeLast(Message):
+        """Backspace on the empty field: take the last allergen picked out."""
+
+    def action_move(self, delta: int) -> None:
+        """Ask the screen to move the highlight."""
+        self.post_message(self.Move(delta))
+
+    def action_delete_left(self) -> None:
+        """Backspace: delete a character, or on the empty field take the last allergen out."""
+        if not self.value:
+            self.post_message(self.TakeLast())
+            return
+        super().action_delete_left()
 
 
 class OrderLines(OptionList):
@@ -118,6 +151,9 @@ class IntakeScreen(Screen[None]):
         self.product: Product | None = None
         self.cook: str | None = None
         self.matches: list[Product] = []
+        self.allergies: list[str] = []
+        """The declared allergen ids picked for the item in the form."""
+        self.allergen_matches: list[AllergenChoice] = []
         self.sending: Draft | None = None
         """The draft sent and not yet answered (a second F5 sends nothing)."""
         self.accepted: Accepted | None = None
@@ -126,39 +162,52 @@ class IntakeScreen(Screen[None]):
         self._find_label = ""
         self._discard_armed = False
 
+    def w(self, en: str) -> str:
+        """A fixed word in the screen's language."""
+        return self.ctx.w(en)
+
     # ------------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:
         """Item form on the left, the order on the right."""
         client = self.ctx.client
+        w = self.w
         yield ViewTitle(id="title")
         yield OfflineBanner(client)
         with Horizontal(id="intake-body"):
             with Vertical(id="item-form"):
-                yield Label("Item: SKU, barcode or name (EN/中文)", classes="caption")
-                yield FindInput(placeholder="scan or type, Enter", id="find", compact=True)
+                yield Label(w("Item: SKU, barcode or name (EN/中文)"), classes="caption")
+                yield FindInput(placeholder=w("scan or type, Enter"), id="find", compact=True)
                 yield FieldError(id="find-error")
                 yield OptionList(id="matches", compact=True)
                 yield Static("", id="item-info")
                 with Horizontal(classes="row", id="weight-row"):
-                    yield Label("Weight", classes="row-label")
-                    yield WeightInput(id="weight")
-                    yield Label(" g", classes="unit")
+                    yield Label(w("Weight"), classes="row-label")
+                    yield WeightInput(id="weight", placeholder=w("grams, or 1.2kg"))
+                    yield Label("", id="weight-note")
                 yield FieldError(id="weight-error")
-                yield Label("Cooking method (processing fee)", classes="caption", id="cook-caption")
+                yield Label(w("Cooking method (processing fee)"), classes="caption", id="cook-caption")
                 yield OptionList(id="cook", compact=True)
                 yield FieldError(id="cook-error")
                 with Horizontal(classes="row"):
-                    yield Label("Qty", classes="row-label")
+                    yield Label(w("Qty"), classes="row-label")
                     yield Input("1", id="qty", restrict=r"[0-9]*", max_length=2, compact=True)
                 yield FieldError(id="qty-error")
                 with Horizontal(classes="row"):
-                    yield Label("Item note", classes="row-label")
-                    yield Input(id="item-note", max_length=500, compact=True)
+                    yield Label(w("Item note"), classes="row-label")
+                    yield Input(
+                        placeholder=w("e.g. cut in half, less salt"), id="item-note", max_length=500, compact=True
+                    )
                 with Horizontal(classes="row"):
-                    yield Label("Allergens", classes="row-label")
-                    yield Input(placeholder="e.g. peanut, sesame", id="allergens", max_length=400, compact=True)
+                    yield Label(w("Allergies"), classes="row-label")
+                    yield AllergenInput(
+                        placeholder=w("type to pick (↓ list)"), id="allergens", max_length=40, compact=True
+                    )
+                yield OptionList(id="allergen-matches", compact=True)
+                yield Static("", id="allergies-chosen")
                 yield FieldError(id="allergens-error")
+                yield Static("", id="price")
+                yield Static("", id="form-hint")
             with Vertical(id="order-side"):
                 with Vertical(id="accepted"):
                     yield BigNumber(id="accepted-number")
@@ -168,14 +217,14 @@ class IntakeScreen(Screen[None]):
                 yield OrderLines(id="lines", compact=True)
                 yield FieldError(id="lines-error")
                 with RadioSet(id="service", compact=True):
-                    yield RadioButton("Dine-in", value=True, id="dine-in")
-                    yield RadioButton("Pickup", id="pickup")
+                    yield RadioButton(w("Dine-in"), value=True, id="dine-in")
+                    yield RadioButton(w("Pickup"), id="pickup")
                 with Horizontal(classes="row"):
-                    yield Label("Table", classes="row-label")
+                    yield Label(w("Table"), classes="row-label")
                     yield Input(id="table", max_length=16, compact=True)
                 yield FieldError(id="table-error")
                 with Horizontal(classes="row"):
-                    yield Label("Order note", classes="row-label")
+                    yield Label(w("Order note"), classes="row-label")
                     yield Input(id="order-note", max_length=500, compact=True)
                 yield FieldError(id="note-error")
                 yield Static("", id="send-state")
@@ -185,7 +234,9 @@ class IntakeScreen(Screen[None]):
     def on_mount(self) -> None:
         """Start with an empty form."""
         self.query_one("#accepted").display = False
+        self.query_one("#allergen-matches").display = False
         self._clear_item()
+        self._show_service()
         self._show_order()
         self.refresh_title()
 
@@ -220,6 +271,22 @@ class IntakeScreen(Screen[None]):
 
     def _state(self, text: str) -> None:
         self.query_one("#send-state", Static).update(text)
+
+    def _hint(self, text: str) -> None:
+        """The line under the item form: what Enter did and what comes next."""
+        self.query_one("#form-hint", Static).update(text)
+
+    @property
+    def hint(self) -> str:
+        """The hint line's text (plain, for tests)."""
+        return str(self.query_one("#form-hint", Static).render())
+
+    def _names(self, p: Product) -> str:
+        first, other = self.ctx.item_names(p.sku, p.name, p.name_zh)
+        return f"[b]{escape(first)}[/b]" + (f" {escape(other)}" if other else "")
+
+    def _item_name(self, p: Product) -> str:
+        return self.ctx.item_names(p.sku, p.name, p.name_zh)[0]
 
     # ------------------------------------------------------------------ finding an item
 
@@ -262,6 +329,7 @@ class IntakeScreen(Screen[None]):
 
     def _pick(self, value: str) -> None:
         """Enter in the item field: take the exact SKU / barcode / scale label, else the highlighted match."""
+        w = self.w
         text = value.strip()
         if self.product is not None and value == self._find_label:
             self._focus_after_item()
@@ -269,12 +337,18 @@ class IntakeScreen(Screen[None]):
         if not text:
             if self.draft.lines:
                 # Enter on an empty item field: the items are in, on to the table (or the order note for pickup).
-                self._focus("table" if self.draft.service is Service.DINE_IN else "order-note")
+                dine_in = self.draft.service is Service.DINE_IN
+                self._focus("table" if dine_in else "order-note")
+                self._hint(
+                    w("No more items: the table number, then Enter sends the order.")
+                    if dine_in
+                    else w("No more items: pickup, Enter in Order note sends the order.")
+                )
             else:
-                self._error("find", "scan or type a SKU, barcode or name")
+                self._error("find", w("scan or type a SKU, barcode or name"))
             return
         if not len(self.catalogue):
-            self._error("find", "no catalogue yet: waiting for the hub")
+            self._error("find", w("no catalogue yet: waiting for the hub"))
             return
         scan = self.catalogue.scan(text)
         if scan is not None:
@@ -287,7 +361,11 @@ class IntakeScreen(Screen[None]):
         looks_like_code = " " not in text and (text.isdigit() or text.upper() == text)
         self._error(
             "find",
-            f"unknown SKU or barcode {text!r}" if looks_like_code else f"nothing in the catalogue matches {text!r}",
+            (
+                w("unknown SKU or barcode {text!r}")
+                if looks_like_code
+                else w("nothing in the catalogue matches {text!r}")
+            ).format(text=text),
         )
 
     @on(OptionList.OptionSelected, "#matches")
@@ -298,6 +376,7 @@ class IntakeScreen(Screen[None]):
 
     def _select(self, product: Product | None, weight_g: int | None = None) -> None:
         """Make `product` the item of the form (None clears the item's fields but not the find text)."""
+        w = self.w
         self.product = product
         self.cook = None
         weight = self.query_one("#weight", WeightInput)
@@ -308,10 +387,15 @@ class IntakeScreen(Screen[None]):
         self._input("qty").disabled = product is not None and product.weighed
         self._input("item-note").value = ""
         self._input("allergens").value = ""
+        self.allergies = []
+        self._show_allergies()
+        self._show_allergen_matches(None)
         if product is None:
             self.query_one("#item-info", Static).update("")
             weight.disabled = True
             self._show_methods()
+            self._show_price()
+            self._hint("")
             return
         self._find_label = product.sku
         find = self._input("find")
@@ -324,13 +408,18 @@ class IntakeScreen(Screen[None]):
         if product.weighed and product.min_weight_g and product.max_weight_g:
             facts.append(f"{product.min_weight_g}–{product.max_weight_g} g")
         if product.allergens:
-            facts.append("contains " + ", ".join(product.allergens))
-        self.query_one("#item-info", Static).update(
-            f"[b]{escape(product.name)}[/b] {escape(product.name_zh)}\n{escape(' · '.join(facts))}"
-        )
+            facts.append(w("contains") + " " + ", ".join(self.ctx.allergen_name(a) for a in product.allergens))
+        self.query_one("#item-info", Static).update(f"{self._names(product)}\n{escape(' · '.join(facts))}")
         weight.disabled = not product.weighed
         self._show_methods()
+        self._show_price()
         self._focus_after_item()
+        if product.weighed and weight.grams is None:
+            self._hint(w("Weigh it: grams (800) or kilograms with the unit (0.8kg), Enter."))
+        elif product.methods:
+            self._hint(w("Choose the cooking method: ↑/↓, Enter."))
+        else:
+            self._hint(w("Quantity, Enter; F4 adds the item."))
 
     def _focus_after_item(self) -> None:
         p = self.product
@@ -347,6 +436,31 @@ class IntakeScreen(Screen[None]):
 
     # ------------------------------------------------------------------ weight, method, details
 
+    def _weight_problem(self) -> str | None:
+        """What is wrong with the weight field (empty, not a weight, outside the item's range), or None."""
+        p = self.product
+        if p is None or not p.weighed:
+            return None
+        weight = self.query_one("#weight", WeightInput)
+        if weight.error is not None:
+            return self.w(weight.error) if weight.error in WORDS.words() else weight.error
+        problems = [x for x in self.catalogue.check_line(p, weight.grams, self.cook, self.w) if x.field == "weight_g"]
+        return problems[0].msg if problems else None
+
+    @on(Input.Changed, "#weight")
+    def _weight_changed(self) -> None:
+        weight = self.query_one("#weight", WeightInput)
+        grams = weight.grams
+        note = ""
+        if grams is not None and not weight.value.strip().isdigit():
+            note = f"= {grams} g"  # typed with a unit: say what it is in grams
+        elif grams is not None:
+            note = "g"
+        self.query_one("#weight-note", Label).update(note)
+        if self.query_one("#weight-error", FieldError).text and weight.error is None:
+            self._error("weight", None)
+        self._show_price()
+
     @on(Input.Submitted, "#weight")
     def _weight_submitted(self) -> None:
         p = self.product
@@ -360,11 +474,15 @@ class IntakeScreen(Screen[None]):
             self._focus("find")
             self._pick(code)
             return
-        grams = weight.grams
-        problems = [x for x in self.catalogue.check_line(p, grams, self.cook) if x.field == "weight_g"]
-        self._error("weight", problems[0].msg if problems else None)
-        if not problems:
-            self._focus("cook" if p.methods else "item-note")
+        problem = self._weight_problem()
+        self._error("weight", problem)
+        if problem is None:
+            self._focus("cook" if p.methods and self.cook is None else "item-note")
+            self._hint(
+                self.w("{grams} g ✓ — now the cooking method: ↑/↓, Enter.").format(grams=weight.grams)
+                if p.methods and self.cook is None
+                else self.w("{grams} g ✓ — item note (optional), Enter.").format(grams=weight.grams)
+            )
 
     def _show_methods(self) -> None:
         box = self.query_one("#cook", OptionList)
@@ -374,7 +492,8 @@ class IntakeScreen(Screen[None]):
         highlighted = box.highlighted
         box.set_options(
             Option(
-                f"{'●' if m.id == self.cook else '○'} {escape(m.name)} {escape(m.name_zh)} +{money(fee)} → {m.station}",
+                f"{'●' if m.id == self.cook else '○'} {escape(self.ctx.method_name(m.id))} "
+                f"+{money(fee)} → {escape(self.ctx.station_name(m.station))}",
                 id=m.id,
             )
             for m, fee in methods
@@ -383,7 +502,9 @@ class IntakeScreen(Screen[None]):
             box.highlighted = highlighted if highlighted is not None and highlighted < len(methods) else 0
         box.disabled = not methods
         self.query_one("#cook-caption", Label).update(
-            "Cooking method (processing fee)" if methods or p is None else "Cooking method: none for this item"
+            self.w("Cooking method (processing fee)")
+            if methods or p is None
+            else self.w("Cooking method: none for this item")
         )
 
     @on(OptionList.OptionSelected, "#cook")
@@ -391,39 +512,202 @@ class IntakeScreen(Screen[None]):
         self.cook = event.option_id
         self._error("cook", None)
         self._show_methods()
+        self._show_price()
         self._focus("item-note" if self.product is None or self.product.weighed else "qty")
+        self._hint(
+            self.w("{method} ✓ — item note (optional), Enter.").format(method=self.ctx.method_name(self.cook or ""))
+            if self.product is None or self.product.weighed
+            else self.w("{method} ✓ — quantity, Enter.").format(method=self.ctx.method_name(self.cook or ""))
+        )
+
+    def _qty(self) -> int | None:
+        """The quantity typed, when it is 1 to 99."""
+        text = self._input("qty").value
+        qty = int(text) if text.isdigit() else 0
+        return qty if 1 <= qty <= 99 else None
+
+    @on(Input.Changed, "#qty")
+    def _qty_changed(self) -> None:
+        if self._qty() is not None:
+            self._error("qty", None)
+        self._show_price()
 
     @on(Input.Submitted, "#qty")
     def _qty_submitted(self) -> None:
+        if self._qty() is None:
+            self._error("qty", self.w("quantity 1 to 99"))
+            return
+        self._error("qty", None)
         self._focus("item-note")
+        self._hint(self.w("Item note (optional), Enter."))
 
     @on(Input.Submitted, "#item-note")
-    def _note_submitted(self) -> None:
+    def _note_submitted(self, event: Input.Submitted) -> None:
         self._focus("allergens")
+        note = self.w("no item note") if not event.value.strip() else self.w("note ✓")
+        self._hint(
+            note
+            + " — "
+            + self.w("the customer's allergies: type to pick from the store's list (↓ shows it); Enter adds the item.")
+        )
+
+    # ------------------------------------------------------------------ allergies (the store's list only)
+
+    def _show_allergies(self) -> None:
+        names = [self.ctx.allergen_name(a) for a in self.allergies]
+        self.query_one("#allergies-chosen", Static).update(
+            f"[b $warning]{escape(self.w('ALLERGY'))}: {escape(', '.join(names))}[/]" if names else ""
+        )
+        self.query_one("#allergies-chosen").display = bool(names)
+
+    def _show_allergen_matches(self, matches: list[AllergenChoice] | None) -> None:
+        """Show these allergens to pick from (None hides the list)."""
+        self.allergen_matches = matches or []
+        box = self.query_one("#allergen-matches", OptionList)
+        en = self.ctx.lang == "en"
+        box.set_options(
+            Option(
+                f"{'✓' if a.id in self.allergies else ' '} "
+                + escape(f"{a.name} {a.name_zh}" if en else f"{a.name_zh} {a.name}"),
+                id=a.id,
+            )
+            for a in self.allergen_matches
+        )
+        box.display = matches is not None and bool(matches)
+        if self.allergen_matches:
+            box.highlighted = 0
+
+    @on(Input.Changed, "#allergens")
+    def _allergens_changed(self, event: Input.Changed) -> None:
+        if event.value != event.input.value:
+            return
+        self._error("allergens", None)
+        text = event.value.strip()
+        self._show_allergen_matches(find_allergens(self.ctx.allergens, text) if text else None)
+
+    @on(AllergenInput.Move)
+    def _move_allergen(self, event: AllergenInput.Move) -> None:
+        box = self.query_one("#allergen-matches", OptionList)
+        if not box.display:
+            self._show_allergen_matches(self.ctx.allergens)
+            return
+        if box.option_count:
+            box.highlighted = max(0, min(box.option_count - 1, (box.highlighted or 0) + event.delta))
+
+    @on(AllergenInput.TakeLast)
+    def _take_last_allergen(self) -> None:
+        if self.allergies:
+            gone = self.allergies.pop()
+            self._show_allergies()
+            self._hint(self.w("Took out {name}.").format(name=self.ctx.allergen_name(gone)))
+
+    def _add_allergen(self, allergen_id: str) -> None:
+        if allergen_id not in self.allergies:
+            self.allergies.append(allergen_id)
+        self._input("allergens").value = ""
+        self._show_allergen_matches(None)
+        self._show_allergies()
+        self._error("allergens", None)
+        self._hint(
+            self.w("{name} ✓ — another allergy, or Enter on the empty field adds the item.").format(
+                name=self.ctx.allergen_name(allergen_id)
+            )
+        )
+
+    @on(OptionList.OptionSelected, "#allergen-matches")
+    def _allergen_chosen(self, event: OptionList.OptionSelected) -> None:
+        if event.option_id:
+            self._add_allergen(event.option_id)
+            self._focus("allergens")
+
+    def _allergen_typed_problem(self) -> str | None:
+        """Text in the allergies field that is not (yet) a declared allergen picked."""
+        text = self._input("allergens").value.strip()
+        if not text:
+            return None
+        if not find_allergens(self.ctx.allergens, text):
+            return self.w(
+                "{text!r} is not one of the store's allergens: pick one from the list (↓); "
+                "a request like that goes in Item note"
+            ).format(text=text)
+        return self.w("{text!r}: Enter to pick the highlighted allergen, or clear the field").format(text=text)
 
     @on(Input.Submitted, "#allergens")
-    def _allergens_submitted(self) -> None:
+    def _allergens_submitted(self, event: Input.Submitted) -> None:
+        box = self.query_one("#allergen-matches", OptionList)
+        if box.display and self.allergen_matches and box.highlighted is not None:
+            self._add_allergen(self.allergen_matches[box.highlighted].id)
+            return
+        if event.value.strip():
+            self._error("allergens", self._allergen_typed_problem())
+            return
         self.action_add_item()
+
+    # ------------------------------------------------------------------ price
+
+    def _show_price(self) -> None:
+        """The price of the item in the form: per kg and for this weight, the processing fee, and the total."""
+        p = self.product
+        out = self.query_one("#price", Static)
+        if p is None:
+            out.update("")
+            return
+        money, w = self.catalogue.money, self.w
+        fee = p.methods.get(self.cook) if self.cook else None
+        parts: list[str] = []
+        goods: int | None
+        if p.weighed:
+            grams = self.query_one("#weight", WeightInput).grams
+            goods = p.price_of(1, grams)
+            if goods is None or grams is None:
+                parts.append(f"{money(p.price_cents)}/kg · " + w("weigh it for the price"))
+            else:
+                parts.append(f"{grams / 1000:.3f} kg × {money(p.price_cents)}/kg = {money(goods)}")
+        else:
+            qty = self._qty()
+            goods = p.price_of(qty, None) if qty is not None else None
+            parts.append(
+                f"{qty} × {money(p.price_cents)} = {money(goods)}"
+                if goods is not None
+                else f"{money(p.price_cents)} " + w("each")
+            )
+        if fee is not None:
+            parts.append(w("fee") + f" {money(fee)}")
+        elif p.methods:
+            parts.append(w("fee: choose a method"))
+        total = (
+            ""
+            if goods is None or (p.methods and fee is None)
+            else f" · [b]{w('total')} {money(goods + (fee or 0))}[/b]"
+        )
+        out.update(escape(" · ".join(parts)) + total)
 
     # ------------------------------------------------------------------ lines
 
     def _line_from_form(self) -> Line | None:
         """The form as an order line, or None with every problem shown under its field."""
+        w = self.w
         p = self.product
         if p is None:
             text = self._input("find").value.strip()
-            self._error("find", f"unknown SKU or barcode {text!r}" if text else "find an item first")
+            self._error(
+                "find", w("unknown SKU or barcode {text!r}").format(text=text) if text else w("find an item first")
+            )
             self._focus("find")
             return None
-        grams = self.query_one("#weight", WeightInput).grams if p.weighed else None
-        problems: list[Problem] = list(self.catalogue.check_line(p, grams, self.cook))
-        qty_text = self._input("qty").value
-        qty = int(qty_text) if qty_text.isdigit() else 0
-        if not p.weighed and not 1 <= qty <= 99:
-            problems.append(Problem("qty", "quantity 1 to 99"))
-        allergens, allergen_problem = parse_allergens(self._input("allergens").value)
-        if allergen_problem:
-            problems.append(Problem("allergens", allergen_problem))
+        weight = self.query_one("#weight", WeightInput)
+        grams = weight.grams if p.weighed else None
+        problems: list[Problem] = []
+        weight_problem = self._weight_problem()
+        if weight_problem:
+            problems.append(Problem("weight_g", weight_problem))
+        problems.extend(x for x in self.catalogue.check_line(p, grams, self.cook, w) if x.field != "weight_g")
+        qty = self._qty()
+        if not p.weighed and qty is None:
+            problems.append(Problem("qty", w("quantity 1 to 99")))
+        typed = self._allergen_typed_problem()
+        if typed:
+            problems.append(Problem("allergens", typed))
         fields = {"weight_g": "weight", "cook": "cook", "qty": "qty", "allergens": "allergens"}
         for field in fields.values():
             self._error(field, None)
@@ -435,18 +719,18 @@ class IntakeScreen(Screen[None]):
         method = self.catalogue.method(self.cook) if self.cook else None
         return Line(
             product=p,
-            qty=1 if p.weighed else qty,
+            qty=1 if p.weighed else (qty or 1),
             weight_g=grams,
             cook=self.cook,
             fee_cents=p.methods.get(self.cook, method.fee_cents if method else 0) if self.cook else 0,
             note=self._input("item-note").value.strip() or None,
-            allergens=tuple(allergens),
+            allergens=tuple(self.allergies),
         )
 
     def action_add_item(self) -> bool:
         """F4: add the item of the form to the order; False (errors shown) when it is not complete."""
         if self.sending is self.draft:
-            self._state("[b]This order was sent: waiting for the hub's answer.[/b] F6 starts a new order.")
+            self._state(self.w("[b]This order was sent: waiting for the hub's answer.[/b] F6 starts a new order."))
             return False
         line = self._line_from_form()
         if line is None:
@@ -458,6 +742,13 @@ class IntakeScreen(Screen[None]):
         self._clear_item()
         self._show_order()
         self._discard_armed = False
+        said = self.w("Added {name}").format(name=self._item_name(line.product))
+        said += " · " + (
+            self.w("allergies: {names}").format(names=", ".join(self.ctx.allergen_name(a) for a in line.allergens))
+            if line.allergens
+            else self.w("no allergies declared")
+        )
+        self._hint(escape(said) + ". " + self.w("Next item, or Enter on the empty item field for the table."))
         return True
 
     def action_clear_item(self) -> None:
@@ -478,45 +769,60 @@ class IntakeScreen(Screen[None]):
             return
         removed = self.draft.remove(event.index)
         if removed is not None:
-            self._state(f"Removed {escape(removed.product.name)}.")
+            self._state(self.w("Removed {name}.").format(name=escape(self._item_name(removed.product))))
             self._show_order()
 
     def _line_text(self, n: int, line: Line) -> str:
-        p = line.product
         money = self.catalogue.money
-        what = [f"{line.weight_g} g" if line.weight_g else f"×{line.qty}"]
+        what = [f"{line.weight_g} g" if line.weight_g else f"×{line.qty}", money(line.price_cents)]
         if line.cook:
             m = self.catalogue.method(line.cook)
-            what.append(f"{m.name} {m.name_zh} → {m.station}" if m else line.cook)
+            station = self.ctx.station_name(m.station) if m else ""
+            what.append(f"{self.ctx.method_name(line.cook)} → {station}" if m else line.cook)
         if line.fee_cents:
-            what.append(f"fee {money(line.fee_cents)}")
+            what.append(self.w("fee") + f" {money(line.fee_cents)}")
         if line.tag:
-            what.append(f"tag {line.tag}")
+            what.append(self.w("tag") + f" {line.tag}")
         extra = []
         if line.note:
-            extra.append(f"note: {line.note}")
+            extra.append(self.w("note") + f": {line.note}")
         if line.allergens:
-            extra.append("allergy: " + ", ".join(line.allergens))
-        text = f"{n}. [b]{escape(p.name)}[/b] {escape(p.name_zh)}\n   {escape(' · '.join(what))}"
+            extra.append(self.w("ALLERGY") + ": " + ", ".join(self.ctx.allergen_name(a) for a in line.allergens))
+        text = f"{n}. {self._names(line.product)}\n   {escape(' · '.join(what))}"
         if extra:
             text += f"\n   [b $warning]{escape(' · '.join(extra))}[/]"
         return text
 
+    def _service_text(self) -> str:
+        """DINE-IN · table 12, or PICKUP: said in words, not by a colour."""
+        d = self.draft
+        if d.service is Service.DINE_IN:
+            table = d.table.strip()
+            return (
+                self.w("DINE-IN")
+                + " · "
+                + (self.w("table {table}").format(table=table) if table else self.w("no table yet"))
+            )
+        return self.w("PICKUP")
+
     def _show_order(self) -> None:
         d = self.draft
+        w = self.w
         box = self.query_one("#lines", OrderLines)
         highlighted = box.highlighted
         box.set_options(Option(self._line_text(n, line)) for n, line in enumerate(d.lines, start=1))
         if d.lines:
             box.highlighted = min(highlighted if highlighted is not None else len(d.lines) - 1, len(d.lines) - 1)
-        count = f"{len(d.lines)} item{'s' if len(d.lines) != 1 else ''}"
-        fees = f" · fees {self.catalogue.money(d.fees_cents)}" if d.fees_cents else ""
-        self.query_one("#order-title", Static).update(
-            f"[b]New order[/b] — [b]{d.channel}[/b] · {count}{fees}" if d.lines else "[b]New order[/b]"
-        )
+        money = self.catalogue.money
+        count = (w("{n} item") if len(d.lines) == 1 else w("{n} items")).format(n=len(d.lines))
+        fees = f" ({w('fees')} {money(d.fees_cents)})" if d.fees_cents else ""
+        title = f"[b]{w('New order')}[/b] · [b]{escape(self._service_text())}[/b]"
+        if d.lines:
+            title += f" · {escape(w(d.channel))} · {count} · [b]{w('total')} {money(d.total_cents)}[/b]{fees}"
+        self.query_one("#order-title", Static).update(title)
         if self.sending is not self.draft:
             self._state(
-                "F4 adds the item · F5 (or Enter in Table) sends the order" if d.lines else "Add items with F4."
+                w("F4 adds the item · F5 (or Enter in Table) sends the order") if d.lines else w("Add items with F4.")
             )
 
     # ------------------------------------------------------------------ order details
@@ -533,11 +839,22 @@ class IntakeScreen(Screen[None]):
         self.draft.service = Service.PICKUP if pickup else Service.DINE_IN
         self._input("table").disabled = pickup
         self._error("table", None)
+        self._show_service()
+        self._show_order()
+
+    def _show_service(self) -> None:
+        """The chosen service in capitals with a ✓, the other in small letters; the table field says pickup."""
+        w = self.w
+        pickup = self.draft.service is Service.PICKUP
+        self.query_one("#dine-in", RadioButton).label = w("Dine-in") if pickup else "✓ " + w("DINE-IN")
+        self.query_one("#pickup", RadioButton).label = "✓ " + w("PICKUP") if pickup else w("Pickup")
+        self._input("table").placeholder = w("pickup: no table") if pickup else w("table number")
 
     @on(Input.Changed, "#table")
     def _table_changed(self, event: Input.Changed) -> None:
         self.draft.table = event.value
         self._error("table", None)
+        self._show_order()
 
     @on(Input.Changed, "#order-note")
     def _order_note_changed(self, event: Input.Changed) -> None:
@@ -636,13 +953,19 @@ class IntakeScreen(Screen[None]):
         d = acc.draft
         self.query_one("#accepted").display = True
         self.query_one("#accepted-number", BigNumber).number = acc.number
-        where = f"table {d.table.strip()}" if d.service is Service.DINE_IN else "pickup"
+        w = self.w
+        if d.service is Service.DINE_IN:
+            where = w("DINE-IN") + " · " + w("table {table}").format(table=d.table.strip())
+        else:
+            where = w("PICKUP")
         tags = [line.tag for line in d.lines if line.tag]
-        info = f"[b]Order {acc.number} accepted[/b] · {where} · {len(d.lines)} item{'s' if len(d.lines) != 1 else ''}"
+        count = (w("{n} item") if len(d.lines) == 1 else w("{n} items")).format(n=len(d.lines))
+        info = f"[b]{w('Order {number} accepted').format(number=acc.number)}[/b] · {escape(where)} · {count}"
+        info += f" · {w('total')} {self.catalogue.money(d.total_cents)}"
         if tags:
-            info += f" · tags {', '.join(tags)}"
+            info += f" · {w('tags')} {', '.join(tags)}"
         self.query_one("#accepted-info", Static).update(info)
-        self._state(f"Order {acc.number} sent. Scan the next item, or F3 for the expo list.")
+        self._state(w("Order {number} sent. Scan the next item, or F3 for the expo list.").format(number=acc.number))
 
     # ------------------------------------------------------------------ printing
 

@@ -7,6 +7,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Input, Static
 
+from terminals.counter.catalogue import parse_weight
 from terminals.counter.context import CounterContext
 
 # A 3×5 pixel font: enough for order numbers (a channel letter and digits). Rendered with half blocks, each pixel two
@@ -104,10 +105,12 @@ class FieldError(Static):
 
 
 class WeightInput(Input):
-    """The weight of a weighed piece in grams: typed by the clerk, or set from a scale reading.
+    """The weight of a weighed piece: typed by the clerk, or set from a scale reading.
 
-    A scale adapter (or a scale label's barcode) calls `set_reading(grams)`; the field then shows the reading until
-    the clerk types over it.
+    A plain number is grams (`1200`); kilograms and grams with their unit are understood (`1.2kg`, `1.2 kg`, `1,2kg`,
+    `1200 g`); anything else is not a weight (`error` says why) rather than quietly becoming another number. A scale
+    adapter (or a scale label's barcode) calls `set_reading(grams)`; the field then shows the reading until the clerk
+    types over it.
     """
 
     DEFAULT_CSS = """
@@ -116,19 +119,24 @@ class WeightInput(Input):
     }
     """
 
-    def __init__(self, *, id: str | None = None, compact: bool = True) -> None:
-        super().__init__(placeholder="grams", restrict=r"[0-9]*", max_length=14, id=id, compact=compact)
+    def __init__(self, *, id: str | None = None, compact: bool = True, placeholder: str = "grams, or 1.2kg") -> None:
+        super().__init__(placeholder=placeholder, max_length=14, id=id, compact=compact)
         self._reading = ""
 
     @property
     def grams(self) -> int | None:
-        """The weight entered, or None when empty (or when it is a scanned barcode, see `scanned`)."""
-        return int(self.value) if self.value.isdigit() and self.scanned is None else None
+        """The weight entered in grams, or None when empty, not a weight (see `error`) or a scanned barcode."""
+        return None if self.scanned is not None else parse_weight(self.value)[0]
+
+    @property
+    def error(self) -> str | None:
+        """Why what is typed is not a weight (None when it is one, or when the field is empty)."""
+        return None if self.scanned is not None else parse_weight(self.value)[1]
 
     @property
     def scanned(self) -> str | None:
         """A barcode a scanner typed into this field (8 digits or more: no piece weighs 10 tonnes), else None."""
-        return self.value if len(self.value) >= 8 else None
+        return self.value if len(self.value) >= 8 and self.value.isdigit() else None
 
     def set_reading(self, grams: int | None) -> None:
         """Put a scale reading (grams) in the field; None clears it."""

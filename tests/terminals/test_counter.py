@@ -36,7 +36,7 @@ async def test_a_shelf_order_keyed_in_reaches_the_right_stations(
         intake = app.intake
         await key_item(pilot, intake, "lobster", weight=800, cook="sashimi")
         await key_item(
-            pilot, intake, "LOB-AUS", weight=1250, cook="steamed", note="less salt", allergens="peanut, tree nuts"
+            pilot, intake, "LOB-AUS", weight=1250, cook="steamed", note="less salt", allergens=["peanut", "tree nuts"]
         )
         assert [line.product.sku for line in intake.draft.lines] == ["LOB-AUS", "LOB-AUS"]
         assert intake.draft.channel == "shelf"
@@ -64,7 +64,7 @@ async def test_a_shelf_order_keyed_in_reaches_the_right_stations(
         assert by_station["cold"]["tag"] and steamed["tag"] and by_station["cold"]["tag"] != steamed["tag"]
         assert [t["station"] for t in seafood.book.orders[order_id]["tickets"]] == ["cold", "seafood"]
         info = str(intake.query_one("#accepted-info", Static).render())
-        assert f"Order {number} accepted · table 12 · 2 items" in info
+        assert f"Order {number} accepted · DINE-IN · table 12 · 2 items" in info
         # The claim tag went to the hub's printing (print.request answered).
         await until(lambda: "Claim tags" in str(intake.query_one("#tag-state").render()), what="claim tag state")
 

@@ -12,7 +12,7 @@ from kds.config import Role, StoreConfig
 from kds.hub import OrderHub, Session
 from kds.routing import check_item
 from terminals.counter.assembly import Level, assemble, clock, expo_list
-from terminals.counter.catalogue import Catalogue, ean13_ok, money, parse_allergens
+from terminals.counter.catalogue import AllergenChoice, Catalogue, ean13_ok, find_allergens, money, parse_weight
 from terminals.counter.draft import Draft, Line, Service
 from terminals.counter.widgets import big_text
 from tests.conftest import app_order, shelf_order
@@ -80,11 +80,50 @@ def test_line_checks_agree_with_the_hub(
     assert mine == hubs
 
 
-def test_money_and_allergens() -> None:
+def test_money_and_allergens_from_the_stores_list(config: StoreConfig) -> None:
     assert money(7980) == "¥79.80" and money(5, "EUR") == "€0.05"
-    assert parse_allergens(" Peanut, tree nuts,,peanut ") == (["peanut", "tree_nuts"], None)
-    assert parse_allergens("x" * 41)[1] is not None
-    assert parse_allergens(",".join(f"a{k}" for k in range(21)))[1] == "at most 20 allergens"
+    declared = [AllergenChoice(a.id, a.name, a.name_zh) for a in config.allergens]
+    assert [a.id for a in find_allergens(declared, "peanut")] == ["peanut"]
+    assert [a.id for a in find_allergens(declared, "花生")] == ["peanut"]
+    assert [a.id for a in find_allergens(declared, "tree nuts")] == ["tree_nuts"]
+    assert find_allergens(declared, "cut in half") == [], "free text is no allergen"
+
+
+@pytest.mark.parametrize(
+    ("typed", "grams"),
+    [
+        ("1200", 1200),
+        ("1200g", 1200),
+        ("1200 g", 1200),
+        ("1.2kg", 1200),
+        ("1.2 kg", 1200),
+        ("1,2kg", 1200),
+        ("1.25KG", 1250),
+        ("0.8 kg", 800),
+        ("2公斤", 2000),
+        ("850克", 850),
+        (" 900 ", 900),
+    ],
+)
+def test_weights_with_or_without_a_unit(typed: str, grams: int) -> None:
+    assert parse_weight(typed) == (grams, None)
+
+
+@pytest.mark.parametrize(
+    ("typed", "why"),
+    [
+        ("1.2", "a plain number is grams; for kilograms add the unit (1.2kg)"),
+        ("1,2", "a plain number is grams; for kilograms add the unit (1.2kg)"),
+        ("12 lb", "is not a weight"),
+        ("abc", "is not a weight"),
+        ("800.5g", "whole grams only"),
+        ("1.2345kg", "3 decimals"),
+        ("0", "more than 0 g"),
+    ],
+)
+def test_what_is_not_a_weight_is_refused_in_words(typed: str, why: str) -> None:
+    grams, problem = parse_weight(typed)
+    assert grams is None and problem is not None and why in problem
 
 
 # ------------------------------------------------------------------------------------------- draft

@@ -79,7 +79,7 @@ async def test_intake_with_two_lines_and_an_error(
     async with app.run_test(size=(120, 36)) as pilot:
         await ready(pilot, app)
         await key_item(pilot, app.intake, "LOB-AUS", weight=800, cook="sashimi")
-        await key_item(pilot, app.intake, "OYSTER-FR", cook="cheese_baked", qty=6, allergens="peanut")
+        await key_item(pilot, app.intake, "OYSTER-FR", cook="cheese_baked", qty=6, allergens=["peanut"])
         await key_item(pilot, app.intake, "crab", add=False)
         await pilot.press("down", "enter")
         await type_text(pilot, "900")

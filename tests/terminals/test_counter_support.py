@@ -68,14 +68,15 @@ async def key_item(
     intake: IntakeScreen,
     find: str,
     *,
-    weight: int | None = None,
+    weight: int | str | None = None,
     cook: str | None = None,
     qty: int | None = None,
     note: str | None = None,
-    allergens: str | None = None,
+    allergens: list[str] | None = None,
     add: bool = True,
 ) -> None:
-    """Key in one item from the keys alone: find + Enter, weight + Enter, ↓… Enter on the method, details, F4."""
+    """Key in one item from the keys alone: find + Enter, weight + Enter, ↓… Enter on the method, details, each
+    allergy typed and picked from the store's list with Enter, F4."""
     await type_text(pilot, find)
     await pilot.press("enter")
     await pilot.pause()
@@ -92,7 +93,9 @@ async def key_item(
         await type_text(pilot, note)
     if allergens is not None:
         intake.query_one("#allergens").focus()
-        await type_text(pilot, allergens)
+        for allergen in allergens:
+            await type_text(pilot, allergen)
+            await pilot.press("enter")
     if add:
         await pilot.press("f4")
     await pilot.pause()
