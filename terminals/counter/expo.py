@@ -9,6 +9,7 @@ words) shows on the line under the list.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -35,16 +36,22 @@ WIDE = 110
 """From this many columns on, the list has an Alerts column; below, an order's first alert takes its Time cell."""
 
 
-def _columns(width: int) -> list[tuple[str, str, int]]:
-    """(key, label, width) of the list's columns for a screen `width` cells wide (each cell has 1 cell of padding)."""
+def _columns(width: int, w: Callable[[str], str] = str) -> list[tuple[str, str, int]]:
+    """(key, label, width) of the list's columns for a screen `width` cells wide (each cell has 1 cell of padding);
+    `w` gives the headers in the screen's language."""
     if width >= WIDE:
-        fixed = [("number", "Order", 6), ("for", "For", 10), ("status", "Status", 12)]
-        rest = width - 2 - sum(w + 2 for _, _, w in fixed) - 2 * 2 - 18
+        fixed = [("number", w("Order"), 6), ("for", w("For"), 11), ("status", w("Status"), 12)]
+        rest = width - 2 - sum(n + 2 for _, _, n in fixed) - 2 * 2 - 18
         stations = max(20, rest * 5 // 9)
-        return [*fixed, ("stations", "Stations", stations), ("time", "Time", 18), ("alerts", "Alerts", rest - stations)]
-    fixed = [("number", "Order", 5), ("for", "For", 9), ("status", "Status", 10)]
-    rest = width - 2 - sum(w + 2 for _, _, w in fixed) - 2 * 2 - 15
-    return [*fixed, ("stations", "Stations", max(12, rest)), ("time", "Time", 15)]
+        return [
+            *fixed,
+            ("stations", w("Stations"), stations),
+            ("time", w("Time"), 18),
+            ("alerts", w("Alerts"), rest - stations),
+        ]
+    fixed = [("number", w("Order"), 5), ("for", w("For"), 10), ("status", w("Status"), 10)]
+    rest = width - 2 - sum(n + 2 for _, _, n in fixed) - 2 * 2 - 15
+    return [*fixed, ("stations", w("Stations"), max(12, rest)), ("time", w("Time"), 15)]
 
 
 class ExpoScreen(Screen[None]):
@@ -139,8 +146,8 @@ class ExpoScreen(Screen[None]):
         if self.wide is None or self.wide != (width >= WIDE):
             self.wide = width >= WIDE
             table.clear(columns=True)
-            for key, label, w in _columns(width):
-                table.add_column(label, key=key, width=w)
+            for key, label, cells in _columns(width, ctx.w):
+                table.add_column(label, key=key, width=cells)
         table.clear()
         for row in self.rows:
             table.add_row(*self._cells(row), key=row.id)
@@ -152,31 +159,42 @@ class ExpoScreen(Screen[None]):
         self.query_one(ViewTitle).show("expo", ctx, ready=ready)
         if not self.rows:
             self.query_one("#detail", Static).update(
-                "No open orders." if ctx.client.book.store else "Waiting for the hub…"
+                ctx.w("No open orders.") if ctx.client.book.store else ctx.w("Waiting for the hub…")
             )
+
+    def _for(self, order: dict[str, Any], *, short: bool) -> str:
+        """DINE-IN 12 (or `DINE-IN · table 12`), PICKUP, DELIVERY: how the customer gets it, in words."""
+        f, w = order["fulfilment"], self.ctx.w
+        kind = str(f.get("type"))
+        if kind == "dine_in":
+            table = str(f.get("table", "?"))
+            return f"{w('DINE-IN')} {table}" if short else f"{w('DINE-IN')} · {w('table {table}').format(table=table)}"
+        return w("DELIVERY") if kind == "delivery" else w("PICKUP")
 
     def _cells(self, row: Assembly) -> list[Text]:
         o = row.order
+        w = self.ctx.w
         number = Text(row.number + ("!" if o.get("priority") == "rush" else ""), style="bold")
         pending = self.pending.get(row.id)
         if pending:
             status = Text(f"⧗ {pending}", style="bold yellow")
         elif row.status == "ready":
-            status = Text(" CALLED " if row.called else " READY ", style="bold black on green")
+            status = Text(f" {w('CALLED') if row.called else w('READY')} ", style="bold black on green")
         elif row.status == "handed_over":
-            status = Text(f"→ {o.get('handed_over_to') or 'handed over'}", style="dim")
+            status = Text(f"→ {o.get('handed_over_to') or w('handed_over')}", style="dim")
         elif row.status == "cancelled":
-            status = Text("cancelled", style="dim strike")
+            status = Text(w("cancelled"), style="dim strike")
         else:
-            status = Text(row.status)
+            status = Text(w(row.status))
         stations = Text()
         for k, s in enumerate(row.stations):
             if k:
                 stations.append("  ")
             style = "green" if s.finished else LEVEL_STYLE[s.level]
-            stations.append(s.label(), style="dim" if row.closed else style)
+            label = s.label().replace(s.station, self.ctx.station_name(s.station), 1)
+            stations.append(label, style="dim" if row.closed else style)
         level = LEVEL_STYLE[row.level]
-        cells = [number, Text(row.destination, style="dim" if row.closed else ""), status, stations]
+        cells = [number, Text(self._for(o, short=True), style="dim" if row.closed else ""), status, stations]
         if self.wide:
             return [*cells, Text(self._time_text(row), style=level), Text(", ".join(row.alerts), style=level)]
         return [*cells, Text(row.alerts[0] if row.alerts else self._time_text(row), style=level)]
@@ -207,8 +225,8 @@ class ExpoScreen(Screen[None]):
         o = row.order
         head = [
             f"[b]{escape(row.number)}[/b]",
-            escape(row.destination),
-            str(o["channel"]),
+            escape(self._for(o, short=False)),
+            escape(self.ctx.w(str(o["channel"]))),
             f"from {escape(o['source'])}",
         ]
         head.append(f"placed {self.ctx.local(_parse(o['created_at']))}")
@@ -225,9 +243,11 @@ class ExpoScreen(Screen[None]):
                 continue
             mark = "[green]✓[/]" if it["done_at"] else "·"
             what = [f"{it['weight_g']} g" if it.get("weight_g") else f"{it['qty']}×"]
-            if it.get("cook_name"):
+            if it.get("cook"):
+                what.append(self.ctx.method_name(str(it["cook"])))
+            elif it.get("cook_name"):
                 what.append(str(it["cook_name"]))
-            what[-1] += f" → {it['station']}"
+            what[-1] += f" → {self.ctx.station_name(str(it['station']))}"
             if it.get("tag"):
                 what.append(f"tag {it['tag']}")
             extra = []
@@ -237,8 +257,9 @@ class ExpoScreen(Screen[None]):
             product = self.ctx.catalogue.get(str(it["sku"]))
             told = [a for a in it.get("allergens") or [] if product is None or a not in product.allergens]
             if told:
-                extra.append("ALLERGY: " + ", ".join(told))
-            name = it["name"] if it["name"] == it["name_zh"] else f"{it['name']} {it['name_zh']}"
+                extra.append(self.ctx.w("ALLERGY") + ": " + ", ".join(self.ctx.allergen_name(a) for a in told))
+            first, other = self.ctx.item_names(str(it["sku"]), str(it["name"]), str(it.get("name_zh") or ""))
+            name = first if other is None else f"{first} {other}"
             text = f" {mark} {escape(name)} · {escape(' · '.join(what))}"
             if extra:
                 text += f" [b $warning]{escape(' · '.join(extra))}[/]"
