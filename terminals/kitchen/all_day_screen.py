@@ -62,6 +62,10 @@ class AllDayScreen(ModalScreen[None]):
         self.tickets = tickets
         self.keys = keys
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """An action this device has no key for does nothing."""
+        return keymap.enabled(self.keys, action, parameters)
+
     def compose(self) -> ComposeResult:
         """A box with a title, the table and a line of keys."""
         with Vertical(id="all-day-box", classes="overlay-box"):

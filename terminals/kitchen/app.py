@@ -16,15 +16,18 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from textual import on
 from textual.app import App, ComposeResult
 from textual.binding import BindingType
+from textual.css.query import NoMatches
 from textual.message import Message
+from textual.widget import Widget
 
 from kds.client import HubClient, LinkState
+from kds.config import Language, StoreConfig
 from terminals.connection import ConnectionBar, OfflineBanner
 from terminals.kitchen import keymap as keymaps
 from terminals.kitchen.all_day_screen import AllDayScreen
@@ -35,8 +38,10 @@ from terminals.kitchen.model import ACTIVE, Entry, StationInfo, StationState, al
 from terminals.kitchen.printer_alert import PrinterAlert
 from terminals.kitchen.recall_screen import RecallScreen
 from terminals.kitchen.theme import KITCHEN_THEME
+from terminals.kitchen.words import Speech
 
 Clock = Callable[[], datetime]
+W = TypeVar("W", bound=Widget)
 
 
 def utc_now() -> datetime:
@@ -71,17 +76,23 @@ class KitchenApp(App[int]):
         *,
         station: str,
         keymap: dict[str, str] | None = None,
+        keymap_replaces_defaults: bool = False,
         now: Clock = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
         acks_path: Path | None = None,
         hub_label: str | None = None,
         close_client: bool = False,
+        language: Language | str = Language.EN,
+        config: StoreConfig | None = None,
     ) -> None:
         super().__init__()
+        self.speech = Speech(language, config)
+        """The screen's language (its fixed words, and names from `config` when given)."""
         self.client = client
         self.station = station
         self.device_keymap = {k: keymaps.normalize(v) for k, v in (keymap or {}).items()}
-        self.keys = keymaps.effective(self.device_keymap)
+        self.keymap_replaces_defaults = keymap_replaces_defaults
+        self.keys = keymaps.effective(self.device_keymap, replaces_defaults=keymap_replaces_defaults)
         self.now = now
         self.monotonic = monotonic
         self.acks_path = acks_path
@@ -95,6 +106,10 @@ class KitchenApp(App[int]):
         self.selected: str | None = None
         self.cursor: str | None = None
         self._sel_index = 0
+        self._page_asked: int | None = None
+        """The page the cook turned to (drawn unless the cursor's item is not on it)."""
+        self._cursor_parked = False
+        """Paged to a part of the selected ticket that holds none of its open items: no item under the cursor."""
         self._welcomed = False
         self._redraw_pending = False
         self.bells = 0
@@ -116,8 +131,8 @@ class KitchenApp(App[int]):
 
     async def on_mount(self) -> None:
         """Apply the device's key map, follow the client, start it, and tick once a second."""
-        if self.device_keymap:
-            self.set_keymap(self.device_keymap)
+        if self.device_keymap or self.keymap_replaces_defaults:
+            self.set_keymap(keymaps.textual_keymap(self.keys))
         self.client.listeners.append(self._on_frame)
         self.client.state_listeners.append(self._on_state)
         at = self.now()
@@ -144,6 +159,10 @@ class KitchenApp(App[int]):
     def on_resize(self) -> None:
         """Lay out again."""
         self.redraw()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """An action this device has no key for does nothing (a keymap that replaces the defaults)."""
+        return keymaps.enabled(self.keys, action, parameters)
 
     # ------------------------------------------------------------------ the hub
 
@@ -176,7 +195,11 @@ class KitchenApp(App[int]):
             action = self.state.pending.answered(f, book.seq)
             if kind == "error" and action is not None:
                 number = action.ticket_id.split("/")[0].split("-")[-1]
-                self.notice(f"{number}: the hub refused it — {f.get('message', 'error')}")
+                self.notice(
+                    self.speech(
+                        "{number}: the hub refused it — {message}", number=number, message=f.get("message", "error")
+                    )
+                )
         elif kind == "printer.status":
             self.show_printer_status(f)
             return
@@ -186,12 +209,26 @@ class KitchenApp(App[int]):
 
     @on(LinkChanged)
     def _link(self, message: LinkChanged) -> None:
-        self.query_one(OfflineBanner).check()
-        self.query_one(ConnectionBar).refresh_status()
+        banner, bar = self._widget(OfflineBanner), self._widget(ConnectionBar)
+        if banner is not None and bar is not None:
+            banner.check()
+            bar.refresh_status()
+
+    def _widget(self, kind: type[W]) -> W | None:
+        """One of the screen's widgets; None before they are composed and once they are gone (the app shutting down:
+        a frame, tick or redraw still queued then has nothing to draw on and must not fail)."""
+        if not self.is_running or self._exit or not self.is_attached:
+            return None
+        try:
+            return self.query_one(kind)
+        except NoMatches:
+            return None
 
     def show_printer_status(self, frame: dict[str, Any]) -> None:
         """A `printer.status` frame: show or clear the printer's alert line."""
-        alert = self.query_one(PrinterAlert)
+        alert = self._widget(PrinterAlert)
+        if alert is None:
+            return
         was = bool(alert.troubles)
         if alert.apply(frame) and alert.troubles and not was:
             self.bell()
@@ -199,6 +236,7 @@ class KitchenApp(App[int]):
     def _take_store(self) -> None:
         store = self.client.book.store
         self.info = StationInfo.from_store(store, self.station)
+        self.speech.store = store
         with contextlib.suppress(ZoneInfoNotFoundError, ValueError):
             self.tz = ZoneInfo(store.get("timezone") or "UTC")
 
@@ -228,14 +266,18 @@ class KitchenApp(App[int]):
         self.state.pending.settle(self.client.book.seq)
         self.redraw()
 
-    def redraw(self) -> None:
-        """Work out the board from the book and draw everything."""
+    def redraw(self, page: int | None = None) -> None:
+        """Work out the board from the book and draw everything (on page `page`, when the cook turned to it). Before
+        the screen is composed and once it is closing, nothing (there is nothing to draw on)."""
+        board, header = self._widget(Board), self._widget(StationHeader)
+        if board is None or header is None:
+            return
         self._redraw_pending = False
         now = self.now()
         self.entries = self.state.entries(self.client.book.orders.values(), now)
         self._fix_selection()
-        board = self.query_one(Board)
-        waiting = "" if self._welcomed else "Waiting for the hub: the tickets show as soon as it answers."
+        w = self.speech
+        waiting = "" if self._welcomed else w("Waiting for the hub: the tickets show as soon as it answers.")
         board.show(
             self.entries,
             selected=self.selected,
@@ -244,6 +286,8 @@ class KitchenApp(App[int]):
             station=self.info,
             tz=self.tz,
             empty_text=waiting,
+            page=page,
+            speech=w,
         )
         before, after = board.counts()
         page_ids = {e.id for e in board.page_entries()} if self.entries else set()
@@ -251,10 +295,10 @@ class KitchenApp(App[int]):
         label = keymaps.keys_label
         k = self.keys
         hints = (
-            f"{label(k['start'])} start · {label(k['bump'])} bump · {label(k['bump_item'])} item · "
-            f"{label(k['recall'])} recall · {label(k['all_day'])} all-day"
+            f"{label(k['start'])} {w('start')} · {label(k['bump'])} {w('bump')} · {label(k['bump_item'])} "
+            f"{w('item')} · {label(k['recall'])} {w('recall')} · {label(k['all_day'])} {w('all-day')}"
         )
-        self.query_one(StationHeader).show(
+        header.show(
             station=self.info,
             entries=self.entries,
             page=board.page_index,
@@ -266,6 +310,7 @@ class KitchenApp(App[int]):
             tz=self.tz,
             help_key=label(k["help"][:1]),
             hints=hints,
+            speech=w,
         )
         screen = self.screen
         if isinstance(screen, AllDayScreen):
@@ -290,7 +335,7 @@ class KitchenApp(App[int]):
             self.cursor = None
         entry = self.entries[self._sel_index]
         open_ids = [i["id"] for i in entry.open_items()]
-        if self.cursor not in open_ids:
+        if self.cursor not in open_ids and not (self.cursor is None and self._cursor_parked):
             self.cursor = open_ids[0] if open_ids else None
 
     @property
@@ -305,6 +350,7 @@ class KitchenApp(App[int]):
         """Put the selection on a ticket and draw."""
         if ticket_id is not None and ticket_id != self.selected:
             self.selected, self.cursor = ticket_id, None
+        self._cursor_parked = False
         self.redraw()
 
     # ------------------------------------------------------------------ sending
@@ -342,8 +388,20 @@ class KitchenApp(App[int]):
         ids = [i["id"] for i in e.open_items()]
         if not ids:
             return
-        k = ids.index(self.cursor) if self.cursor in ids else 0
-        self.cursor = ids[max(0, min(len(ids) - 1, k + step))]
+        if self.cursor in ids:
+            k = ids.index(self.cursor) + step
+        else:
+            # Parked on a part without open items: the next open item is the first one after that part.
+            board = self.query_one(Board)
+            shown = board.page_index
+            k = 0 if step > 0 else len(ids) - 1
+            for n, iid in enumerate(ids):
+                pages = board.pages_of(e.id, iid)
+                if pages and pages[0] > shown:
+                    k = n if step > 0 else max(0, n - 1)
+                    break
+        self.cursor = ids[max(0, min(len(ids) - 1, k))]
+        self._cursor_parked = False
         self.redraw()
 
     def action_item_up(self) -> None:
@@ -386,6 +444,7 @@ class KitchenApp(App[int]):
         k = ids.index(item)
         rest = ids[k + 1 :] or ids[:k]
         self.cursor = rest[0] if rest else None
+        self._cursor_parked = False
         self.send("item.bump", e, item)
 
     def action_acknowledge(self) -> None:
@@ -422,15 +481,23 @@ class KitchenApp(App[int]):
         self.push_screen(HelpScreen(self.keys, device=self.client.device))
 
     def _page(self, step: int) -> None:
+        """Turn to the next (or previous) page: the first ticket that starts on it is selected (else the one
+        continued on it), the cursor on its first open item shown there (none when the part shows none)."""
         board = self.query_one(Board)
         target = board.page_index + step
-        if 0 <= target < len(board.pages):
-            page = board.page_entries(target)
-            if page:
-                # A ticket continued from the previous page is not the first of this one.
-                first = next((e for e in page if board.page_of.get(board.index_of[e.id]) == target), page[0])
-                self._sel_index = board.index_of[first.id]
-                self.select(first.id)
+        if not 0 <= target < len(board.pages):
+            return
+        starting = board.starting_on(target)
+        page = starting or board.page_entries(target)
+        if not page:
+            return
+        e = page[0]
+        self._sel_index = board.index_of[e.id]
+        self.selected = e.id
+        shown = [i["id"] for i in e.open_items() if target in board.pages_of(e.id, i["id"])]
+        self.cursor = shown[0] if shown else None
+        self._cursor_parked = not shown
+        self.redraw(page=target)
 
     def action_page_next(self) -> None:
         """Show the next page (its first ticket selected)."""
@@ -447,13 +514,20 @@ class KitchenApp(App[int]):
             self.select(self.entries[0].id)
 
     def _pick(self, n: int) -> None:
-        page = self.query_one(Board).page_entries()
+        board = self.query_one(Board)
+        page = board.page_entries()
         if 0 < n <= len(page):
-            self._sel_index = self.query_one(Board).index_of[page[n - 1].id]
-            self.select(page[n - 1].id)
+            e = page[n - 1]
+            self._sel_index = board.index_of[e.id]
+            if e.id != self.selected:
+                # The cursor on the ticket's first open item on this page: picking never turns the page.
+                shown = [i["id"] for i in e.open_items() if board.page_index in board.pages_of(e.id, i["id"])]
+                self.selected, self.cursor = e.id, (shown[0] if shown else None)
+                self._cursor_parked = not shown
+            self.redraw()
 
     def action_pick(self, n: int) -> None:
-        """Select ticket `n` (1–9) of the page."""
+        """Select the ticket labelled `n` (1–9) on the page (reading order: left to right, top to bottom)."""
         self._pick(n)
 
     # ------------------------------------------------------------------ acknowledged cancellations
@@ -485,22 +559,28 @@ def create_app(
     *,
     station: str,
     keymap: dict[str, str] | None = None,
+    keymap_replaces_defaults: bool = False,
     now: Clock = utc_now,
     monotonic: Callable[[], float] = time.monotonic,
     acks_path: Path | None = None,
     hub_label: str | None = None,
     close_client: bool = False,
+    language: Language | str = Language.EN,
+    config: StoreConfig | None = None,
 ) -> KitchenApp:
     """The kitchen screen for `station`, reading and acting through `client` (used by the CLI and the tests)."""
     return KitchenApp(
         client,
         station=station,
         keymap=keymap,
+        keymap_replaces_defaults=keymap_replaces_defaults,
         now=now,
         monotonic=monotonic,
         acks_path=acks_path,
         hub_label=hub_label,
         close_client=close_client,
+        language=language,
+        config=config,
     )
 
 

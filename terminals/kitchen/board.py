@@ -1,9 +1,12 @@
 """The ticket board: the station's tickets as cards in columns, one page at a time.
 
-The board draws only the page that holds the selected ticket; the other tickets are measured (their card bodies
-are cached by order version) so paging stays cheap with hundreds of open tickets. It paints line by line (Textual's
-line API): each line of a card is turned into terminal segments once and reused while the card does not change, so
-a key press or the clock repaints only what changed instead of the whole page.
+The board draws one page: the one the cook turned to, as long as it shows the item under the cursor (else the page
+that does: the cursor is never off screen). A card taller than a column goes on in the next column or page, each
+part after the first under a "#A012 (cont. 2/2)" line and the card's allergy banner. Every card on the page carries
+its pick number (1-9, the key that selects it) in reading order, left to right, top to bottom. The other tickets
+are measured (their card bodies are cached by order version) so paging stays cheap with hundreds of open tickets.
+It paints line by line (Textual's line API): each line of a card is turned into terminal segments once and reused
+while the card does not change, so a key press or the clock repaints only what changed instead of the whole page.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ from textual.visual import Visual
 from textual.widget import Widget
 
 from terminals.kitchen import cards
-from terminals.kitchen.layout import GAP, Page, geometry, paginate
+from terminals.kitchen.layout import GAP, Page, Piece, geometry, paginate
 from terminals.kitchen.model import Entry, StationInfo
+from terminals.kitchen.words import ENGLISH, Speech
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +67,10 @@ class Board(Widget):
         self.page_index = 0
         self.index_of: dict[str, int] = {}
         self.page_of: dict[int, int] = {}
-        self._bodies: dict[BodyKey, list[Content]] = {}
+        self.speech: Speech = ENGLISH
+        self._bodies: dict[BodyKey, cards.Body] = {}
         """Card bodies of the tickets laid out last; only those are kept (a long day leaves nothing behind)."""
-        self._last_bodies: dict[BodyKey, list[Content]] = {}
+        self._last_bodies: dict[BodyKey, cards.Body] = {}
         self._partial_styles: dict[tuple[str, ...], Style] = {}
         self._content: Content | None = Content("")
         """The whole page as one Content: the empty board's text, or built on demand from `_rows` (`plain`)."""
@@ -125,8 +130,11 @@ class Board(Widget):
         station: StationInfo,
         tz: tzinfo,
         empty_text: str = "",
+        page: int | None = None,
+        speech: Speech | None = None,
     ) -> None:
-        """Lay out these tickets and draw the page holding the selected one (or `empty_text` when none)."""
+        """Lay out these tickets and draw page `page` (else the one shown until now), or the page that holds the
+        item under the cursor (or the selected ticket) when that one does not (or `empty_text` when none)."""
         self.empty_text = empty_text
         self.entries = entries
         self.selected = selected
@@ -134,6 +142,11 @@ class Board(Widget):
         self.now = now
         self.station = station
         self.tz = tz
+        if speech is not None and speech is not self.speech:
+            self.speech = speech
+            self._bodies.clear()
+        if page is not None:
+            self.page_index = page
         self._layout()
         self._draw()
 
@@ -159,9 +172,30 @@ class Board(Widget):
         return geometry(self.size.width)[0]
 
     def page_entries(self, page: int | None = None) -> list[Entry]:
-        """The tickets on a page (the current one by default), in order."""
+        """The tickets on a page (the current one by default) in reading order: the first is labelled 1."""
         p = self.pages[self.page_index if page is None else page]
-        return [self.entries[i] for i in p.indexes()]
+        return [self.entries[i] for i in p.reading_order()]
+
+    def starting_on(self, page: int) -> list[Entry]:
+        """The tickets whose card starts on `page`, in working order."""
+        return [self.entries[i] for i, p in sorted(self.page_of.items()) if p == page]
+
+    def pages_of(self, ticket_id: str, item_id: str | None = None) -> list[int]:
+        """The pages showing a ticket (with `item_id`: the first line of that item of it)."""
+        index = self.index_of.get(ticket_id)
+        if index is None:
+            return []
+        row: int | None = None
+        if item_id is not None:
+            body = self._bodies.get(self._key(self.entries[index], self._geometry[1]))
+            row = body.item_rows.get(item_id) if body is not None else None
+        out = []
+        for n, page in enumerate(self.pages):
+            for piece in page.pieces(index):
+                if row is None or piece.start <= row < piece.stop:
+                    out.append(n)
+                    break
+        return out
 
     def counts(self) -> tuple[int, int]:
         """Tickets that start on the pages before the current one, and on the pages after it."""
@@ -176,10 +210,10 @@ class Board(Widget):
 
     # ------------------------------------------------------------------ drawing
 
-    def _body(self, e: Entry, width: int) -> list[Content]:
+    def _key(self, e: Entry, width: int) -> BodyKey:
         selected = e.id == self.selected
         cursor = self.cursor if selected else None
-        key: BodyKey = (
+        return (
             e.id,
             e.version,
             e.state,
@@ -191,11 +225,14 @@ class Board(Widget):
             selected,
             cursor,
         )
+
+    def _body(self, e: Entry, width: int) -> cards.Body:
+        key = self._key(e, width)
         body = self._bodies.get(key)
         if body is None:
             body = self._last_bodies.get(key)
             if body is None:
-                body = cards.card_body(e, width, selected=selected, cursor=cursor)
+                body = cards.card_body(e, width, selected=key[8], cursor=key[9], speech=self.speech)
             self._bodies[key] = body
         return body
 
@@ -204,40 +241,70 @@ class Board(Widget):
         cols, card_w = geometry(width)
         self._geometry = (cols, card_w, rows)
         self._last_bodies, self._bodies = self._bodies, {}
-        heights = [cards.TOP_ROWS + len(self._body(e, card_w)) for e in self.entries]
-        self.pages = paginate(heights, cols, rows)
+        heights = [cards.TOP_ROWS + len(self._body(e, card_w).lines) for e in self.entries]
+        iw = cards.inner_width(card_w)
+        heads = [
+            1 + len(cards.banner(e, iw, self.speech)) if h > rows else 0
+            for e, h in zip(self.entries, heights, strict=True)
+        ]
+        breaks = [
+            sorted(self._body(e, card_w).item_rows.values()) if h > rows else []
+            for e, h in zip(self.entries, heights, strict=True)
+        ]
+        self.pages = paginate(heights, cols, rows, heads, breaks)
         self.index_of = {e.id: k for k, e in enumerate(self.entries)}
         self.page_of = {}
         for n, p in enumerate(self.pages):
             for i in p.indexes():
                 self.page_of.setdefault(i, n)
-        index = self.index_of.get(self.selected or "")
-        self.page_index = self.page_of.get(index, 0) if index is not None else 0
+        page = max(0, min(self.page_index, len(self.pages) - 1))
+        if self.selected in self.index_of:
+            # The page follows the cursor: the item under it (else the selected ticket) is always on screen.
+            where = self.pages_of(self.selected, self.cursor) if self.cursor else []
+            where = where or self.pages_of(self.selected)
+            if where and page not in where:
+                page = where[0]
+        elif not self.entries:
+            page = 0
+        self.page_index = page
 
     def _draw(self) -> None:
         cols, card_w, rows = self._geometry
         if not self.entries:
-            text = (
-                self.empty_text or f"No open tickets at {self.station.name} — new orders ring the bell and show here."
+            text = self.empty_text or self.speech(
+                "No open tickets at {station} — new orders ring the bell and show here.", station=self.station.name
             )
             self._content = Content.styled(f"\n\n  {text}", ".board--empty")
             self._rows, self._empty_strips = [], None
             self.refresh()
             return
         page = self.pages[min(self.page_index, len(self.pages) - 1)]
+        picks = {index: n for n, index in enumerate(page.reading_order(), 1)}
+        labelled = {
+            index: min(((p.y, x), p) for x, col in enumerate(page.columns) for p in col if p.index == index)[1]
+            for index in picks
+        }
         columns: list[list[Content]] = []
         tops: dict[int, list[Content]] = {}
         for col in page.columns:
             lines: list[Content] = []
             for piece in col:
                 e = self.entries[piece.index]
+                selected = e.id == self.selected
+                pick = picks[piece.index] if labelled[piece.index] == piece else None
                 top = tops.get(piece.index)
                 if top is None:
                     top = tops[piece.index] = cards.card_top(
-                        e, card_w, station=self.station, now=self.now, tz=self.tz, selected=e.id == self.selected
+                        e,
+                        card_w,
+                        station=self.station,
+                        now=self.now,
+                        tz=self.tz,
+                        selected=selected,
+                        speech=self.speech,
+                        pick=pick if piece.part == 0 else None,
                     )
-                card = top + self._body(e, card_w)
-                lines.extend(card[piece.start : piece.stop])
+                lines.extend(self._piece(e, piece, top, card_w, selected, pick))
             columns.append(lines)
         blank = Content(" " * card_w)
         while len(columns) < cols:
@@ -248,6 +315,26 @@ class Board(Widget):
             self._strips, self._used = self._used, {}
         self._content = None
         self.refresh()
+
+    def _piece(
+        self, e: Entry, piece: Piece, top: list[Content], width: int, selected: bool, pick: int | None
+    ) -> list[Content]:
+        """The lines of one piece of a card: a part after the first under its continuation line and banner, a part
+        before the last ending with where it goes on."""
+        lines: list[Content] = []
+        if piece.part:
+            lines += cards.continued_head(
+                e, width, part=piece.part, parts=piece.parts, selected=selected, speech=self.speech, pick=pick
+            )
+        card = top + self._body(e, width).lines
+        lines += card[piece.start : piece.stop]
+        if piece.part < piece.parts - 1:
+            lines.append(
+                cards.continues_foot(
+                    e, width, part=piece.part, parts=piece.parts, selected=selected, speech=self.speech
+                )
+            )
+        return lines
 
     def _page_content(self) -> Content:
         if self._content is None:

@@ -18,6 +18,7 @@ from textual.content import Content
 
 from terminals.kitchen import bigtext
 from terminals.kitchen.model import Entry, Item, StationInfo, Timing, clock, mmss, parse_dt
+from terminals.kitchen.words import ENGLISH, Speech
 
 TOP_ROWS = 1 + bigtext.HEIGHT
 """Rows of a card's top: the timer bar and the big number."""
@@ -44,6 +45,9 @@ REMOVED = ".card--removed"
 CHANGED = ".card--changed"
 CURSOR = ".card--cursor"
 LATE_WORD = ".card--late-word"
+BANNER = ".card--allergy"
+PICK = ".card--pick"
+OTHER_NAME = ".card--other-name"
 
 COMPONENT_CLASSES = frozenset(
     c[1:]
@@ -69,6 +73,9 @@ COMPONENT_CLASSES = frozenset(
         CHANGED,
         CURSOR,
         LATE_WORD,
+        BANNER,
+        PICK,
+        OTHER_NAME,
     )
 )
 """The component classes a widget drawing cards must declare (and kitchen.tcss styles)."""
@@ -117,7 +124,7 @@ def _fit(left: list[tuple[str, str]], right: list[tuple[str, str]], width: int) 
     """Left and right parts on one line of `width`, dropping the right parts from the end while they do not fit."""
     right = list(right)
     while True:
-        used = sum(len(t) for t, _ in left) + sum(len(t) for t, _ in right)
+        used = sum(Content(t).cell_length for t, _ in left) + sum(Content(t).cell_length for t, _ in right)
         if used + 1 <= width or not right:
             break
         right.pop()
@@ -130,44 +137,103 @@ def _fit(left: list[tuple[str, str]], right: list[tuple[str, str]], width: int) 
 # ------------------------------------------------------------------------------------------------ top
 
 
-def card_top(e: Entry, width: int, *, station: StationInfo, now: datetime, tz: tzinfo, selected: bool) -> list[Content]:
-    """The timer bar and the big order number with the fulfilment (changes every second)."""
+def _pick_label(pick: int | None) -> list[tuple[str, str]]:
+    """The card's pick number (the key that selects it), on the top line."""
+    return [(f"{pick}", PICK)] if pick is not None and 1 <= pick <= 9 else []
+
+
+def card_top(
+    e: Entry,
+    width: int,
+    *,
+    station: StationInfo,
+    now: datetime,
+    tz: tzinfo,
+    selected: bool,
+    speech: Speech = ENGLISH,
+    pick: int | None = None,
+) -> list[Content]:
+    """The timer bar (after the card's pick number) and the big order number with the fulfilment (changes every
+    second)."""
+    w = speech
     fr = frame_for(e, selected)
-    bar_w = width - 2
+    label = _pick_label(pick)
+    bar_w = width - 2 - sum(len(t) for t, _ in label)
     c = clock(e.order, e.ticket, station, now)
+    channel = w(CHANNEL_WORD.get(e.order["channel"], str(e.order["channel"]).upper()))
     if e.state == "cancelled":
         bar_style = CANCELLED
-        left = [(" CANCELLED", "bold")]
-        right = [("clear: X ", "")]
+        left = [(f" {w('CANCELLED')}", "bold")]
+        right = [(f"{w('clear: {key}', key='X')} ", "")]
     elif e.state == "done":
         bar_style = DONE_BAR
         done = e.done_at.astimezone(tz).strftime("%H:%M") if e.done_at else ""
-        left = [(f" DONE {done}", "bold")]
-        right = [(f"{CHANNEL_WORD.get(e.order['channel'], '')} ", "")]
+        left = [(f" {w('DONE')} {done}", "bold")]
+        right = [(f"{channel} ", "")]
     else:
         bar_style = BAR_CLASS[c.timing]
         left = [(f" {mmss(c.age_s)}", "bold")]
         if c.timing is Timing.LATE:
-            left.append((" LATE ", LATE_WORD))
+            left.append((f" {w('LATE')} ", LATE_WORD))
         elif c.timing is Timing.WARNING and c.late_in_s is not None:
-            left.append((f" late in {mmss(c.late_in_s)}", ""))
+            left.append((f" {w('late in {t}', t=mmss(c.late_in_s))}", ""))
         if e.rush:
-            left += [(" ", ""), (" RUSH ", RUSH)]
+            left += [(" ", ""), (f" {w('RUSH')} ", RUSH)]
         right = []
-        state = ("★ NEW" if e.fresh else "NEW") if e.state == "new" else STATE_WORD.get(e.state, e.state)
+        state = (w("★ NEW") if e.fresh else w("NEW")) if e.state == "new" else w(STATE_WORD.get(e.state, e.state))
         right.append((state, "bold"))
         if e.ticket.get("recalled_at") and e.state == "started":
-            right.append((" RECALLED", "bold"))
+            right.append((f" {w('RECALLED')}", "bold"))
         if e.ticket.get("amended_at"):
-            right.append((" AMENDED", "bold"))
-        right.append((f" {CHANNEL_WORD.get(e.order['channel'], e.order['channel'].upper())} ", ""))
+            right.append((f" {w('AMENDED')}", "bold"))
+        right.append((f" {channel} ", ""))
     bar = _fit(left, right, bar_w).stylize_before(bar_style)
-    lines = [Content.assemble((fr.tl, fr.style), bar, (fr.tr, fr.style))]
-    lines.extend(_number_rows(e, width, c.due_left_s, tz, fr))
+    lines = [Content.assemble((fr.tl, fr.style), *label, bar, (fr.tr, fr.style))]
+    lines.extend(_number_rows(e, width, c.due_left_s, tz, fr, w))
     return lines
 
 
-def _number_rows(e: Entry, width: int, due_left: float | None, tz: tzinfo, fr: Frame) -> list[Content]:
+def continued_head(
+    e: Entry, width: int, *, part: int, parts: int, selected: bool, speech: Speech = ENGLISH, pick: int | None = None
+) -> list[Content]:
+    """The top of a card's part after the first: "#A012 (cont. 2/2)" in the frame's top line, then the card's
+    allergy banner (so a part never shows without it)."""
+    fr = frame_for(e, selected)
+    label = _pick_label(pick)
+    text = f" #{e.number} ({speech('cont.')} {part + 1}/{parts}) "
+    h = max(0, width - 2 - len(text) - sum(len(t) for t, _ in label) - 1)
+    top = Content.assemble((fr.tl, fr.style), *label, (fr.h, fr.style), (text, "bold"), (fr.h * h, fr.style))
+    top = Content.assemble(top.truncate(width - 1), (fr.tr, fr.style))
+    return [top, *(_row(c, width, fr) for c in banner(e, inner_width(width), speech))]
+
+
+def continues_foot(e: Entry, width: int, *, part: int, parts: int, selected: bool, speech: Speech = ENGLISH) -> Content:
+    """The bottom of a card's part before the last: where it goes on."""
+    fr = frame_for(e, selected)
+    text = f" {speech('continues')} ({part + 2}/{parts}) ▶ "
+    h = max(0, width - 2 - len(text) - 1)
+    return Content.assemble((fr.bl + fr.h, fr.style), (text, "bold"), (fr.h * h + fr.br, fr.style)).truncate(width)
+
+
+def customer_allergens(e: Entry) -> list[str]:
+    """Every allergy the customer declared on the order (any station's line still on it), each once."""
+    ids: list[str] = []
+    for it in e.order.get("items") or []:
+        if not it.get("removed"):
+            ids.extend(str(a) for a in it.get("declared_allergens") or [])
+    return list(dict.fromkeys(ids))
+
+
+def banner(e: Entry, iw: int, speech: Speech = ENGLISH) -> list[Content]:
+    """The card-level allergy banner ("⚠ ALLERGY: Peanut"), wrapped; none when the customer declared nothing."""
+    ids = customer_allergens(e)
+    if not ids:
+        return []
+    text = f"⚠ {speech('ALLERGY')}: {', '.join(speech.allergens(ids))}"
+    return [c.pad_right(iw - c.cell_length).stylize(BANNER) for c in _wrap(Content(text), iw, 2)]
+
+
+def _number_rows(e: Entry, width: int, due_left: float | None, tz: tzinfo, fr: Frame, w: Speech) -> list[Content]:
     iw = inner_width(width)
     number = e.number
     if bigtext.can_draw(number) and bigtext.width(number) <= iw:
@@ -176,7 +242,7 @@ def _number_rows(e: Entry, width: int, due_left: float | None, tz: tzinfo, fr: F
         left = [Content.styled(number, "bold"), Content(""), Content("")]
     lw = max(c.cell_length for c in left)
     rw = max(0, iw - lw - 2)
-    right = _fulfilment(e, rw, due_left, tz)
+    right = _fulfilment(e, rw, due_left, tz, w)
     strike = e.state == "cancelled"
     return [
         _row(Content.assemble(lc.truncate(lw, pad=True), "  ", rc.right(rw, ellipsis=True)), width, fr, strike)
@@ -184,7 +250,7 @@ def _number_rows(e: Entry, width: int, due_left: float | None, tz: tzinfo, fr: F
     ]
 
 
-def _fulfilment(e: Entry, width: int, due_left: float | None, tz: tzinfo) -> list[Content]:
+def _fulfilment(e: Entry, width: int, due_left: float | None, tz: tzinfo, w: Speech) -> list[Content]:
     """Three rows: a big table number for dine-in; pickup or delivery with its time (and countdown)."""
     f = e.order.get("fulfilment") or {}
     kind = f.get("type")
@@ -193,29 +259,32 @@ def _fulfilment(e: Entry, width: int, due_left: float | None, tz: tzinfo) -> lis
         table = str(f.get("table", ""))
         if bigtext.can_draw(table) and bigtext.width(table) + 6 <= width:
             rows = bigtext.big(table)
-            return [
-                Content.assemble(("TABLE ", LABEL), (rows[0], BIG)),
-                Content.assemble("      ", (rows[1], BIG)),
-                Content.assemble("      ", (rows[2], BIG)),
-            ]
+            word = Content(f"{w('TABLE')} ")
+            pad = " " * word.cell_length
+            if word.cell_length + bigtext.width(table) <= width:
+                return [
+                    Content.assemble((word.plain, LABEL), (rows[0], BIG)),
+                    Content.assemble(pad, (rows[1], BIG)),
+                    Content.assemble(pad, (rows[2], BIG)),
+                ]
         if bigtext.can_draw(table) and bigtext.width(table) <= width:
             rows = bigtext.big(table)
             return [Content.styled(r, BIG) for r in rows]
-        return [Content.styled(f"TABLE {table}", "bold"), Content(""), Content("")]
+        return [Content.styled(w("TABLE {table}", table=table), "bold"), Content(""), Content("")]
     if kind == "delivery":
         due = parse_dt(f.get("due"))
-        due_text = f"due {due.astimezone(tz):%H:%M}" if due else ""
+        due_text = w("due {time}", time=f"{due.astimezone(tz):%H:%M}") if due else ""
         if due_left is None:
             count = Content("")
         elif due_left <= 0:
-            count = Content.styled(f" PAST DUE {mmss(-due_left)} ", LATE_WORD)
+            count = Content.styled(f" {w('PAST DUE {t}', t=mmss(-due_left))} ", LATE_WORD)
         else:
-            count = Content.styled(f"{mmss(due_left)} left", "bold")
-        return [Content.styled("DELIVERY", "bold"), Content(due_text), count]
+            count = Content.styled(w("{t} left", t=mmss(due_left)), "bold")
+        return [Content.styled(w("DELIVERY"), "bold"), Content(due_text), count]
     at = parse_dt(f.get("at"))
     return [
-        Content.styled("PICKUP", "bold"),
-        Content(f"at {at.astimezone(tz):%H:%M}" if at else ""),
+        Content.styled(w("PICKUP"), "bold"),
+        Content(w("at {time}", time=f"{at.astimezone(tz):%H:%M}") if at else ""),
         Content.styled(customer, MUTED),
     ]
 
@@ -223,8 +292,18 @@ def _fulfilment(e: Entry, width: int, due_left: float | None, tz: tzinfo) -> lis
 # ------------------------------------------------------------------------------------------------ body
 
 
-def card_body(e: Entry, width: int, *, selected: bool, cursor: str | None) -> list[Content]:
-    """Notes, items, the other stations' share, and the bottom of the frame (changes only with the order)."""
+@dataclass(frozen=True, slots=True)
+class Body:
+    """A card's body lines, and the line (counted from the card's first, top included) each item starts on."""
+
+    lines: list[Content]
+    item_rows: dict[str, int]
+
+
+def card_body(e: Entry, width: int, *, selected: bool, cursor: str | None, speech: Speech = ENGLISH) -> Body:
+    """The allergy banner, notes, items, the other stations' share, and the bottom of the frame (changes only with
+    the order)."""
+    w = speech
     fr = frame_for(e, selected)
     iw = inner_width(width)
     strike = e.state == "cancelled"
@@ -232,27 +311,30 @@ def card_body(e: Entry, width: int, *, selected: bool, cursor: str | None) -> li
     notice: list[Content] = []
     if e.state == "cancelled":
         reason = e.order.get("cancel_reason")
-        what = "ORDER CANCELLED" if e.order.get("status") == "cancelled" else "ITEMS REMOVED"
-        text = f"{what} — stop, do not make" + (f": {reason}" if reason else "")
+        what = w("ORDER CANCELLED") if e.order.get("status") == "cancelled" else w("ITEMS REMOVED")
+        text = f"{what} — {w('stop, do not make')}" + (f": {reason}" if reason else "")
         notice = _wrap(Content.styled(text, "bold"), iw, 2)
+    out = [_row(c, width, fr) for c in notice] + [_row(c, width, fr) for c in banner(e, iw, w)]
     lines: list[Content] = []
     if e.order.get("note"):
         lines.extend(_wrap(Content.assemble(("✎ ", NOTE), (str(e.order["note"]), NOTE)), iw, 2))
+    rows: dict[str, int] = {}
     for it in e.items():
-        lines.extend(_item(it, e, iw, cursor=cursor if active else None, show_changes=active))
+        rows[str(it["id"])] = TOP_ROWS + len(out) + len(lines)
+        lines.extend(_item(it, e, iw, cursor=cursor if active else None, show_changes=active, w=w))
     others = e.others()
     if others:
         text = ", ".join(f"{s} ×{n}" + (" ✓" if done else "") for s, n, done in others)
-        lines.extend(_wrap(Content.styled(f"also: {text}", MUTED), iw, 6))
-    out = [_row(c, width, fr) for c in notice] + [_row(c, width, fr, strike=strike) for c in lines]
-    tail = " sending… " if e.pending else ""
-    h = max(0, width - 2 - len(tail) - 1)
+        lines.extend(_wrap(Content.styled(f"{w('also')}: {text}", MUTED), iw, 6))
+    out += [_row(c, width, fr, strike=strike) for c in lines]
+    tail = f" {w('sending…')} " if e.pending else ""
+    h = max(0, width - 2 - Content(tail).cell_length - 1)
     out.append(
         Content.assemble((fr.bl + fr.h * h, fr.style), (tail, "bold italic"), (fr.h + fr.br, fr.style))
         if tail
         else Content.styled(fr.bl + fr.h * (width - 2) + fr.br, fr.style)
     )
-    return out
+    return Body(out, rows)
 
 
 def _wrap(c: Content, width: int, indent: int) -> list[Content]:
@@ -270,7 +352,7 @@ def _weight(grams: int) -> str:
     return f"{grams} g" if grams < 1000 else f"{grams / 1000:.2f} kg".replace(".00 kg", " kg")
 
 
-def _item(it: Item, e: Entry, iw: int, *, cursor: str | None, show_changes: bool) -> list[Content]:
+def _item(it: Item, e: Entry, iw: int, *, cursor: str | None, show_changes: bool, w: Speech) -> list[Content]:
     removed = bool(it["removed"])
     done = it["id"] in e.done_items
     change = it.get("change") if show_changes else None
@@ -284,17 +366,17 @@ def _item(it: Item, e: Entry, iw: int, *, cursor: str | None, show_changes: bool
         mark = "+ "
     else:
         mark = "  "
-    name = str(it["name"])
-    if it.get("name_zh") and it["name_zh"] != name:
-        name += f" {it['name_zh']}"
+    name, other = w.item(it)
     head: list[str | tuple[str, str] | Content] = [mark, (f"{it['qty']}×", QTY), " "]
     if it.get("weight_g"):
         head += [(_weight(int(it["weight_g"])), QTY), " "]
     head.append(name)
+    if other:
+        head += [" ", (other, OTHER_NAME)]
     if removed and show_changes:
-        head += ["  ", (" REMOVED ", REMOVED)]
+        head += ["  ", (f" {w('REMOVED')} ", REMOVED)]
     elif change == "added":
-        head += ["  ", (" ADDED ", ADDED)]
+        head += ["  ", (f" {w('ADDED')} ", ADDED)]
     first = Content.assemble(*head)
     lines = _wrap(first, iw, 5)
     if cursor == it["id"]:
@@ -302,7 +384,7 @@ def _item(it: Item, e: Entry, iw: int, *, cursor: str | None, show_changes: bool
     # Details start one cell right of the name; coloured blocks carry their own blank on each side.
     details: list[Content] = []
     if it.get("cook"):
-        details.append(Content.styled(f" ▶ {it.get('cook_name') or it['cook']} ", METHOD))
+        details.append(Content.styled(f" ▶ {w.method(it)} ", METHOD))
     if it.get("tag"):
         details.append(Content.styled(f" TAG {it['tag']}", TAG))
     if it.get("modifiers"):
@@ -310,17 +392,18 @@ def _item(it: Item, e: Entry, iw: int, *, cursor: str | None, show_changes: bool
     if it.get("note"):
         note = Content.styled(f" ✎ {it['note']}", NOTE)
         if change == "note":
-            note = Content.assemble(note, "  ", (" NOTE CHANGED ", CHANGED))
+            note = Content.assemble(note, "  ", (f" {w('NOTE CHANGED')} ", CHANGED))
         details.append(note)
     declared = [str(a) for a in it.get("declared_allergens") or []]
     contains = [str(a) for a in it.get("allergens") or [] if a not in declared]
     if declared:
         # What the customer said is the one that must not be missed: loud, and in words.
-        details.append(Content.styled(f" ⚠ CUSTOMER ALLERGY: {', '.join(declared)} ", ALLERGEN))
+        names = ", ".join(w.allergens(declared))
+        details.append(Content.styled(f" ⚠ {w('CUSTOMER ALLERGY')}: {names} ", ALLERGEN))
     if contains:
-        details.append(Content.styled(f" contains: {', '.join(contains)}", NOTE))
+        details.append(Content.styled(f" {w('contains')}: {', '.join(w.allergens(contains))}", NOTE))
     if it.get("unrouted"):
-        details.append(Content.styled(" (no station set for this dish — tell the manager)", MUTED))
+        details.append(Content.styled(f" {w('(no station set for this dish — tell the manager)')}", MUTED))
     for d in details:
         lines.extend(r.pad_left(4) for r in _wrap(d, iw - 4, 3))
     if removed:

@@ -8,6 +8,7 @@ from textual.content import Content
 from textual.widgets import Static
 
 from terminals.kitchen.model import Entry, StationInfo, Timing, clock
+from terminals.kitchen.words import ENGLISH, Speech
 
 
 def fit(parts: list[tuple[int, Content]], right: list[tuple[int, Content]], width: int) -> Content:
@@ -52,33 +53,36 @@ class StationHeader(Static):
         tz: tzinfo,
         help_key: str,
         hints: str,
+        speech: Speech = ENGLISH,
     ) -> None:
         """Draw the line."""
+        w = speech
         todo = [e for e in entries if e.state in ("new", "started")]
         late = sum(1 for e in todo if clock(e.order, e.ticket, station, now).timing is Timing.LATE)
         rush = sum(1 for e in todo if e.rush)
         cancelled = sum(1 for e in entries if e.needs_ack)
-        name = " ".join(p for p in (station.name.upper(), station.name_zh) if p)
+        names = (station.name_zh, station.name.upper()) if w.zh else (station.name.upper(), station.name_zh)
+        name = " ".join(dict.fromkeys(p for p in names if p))
         parts: list[tuple[int, Content]] = [
             (2, Content.styled(f" {name} ", "reverse bold")),
-            (4, Content(f" {len(todo)} open")),
+            (4, Content(f" {w('{n} open', n=len(todo))}")),
         ]
         if late:
-            parts.append((6, Content.styled(f" · {late} LATE", "bold")))
+            parts.append((6, Content.styled(f" · {w('{n} LATE', n=late)}", "bold")))
         if rush:
-            parts.append((7, Content.styled(f" · {rush} RUSH", "bold")))
+            parts.append((7, Content.styled(f" · {w('{n} RUSH', n=rush)}", "bold")))
         if cancelled:
-            parts.append((5, Content.styled(f" · {cancelled} CANCELLED", "bold")))
+            parts.append((5, Content.styled(f" · {w('{n} CANCELLED', n=cancelled)}", "bold")))
         if pages > 1:
-            parts.append((1, Content(f"  page {page + 1}/{pages}")))
+            parts.append((1, Content(f"  {w('page {page}/{pages}', page=page + 1, pages=pages)}")))
             if before:
-                parts.append((8, Content(f" · ◀ {before} before")))
+                parts.append((8, Content(f" · {w('◀ {n} before', n=before)}")))
             if after:
-                parts += [(0, Content(" ")), (0, Content.styled(f" +{after} more ▶ ", "bold reverse"))]
+                parts += [(0, Content(" ")), (0, Content.styled(f" {w('+{n} more ▶', n=after)} ", "bold reverse"))]
         if off_page_new:
-            parts.append((6, Content.styled(f" · ★ {off_page_new} new on other pages", "bold")))
+            parts.append((6, Content.styled(f" · {w('★ {n} new on other pages', n=off_page_new)}", "bold")))
         right: list[tuple[int, Content]] = []
         if hints:
             right.append((10, Content(f"{hints}  ")))
-        right += [(8, Content(f"{now.astimezone(tz):%H:%M}  ")), (3, Content(f"{help_key} help "))]
+        right += [(8, Content(f"{now.astimezone(tz):%H:%M}  ")), (3, Content(f"{w('{key} help', key=help_key)} "))]
         self.update(fit(parts, right, self.size.width or 80))

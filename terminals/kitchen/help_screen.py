@@ -41,6 +41,10 @@ class HelpScreen(ModalScreen[None]):
         self.keys = keys
         self.device = device
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """An action this device has no key for does nothing."""
+        return keymap.enabled(self.keys, action, parameters)
+
     def compose(self) -> ComposeResult:
         """Title, keys, how to close."""
         with Vertical(id="help-box", classes="overlay-box"):

@@ -1,8 +1,11 @@
 """The kitchen screen's actions and their keys: the default map, and a device's own map for its bump bar.
 
 Every action has a binding id (the action name); a device's `keymap` in `config/store.toml` (action name → key, or
-several keys separated by commas) replaces the default keys of that action through Textual's keymap
-(`App.set_keymap`), on the ticket board and in the recall, all-day and help overlays alike.
+several keys separated by commas) adds its keys to the default keys of that action (a key it gives to one action is
+taken from the action that had it by default), through Textual's keymap (`App.set_keymap`), on the ticket board and
+in the recall, all-day and help overlays alike. A device with `keymap_replaces_defaults = true` has its keymap as the
+whole keymap: the default keys are dropped, and an action it does not name has no key (`enabled` says so to
+Textual's `check_action`).
 """
 
 from __future__ import annotations
@@ -101,18 +104,41 @@ def normalize(keys: str) -> str:
     return ",".join(out)
 
 
-def effective(keymap: dict[str, str]) -> dict[str, list[str]]:
-    """Action name → the keys that trigger it on this device (the device's map over the default)."""
+def _split(keys: str) -> list[str]:
+    return [k for k in normalize(keys).split(",") if k]
+
+
+def effective(keymap: dict[str, str], *, replaces_defaults: bool = False) -> dict[str, list[str]]:
+    """Action name → the keys that trigger it on this device: the default keys plus the device's own (a key the
+    device gives to one action is taken from any other action that had it by default); with `replaces_defaults`,
+    only the device's own keys (an action it does not name has none)."""
+    own = {a: _split(v) for a, v in keymap.items() if a in BY_ID}
     out: dict[str, list[str]] = {}
     for a in ACTIONS:
-        keys = normalize(keymap.get(a.id) or a.keys)
-        out[a.id] = [k for k in keys.split(",") if k]
-    # A key a device gives to another action no longer triggers its default action.
-    taken = {k for action in keymap for k in out.get(action, [])}
-    for a in ACTIONS:
-        if a.id not in keymap:
-            out[a.id] = [k for k in out[a.id] if k not in taken]
+        mine = own.get(a.id, [])
+        if replaces_defaults:
+            out[a.id] = mine
+            continue
+        taken = {k for other, keys in own.items() if other != a.id for k in keys}
+        defaults = [k for k in _split(a.keys) if k not in taken]
+        out[a.id] = list(dict.fromkeys([*defaults, *mine]))
     return out
+
+
+def textual_keymap(keys: dict[str, list[str]]) -> dict[str, str]:
+    """The keymap to give Textual (`App.set_keymap`): every action that has keys, binding id → its keys. An action
+    left without keys keeps its default binding in Textual, switched off by `enabled`."""
+    return {action: ",".join(k) for action, k in keys.items() if k}
+
+
+_BY_ACTION = {a.action or a.id: a.id for a in ACTIONS}
+
+
+def enabled(keys: dict[str, list[str]], action: str, parameters: tuple[object, ...]) -> bool:
+    """False for one of the screen's actions that has no key on this device (for `check_action`)."""
+    name = f"{action}({', '.join(repr(p) for p in parameters)})" if parameters else action
+    action_id = _BY_ACTION.get(name)
+    return action_id is None or bool(keys.get(action_id))
 
 
 def label(key: str) -> str:

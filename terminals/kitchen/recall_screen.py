@@ -45,6 +45,10 @@ class RecallScreen(ModalScreen[str | None]):
         self.index = 0
         self.message = ""
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """An action this device has no key for does nothing."""
+        return keymap.enabled(self.keys, action, parameters)
+
     def compose(self) -> ComposeResult:
         """A box with a title, the list and a line of keys."""
         with Vertical(id="recall-box", classes="overlay-box"):

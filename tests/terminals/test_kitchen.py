@@ -34,10 +34,12 @@ def kitchen(
     device: str = "wok-1",
     *,
     keymap: dict[str, str] | None = None,
+    replaces_defaults: bool | None = None,
     queue_path: Path | None = None,
     acks_path: Path | None = None,
 ) -> KitchenApp:
-    """A kitchen screen for a device of the sample config (its own key map unless `keymap` is given)."""
+    """A kitchen screen for a device of the sample config (its own key map unless `keymap` is given), in the
+    device's language."""
     dev = config.device(device)
     assert dev is not None and dev.station is not None
     client = HubClient.for_device(url, dev, backoff=Backoff(first=0.05, cap=0.3), queue_path=queue_path)
@@ -45,8 +47,11 @@ def kitchen(
         client,
         station=dev.station,
         keymap=dict(dev.keymap) if keymap is None else keymap,
+        keymap_replaces_defaults=dev.keymap_replaces_defaults if replaces_defaults is None else replaces_defaults,
         acks_path=acks_path,
         close_client=True,
+        language=config.language_of(device),
+        config=config,
     )
 
 
@@ -300,11 +305,43 @@ async def test_more_tickets_than_fit_are_paged_with_a_count(
         assert b.page_index == 1
 
 
-async def test_a_bump_bar_key_map_replaces_the_default_keys(
+async def test_a_bump_bar_key_map_adds_keys_to_the_defaults(
     config: StoreConfig, hub: HubServer, connect: ClientFactory
 ) -> None:
     kiosk = await connect("kiosk-1")
-    app = kitchen(config, hub.url, "wok-2", keymap={"bump": "5", "next": "6", "help": "0"})
+    dev = config.device("wok-1")
+    assert dev is not None and dev.keymap and not dev.keymap_replaces_defaults
+    app = kitchen(config, hub.url, "wok-1")  # the sample config's wok-1, with its bump bar keymap
+    async with running(app) as pilot:
+        a = await submit(kiosk, wok_order("k-1"))
+        b = await submit(kiosk, wok_order("k-2"))
+        await until(lambda: len(app.entries) == 2)
+        await pilot.press("enter")  # the default bump key still bumps
+        await until(lambda: ticket(hub, a["order_id"]).state.value == "done", what="Enter bumped")
+        await pilot.press("b")  # and the device's own
+        await until(lambda: ticket(hub, b["order_id"]).state.value == "done", what="B bumped")
+    app = kitchen(config, hub.url, "wok-2", keymap={"bump": "5", "help": "0"})
+    async with running(app) as pilot:
+        c = await submit(kiosk, wok_order("k-3"))
+        d = await submit(kiosk, wok_order("k-4"))
+        await until(lambda: len(app.entries) == 2)
+        await pilot.press("5")  # 5 bumps on this device (it no longer picks ticket 5)
+        await until(lambda: ticket(hub, c["order_id"]).state.value == "done", what="5 bumped")
+        await pilot.press("enter")
+        await until(lambda: ticket(hub, d["order_id"]).state.value == "done", what="Enter bumped")
+        await pilot.press("0")
+        assert isinstance(app.screen, HelpScreen)
+        text = str(app.screen.query_one("#help-text").render())
+        assert "Enter/B/5  bump the selected ticket" in text and "?/F1/0  this help" in text
+        await pilot.press("question_mark")
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_a_bump_bar_key_map_replaces_the_default_keys_when_the_device_says_so(
+    config: StoreConfig, hub: HubServer, connect: ClientFactory
+) -> None:
+    kiosk = await connect("kiosk-1")
+    app = kitchen(config, hub.url, "wok-2", keymap={"bump": "5", "next": "6", "help": "0"}, replaces_defaults=True)
     async with running(app) as pilot:
         a = await submit(kiosk, wok_order("k-1"))
         b = await submit(kiosk, wok_order("k-2"))
@@ -318,7 +355,10 @@ async def test_a_bump_bar_key_map_replaces_the_default_keys(
         assert isinstance(app.screen, HelpScreen)
         text = str(app.screen.query_one("#help-text").render())
         assert "5  bump the selected ticket" in text and "6  select the next ticket" in text
-        await pilot.press("escape")
+        assert "Enter" not in text and "—  close the list or overlay" in text, "the defaults are gone"
+        await pilot.press("escape")  # no key closes it but the device's own help key
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("0")
         assert not isinstance(app.screen, HelpScreen)
 
 
@@ -328,7 +368,7 @@ async def test_the_help_overlay_lists_the_device_keys(config: StoreConfig, hub: 
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         text = str(app.screen.query_one("#help-text").render())
-        assert "B  bump the selected ticket" in text and "Enter/B" not in text  # wok-1: bump = b
+        assert "Enter/B  bump the selected ticket" in text  # wok-1: bump = b, added to the defaults
         assert "Space  bump the item" in text and "R  recall list" in text
         await pilot.press("question_mark")
         assert not isinstance(app.screen, HelpScreen)

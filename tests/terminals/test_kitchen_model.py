@@ -13,7 +13,7 @@ from textual.binding import Binding
 
 from terminals.kitchen import bigtext, keymap
 from terminals.kitchen.app import run_kitchen
-from terminals.kitchen.layout import Piece, geometry, paginate
+from terminals.kitchen.layout import Piece, geometry, paginate, split
 from terminals.kitchen.model import (
     Pending,
     StationInfo,
@@ -206,9 +206,17 @@ def test_pages_fill_the_least_filled_column_and_split_a_very_tall_card() -> None
     pages = paginate([5, 3, 4, 4, 9, 2], columns=2, rows=10)
     assert [p.indexes() for p in pages] == [[0, 1, 2, 3], [4, 5]]
     assert pages[0].columns == [[Piece(0, 0, 5), Piece(3, 0, 4)], [Piece(1, 0, 3), Piece(2, 0, 4)]]
-    tall = paginate([2, 25, 3], columns=2, rows=10)
-    assert [p.indexes() for p in tall] == [[0], [1], [1, 2]]
-    assert tall[2].columns[0] == [Piece(1, 20, 25)] and tall[2].columns[1] == [Piece(2, 0, 3)]
+    # A card taller than a column starts in the first empty column and goes on in the next ones; every part but
+    # the last keeps a row for "continues", every part but the first starts with the card's head (2 rows here).
+    tall = paginate([2, 25, 3], columns=2, rows=10, heads=[0, 2, 0])
+    assert [p.indexes() for p in tall] == [[0, 1], [1], [1, 2]]
+    assert tall[0].columns[1] == [Piece(1, 0, 9, 0, 4, 2)]
+    assert tall[1].columns == [[Piece(1, 9, 16, 1, 4, 2)], [Piece(1, 16, 23, 2, 4, 2)]]
+    assert tall[2].columns == [[Piece(1, 23, 25, 3, 4, 2)], [Piece(2, 0, 3)]]
+    assert all(p.height <= 10 for page in tall for col in page.columns for p in col)
+    # Cut before an item where one fits: an item is not split in two.
+    assert split(25, 10, 2, breaks=[4, 7, 15, 20]) == [(0, 7), (7, 14), (14, 20), (20, 25)]
+    assert tall[2].reading_order() == [1, 2]
     assert [p.indexes() for p in paginate([], 3, 10)] == [[]]
     assert geometry(80) == (2, 39) and geometry(160) == (4, 39) and geometry(20) == (1, 20)
 
@@ -220,13 +228,18 @@ def test_big_text_draws_every_order_and_table_character() -> None:
     assert bigtext.can_draw("A12-B") and not bigtext.can_draw("桌3")
 
 
-def test_a_device_key_map_is_checked_and_replaces_defaults() -> None:
+def test_a_device_key_map_is_checked_and_adds_to_the_defaults_unless_it_replaces_them() -> None:
     assert keymap.validate({"bump": "b", "start": "s"}) == []
     assert keymap.validate({"bmp": "b"})[0].startswith("unknown action 'bmp'")
     assert keymap.validate({"bump": " , "}) == ["bump: no key given"]
     keys = keymap.effective({"bump": "5", "help": "?"})
-    assert keys["bump"] == ["5"] and keys["help"] == ["question_mark"] and keys["pick_5"] == []
-    assert keymap.keys_label(keys["bump"]) == "5" and keymap.keys_label(keymap.effective({})["bump"]) == "Enter/B"
+    assert keys["bump"] == ["enter", "b", "5"] and keys["help"] == ["question_mark", "f1"] and keys["pick_5"] == []
+    assert keymap.effective({"bump": "b", "start": "s", "recall": "r"}) == keymap.effective({})
+    only = keymap.effective({"bump": "5", "help": "?"}, replaces_defaults=True)
+    assert only["bump"] == ["5"] and only["help"] == ["question_mark"] and only["start"] == []
+    assert not keymap.enabled(only, "start", ()) and not keymap.enabled(only, "pick", (5,))
+    assert keymap.enabled(only, "bump", ()) and keymap.enabled(only, "quit", ())
+    assert keymap.keys_label(only["bump"]) == "5" and keymap.keys_label(keymap.effective({})["bump"]) == "Enter/B"
     ids = {b.id for b in keymap.bindings(keymap.BOARD) if isinstance(b, Binding)}
     assert ids >= {"bump", "start", "recall", "all_day", "help"}
 
