@@ -11,6 +11,7 @@ from typing import Any
 
 from kds.config import Printer, StoreConfig, Transport
 from kds.printing import PrinterState
+from printers.fonts import NoCJKFont, font_problems
 from printers.layouts import test_page
 from printers.profiles import UnknownProfile, profile_for
 from printers.spooler import Health, probe, query_status, send_job
@@ -72,7 +73,10 @@ def printers_status(config: StoreConfig, *, db: str | None = None, as_json: bool
         for r in rows:
             who = ",".join(r["stations"]) or "-"
             print(f"{r['printer']:18}{r['state']:11}{r['where']:22}{r['queued']:>7}  {who}: {r['message']}")
-    return 0 if all(h.state is PrinterState.OK for h in health) else 1
+    fonts = font_problems(config)
+    for problem in fonts:
+        print(f"kds printers status: {problem}", file=sys.stderr)
+    return 0 if all(h.state is PrinterState.OK for h in health) and not fonts else 1
 
 
 def print_test_page(config: StoreConfig, name: str) -> int:
@@ -89,7 +93,11 @@ def print_test_page(config: StoreConfig, name: str) -> int:
     except UnknownProfile as exc:
         print(f"kds printers test: {exc}", file=sys.stderr)
         return 2
-    data = test_page(p.id, p.name, profile, at=datetime.now().strftime("%Y-%m-%d %H:%M:%S"))
+    try:
+        data = test_page(p.id, p.name, profile, at=datetime.now().strftime("%Y-%m-%d %H:%M:%S"))
+    except NoCJKFont as exc:
+        print(f"kds printers test: {p.id} prints Chinese as pictures and cannot: {exc}", file=sys.stderr)
+        return 1
     try:
         link = open_link(p)
     except TransportError as exc:

@@ -71,6 +71,15 @@ class Run:
 
     text: str
     style: Style
+    kanji: bool = False
+    """Printed in Kanji (GB18030) mode, where a character of two bytes takes two columns."""
+
+    @property
+    def columns(self) -> int:
+        """Columns the run takes: in Kanji mode one per byte (ASCII one, any other character two)."""
+        if self.kanji:
+            return sum(1 if ord(c) < 0x80 else 2 for c in self.text) * self.style.w
+        return width(self.text) * self.style.w
 
 
 @dataclass(slots=True)
@@ -88,7 +97,7 @@ class TextLine:
     @property
     def columns(self) -> int:
         """Columns the row takes (double width counts double)."""
-        return sum(width(r.text) * r.style.w for r in self.runs)
+        return sum(r.columns for r in self.runs)
 
     @property
     def height(self) -> int:
@@ -265,10 +274,10 @@ class Decoder:
             self._page.elements.append(e)
 
     def _text(self, s: str) -> None:
-        if self._runs and self._runs[-1].style == self.style:
+        if self._runs and self._runs[-1].style == self.style and self._runs[-1].kanji == self.kanji:
             self._runs[-1].text += s
         else:
-            self._runs.append(Run(s, self.style))
+            self._runs.append(Run(s, self.style, self.kanji))
 
     def _end_line(self, force: bool = True) -> None:
         if self._runs or force:

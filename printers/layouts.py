@@ -7,6 +7,13 @@ bytes with `printers.transports`, tests compare them with golden files.
 Text sits on the printer's grid of columns (32 on 58 mm paper, 42 or 48 on 80 mm); long lines wrap at words and
 are never cut. Chinese and accented text come out right on every printer: a printer with a GB18030 font gets text
 in Kanji mode (FS &), the others get each row holding characters their code pages lack as a raster image (GS v 0).
+In Kanji mode the printer gives every character of two bytes two columns ("·", "—", "é" as well as Chinese), so
+there a row's width is counted in encoded bytes (`Paper.width`); elsewhere a Chinese character takes two columns.
+
+What a cook reads first comes first and biggest: a failover notice ("FOR SEAFOOD — its printer is down"), the
+REPRINT / AMENDED / CANCELLED / RUSH banners, the station, the order number and table, the customer's allergies
+(reversed). Tickets are in the printer's language (`kds.i18n.printer_language`): fixed words from
+`printers.words`, names of stations, methods, allergens and dishes from the store's config.
 """
 
 from __future__ import annotations
@@ -20,12 +27,14 @@ from zoneinfo import ZoneInfo
 
 from PIL import Image, ImageDraw
 
-from kds.config import StoreConfig
+from kds.config import Language, SoldBy, StoreConfig
+from kds.i18n import allergen_name, item_names, method_name, printer_language, station_name
 from kds.printing import Banner, Layout, PrintJob, claim_items
 from kds.privacy import redact_order
-from printers.fonts import cjk_font
+from printers.fonts import ticket_font
 from printers.profiles import DOTS_PER_COLUMN, LINE_DOTS, PrinterProfile
-from printers.text import char_width, pad_between, width, wrap
+from printers.text import char_width, is_wide, width
+from printers.words import WORDS
 
 KANJI_ON = b"\x1c&"
 """FS &: Kanji (Chinese) character mode: bytes from 0x81 are GB18030 characters."""
@@ -35,6 +44,8 @@ IMAGE_IMPLS = (("bitImageRaster", "bitImageRaster"), ("graphics", "graphics"), (
 
 CHANNEL = {"app": "APP", "kiosk": "KIOSK", "shelf": "SHELF"}
 CHANNEL_PLAIN = {"app": "App", "kiosk": "Kiosk", "shelf": "Shelf-to-table"}
+CURRENCY = {"CNY": "¥", "USD": "$", "EUR": "€", "GBP": "£", "HKD": "HK$", "JPY": "¥"}
+""" Currency signs; on a GB18030 printer "¥" is a four-byte character (an image), the full-width "￥" is text."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +57,10 @@ class StoreLabels:
     stations: dict[str, tuple[str, str]] = field(default_factory=dict)
     """Station id → (name, Chinese name)."""
     status_url: str = "https://m.freshippo.example/order/{order_id}"
+    currency: str = "CNY"
+    config: StoreConfig | None = field(default=None, compare=False, repr=False)
+    """The store's config: names in both languages (`kds.i18n`), prices, printers' languages. Without it (labels
+    made by hand), names are the order's own and tickets are in English."""
 
     @classmethod
     def from_config(cls, config: StoreConfig) -> StoreLabels:
@@ -55,11 +70,43 @@ class StoreLabels:
             timezone=config.store.timezone,
             stations={s.id: (s.name, s.name_zh) for s in config.stations},
             status_url=config.counter.status_url,
+            currency=config.store.currency,
+            config=config,
         )
 
     def station(self, station_id: str) -> tuple[str, str]:
         """(`Wok`, `炒锅`)."""
         return self.stations.get(station_id, (station_id, ""))
+
+    def station_in(self, station_id: str, lang: str) -> str:
+        """The station's name in the ticket's language."""
+        if self.config is not None:
+            return station_name(self.config, station_id, lang)
+        en, zh = self.station(station_id)
+        return zh if lang == Language.ZH and zh else en
+
+    def language(self, printer_id: str | None) -> str:
+        """The language of a printer's tickets."""
+        return printer_language(self.config, printer_id).value if self.config is not None else "en"
+
+    def allergen(self, allergen_id: str, lang: str) -> str:
+        """A declared allergen's name in the ticket's language."""
+        return allergen_name(self.config, allergen_id, lang) if self.config is not None else allergen_id
+
+    def method(self, it: dict[str, Any], lang: str) -> str:
+        """An item's cooking method in the ticket's language."""
+        if self.config is not None and it.get("cook") and self.config.method(it["cook"]) is not None:
+            return method_name(self.config, it["cook"], lang)
+        return str(it.get("cook_name") or "")
+
+    def names(self, it: dict[str, Any], lang: str) -> tuple[str, str]:
+        """An item's name to print first, and the other language's (or "")."""
+        first, other = it["name"], it.get("name_zh") or ""
+        if self.config is not None:
+            first, second = item_names(self.config, it["sku"], it["name"], lang)
+            if lang == Language.ZH or not other:
+                other = second or ""
+        return first, "" if other == first else other
 
     def local(self, iso: str | None, fmt: str = "%H:%M") -> str:
         """A time of the order, in the store's time zone."""
@@ -83,16 +130,26 @@ class _Style:
 class Paper:
     """One job being laid out: rows of text on the printer's grid, images, QR codes, a cut."""
 
-    def __init__(self, profile: PrinterProfile) -> None:
+    def __init__(self, profile: PrinterProfile, lang: str = "en") -> None:
         self.profile = profile
+        self.lang = lang
         self.p = _dummy(profile.escpos_profile())
         self.columns = profile.columns
+        self.char_width: Callable[[str], int] = _kanji_width if profile.gb18030 else char_width
         self._style: _Style | None = None
         self.p.hw("INIT")
         self.p._raw(KANJI_ON if profile.gb18030 else KANJI_OFF)
         self._style_set(_Style())
 
     # ---------------------------------------------------------------- text
+
+    def w(self, en: str) -> str:
+        """A fixed word in the ticket's language."""
+        return WORDS(self.lang, en)
+
+    def width(self, text: str) -> int:
+        """Columns `text` takes on this printer."""
+        return sum(self.char_width(c) for c in text)
 
     def text(
         self,
@@ -109,16 +166,18 @@ class Paper:
         w, h = (size, size) if isinstance(size, int) else size
         cols = self.columns // w
         style = _Style(align, bold, w, h, invert or bar)
-        for row in wrap(text, cols, indent):
+        for row in _wrap(text, cols, indent, self.char_width):
             if bar:
-                row = _center(row, cols) if align == "center" else row + " " * (cols - width(row))
+                row = self._center(row, cols) if align == "center" else row + " " * (cols - self.width(row))
                 style = _Style("left", bold, w, h, True)
             self._row(row, style, cols)
 
     def bilingual(self, en: str, zh: str, **style: Any) -> None:
         """English and Chinese on one row; on a printer without a Chinese font, the Chinese on its own row (an
-        image), so that the English stays crisp text."""
-        if not zh:
+        image), so that the English stays crisp text. A Chinese ticket prints the Chinese only."""
+        if zh and self.lang == Language.ZH:
+            self.text(zh, **style)
+        elif not zh or zh == en:
             self.text(en, **style)
         elif self.profile.gb18030:
             self.text(f"{en} {zh}", **style)
@@ -128,8 +187,18 @@ class Paper:
 
     def pair(self, left: str, right: str, *, bold: bool = False) -> None:
         """`left` and `right` on one row (right-aligned), or two when they do not fit."""
-        for row in pad_between(left, right, self.columns):
+        gap = self.columns - self.width(left) - self.width(right)
+        if gap >= 1:
+            rows = [left + " " * gap + right]
+        else:
+            rows = [*_wrap(left, self.columns, 0, self.char_width)]
+            rows.append(" " * max(0, self.columns - self.width(right)) + right)
+        for row in rows:
             self._row(row, _Style(bold=bold), self.columns)
+
+    def _center(self, row: str, cols: int) -> str:
+        gap = cols - self.width(row)
+        return " " * (gap // 2) + row + " " * (gap - gap // 2)
 
     def rule(self, ch: str = "-") -> None:
         """A line across the paper."""
@@ -195,9 +264,77 @@ class Paper:
         return out
 
 
-def _center(row: str, cols: int) -> str:
-    gap = cols - width(row)
-    return " " * (gap // 2) + row + " " * (gap - gap // 2)
+def _kanji_width(ch: str) -> int:
+    """Columns a character takes in Kanji (GB18030) mode: one per byte, ASCII one, any other character two (one of
+    four bytes prints as part of an image, where it takes at most two)."""
+    return 1 if ord(ch) < 0x80 else 2
+
+
+def _tokens(text: str) -> list[str]:
+    """Words, runs of spaces, and each wide character on its own (a line may break between two of them)."""
+    out: list[str] = []
+    word = ""
+    for ch in text:
+        if ch == " ":
+            if word and not word.endswith(" "):
+                out.append(word)
+                word = ""
+            word += ch
+        elif is_wide(ch):
+            if word:
+                out.append(word)
+                word = ""
+            out.append(ch)
+        else:
+            if word.endswith(" "):
+                out.append(word)
+                word = ""
+            word += ch
+    if word:
+        out.append(word)
+    return out
+
+
+def _wrap(text: str, columns: int, indent: int, cw: Callable[[str], int]) -> list[str]:
+    """`printers.text.wrap` with the printer's own count of columns `cw` (bytes in Kanji mode): lines of at most
+    `columns`, continuation lines indented, long words broken and never cut."""
+
+    def wd(s: str) -> int:
+        return sum(cw(c) for c in s)
+
+    if columns - indent < 2:
+        indent = 0
+    lines: list[str] = []
+    text = " ".join(text.splitlines())
+    lead = min(len(text) - len(text.lstrip(" ")), max(0, columns - 2))
+    line = " " * lead
+    for tok in _tokens(text[lead:]):
+        if tok.isspace():
+            if line.strip():
+                line += " "
+            continue
+        if wd(line) + wd(tok) <= columns:
+            line += tok
+            continue
+        if line.strip():
+            lines.append(line.rstrip())
+            line = " " * indent
+        while wd(line) + wd(tok) > columns:
+            room = columns - wd(line)
+            take = ""
+            for ch in tok:
+                if wd(take) + cw(ch) > room:
+                    break
+                take += ch
+            if not take:
+                take = tok[0]
+            lines.append(line + take)
+            tok = tok[len(take) :]
+            line = " " * indent
+        line += tok
+    if line.strip() or not lines:
+        lines.append(line.rstrip())
+    return lines
 
 
 @lru_cache(maxsize=8192)
@@ -241,21 +378,29 @@ def _row_raster(escpos_profile: Any, impl: str, row: str, style: _Style, cols: i
     return out
 
 
+@lru_cache(maxsize=4)
+def _glyph_top(size: int) -> int:
+    """Where to draw so that a full-height hanzi sits in the middle of the 24-dot row, whatever the font's ascent."""
+    box = ticket_font(size).getbbox("国")
+    return int((LINE_DOTS - (box[3] - box[1])) // 2 - box[1])
+
+
 def _row_image(row: str, style: _Style, cols: int, dots: int) -> Image.Image:
     """One row of text as a 1-bit picture the width of the paper, as the printer's own font would print it."""
     cell = DOTS_PER_COLUMN
     img = Image.new("L", (max(1, width(row)) * cell, LINE_DOTS), 255)
     draw = ImageDraw.Draw(img)
-    font = cjk_font(LINE_DOTS - 2)
+    font = ticket_font(LINE_DOTS - 2)
+    top = _glyph_top(LINE_DOTS - 2)
     x = 0
     for ch in row:
         cw = char_width(ch) * cell
         if not ch.isspace() and cw:
             box = draw.textbbox((0, 0), ch, font=font)
             gx = x + (cw - (box[2] - box[0])) // 2 - box[0]
-            draw.text((gx, 0), ch, font=font, fill=0)
+            draw.text((gx, top), ch, font=font, fill=0)
             if style.bold:  # emphasized: the printer prints each dot twice, one dot to the right
-                draw.text((gx + 1, 0), ch, font=font, fill=0)
+                draw.text((gx + 1, top), ch, font=font, fill=0)
         x += cw
     if (style.w, style.h) != (1, 1):
         img = img.resize((img.width * style.w, LINE_DOTS * style.h), Image.Resampling.NEAREST)
@@ -271,13 +416,13 @@ def _row_image(row: str, style: _Style, cols: int, dots: int) -> Image.Image:
 # ------------------------------------------------------------------------------------------------ pieces
 
 
-def _fulfilment(doc: dict[str, Any], labels: StoreLabels) -> str:
+def _fulfilment(paper: Paper, doc: dict[str, Any], labels: StoreLabels) -> str:
     f = doc["fulfilment"]
     if f["type"] == "dine_in":
-        return f"Table {f['table']}"
+        return f"{paper.w('Table')} {f['table']}"
     if f["type"] == "pickup":
-        return "Pickup" + (f" at {labels.local(f.get('at'))}" if f.get("at") else "")
-    return f"Delivery by {labels.local(f.get('due'))}"
+        return f"{paper.w('Pickup at')} {labels.local(f['at'])}" if f.get("at") else paper.w("Pickup")
+    return f"{paper.w('Delivery by')} {labels.local(f.get('due'))}"
 
 
 def _weight(grams: int | None) -> str:
@@ -286,57 +431,116 @@ def _weight(grams: int | None) -> str:
     return f"{grams / 1000:.2f} kg" if grams >= 1000 else f"{grams} g"
 
 
-def _item_title(it: dict[str, Any]) -> str:
-    return f"{it['qty']} x {it['name']}"
+def _item_title(it: dict[str, Any], name: str | None = None) -> str:
+    return f"{it['qty']} x {name if name is not None else it['name']}"
 
 
-def _item_detail(it: dict[str, Any]) -> str:
-    return " · ".join(p for p in (_weight(it.get("weight_g")), it.get("cook_name") or "") if p)
+def _item_detail(paper: Paper, it: dict[str, Any], labels: StoreLabels) -> str:
+    return " · ".join(p for p in (_weight(it.get("weight_g")), labels.method(it, paper.lang)) if p)
 
 
-def _banner(paper: Paper, en: str, zh: str = "") -> None:
-    paper.bilingual(en, zh, align="center", bold=True, size=2, bar=True)
+def _declared(items: Iterable[dict[str, Any]]) -> list[str]:
+    """The allergens customers declared on these items, each once."""
+    seen: dict[str, None] = {}
+    for it in items:
+        if not it.get("removed"):
+            for a in it.get("declared_allergens") or []:
+                seen[str(a)] = None
+    return list(seen)
 
 
-def _order_head(paper: Paper, doc: dict[str, Any], labels: StoreLabels, number_size: int = 2) -> None:
+def _allergy_heading(paper: Paper, labels: StoreLabels, allergens: list[str]) -> None:
+    """The customer's allergies, big and reversed: a cook cannot miss them."""
+    if allergens:
+        names = ", ".join(labels.allergen(a, paper.lang).upper() for a in allergens)
+        paper.text(f"{paper.w('ALLERGY')}: {names}", align="center", bold=True, size=2, bar=True)
+
+
+def _banner(paper: Paper, en: str) -> None:
+    paper.bilingual(en, WORDS(Language.ZH, en), align="center", bold=True, size=2, bar=True)
+
+
+def _notice(paper: Paper, notice: str | None) -> None:
+    """The failover notice at the very top: this ticket is another station's."""
+    if notice:
+        paper.text(notice, align="center", bold=True, size=2, bar=True)
+        paper.blank()
+
+
+def _order_head(paper: Paper, doc: dict[str, Any], labels: StoreLabels, number_size: int = 3) -> None:
     if doc["priority"] == "rush":
-        _banner(paper, "RUSH", "加急")
-    paper.text(doc["number"], align="center", bold=True, size=number_size)
-    paper.pair(
-        f"{CHANNEL.get(doc['channel'], doc['channel'])} · {_fulfilment(doc, labels)}",
-        labels.local(doc["created_at"]),
-        bold=True,
-    )
+        _banner(paper, "RUSH")
+    size = min(number_size, max(1, paper.columns // max(1, paper.width(doc["number"]) + 1)))
+    paper.text(doc["number"], align="center", bold=True, size=size)
+    where = _fulfilment(paper, doc, labels)
+    paper.text(where, align="center", bold=True, size=2 if doc["fulfilment"]["type"] == "dine_in" else (1, 2))
+    channel = paper.w(CHANNEL.get(doc["channel"], doc["channel"]))
+    paper.pair(channel, labels.local(doc["created_at"]), bold=True)
 
 
-def _item_block(paper: Paper, it: dict[str, Any], *, marks: bool) -> None:
+def _money(paper: Paper, labels: StoreLabels, cents: int) -> str:
+    sign = CURRENCY.get(labels.currency, labels.currency + " ")
+    if sign == "¥" and paper.profile.gb18030:
+        sign = "￥"
+    return f"{sign}{cents / 100:.2f}"
+
+
+def _prices(paper: Paper, it: dict[str, Any], labels: StoreLabels) -> int | None:
+    """The price rows of a claim tag: weight × price per kg = line price, the processing fee, the total."""
+    cfg = labels.config
+    cat = cfg.item(it["sku"]) if cfg is not None else None
+    fee = int(it.get("fee_cents") or 0)
+    if cat is None and not fee:
+        return None
+    line = 0
+    if cat is not None:
+        if cat.sold_by is SoldBy.WEIGHT and it.get("weight_g"):
+            line = round(cat.price_cents * it["weight_g"] / 1000) * int(it["qty"])
+            paper.pair(
+                f"{_weight(it['weight_g'])} x {_money(paper, labels, cat.price_cents)}/{paper.w('kg')}",
+                _money(paper, labels, line),
+            )
+        else:
+            line = cat.price_cents * int(it["qty"])
+            paper.pair(f"{it['qty']} x {_money(paper, labels, cat.price_cents)}", _money(paper, labels, line))
+    if fee:
+        paper.pair(paper.w("Processing fee"), _money(paper, labels, fee))
+    paper.pair(paper.w("Total"), _money(paper, labels, line + fee), bold=True)
+    return line + fee
+
+
+def _item_block(paper: Paper, it: dict[str, Any], labels: StoreLabels, *, marks: bool) -> None:
     change = it.get("change") if marks else None
+    first, other = labels.names(it, paper.lang)
     if it["removed"]:
-        paper.text("REMOVED - do not make", bold=True, invert=True)
-        paper.text(f"X {_item_title(it)}", indent=4)
+        paper.text(paper.w("REMOVED - do not make"), bold=True, invert=True)
+        paper.text(f"X {_item_title(it, first)}", indent=4)
         return
     if change == "added":
-        paper.text("NEW 新加", bold=True, invert=True)
-    paper.text(_item_title(it), bold=True, size=(1, 2), indent=4)
-    detail = _item_detail(it)
+        paper.text("NEW 新加" if paper.lang != Language.ZH else paper.w("NEW"), bold=True, invert=True)
+    paper.text(_item_title(it, first), bold=True, size=(1, 2), indent=4)
+    detail = _item_detail(paper, it, labels)
     if detail:
         paper.text(f"    {detail}", bold=True, indent=4)
-    if it.get("name_zh") and it["name_zh"] != it["name"]:
-        paper.text(f"    {it['name_zh']}", indent=4)
+    if other:
+        paper.text(f"    {other}", indent=4)
     for m in it.get("modifiers") or []:
         paper.text(f"    + {m}", indent=6)
     declared = [str(a) for a in it.get("declared_allergens") or []]
     contains = [str(a) for a in it.get("allergens") or [] if a not in declared]
     if declared:
-        paper.text(f" CUSTOMER ALLERGY: {', '.join(a.upper() for a in declared)} ", invert=True, bold=True, indent=1)
+        names = ", ".join(labels.allergen(a, paper.lang).upper() for a in declared)
+        paper.text(f" {paper.w('CUSTOMER ALLERGY')}: {names} ", invert=True, bold=True, indent=1)
     if contains:
-        paper.text(f"    Contains: {', '.join(contains)}", indent=6)
+        names = ", ".join(labels.allergen(a, paper.lang).lower() for a in contains)
+        paper.text(f"    {paper.w('Contains')}: {names}", indent=6)
     if it.get("note"):
-        paper.text(f"    Note: {it['note']}" + ("  (changed)" if change == "note" else ""), indent=6)
+        changed = f"  ({paper.w('changed')})" if change == "note" else ""
+        paper.text(f"    {paper.w('Note')}: {it['note']}{changed}", indent=6)
     if it.get("tag"):
-        paper.text(f"    Claim tag #{it['tag']}", indent=4)
+        paper.text(f"    {paper.w('Claim tag')} #{it['tag']}", indent=4)
     if it.get("unrouted"):
-        paper.text("    (unrouted: no station set for this item)", indent=4)
+        paper.text(f"    ({paper.w('unrouted: no station set for this item')})", indent=4)
 
 
 def _footer(paper: Paper, lines: Iterable[str]) -> None:
@@ -356,81 +560,107 @@ def station_ticket(
     banner: Banner | None = None,
     reprint: bool = False,
     job_id: int | None = None,
+    lang: str = "en",
+    notice: str | None = None,
 ) -> bytes:
-    """The ticket of one station: what it makes of the order, with an AMENDED / CANCELLED / REPRINT banner.
+    """The ticket of one station: what it makes of the order, with a failover notice and an AMENDED / CANCELLED /
+    REPRINT banner on top, then the station, the order number and table, the customer's allergies.
 
     It shows the order as the station's screen does (`kds.privacy`): a first name at most, no phone, no address.
     """
     doc = redact_order(doc)
-    paper = Paper(profile)
+    paper = Paper(profile, lang)
     ticket = next((t for t in doc["tickets"] if t["station"] == station), None)
+    _notice(paper, notice)
     if reprint or banner is Banner.REPRINT:
-        _banner(paper, "REPRINT", "重印")
+        _banner(paper, "REPRINT")
     if banner is Banner.AMENDED:
-        _banner(paper, "AMENDED", "已修改")
+        _banner(paper, "AMENDED")
     if banner is Banner.CANCELLED:
-        _banner(paper, "CANCELLED", "已取消")
-    paper.bilingual(*labels.station(station), align="center", bold=True)
+        _banner(paper, "CANCELLED")
+    if lang == Language.ZH:
+        paper.text(labels.station_in(station, lang), align="center", bold=True, size=2)
+    else:
+        paper.bilingual(*labels.station(station), align="center", bold=True, size=2)
     _order_head(paper, doc, labels)
-    paper.rule("=")
     items = {i["id"]: i for i in doc["items"]}
-    for iid in ticket["items"] if ticket else []:
-        it = items.get(iid)
-        if it is not None:
-            _item_block(paper, it, marks=banner is Banner.AMENDED)
+    mine = [items[iid] for iid in (ticket["items"] if ticket else []) if iid in items]
+    _allergy_heading(paper, labels, _declared(mine))
+    paper.rule("=")
+    for it in mine:
+        _item_block(paper, it, labels, marks=banner is Banner.AMENDED)
     paper.rule("=")
     if doc.get("note"):
-        paper.text(f"Order note: {doc['note']}", bold=True, indent=2)
+        paper.text(f"{paper.w('Order note')}: {doc['note']}", bold=True, indent=2)
     customer = (doc.get("customer") or {}).get("name")
     if customer:
-        paper.text(f"Customer: {customer}", indent=2)
+        paper.text(f"{paper.w('Customer')}: {customer}", indent=2)
     if banner is Banner.CANCELLED and doc.get("cancel_reason"):
-        paper.text(f"Reason: {doc['cancel_reason']}", indent=2)
-    others = [labels.station(t["station"])[0] for t in doc["tickets"] if t["station"] != station]
+        paper.text(f"{paper.w('Reason')}: {doc['cancel_reason']}", indent=2)
+    others = [labels.station_in(t["station"], lang) for t in doc["tickets"] if t["station"] != station]
     if others:
-        paper.text("Also at: " + ", ".join(others), indent=2)
+        paper.text(f"{paper.w('Also at')}: " + ", ".join(others), indent=2)
+    changed = f" · {paper.w('changed')} {labels.local(doc['amended_at'], '%H:%M:%S')}"
     _footer(
         paper,
         [
-            f"{ticket['id'] if ticket else doc['id']}" + (f"  job {job_id}" if job_id is not None else ""),
-            f"ordered {labels.local(doc['created_at'], '%H:%M:%S')}"
-            + (f" · changed {labels.local(doc['amended_at'], '%H:%M:%S')}" if banner is Banner.AMENDED else ""),
+            f"{ticket['id'] if ticket else doc['id']}" + (f"  {paper.w('job')} {job_id}" if job_id is not None else ""),
+            f"{paper.w('ordered')} {labels.local(doc['created_at'], '%H:%M:%S')}"
+            + (changed if banner is Banner.AMENDED else ""),
         ],
     )
     return paper.finish()
 
 
 def claim_tags(
-    doc: dict[str, Any], *, profile: PrinterProfile, labels: StoreLabels, reprint: bool = False, **_: Any
+    doc: dict[str, Any],
+    *,
+    profile: PrinterProfile,
+    labels: StoreLabels,
+    reprint: bool = False,
+    lang: str = "en",
+    notice: str | None = None,
+    **_: Any,
 ) -> bytes:
-    """One shelf claim tag per tagged item: big order number, tag, item, weight, method, table, QR of the order."""
-    paper = Paper(profile)
+    """One shelf claim tag per tagged item: big order number, tag, the station it goes to, the customer's allergy,
+    item, weight, method, price and processing fee, table, QR of the order."""
+    paper = Paper(profile, lang)
     items = claim_items(doc)
     for k, it in enumerate(items, start=1):
+        _notice(paper, notice)
         if reprint:
-            _banner(paper, "REPRINT", "重印")
-        paper.bilingual("CLAIM TAG", "取货牌", align="center", bold=True, bar=True)
-        big = min(4, max(1, profile.columns // max(1, width(doc["number"]) + 1)))
+            _banner(paper, "REPRINT")
+        paper.bilingual("CLAIM TAG", WORDS(Language.ZH, "CLAIM TAG"), align="center", bold=True, bar=True)
+        big = min(4, max(1, profile.columns // max(1, paper.width(doc["number"]) + 1)))
         paper.text(doc["number"], align="center", bold=True, size=big)
         if it.get("tag"):
             paper.text(f"#{it['tag']}", align="center", bold=True, size=2)
+        if it.get("station"):
+            paper.text(f"{paper.w('To')}: {labels.station_in(it['station'], lang)}", align="center", bold=True, size=2)
+        _allergy_heading(paper, labels, _declared([it]))
         paper.rule()
-        paper.text(it["name"], align="center", bold=True, size=(1, 2))
-        if it.get("name_zh") and it["name_zh"] != it["name"]:
-            paper.text(it["name_zh"], align="center")
-        detail = _item_detail(it)
+        first, other = labels.names(it, lang)
+        paper.text(first, align="center", bold=True, size=(1, 2))
+        if other:
+            paper.text(other, align="center")
+        detail = _item_detail(paper, it, labels)
         if detail:
             paper.text(detail, align="center", bold=True)
         for m in it.get("modifiers") or []:
             paper.text(f"+ {m}", align="center")
         if it.get("note"):
-            paper.text(f"Note: {it['note']}", align="center")
+            paper.text(f"{paper.w('Note')}: {it['note']}", align="center")
         paper.rule()
-        paper.text(_fulfilment(doc, labels), align="center", bold=True, size=2)
+        if _prices(paper, it, labels) is not None:
+            paper.rule()
+        paper.text(_fulfilment(paper, doc, labels), align="center", bold=True, size=2)
         paper.qr(doc["id"], module=6 if profile.columns >= 42 else 5)
         _footer(
             paper,
-            [f"{doc['id']}  item {it['id']} ({k}/{len(items)})", labels.local(doc["created_at"], "%Y-%m-%d %H:%M")],
+            [
+                f"{doc['id']}  {paper.w('item')} {it['id']} ({k}/{len(items)})",
+                labels.local(doc["created_at"], "%Y-%m-%d %H:%M"),
+            ],
         )
         if k < len(items):
             paper.blank()
@@ -442,66 +672,96 @@ def claim_tags(
 
 
 def pickup_slip(
-    doc: dict[str, Any], *, profile: PrinterProfile, labels: StoreLabels, reprint: bool = False, **_: Any
+    doc: dict[str, Any],
+    *,
+    profile: PrinterProfile,
+    labels: StoreLabels,
+    reprint: bool = False,
+    lang: str = "en",
+    notice: str | None = None,
+    **_: Any,
 ) -> bytes:
     """The customer's slip: the pickup number, huge, and a QR code to follow the order's status."""
-    paper = Paper(profile)
+    paper = Paper(profile, lang)
+    _notice(paper, notice)
     if reprint:
-        _banner(paper, "REPRINT", "重印")
+        _banner(paper, "REPRINT")
     paper.text(labels.name, align="center", bold=True)
-    paper.bilingual("Pickup number", "取餐号", align="center")
-    huge = min(6, max(2, profile.columns // max(1, width(doc["number"]))))
+    paper.bilingual("Pickup number", WORDS(Language.ZH, "Pickup number"), align="center")
+    huge = min(6, max(2, profile.columns // max(1, paper.width(doc["number"]))))
     paper.text(doc["number"], align="center", bold=True, size=huge)
-    paper.text(f"{CHANNEL_PLAIN.get(doc['channel'], doc['channel'])} · {_fulfilment(doc, labels)}", align="center")
+    channel = paper.w(CHANNEL_PLAIN.get(doc["channel"], doc["channel"]))
+    paper.text(f"{channel} · {_fulfilment(paper, doc, labels)}", align="center")
     paper.rule()
     for it in doc["items"]:
         if it["removed"]:
             continue
-        detail = _item_detail(it)
-        paper.text(_item_title(it) + (f" ({detail})" if detail else ""), indent=4)
+        detail = _item_detail(paper, it, labels)
+        name = labels.names(it, lang)[0]
+        paper.text(_item_title(it, name) + (f" ({detail})" if detail else ""), indent=4)
     paper.rule()
-    paper.bilingual("Scan to follow your order", "扫码查看订单", align="center")
+    paper.bilingual("Scan to follow your order", WORDS(Language.ZH, "Scan to follow your order"), align="center")
     paper.qr(
         labels.status_url.format(order_id=doc["id"], number=doc["number"]), module=6 if profile.columns >= 42 else 5
     )
-    paper.text("We call your number when it is ready.", align="center")
+    paper.text(paper.w("We call your number when it is ready."), align="center")
     _footer(paper, [labels.local(doc["created_at"], "%Y-%m-%d %H:%M")])
     return paper.finish()
 
 
 def expo_ticket(
-    doc: dict[str, Any], *, profile: PrinterProfile, labels: StoreLabels, reprint: bool = False, **_: Any
+    doc: dict[str, Any],
+    *,
+    profile: PrinterProfile,
+    labels: StoreLabels,
+    reprint: bool = False,
+    lang: str = "en",
+    notice: str | None = None,
+    **_: Any,
 ) -> bytes:
-    """The expo / runner ticket: the whole order, station by station, to assemble and hand over."""
-    paper = Paper(profile)
+    """The expo / runner ticket: the whole order, station by station, to assemble and hand over; the customer's
+    allergies on top and at each item, so the runner says them at the table."""
+    paper = Paper(profile, lang)
+    _notice(paper, notice)
     if reprint:
-        _banner(paper, "REPRINT", "重印")
+        _banner(paper, "REPRINT")
     if doc["status"] == "cancelled":
-        _banner(paper, "CANCELLED", "已取消")
-    paper.bilingual("EXPO · RUNNER", "出餐", align="center", bold=True, bar=True)
+        _banner(paper, "CANCELLED")
+    paper.bilingual("EXPO · RUNNER", WORDS(Language.ZH, "EXPO · RUNNER"), align="center", bold=True, bar=True)
     _order_head(paper, doc, labels)
+    _allergy_heading(paper, labels, _declared(doc["items"]))
     customer = doc.get("customer") or {}
     if customer.get("name") or customer.get("phone"):
-        paper.text("Customer: " + " ".join(p for p in (customer.get("name"), customer.get("phone")) if p), indent=2)
+        who = " ".join(p for p in (customer.get("name"), customer.get("phone")) if p)
+        paper.text(f"{paper.w('Customer')}: {who}", indent=2)
     if doc["fulfilment"].get("address"):
-        paper.text(f"Address: {doc['fulfilment']['address']}", indent=2)
+        paper.text(f"{paper.w('Address')}: {doc['fulfilment']['address']}", indent=2)
     items = {i["id"]: i for i in doc["items"]}
     for t in doc["tickets"]:
         paper.rule()
-        paper.pair(f"[ ] {' '.join(labels.station(t['station'])).strip()}", t["state"].upper(), bold=True)
+        if lang == Language.ZH:
+            station = labels.station_in(t["station"], lang)
+        else:
+            station = " ".join(labels.station(t["station"])).strip()
+        paper.pair(f"[ ] {station}", WORDS(lang, t["state"]).upper(), bold=True)
         for iid in t["items"]:
             it = items.get(iid)
             if it is None or it["removed"]:
                 continue
-            detail = _item_detail(it)
-            paper.text(f"  {_item_title(it)}" + (f" ({detail})" if detail else ""), indent=6)
+            detail = _item_detail(paper, it, labels)
+            name = labels.names(it, lang)[0]
+            paper.text(f"  {_item_title(it, name)}" + (f" ({detail})" if detail else ""), indent=6)
+            declared = [str(a) for a in it.get("declared_allergens") or []]
+            if declared:
+                names = ", ".join(labels.allergen(a, lang).upper() for a in declared)
+                paper.text(f"   {paper.w('CUSTOMER ALLERGY')}: {names} ", invert=True, bold=True, indent=3)
             if it.get("tag"):
-                paper.text(f"      claim tag #{it['tag']}", indent=6)
+                paper.text(f"      {paper.w('claim tag')} #{it['tag']}", indent=6)
     paper.rule("=")
     if doc.get("note"):
-        paper.text(f"Order note: {doc['note']}", bold=True, indent=2)
+        paper.text(f"{paper.w('Order note')}: {doc['note']}", bold=True, indent=2)
     paper.qr(doc["id"], module=4)
-    _footer(paper, [doc["id"], f"ordered {labels.local(doc['created_at'], '%H:%M:%S')}"])
+    _footer(paper, [doc["id"], f"{paper.w('ordered')} {labels.local(doc['created_at'], '%H:%M:%S')}"])
     return paper.finish()
 
 
@@ -539,12 +799,36 @@ RENDERERS: dict[Layout, Renderer] = {
 }
 
 
+def banner_of(job: PrintJob) -> tuple[Banner | None, str | None]:
+    """The job's banner (AMENDED, CANCELLED, REPRINT) and its failover notice ("FOR SEAFOOD — its printer is down"):
+    the job's `failover` text, set by the spooler when it prints on a backup printer, or a `banner` that is not one
+    of the `Banner` values."""
+    notice: str | None = getattr(job, "failover", None) or None
+    raw: Any = job.banner
+    if raw is None or raw == "":
+        return None, notice
+    try:
+        return Banner(raw), notice
+    except ValueError:
+        return None, notice or str(raw)
+
+
 def render(job: PrintJob, profile: PrinterProfile, labels: StoreLabels) -> bytes:
-    """The bytes of a stored print job, for the printer it goes to now."""
+    """The bytes of a stored print job, for the printer it goes to now (in that printer's language)."""
     doc = job.order
+    banner, notice = banner_of(job)
+    lang = labels.language(job.target)
     if job.layout is Layout.STATION:
         assert job.station is not None
         return station_ticket(
-            doc, job.station, profile=profile, labels=labels, banner=job.banner, reprint=job.reprint, job_id=job.id
+            doc,
+            job.station,
+            profile=profile,
+            labels=labels,
+            banner=banner,
+            reprint=job.reprint,
+            job_id=job.id,
+            lang=lang,
+            notice=notice,
         )
-    return RENDERERS[job.layout](doc, profile=profile, labels=labels, reprint=job.reprint)
+    return RENDERERS[job.layout](doc, profile=profile, labels=labels, reprint=job.reprint, lang=lang, notice=notice)

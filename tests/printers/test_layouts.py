@@ -93,10 +93,15 @@ def test_station_ticket_reads_like_a_ticket(columns: int, jobs: dict[str, list[P
     text = page.text(columns)
     rows = lines(page)
     number = next(r for r in rows if r.text == "S001")
-    assert (number.runs[0].style.w, number.runs[0].style.h) == (2, 2) and number.runs[0].style.bold
+    assert (number.runs[0].style.w, number.runs[0].style.h) == (3, 3) and number.runs[0].style.bold
     assert number.align == "center"
     banner = next(r for r in rows if "REPRINT" in r.text)
     assert banner.runs[0].style.invert and rows.index(banner) == 0
+    # The station, big, then the number, then the table, big: what the cook reads first.
+    station = next(r for r in rows if "Cold kitchen" in r.text)
+    table = next(r for r in rows if r.text == "Table 12")
+    assert station.runs[0].style.w == 2 and table.runs[0].style.w == 2
+    assert rows.index(banner) < rows.index(station) < rows.index(number) < rows.index(table)
     item = next(r for r in rows if "Australian rock lobster" in r.text)
     assert item.runs[0].style.bold and item.runs[0].style.h == 2
     assert "700 g · Sashimi" in text and "澳洲龙虾" in text
