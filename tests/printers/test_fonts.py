@@ -76,6 +76,10 @@ def test_printers_test_prints_chinese_with_the_shipped_font(tmp_path: Path) -> N
     assert any(isinstance(e, TextLine) and "TEST PAGE" in e.text for e in page.elements)
     rasters = [e for e in page.elements if isinstance(e, Raster)]
     assert rasters and all(any(r.data) for r in rasters), "the Chinese rows are pictures with ink"
+    # The row "中文: 澳洲龙虾 …": 澳 洲 龙 虾 sit in the 24-dot cells from column 6; glyphs, not four equal boxes.
+    row = rasters[-1]
+    ink = [sum(row.black(x, y) for x in range(x0, x0 + 24) for y in range(24)) for x0 in (72, 96, 120, 144)]
+    assert len(set(ink)) == 4 and min(ink) > 0, ink
 
 
 def test_the_font_comes_with_the_project() -> None:
