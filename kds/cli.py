@@ -13,9 +13,13 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kds.config import DEFAULT_CONFIG_PATH, ConfigError, Role, StoreConfig, exposures, load_config
 from kds.printing import PrintSink
+
+if TYPE_CHECKING:
+    from kds.store import Store
 
 DEFAULT_HUB = "ws://127.0.0.1:8765"
 DEFAULT_DB = Path("var/kds.sqlite3")
@@ -42,6 +46,41 @@ def _ca_file(args: argparse.Namespace) -> str | None:
         except TlsError as exc:
             raise SystemExit(f"kds: --ca-file (or {CA_FILE_ENV}): {exc.message}") from None
     return ca
+
+
+def _hub(args: argparse.Namespace) -> str:
+    """--hub, checked: a URL that is no hub's address (http://…) stops here with what to give instead."""
+    from kds.client import hub_url_problem
+
+    problem = hub_url_problem(args.hub)
+    if problem is not None:
+        print(f"kds {args.command}: --hub {problem}", file=sys.stderr)
+        raise SystemExit(2)
+    return str(args.hub)
+
+
+def version() -> str:
+    """The installed package's version (its metadata), else the source tree's."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("hema-kds")
+    except PackageNotFoundError:
+        from kds import __version__
+
+        return __version__
+
+
+class _Version(argparse.Action):
+    """--version: read from the package metadata only when asked (not at every start of every command)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=str(kwargs.get("help", "")))
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: object, **_kwargs: object) -> None:
+        print(f"{parser.prog} {version()}")
+        parser.exit()
 
 
 def default_device(config: StoreConfig, role: Role, station: str | None = None) -> tuple[str, str | None]:
@@ -73,6 +112,8 @@ async def run_hub(
     from kds.store import Store
     from kds.tls import server_context
 
+    # Nothing here touches the database or the disk: `server.start` takes the port first, and opens the store
+    # only once it has it (a hub that cannot start leaves no file, table or lock behind).
     server = HubServer(
         OrderHub(config),
         Store(db, store_id=config.store.id, busy_timeout_ms=config.limits.db_busy_timeout_ms),
@@ -87,11 +128,14 @@ async def run_hub(
     gc.disable()
     try:
         await server.start()
+    except BaseException:
+        await server.stop()  # the store's connections and lock, the database thread
+        raise
     finally:
         gc.freeze()
         gc.enable()
     print(
-        f"kds hub for {config.store.name} ({config.store.id}) on {server.url}, database {server.store.url}",
+        f"kds hub for {config.store.name} ({config.store.id}) on {server.url}, database {server.store.shown_url}",
         flush=True,
     )
     for note in exposures(config, host):
@@ -138,12 +182,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     gc.disable()
     try:
         config = _config(args.config)
-        from kds.store import SchemaError, StoreBusy
+        from kds.server import BindError
+        from kds.store import SchemaError, StoreBusy, StoreUnavailable
+        from kds.tls import TlsError
 
         try:
             asyncio.run(run_hub(config, args.db, args.host, args.port))
-        except (SchemaError, StoreBusy) as exc:
+        except (BindError, StoreUnavailable, SchemaError, StoreBusy) as exc:
             print(f"kds serve: {exc}", file=sys.stderr)
+            return 2
+        except TlsError as exc:
+            print(f"kds serve: [tls] {exc.message}", file=sys.stderr)
             return 2
         return 0
     finally:
@@ -152,32 +201,47 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_db(args: argparse.Namespace) -> int:
     """kds db upgrade | current | stale."""
-    from kds.store import Store
+    from kds.store import SchemaError, Store, StoreUnavailable
 
     config = _config(args.config)
-    store = Store(args.db, store_id=config.store.id)
     try:
-        if args.action == "stale":
-            from datetime import UTC, datetime, timedelta
-
-            hours = config.limits.open_max_age_h
-            stale = store.stale_orders(now=datetime.now(UTC), older_than=timedelta(hours=hours))
-            for o in stale:
-                print(f"{o['number']:>6}  {o['id']}  {o['status']:<10} since {o['created_at']}  from {o['source']}")
-            print(f"{len(stale)} open orders older than {hours:g} h (no longer on the screens)")
-        elif args.action == "upgrade":
-            before, after = store.upgrade()
-            print(f"database {store.url}: schema {before or 'empty'} → {after}")
-        else:
-            state = store.schema_state()
-            where = (
-                "up to date"
-                if state.current == state.head
-                else ("newer than this hub" if state.current and state.current not in state.known else "needs upgrade")
-            )
-            print(f"database {store.url}: schema {state.current or 'empty'}, this hub's newest {state.head} ({where})")
+        store = Store(args.db, store_id=config.store.id)
+    except StoreUnavailable as exc:
+        print(f"kds db: {exc}", file=sys.stderr)
+        return 2
+    try:
+        store.check_open()
+        return _db_action(args, config, store)
+    except (StoreUnavailable, SchemaError) as exc:
+        print(f"kds db: {exc}", file=sys.stderr)
+        return 2
     finally:
         store.close()
+
+
+def _db_action(args: argparse.Namespace, config: StoreConfig, store: Store) -> int:
+    """The action of `kds db` on an open store."""
+    if args.action == "stale":
+        from datetime import UTC, datetime, timedelta
+
+        hours = config.limits.open_max_age_h
+        stale = store.stale_orders(now=datetime.now(UTC), older_than=timedelta(hours=hours))
+        for o in stale:
+            print(f"{o['number']:>6}  {o['id']}  {o['status']:<10} since {o['created_at']}  from {o['source']}")
+        print(f"{len(stale)} open orders older than {hours:g} h (no longer on the screens)")
+    elif args.action == "upgrade":
+        before, after = store.upgrade()
+        print(f"database {store.shown_url}: schema {before or 'empty'} → {after}")
+    else:
+        state = store.schema_state()
+        where = (
+            "up to date"
+            if state.current == state.head
+            else ("newer than this hub" if state.current and state.current not in state.known else "needs upgrade")
+        )
+        print(
+            f"database {store.shown_url}: schema {state.current or 'empty'}, this hub's newest {state.head} ({where})"
+        )
     return 0
 
 
@@ -214,7 +278,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     config = _config(args.config, hub=False)
     opts = SimulationOptions(
-        hub=args.hub,
+        hub=_hub(args),
         ca_file=_ca_file(args),
         rate=args.rate,
         duration=args.duration,
@@ -271,6 +335,7 @@ def cmd_kitchen(args: argparse.Namespace) -> int:
     """kds kitchen."""
     from terminals.kitchen.app import run_kitchen
 
+    hub = _hub(args)
     config = _config(args.config, hub=False)
     if config.station(args.station) is None:
         known = ", ".join(s.id for s in config.stations)
@@ -278,7 +343,7 @@ def cmd_kitchen(args: argparse.Namespace) -> int:
     device, token = _terminal_device(args, config, Role.KITCHEN, args.station)
     dev = config.device(device)
     return run_kitchen(
-        hub=args.hub,
+        hub=hub,
         device=device,
         token=token,
         station=args.station,
@@ -290,12 +355,13 @@ def cmd_kitchen(args: argparse.Namespace) -> int:
 
 def cmd_counter(args: argparse.Namespace) -> int:
     """kds counter."""
+    hub = _hub(args)
     from terminals.counter.app import run_counter
 
     config = _config(args.config, hub=False)
     device, token = _terminal_device(args, config, Role.COUNTER, None)
     return run_counter(
-        hub=args.hub,
+        hub=hub,
         device=device,
         token=token,
         queue_path=Path(args.queue or f"var/queue-{device}.jsonl"),
@@ -343,6 +409,7 @@ def cmd_printers_test(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The `kds` argument parser."""
     p = argparse.ArgumentParser(prog="kds", description="Kitchen display system for hybrid store-restaurants.")
+    p.add_argument("--version", action=_Version, help="print the version and exit")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def with_config(sp: argparse.ArgumentParser) -> None:

@@ -58,6 +58,33 @@ class LinkState(StrEnum):
     CLOSED = "closed"
 
 
+class BadHubUrl(ValueError):
+    """A hub URL no client can connect to (`hub_url_problem` says why)."""
+
+
+def hub_url_problem(url: str) -> str | None:
+    """Why `url` (one hub URL, or several separated by commas) is not a hub's address, or None when it is."""
+    from urllib.parse import urlsplit
+
+    urls = [u.strip() for u in url.split(",") if u.strip()]
+    if not urls:
+        return "no hub URL given (such as ws://127.0.0.1:8765)"
+    for u in urls:
+        scheme = u.split("://", 1)[0].lower() if "://" in u else ""
+        if not scheme:
+            return f"{u} is not a hub URL: start it with ws:// or wss:// (such as ws://127.0.0.1:8765)"
+        if scheme not in ("ws", "wss"):
+            return f"{u} is not a hub URL: use ws:// or wss://, not {scheme}:// (such as ws://127.0.0.1:8765)"
+        try:
+            parts = urlsplit(u)
+            parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+        except ValueError as exc:
+            return f"{u} is not a hub URL: {exc} (such as ws://127.0.0.1:8765)"
+        if not parts.hostname:
+            return f"{u} names no host (such as ws://127.0.0.1:8765)"
+    return None
+
+
 class NotConnected(Exception):
     """The hub is not reachable right now."""
 
@@ -164,6 +191,9 @@ class HubClient:
         request_timeout: float = 10.0,
         ca_file: str | Path | None = None,
     ) -> None:
+        problem = hub_url_problem(url)
+        if problem is not None:
+            raise BadHubUrl(problem)
         self.urls = [u.strip() for u in url.split(",") if u.strip()]
         self.tls: ssl.SSLContext | None = (
             client_context(ca_file) if any(u.startswith("wss://") for u in self.urls) else None

@@ -94,8 +94,8 @@ async def demo(
     )
     try:
         await server.start()
-    except OSError as exc:
-        print(f"kds demo: cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}", file=sys.stderr)
+    except OSError as exc:  # BindError: the port is taken (its message says so, and what to do)
+        print(f"kds demo: {exc.strerror or exc}", file=sys.stderr)
         if emulators is not None:
             await emulators.close()
         return 1

@@ -19,9 +19,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import errno
 import functools
 import json
 import logging
+import socket
 import ssl
 import threading
 import time
@@ -55,6 +57,28 @@ CLOSE_TIMEOUT_S = 2.0
 TICK_S = 1.0
 """Housekeeping of connections (keepalive, stalls, the total outgoing budget) runs this often."""
 EVICT_EVERY_S = 30.0
+
+
+class BindError(OSError):
+    """The hub cannot listen where it was told (the port is taken, the address is not this machine's): its message
+    says so and what to do, in a store manager's words."""
+
+
+def bind_problem(host: str, port: int, exc: OSError) -> str:
+    """What a store manager reads when the hub cannot listen on `host`:`port` (no traceback)."""
+    where = f"port {port} on {host}"
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"{where} is in use (another hub running?): stop the program that holds it, or start this hub with "
+            "another --port"
+        )
+    if exc.errno == errno.EACCES:
+        return f"{where} is not allowed to this user (ports below 1024 need privileges): use a --port above 1023"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"{host} is not an address of this machine: give --host one of its addresses (or 0.0.0.0 for all)"
+    if isinstance(exc, socket.gaierror):
+        return f"--host {host} is not a known host name or address ({exc.strerror or exc})"
+    return f"cannot listen on {where}: {exc.strerror or exc}"
 
 
 class _KdsConnection(ServerConnection):
@@ -167,22 +191,56 @@ class HubServer:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Load state from the database and start listening."""
+        """Take the port, then load state from the database and start listening.
+
+        The port comes first: a hub that cannot have it (another hub runs there) raises `BindError` before it has
+        opened, created or locked anything of its store.
+        """
         loop = asyncio.get_running_loop()
         lim = self.limits
-        await loop.run_in_executor(self._executor, self.store.claim_file)
-        await loop.run_in_executor(self._executor, self.store.create_schema)
-        docs, events, seq, keys = await loop.run_in_executor(
-            self._executor,
-            lambda: self.store.load(
-                now=self.hub.clock(),
-                keep=timedelta(seconds=lim.closed_keep_s),
-                replay_window=self.hub.log_max,
-                replay_bytes=lim.replay_memory_bytes,
-                open_max_age=timedelta(hours=lim.open_max_age_h),
-            ),
-        )
-        last_job = await loop.run_in_executor(self._executor, self.store.last_job_id)
+        try:
+            self._server = await serve(
+                self._handle,
+                self.host,
+                self.port,
+                max_size=lim.max_frame_bytes,
+                create_connection=_KdsConnection,
+                # Off unless the config asks: per-connection compression costs the hub CPU for every frame to every
+                # screen and stops an event from being framed once for all of them (`Encoded`).
+                compression="deflate" if lim.compression else None,
+                # Keepalive is the server's own (`_keepalive`): websockets' waits behind a full write buffer.
+                ping_interval=None,
+                close_timeout=CLOSE_TIMEOUT_S,
+                ssl=self.tls,
+                logger=websockets_log("websockets.server"),  # never the frames (a hello's token) at DEBUG
+                # Bound now, accepting once the state is loaded (`start_serving` below).
+                start_serving=False,
+            )
+        except OSError as exc:
+            raise BindError(bind_problem(self.host, self.port, exc)) from None
+        sock = next(iter(self._server.sockets))
+        self.port = sock.getsockname()[1]
+        try:
+            await loop.run_in_executor(self._executor, self.store.claim_file)
+            await loop.run_in_executor(self._executor, self.store.check_open)
+            await loop.run_in_executor(self._executor, self.store.create_schema)
+            docs, events, seq, keys = await loop.run_in_executor(
+                self._executor,
+                lambda: self.store.load(
+                    now=self.hub.clock(),
+                    keep=timedelta(seconds=lim.closed_keep_s),
+                    replay_window=self.hub.log_max,
+                    replay_bytes=lim.replay_memory_bytes,
+                    open_max_age=timedelta(hours=lim.open_max_age_h),
+                ),
+            )
+            last_job = await loop.run_in_executor(self._executor, self.store.last_job_id)
+        except BaseException:
+            # Nothing was served: give the port back at once (the caller reports why the hub did not start).
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+            raise
         self.hub.restore(docs, events, seq, keys, last_job=last_job)
         log.info("restored %d orders, seq=%d, %d replayable events", len(docs), seq, len(events))
         if self.store.shared:
@@ -192,23 +250,7 @@ class HubServer:
             self._join_store(loop)
         self._committer = asyncio.create_task(self._commit_loop(), name="kds-committer")
         self._housekeeper = asyncio.create_task(self._housekeeping(), name="kds-housekeeping")
-        self._server = await serve(
-            self._handle,
-            self.host,
-            self.port,
-            max_size=lim.max_frame_bytes,
-            create_connection=_KdsConnection,
-            # Off unless the config asks: per-connection compression costs the hub CPU for every frame to every screen
-            # and stops an event from being framed once for all of them (`Encoded`).
-            compression="deflate" if lim.compression else None,
-            # Keepalive is the server's own (`_keepalive`): websockets' waits behind a full write buffer.
-            ping_interval=None,
-            close_timeout=CLOSE_TIMEOUT_S,
-            ssl=self.tls,
-            logger=websockets_log("websockets.server"),  # never the frames (a hello's token) at DEBUG
-        )
-        sock = next(iter(self._server.sockets))
-        self.port = sock.getsockname()[1]
+        await self._server.start_serving()
         log.info("hub %s listening on %s", self.hub.config.store.id, self.url)
 
     # ------------------------------------------------------------------ several hubs on one store

@@ -156,15 +156,75 @@ def _utc(t: datetime) -> str:
     return t.astimezone(UTC).isoformat()
 
 
-def database_url(db: str | Path) -> str:
-    """A SQLAlchemy URL from `--db`: a URL as is, or a path to a SQLite file."""
+def database_url(db: str | Path, *, make_dir: bool = True) -> str:
+    """A SQLAlchemy URL from `--db`: a URL as is, or a path to a SQLite file (whose folder is made, unless
+    `make_dir=False`: `Store` makes it when it first opens the file)."""
     s = str(db)
     if "://" in s:
         if s.startswith("postgresql://"):
             return "postgresql+psycopg://" + s.removeprefix("postgresql://")
         return s
-    Path(s).parent.mkdir(parents=True, exist_ok=True)
+    if make_dir:
+        Path(s).parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{s}"
+
+
+def shown_url(url: str) -> str:
+    """A database URL as it may be printed and logged: never its password."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url.split("@", 1)[-1] if "@" in url else url
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be opened (no server there, a refused login, a file that cannot be made): the message
+    says where and what to check, never a password."""
+
+
+def open_problem(url: str, exc: BaseException) -> str:
+    """What a store manager reads when the database at `url` does not open (`exc`: the driver's error)."""
+    u = sa.make_url(url)
+    reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
+    if u.password:
+        reason = reason.replace(str(u.password), "***")
+    if u.get_backend_name() != "postgresql":
+        path = u.database or ""
+        return (
+            f"cannot open the database file {path}: {reason}; check that its folder exists and that this user may "
+            "write there (or give --db another file)"
+        )
+    host, port = u.host or "localhost", u.port or 5432
+    role = u.username or "(this system user)"
+    database = u.database or u.username or "(the role's)"
+    where = f"PostgreSQL at {host}:{port} (role {role}, database {database})"
+    # libpq: 'connection failed: connection to server at "h", port p failed: FATAL:  <why>' (a line per address
+    # tried, then hints such as "Is the server running on that host…", which the advice below replaces)
+    lines = [ln for ln in str(getattr(exc, "orig", None) or exc).splitlines() if " failed: " in ln]
+    detail = " ".join(lines[-1].rsplit(" failed: ", 1)[-1].removeprefix("FATAL:").split()) if lines else reason
+    if u.password:
+        detail = detail.replace(str(u.password), "***")
+    low = detail.lower()
+    if (
+        "password authentication failed" in low
+        or ("role" in low and "does not exist" in low)
+        or "no pg_hba.conf entry" in low
+        or "no password supplied" in low
+    ):
+        return (
+            f"{where} refused the login: {detail}; check the role name and password in --db (the password is not "
+            "shown here) and the server's pg_hba.conf"
+        )
+    if "database" in low and "does not exist" in low:
+        return f"{where}: {detail}; create it (createdb -h {host} -p {port} -U {role} {database}) or fix --db"
+    if any(
+        w in low for w in ("refused", "timeout", "timed out", "could not translate", "no route", "unreachable", "name")
+    ):
+        return (
+            f"cannot reach {where}: {detail}; check that PostgreSQL runs on {host} and listens on port {port} "
+            "(listen_addresses, firewall) and the host and port in --db"
+        )
+    return f"cannot open {where}: {detail}; check --db and the server"
 
 
 PG_KEEPALIVE = {"idle_s": 5, "interval_s": 2, "count": 3, "user_timeout_ms": 10_000}
@@ -173,6 +233,12 @@ database's host losing power or its network) is noticed in about idle + interval
 two hours: the database then ends the hub's sessions, and with its lock session the lead of the store, which
 another hub takes; the hub's own queries to a vanished server fail instead of hanging (`user_timeout_ms` bounds
 data left unanswered). A hub *process* that dies is noticed at once either way: its kernel closes the sockets."""
+
+
+PG_CONNECT_TIMEOUT_S = 10
+"""How long a connection to PostgreSQL may take before it fails (a server that does not answer at all, not a
+refused port): a hub that cannot reach its database says so instead of waiting for the kernel's TCP timeout. A
+`connect_timeout` in the URL wins."""
 
 
 def _connect_args(url: str) -> dict[str, Any]:
@@ -189,7 +255,9 @@ def _connect_args(url: str) -> dict[str, Any]:
     given = u.query.get("options")
     if given:
         server = f"{server} {given if isinstance(given, str) else ' '.join(given)}"
+    timeout = {} if "connect_timeout" in u.query else {"connect_timeout": PG_CONNECT_TIMEOUT_S}
     return {
+        **timeout,
         "keepalives": 1,
         "keepalives_idle": k["idle_s"],
         "keepalives_interval": k["interval_s"],
@@ -207,13 +275,19 @@ class Store:
     """The hub's database."""
 
     def __init__(self, db: str | Path, *, store_id: str, busy_timeout_ms: int = 5000) -> None:
-        self.url = database_url(db)
+        self.url = database_url(db, make_dir=False)
         self.store_id = store_id
         # pre_ping: a connection the server dropped (a terminated PostgreSQL backend, a restarted server) is
         # replaced when it is next taken from the pool, instead of failing the batch after it too.
-        self.engine: Engine = sa.create_engine(
-            self.url, future=True, pool_pre_ping=True, connect_args=_connect_args(self.url)
-        )
+        try:
+            self.engine: Engine = sa.create_engine(
+                self.url, future=True, pool_pre_ping=True, connect_args=_connect_args(self.url)
+            )
+        except (sa.exc.ArgumentError, ImportError) as exc:  # an unknown scheme, a driver not installed
+            raise StoreUnavailable(
+                f"--db {shown_url(self.url)} is not a database this hub can use ({exc}): give a SQLite file path or "
+                "a postgresql://USER@HOST:PORT/DATABASE URL"
+            ) from None
         self._lead_conn: Any = None
         self._holds_lead = False
         self._file_lock: Any = None
@@ -221,7 +295,47 @@ class Store:
         self._stmts: dict[str, str] = {}
         self.busy_timeout_ms = busy_timeout_ms
         if self.engine.dialect.name == "sqlite":
+            sa.event.listen(self.engine, "do_connect", self._sqlite_folder)
             sa.event.listen(self.engine, "connect", self._sqlite_pragmas)
+
+    @property
+    def shown_url(self) -> str:
+        """The database's URL without its password (what is printed and logged)."""
+        return shown_url(self.url)
+
+    def _sqlite_file(self) -> Path | None:
+        path = sa.make_url(self.url).database
+        return Path(path) if self.engine.dialect.name == "sqlite" and path and path != ":memory:" else None
+
+    def _sqlite_folder(self, *_args: Any) -> None:
+        """Make the SQLite file's folder, when the file is first opened (not before: a hub that does not start
+        leaves nothing behind); StoreUnavailable when it cannot be made or the path is a folder."""
+        path = self._sqlite_file()
+        if path is None:
+            return
+        if path.is_dir():
+            raise StoreUnavailable(
+                f"--db {path} is a folder, not a database file: give a file path such as {path / 'kds.sqlite3'}"
+            )
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            why = "a file of that name is in the way" if isinstance(exc, (FileExistsError, NotADirectoryError)) else ""
+            raise StoreUnavailable(
+                f"cannot make the folder {path.parent} for the database file {path}: {why or exc.strerror or exc}; "
+                "give --db a path in a folder this user may write"
+            ) from None
+
+    def check_open(self) -> None:
+        """Open a connection and ask the database one trivial question; StoreUnavailable (where, what to check, no
+        password) when it does not answer."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except StoreUnavailable:
+            raise
+        except Exception as exc:  # the driver's own errors, wrapped or not (a failed pragma on connect is not)
+            raise StoreUnavailable(open_problem(self.url, exc)) from exc
 
     def _sqlite_pragmas(self, dbapi_conn: Any, _record: Any) -> None:
         cur = dbapi_conn.cursor()
@@ -570,7 +684,14 @@ class Store:
             return
         import fcntl
 
-        lock = open(f"{path}.{self.store_id}.hub-lock", "a+")  # noqa: SIM115 (held until close())
+        self._sqlite_folder()
+        try:
+            lock = open(f"{path}.{self.store_id}.hub-lock", "a+")  # noqa: SIM115 (held until close())
+        except OSError as exc:
+            raise StoreUnavailable(
+                f"cannot write beside the database file {path}: {exc.strerror or exc}; give --db a path in a folder "
+                "this user may write"
+            ) from None
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
