@@ -22,22 +22,26 @@ EC = {
 
 
 @lru_cache(maxsize=4096)
-def _glyph(ch: str, style: Style) -> Image.Image:
-    """One character in its cell, scaled as the printer scales its font (GS !, ESC !)."""
-    cw = char_width(ch) * DOTS_PER_COLUMN
+def _glyph(ch: str, style: Style, kanji: bool = False) -> Image.Image:
+    """One character in its cell, scaled as the printer scales its font (GS !, ESC !). In Chinese mode (`kanji`,
+    FS &) every character that is not ASCII takes two columns, as a GB18030 printer prints it ("·", "¥", "—")."""
+    columns = 2 if kanji and not ch.isascii() else char_width(ch)
+    cw = columns * DOTS_PER_COLUMN
     fg, bg = (255, 0) if style.invert else (0, 255)
     cell = Image.new("L", (max(cw, 1), LINE_DOTS), bg)
     if not ch.isspace() and cw:
         draw = ImageDraw.Draw(cell)
-        if char_width(ch) == 2:
+        if columns == 2:
             font = cjk_font(LINE_DOTS - 2)
             stroke = 1 if style.bold else 0
+            ref = font.getbbox("国")  # the font's ink box: centred in the line whatever the font's own baseline
+            y = (LINE_DOTS - (ref[3] - ref[1])) // 2 - ref[1]
         else:
             font = mono_font(20, bold=style.bold)
             stroke = 0
+            y = (LINE_DOTS - 20) // 2 - 1
         box = draw.textbbox((0, 0), ch, font=font)
         x = (cw - (box[2] - box[0])) // 2 - box[0]
-        y = (LINE_DOTS - 20) // 2 - 1 if char_width(ch) == 1 else 0
         draw.text((x, y), ch, font=font, fill=fg, stroke_width=stroke, stroke_fill=fg)
     if style.underline:
         ImageDraw.Draw(cell).line([(0, LINE_DOTS - 2), (cw, LINE_DOTS - 2)], fill=fg, width=2)
@@ -65,7 +69,7 @@ def draw_page(
             x = _x(e.align, e.columns * DOTS_PER_COLUMN, dots)
             for run in e.runs:
                 for ch in run.text:
-                    g = _glyph(ch, run.style)
+                    g = _glyph(ch, run.style, run.kanji)
                     if x + g.width <= dots:
                         img.paste(g, (x, line_h - g.height))
                     x += g.width
