@@ -238,12 +238,17 @@ class Catalogue:
         return [p for _, _, p in ranked[:limit]]
 
     def check_line(
-        self, product: Product, weight_g: int | None, cook: str | None, w: Callable[[str], str] = str
+        self,
+        product: Product,
+        weight_g: int | None,
+        cook: str | None,
+        w: Callable[[str], str] = str,
+        name: str | None = None,
     ) -> list[Problem]:
         """What the hub would refuse in one line (weight, cooking method), in the hub's words (`w` translates the
-        words of the counter's screen: English as it is)."""
+        words of the counter's screen, `name` is the item's name there: English as it is)."""
         problems: list[Problem] = []
-        name = product.name
+        name = name or product.name
         if product.weighed:
             lo, hi = product.min_weight_g, product.max_weight_g
             if weight_g is None:

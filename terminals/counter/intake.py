@@ -182,8 +182,8 @@ class IntakeScreen(Screen[None]):
                 yield OptionList(id="matches", compact=True)
                 yield Static("", id="item-info")
                 with Horizontal(classes="row", id="weight-row"):
-                    yield Label(w("Weight"), classes="row-label")
-                    yield WeightInput(id="weight", placeholder=w("grams, or 1.2kg"))
+                    yield Label(w("Weight (g)"), classes="row-label")
+                    yield WeightInput(id="weight", placeholder=w("800 or 0.8kg"))
                     yield Label("", id="weight-note")
                 yield FieldError(id="weight-error")
                 yield Label(w("Cooking method (processing fee)"), classes="caption", id="cook-caption")
@@ -444,7 +444,8 @@ class IntakeScreen(Screen[None]):
         weight = self.query_one("#weight", WeightInput)
         if weight.error is not None:
             return self.w(weight.error) if weight.error in WORDS.words() else weight.error
-        problems = [x for x in self.catalogue.check_line(p, weight.grams, self.cook, self.w) if x.field == "weight_g"]
+        checked = self.catalogue.check_line(p, weight.grams, self.cook, self.w, self._item_name(p))
+        problems = [x for x in checked if x.field == "weight_g"]
         return problems[0].msg if problems else None
 
     @on(Input.Changed, "#weight")
@@ -476,7 +477,9 @@ class IntakeScreen(Screen[None]):
             return
         problem = self._weight_problem()
         self._error("weight", problem)
-        if problem is None:
+        if problem is not None:
+            self._hint(self.w("Not a weight yet: fix it (red above), Enter."))
+        else:
             self._focus("cook" if p.methods and self.cook is None else "item-note")
             self._hint(
                 self.w("{grams} g ✓ — now the cooking method: ↑/↓, Enter.").format(grams=weight.grams)
@@ -536,6 +539,7 @@ class IntakeScreen(Screen[None]):
     def _qty_submitted(self) -> None:
         if self._qty() is None:
             self._error("qty", self.w("quantity 1 to 99"))
+            self._hint(self.w("Type the quantity (1 to 99), Enter."))
             return
         self._error("qty", None)
         self._focus("item-note")
@@ -640,6 +644,7 @@ class IntakeScreen(Screen[None]):
             return
         if event.value.strip():
             self._error("allergens", self._allergen_typed_problem())
+            self._hint(self.w("Pick an allergen from the list, or clear the field."))
             return
         self.action_add_item()
 
@@ -701,7 +706,8 @@ class IntakeScreen(Screen[None]):
         weight_problem = self._weight_problem()
         if weight_problem:
             problems.append(Problem("weight_g", weight_problem))
-        problems.extend(x for x in self.catalogue.check_line(p, grams, self.cook, w) if x.field != "weight_g")
+        checked = self.catalogue.check_line(p, grams, self.cook, w, self._item_name(p))
+        problems.extend(x for x in checked if x.field != "weight_g")
         qty = self._qty()
         if not p.weighed and qty is None:
             problems.append(Problem("qty", w("quantity 1 to 99")))
@@ -715,6 +721,7 @@ class IntakeScreen(Screen[None]):
             self._error(fields.get(problem.field, "find"), problem.msg)
         if problems:
             self._focus(fields.get(problems[0].field, "find"))
+            self._hint(w("Not added: fix the fields marked in red."))
             return None
         method = self.catalogue.method(self.cook) if self.cook else None
         return Line(

@@ -119,7 +119,7 @@ class WeightInput(Input):
     }
     """
 
-    def __init__(self, *, id: str | None = None, compact: bool = True, placeholder: str = "grams, or 1.2kg") -> None:
+    def __init__(self, *, id: str | None = None, compact: bool = True, placeholder: str = "800 or 0.8kg") -> None:
         super().__init__(placeholder=placeholder, max_length=14, id=id, compact=compact)
         self._reading = ""
 

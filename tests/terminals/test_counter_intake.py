@@ -46,7 +46,8 @@ async def test_a_weight_typed_in_kilograms_is_not_taken_for_grams(hub: HubServer
         await ready(pilot, app)
         intake = app.intake
         weight = intake.query_one("#weight", WeightInput)
-        assert "grams" in str(weight.placeholder), "the field says a plain number is grams"
+        assert "Weight (g)" in [str(w.render()) for w in intake.query(".row-label")], "a plain number is grams"
+        assert str(weight.placeholder) == "800 or 0.8kg"
 
         await key_item(pilot, intake, "LOB-AUS", weight="1.2kg", add=False)
         assert weight.grams == 1200 and _error(app, "weight") == ""
@@ -299,7 +300,7 @@ async def test_a_counter_set_to_chinese_speaks_chinese(
         await ready(pilot, app)
         intake = app.intake
         labels = [str(w.render()) for w in intake.query(".row-label")]
-        assert labels[:2] == ["重量", "数量"]
+        assert labels[:2] == ["重量 (克)", "数量"]
         await key_item(pilot, intake, "LOB-AUS", weight=900, add=False)
         cook = intake.query_one("#cook", OptionList)
         options = [str(cook.get_option_at_index(k).prompt) for k in range(cook.option_count)]

@@ -14,10 +14,10 @@ import pytest
 from pytest_textual_snapshot import SVGImageExtension
 from syrupy.assertion import SnapshotAssertion
 
-from kds.config import StoreConfig
+from kds.config import StoreConfig, parse_config
 from kds.server import HubServer
 from terminals.counter.app import CounterApp
-from tests.conftest import app_order, shelf_order
+from tests.conftest import SAMPLE_CONFIG, app_order, shelf_order
 from tests.support import until
 from tests.terminals.test_counter_support import (
     HUB_LABEL,
@@ -51,7 +51,22 @@ async def noon(config: StoreConfig, tmp_path: Path) -> AsyncIterator[tuple[HubSe
         await server.stop()
 
 
-def _app(server: HubServer, clock: Clock, tmp_path: Path, view: str) -> CounterApp:
+@pytest.fixture
+async def zh_noon(tmp_path: Path) -> AsyncIterator[tuple[HubServer, Clock]]:
+    """As `noon`, with counter-1's screen in Chinese."""
+    text = SAMPLE_CONFIG.read_text(encoding="utf-8")
+    device = 'id = "counter-1"\ntoken = "dev-counter-1-token"\n'
+    zh = parse_config(text.replace(device, device + 'language = "zh"\n'), base_dir=SAMPLE_CONFIG.parent)
+    clock = Clock()
+    server = hub_server(zh, tmp_path / "hub.sqlite3", clock=clock)
+    await server.start()
+    try:
+        yield server, clock
+    finally:
+        await server.stop()
+
+
+def _app(server: HubServer, clock: Clock, tmp_path: Path, view: str, config: StoreConfig | None = None) -> CounterApp:
     app: CounterApp = counter_app(
         server.url,
         tmp_path,
@@ -59,6 +74,7 @@ def _app(server: HubServer, clock: Clock, tmp_path: Path, view: str) -> CounterA
         monotonic=lambda: app.client.last_event_at or 0.0,
         hub_label=HUB_LABEL,
         view=view,
+        config=config,
     )
     return app
 
@@ -102,6 +118,35 @@ async def test_intake_order_accepted_with_its_number_big(
         await pilot.press("enter")
         await until(lambda: "sent to the printer" in str(app.intake.query_one("#tag-state").render()))
         assert app.intake.accepted is not None and app.intake.accepted.number == "S001"
+        assert snap == await _shot(pilot, app)
+
+
+async def test_intake_weighing_in_kilograms_with_the_price_and_allergies(
+    noon: tuple[HubServer, Clock], config: StoreConfig, tmp_path: Path, snap: SnapshotAssertion
+) -> None:
+    server, clock = noon
+    app = _app(server, clock, tmp_path, "intake", config)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await ready(pilot, app)
+        await key_item(pilot, app.intake, "OYSTER-FR", cook="cheese_baked", qty=6)
+        await key_item(pilot, app.intake, "LOB-AUS", weight="1.2kg", cook="steamed", add=False)
+        app.intake.query_one("#allergens").focus()
+        await type_text(pilot, "花生")
+        await pilot.press("enter")
+        await type_text(pilot, "cut in half")
+        await pilot.press("enter")
+        assert "not one of the store's allergens" in app.intake._errors()["allergens"]
+        assert snap == await _shot(pilot, app)
+
+
+async def test_intake_in_chinese(zh_noon: tuple[HubServer, Clock], tmp_path: Path, snap: SnapshotAssertion) -> None:
+    server, clock = zh_noon
+    app = _app(server, clock, tmp_path, "intake", server.hub.config)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await ready(pilot, app)
+        await key_item(pilot, app.intake, "LOB-AUS", weight="0.8kg", cook="sashimi", allergens=["sesame"])
+        await key_item(pilot, app.intake, "crab", add=False)
+        await pilot.press("down", "enter")
         assert snap == await _shot(pilot, app)
 
 
