@@ -391,9 +391,20 @@ def cmd_printer_emulator(args: argparse.Namespace) -> int:
 
 def cmd_printers_status(args: argparse.Namespace) -> int:
     """kds printers status."""
+    import sqlalchemy as sa
+
+    from kds.store import SchemaError, StoreUnavailable, database_url, open_problem
     from printers.admin import printers_status
 
-    return printers_status(_config(args.config), db=args.db, as_json=args.json)
+    config = _config(args.config)
+    try:
+        return printers_status(config, db=args.db, as_json=args.json)
+    except (StoreUnavailable, SchemaError) as exc:
+        problem = str(exc)
+    except sa.exc.OperationalError as exc:  # the database of the queued jobs does not open
+        problem = open_problem(database_url(args.db, make_dir=False), exc)
+    print(f"kds printers status: {problem}", file=sys.stderr)
+    return 2
 
 
 def cmd_printers_test(args: argparse.Namespace) -> int:

@@ -110,6 +110,15 @@ def test_kds_db_with_postgresql_not_listening_says_so(closed_port: int) -> None:
     no_traceback(out)
 
 
+def test_printers_status_with_postgresql_not_listening_says_so(closed_port: int) -> None:
+    url = f"postgresql://kds_hub:{PASSWORD}@127.0.0.1:{closed_port}/kds_store"
+    out = kds("printers", "status", "--db", url)
+    assert out.returncode == 2
+    assert f"kds printers status: cannot reach PostgreSQL at 127.0.0.1:{closed_port} (role kds_hub" in out.stderr
+    assert PASSWORD not in out.stderr + out.stdout
+    no_traceback(out)
+
+
 def _pg_url(*, username: str | None = None, password: str | None = None, database: str | None = None) -> str:
     """The test server's URL with another role, password or database."""
     admin = pg.admin_url()
