@@ -164,12 +164,13 @@ def _spooler(config: StoreConfig) -> PrintSink | None:
     """The print spooler for the config's printers (None when it has none); a bad printer profile stops here."""
     if not config.printers:
         return None
+    from printers.fonts import font_problems
     from printers.profiles import check_profiles
     from printers.spooler import Spooler
 
-    problems = check_profiles(config)
+    problems = check_profiles(config) + font_problems(config)
     if problems:
-        print("kds: the printers' profiles are wrong:\n" + "\n".join(f"  - {p}" for p in problems), file=sys.stderr)
+        print("kds: the printers cannot print:\n" + "\n".join(f"  - {p}" for p in problems), file=sys.stderr)
         raise SystemExit(2)
     return Spooler(config)
 

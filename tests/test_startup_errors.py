@@ -6,6 +6,7 @@ traceback is shown, that no password is, and that a hub that could not start lef
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -24,13 +25,20 @@ from tests.conftest import ROOT, SAMPLE_CONFIG
 PASSWORD = "s3cret-pw-42"
 
 
-def kds(*args: str, config: bool = True) -> subprocess.CompletedProcess[str]:
-    """`kds ARGS` in a subprocess (the sample config unless `config=False`), stdin closed."""
+def kds(*args: str, config: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`kds ARGS` in a subprocess (the sample config unless `config=False`), stdin closed; `env` adds variables."""
     cmd = [sys.executable, "-m", "kds.cli", *args]
     if config:
         cmd += ["--config", str(SAMPLE_CONFIG)]
     return subprocess.run(
-        cmd, cwd=ROOT, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, check=False
+        cmd,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        check=False,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -222,3 +230,17 @@ def test_version_prints_the_package_version() -> None:
     assert out.returncode == 0
     assert out.stdout == f"kds {version('hema-kds')}\n"
     assert out.stderr == ""
+
+
+# ------------------------------------------------------------------------------------------------ the printers
+
+
+def test_serve_without_a_cjk_font_refuses_to_print_chinese_as_boxes(closed_port: int, tmp_path: Path) -> None:
+    db = tmp_path / "kds.sqlite3"
+    missing = tmp_path / "no-such-font.ttc"
+    out = kds("serve", "--port", str(closed_port), "--db", str(db), "--quiet", env={"KDS_CJK_FONT": str(missing)})
+    assert out.returncode == 2
+    assert "the printers cannot print" in out.stderr
+    assert "no GB18030 font" in out.stderr and str(missing) in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not db.exists()
