@@ -26,10 +26,11 @@ from textual.css.query import NoMatches
 from textual.message import Message
 from textual.widget import Widget
 
-from kds.client import HubClient, LinkState
+from kds.client import ActionQueue, HubClient, LinkState
 from kds.config import Language, StoreConfig
 from terminals.connection import ConnectionBar, OfflineBanner
 from terminals.kitchen import keymap as keymaps
+from terminals.kitchen import queues
 from terminals.kitchen.all_day_screen import AllDayScreen
 from terminals.kitchen.board import Board
 from terminals.kitchen.header import StationHeader
@@ -84,8 +85,12 @@ class KitchenApp(App[int]):
         close_client: bool = False,
         language: Language | str = Language.EN,
         config: StoreConfig | None = None,
+        queue_claim: queues.QueueClaim | None = None,
     ) -> None:
         super().__init__()
+        self.queue_claim = queue_claim
+        """The queue file this screen holds locked (its client's `queue_path`); its device's leftover queue files
+        are adopted on start and the lock is let go on exit."""
         self.speech = Speech(language, config)
         """The screen's language (its fixed words, and names from `config` when given)."""
         self.client = client
@@ -136,6 +141,7 @@ class KitchenApp(App[int]):
         self.client.listeners.append(self._on_frame)
         self.client.state_listeners.append(self._on_state)
         at = self.now()
+        self.adopt_leftovers()
         for msg in self.client.queue.items:  # actions left in the queue file by a previous run
             self.state.pending.add(msg, at)
         if self.client.book.store:
@@ -155,6 +161,28 @@ class KitchenApp(App[int]):
             self.client.state_listeners.remove(self._on_state)
         if self.close_client:
             await self.client.close()
+        if self.queue_claim is not None and self.close_client:
+            self.queue_claim.release()
+
+    def adopt_leftovers(self) -> int:
+        """Move the actions of this device's queue files that no running screen holds (a screen closed offline or
+        crashed) into this screen's queue, to be sent with its own; returns how many were taken."""
+        if self.queue_claim is None:
+            return 0
+        taken = 0
+        mine = {m.get("ref") for m in self.client.queue.items}
+        for other in queues.leftovers(self.queue_claim):
+            try:
+                for msg in ActionQueue(other.path).items:
+                    if msg.get("ref") not in mine:
+                        self.client.queue.push(msg)  # on disk in our file before it leaves the other one
+                        mine.add(msg.get("ref"))
+                        taken += 1
+                with contextlib.suppress(OSError):
+                    other.path.unlink()
+            finally:
+                other.release()
+        return taken
 
     def on_resize(self) -> None:
         """Lay out again."""
@@ -468,17 +496,27 @@ class KitchenApp(App[int]):
                 self.send("ticket.recall", entry)
                 self.select(ticket_id)
 
-        self.push_screen(RecallScreen(entries, now=now, tz=self.tz, keys=self.keys), recalled)
+        self.push_screen(RecallScreen(entries, now=now, tz=self.tz, keys=self.keys, speech=self.speech), recalled)
 
     def action_all_day(self) -> None:
         """Open the all-day totals."""
         self.push_screen(
-            AllDayScreen(all_day(self.entries), station_name=self.info.name, tickets=self._open_count(), keys=self.keys)
+            AllDayScreen(
+                all_day(self.entries),
+                station_name=self._station_name(),
+                tickets=self._open_count(),
+                keys=self.keys,
+                speech=self.speech,
+            )
         )
 
     def action_help(self) -> None:
         """Open the key list."""
-        self.push_screen(HelpScreen(self.keys, device=self.client.device))
+        self.push_screen(HelpScreen(self.keys, device=self.client.device, speech=self.speech))
+
+    def _station_name(self) -> str:
+        """The station's name in the screen's language."""
+        return (self.info.name_zh or self.info.name) if self.speech.zh else self.info.name
 
     def _page(self, step: int) -> None:
         """Turn to the next (or previous) page: the first ticket that starts on it is selected (else the one
@@ -567,6 +605,7 @@ def create_app(
     close_client: bool = False,
     language: Language | str = Language.EN,
     config: StoreConfig | None = None,
+    queue_claim: queues.QueueClaim | None = None,
 ) -> KitchenApp:
     """The kitchen screen for `station`, reading and acting through `client` (used by the CLI and the tests)."""
     return KitchenApp(
@@ -581,6 +620,7 @@ def create_app(
         close_client=close_client,
         language=language,
         config=config,
+        queue_claim=queue_claim,
     )
 
 
@@ -601,26 +641,54 @@ def run_kitchen(
     queue_path: Path | None = None,
     keymap: dict[str, str] | None = None,
     ca_file: str | Path | None = None,
+    config: StoreConfig | None = None,
+    keymap_replaces_defaults: bool | None = None,
+    language: Language | str | None = None,
 ) -> int:
     """Run the kitchen screen until Ctrl+Q; returns the exit code (2 for a bad key map). `ca_file` verifies a
-    `wss://` hub."""
+    `wss://` hub. With `config`, the device's keymap, `keymap_replaces_defaults` and language come from it (unless
+    given), and names (cooking methods, allergens, dishes) are shown in the device's language. The queue file is
+    this screen's own: locked while it runs (a second screen of the device uses `queue-DEVICE.2.jsonl`…)."""
+    dev = config.device(device) if config is not None else None
+    if keymap is None and dev is not None:
+        keymap = dict(dev.keymap)
+    if keymap_replaces_defaults is None:
+        keymap_replaces_defaults = bool(dev and dev.keymap_replaces_defaults)
+    if language is None:
+        language = config.language_of(device) if config is not None else Language.EN
     problems = keymaps.validate(keymap or {})
     if problems:
         for p in problems:
             print(f"kds kitchen: keymap of {device}: {p}", file=sys.stderr)
         return 2
+    claim = queues.claim(queue_path) if queue_path else None
+    path = claim.path if claim else None
     client = HubClient(
         hub,
         device=device,
         token=token,
         role="kitchen",
         station=station,
-        queue_path=queue_path,
+        queue_path=path,
         client_name="kds-kitchen",
         ca_file=ca_file,
     )
-    acks = queue_path.with_name(f"{queue_path.stem}.acknowledged.json") if queue_path else None
-    app = create_app(client, station=station, keymap=keymap, acks_path=acks, close_client=True)
+    acks = path.with_name(f"{path.stem}.acknowledged.json") if path else None
+    app = create_app(
+        client,
+        station=station,
+        keymap=keymap,
+        keymap_replaces_defaults=keymap_replaces_defaults,
+        acks_path=acks,
+        close_client=True,
+        language=language,
+        config=config,
+        queue_claim=claim,
+    )
     freeze_start_up()
-    app.run()
+    try:
+        app.run()
+    finally:
+        if claim is not None:
+            claim.release()
     return app.return_code or 0

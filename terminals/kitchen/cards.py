@@ -324,7 +324,7 @@ def card_body(e: Entry, width: int, *, selected: bool, cursor: str | None, speec
         lines.extend(_item(it, e, iw, cursor=cursor if active else None, show_changes=active, w=w))
     others = e.others()
     if others:
-        text = ", ".join(f"{s} ×{n}" + (" ✓" if done else "") for s, n, done in others)
+        text = ", ".join(f"{w.station(s) if w.zh else s} ×{n}" + (" ✓" if done else "") for s, n, done in others)
         lines.extend(_wrap(Content.styled(f"{w('also')}: {text}", MUTED), iw, 6))
     out += [_row(c, width, fr, strike=strike) for c in lines]
     tail = f" {w('sending…')} " if e.pending else ""

@@ -12,9 +12,10 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from terminals.kitchen import keymap
+from terminals.kitchen.words import ENGLISH, Speech
 
 
-def help_text(keys: dict[str, list[str]]) -> Content:
+def help_text(keys: dict[str, list[str]], speech: Speech = ENGLISH) -> Content:
     """One row per action: its keys and what it does (the nine 'pick' actions on one row)."""
     rows: list[tuple[str, str]] = []
     for a in keymap.ACTIONS:
@@ -23,10 +24,10 @@ def help_text(keys: dict[str, list[str]]) -> Content:
         if a.id == "pick_1":
             picks = [keymap.keys_label(keys[f"pick_{n}"]) for n in range(1, 10)]
             label = "1…9" if picks == [str(n) for n in range(1, 10)] else " ".join(picks)
-            rows.append((label, "select ticket 1…9 of the page"))
+            rows.append((label, speech("select ticket 1…9 of the page (the number on the card)")))
             continue
-        rows.append((keymap.keys_label(keys[a.id]), a.description))
-    rows.append(("Ctrl+Q", "quit the screen"))
+        rows.append((keymap.keys_label(keys[a.id]), speech(a.description)))
+    rows.append(("Ctrl+Q", speech("quit the screen")))
     width = max(len(k) for k, _ in rows)
     return Content("\n").join(Content.assemble((f"{k:>{width}}", "bold"), f"  {d}") for k, d in rows)
 
@@ -36,10 +37,11 @@ class HelpScreen(ModalScreen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = keymap.bindings(keymap.OVERLAY)
 
-    def __init__(self, keys: dict[str, list[str]], *, device: str) -> None:
+    def __init__(self, keys: dict[str, list[str]], *, device: str, speech: Speech = ENGLISH) -> None:
         super().__init__()
         self.keys = keys
         self.device = device
+        self.speech = speech
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """An action this device has no key for does nothing."""
@@ -48,12 +50,16 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         """Title, keys, how to close."""
         with Vertical(id="help-box", classes="overlay-box"):
-            yield Static(f"KEYS of {self.device}", classes="overlay-title")
+            w = self.speech
+            yield Static(w("KEYS of {device}", device=self.device), classes="overlay-title")
             with VerticalScroll(id="help-scroll"):
-                yield Static(help_text(self.keys), id="help-text")
+                yield Static(help_text(self.keys, w), id="help-text")
             yield Static(
-                f"{keymap.keys_label(self.keys['help'])} or {keymap.keys_label(self.keys['close'])}: close · "
-                "keys are set per device in config/store.toml (keymap)",
+                w(
+                    "{a} or {b}: close · keys are set per device in config/store.toml (keymap)",
+                    a=keymap.keys_label(self.keys["help"]),
+                    b=keymap.keys_label(self.keys["close"]),
+                ),
                 classes="overlay-keys",
             )
 

@@ -14,18 +14,25 @@ from textual.widgets import Static
 
 from terminals.kitchen import keymap
 from terminals.kitchen.model import Entry, recallable
+from terminals.kitchen.words import ENGLISH, Speech
 
 
-def _fulfilment(e: Entry) -> str:
+def _fulfilment(e: Entry, w: Speech) -> str:
     f = e.order.get("fulfilment") or {}
     if f.get("type") == "dine_in":
-        return f"table {f.get('table')}"
-    return str(f.get("type", "")).replace("_", " ")
+        return w("table {table}", table=f.get("table"))
+    kind = str(f.get("type", ""))
+    return w(kind) if w.zh else kind.replace("_", " ")
 
 
-def _ago(seconds: float) -> str:
+def _ago(seconds: float, w: Speech) -> str:
     m = max(0, int(seconds)) // 60
-    return "just now" if m < 1 else f"{m} min ago"
+    return w("just now") if m < 1 else w("{m} min ago", m=m)
+
+
+def _status(e: Entry, w: Speech) -> str:
+    status = str(e.order.get("status", ""))
+    return w(status) if w.zh else status.replace("_", " ")
 
 
 class RecallScreen(ModalScreen[str | None]):
@@ -36,8 +43,11 @@ class RecallScreen(ModalScreen[str | None]):
         keymap.confirm_binding(),
     ]
 
-    def __init__(self, entries: list[Entry], *, now: datetime, tz: tzinfo, keys: dict[str, list[str]]) -> None:
+    def __init__(
+        self, entries: list[Entry], *, now: datetime, tz: tzinfo, keys: dict[str, list[str]], speech: Speech = ENGLISH
+    ) -> None:
         super().__init__()
+        self.speech = speech
         self.entries = entries
         self.now = now
         self.tz = tz
@@ -74,24 +84,28 @@ class RecallScreen(ModalScreen[str | None]):
         return "\n".join(self._lines(plain=True))
 
     def _lines(self, plain: bool = False) -> list[str]:
+        w = self.speech
         out = []
         for k, e in enumerate(self.entries):
             done = e.done_at.astimezone(self.tz).strftime("%H:%M") if e.done_at else "--:--"
-            ago = _ago((self.now - e.done_at).total_seconds()) if e.done_at else ""
-            items = ", ".join(f"{i['qty']}× {i['name']}" for i in e.items() if not i["removed"])
-            status = "" if recallable(e) else f"  ({str(e.order.get('status', '')).replace('_', ' ')})"
+            ago = _ago((self.now - e.done_at).total_seconds(), w) if e.done_at else ""
+            items = ", ".join(f"{i['qty']}× {w.item(i)[0]}" for i in e.items() if not i["removed"])
+            status = "" if recallable(e) else f"  ({_status(e, w)})"
             mark = "▸" if k == self.index else " "
-            out.append(f"{mark} {e.number:<5} {_fulfilment(e):<10} bumped {done} ({ago}){status}  {items}")
+            where = Content(_fulfilment(e, w))
+            where = where.pad_right(max(0, 10 - where.cell_length))
+            out.append(f"{mark} {e.number:<5} {where.plain} {w('bumped {time}', time=done)} ({ago}){status}  {items}")
         return out
 
     def _draw(self) -> None:
         label = keymap.keys_label
+        w = self.speech
         self.query_one("#recall-title", Static).update(
-            f"RECALL — tickets bumped in the last 30 minutes ({len(self.entries)})"
+            w("RECALL — tickets bumped in the last 30 minutes ({n})", n=len(self.entries))
         )
         lines = self._lines()
         if not lines:
-            content = Content.styled("Nothing bumped in the last 30 minutes.", "italic")
+            content = Content.styled(w("Nothing bumped in the last 30 minutes."), "italic")
         else:
             rows = []
             for k, line in enumerate(lines):
@@ -105,8 +119,13 @@ class RecallScreen(ModalScreen[str | None]):
         self.query_one("#recall-list", Static).update(content)
         keys = self.keys
         self.query_one("#recall-keys", Static).update(
-            f"{label(keys['item_up'])}/{label(keys['item_down'])} choose · {label(keys['recall'])} or Enter: "
-            f"recall it · {label(keys['close'])} close"
+            w(
+                "{up}/{down} choose · {recall} or Enter: recall it · {close} close",
+                up=label(keys["item_up"]),
+                down=label(keys["item_down"]),
+                recall=label(keys["recall"]),
+                close=label(keys["close"]),
+            )
         )
 
     def action_item_up(self) -> None:
@@ -128,8 +147,9 @@ class RecallScreen(ModalScreen[str | None]):
             return
         e = self.entries[self.index]
         if not recallable(e):
-            status = str(e.order.get("status", "")).replace("_", " ")
-            self.message = f"{e.number} is {status}: it cannot be recalled"
+            self.message = self.speech(
+                "{number} is {status}: it cannot be recalled", number=e.number, status=_status(e, self.speech)
+            )
             self._draw()
             return
         self.dismiss(e.id)

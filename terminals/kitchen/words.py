@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from kds.config import Language, StoreConfig
-from kds.i18n import COMMON, Words, allergen_names, item_names, method_name
+from kds.i18n import COMMON, Words, allergen_names, item_names, method_name, station_name
 
 WORDS = Words(
     {
@@ -89,8 +89,8 @@ WORDS = Words(
         "this help (open / close)": "帮助 (打开 / 关闭)",
         "close the list or overlay": "关闭列表或窗口",
         "quit the screen": "退出",
-        "{keys}: close · keys are set per device in config/store.toml (keymap)": (
-            "{keys}: 关闭 · 按键在 config/store.toml 中按设备设置 (keymap)"
+        "{a} or {b}: close · keys are set per device in config/store.toml (keymap)": (
+            "{a} 或 {b}: 关闭 · 按键在 config/store.toml 中按设备设置 (keymap)"
         ),
         # all-day
         "QTY": "数量",
@@ -102,7 +102,7 @@ WORDS = Words(
         "ALL DAY — {station}: {qty} to make across {tickets} open tickets": (
             "汇总 — {station}: {tickets} 单共 {qty} 份待做"
         ),
-        "{keys}: back to the tickets": "{keys}: 返回订单",
+        "{a} or {b}: back to the tickets": "{a} 或 {b}: 返回订单",
         # recall
         "RECALL — tickets bumped in the last 30 minutes ({n})": "召回 — 最近 30 分钟完成的订单 ({n})",
         "Nothing bumped in the last 30 minutes.": "最近 30 分钟没有完成的订单。",
@@ -149,6 +149,23 @@ class Speech:
         if self.config is not None and self.config.method(cook) is not None:
             return method_name(self.config, cook, self.language)
         return str(item.get("cook_name") or cook)
+
+    def station(self, station_id: str) -> str:
+        """A station's name in this language (from the config, else the hub's welcome, else its id)."""
+        if self.config is not None and self.config.station(station_id) is not None:
+            return station_name(self.config, station_id, self.language)
+        for s in self.store.get("stations") or []:
+            if s.get("id") == station_id:
+                return str((self.zh and s.get("name_zh")) or s.get("name") or station_id)
+        return station_id
+
+    def method_named(self, name: str) -> str:
+        """A cooking method known by its name or id (the all-day totals keep the name), in this language."""
+        if self.config is not None:
+            for m in self.config.methods:
+                if name in (m.id, m.name):
+                    return method_name(self.config, m.id, self.language)
+        return name
 
     def allergens(self, ids: Iterable[str]) -> list[str]:
         """Allergen names in this language, without repeats (the id for one nobody declared)."""
