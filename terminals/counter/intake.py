@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from textual import on
+from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -60,6 +61,7 @@ class AllergenInput(Input):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("down", "move(1)", "Next allergen", show=False),
         Binding("up", "move(-1)", "Previous allergen", show=False),
+        Binding("escape", "clear_typed", "Clear", show=False),
     ]
 
     class Move(Message):
@@ -75,6 +77,13 @@ class AllergenInput(Input):
     def action_move(self, delta: int) -> None:
         """Ask the screen to move the highlight."""
         self.post_message(self.Move(delta))
+
+    def action_clear_typed(self) -> None:
+        """Esc with something typed: clear just this field (the item stays); on the empty field Esc clears the
+        item as everywhere else."""
+        if not self.value:
+            raise SkipAction()
+        self.value = ""
 
     def action_delete_left(self) -> None:
         """Backspace: delete a character, or on the empty field take the last allergen out."""
