@@ -350,6 +350,7 @@ def cmd_kitchen(args: argparse.Namespace) -> int:
         station=args.station,
         queue_path=Path(args.queue or f"var/queue-{device}.jsonl"),
         keymap=dict(dev.keymap) if dev else {},
+        config=config,
         ca_file=_ca_file(args),
     )
 
@@ -367,6 +368,7 @@ def cmd_counter(args: argparse.Namespace) -> int:
         token=token,
         queue_path=Path(args.queue or f"var/queue-{device}.jsonl"),
         ca_file=_ca_file(args),
+        config=config,
     )
 
 

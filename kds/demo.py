@@ -106,7 +106,15 @@ async def demo(
     else:
         from terminals.kitchen.app import create_app
 
-        app = create_app(client, station=station, keymap=dict(device.keymap), hub_label=f"demo hub {server.url}")
+        app = create_app(
+            client,
+            station=station,
+            keymap=dict(device.keymap),
+            keymap_replaces_defaults=device.keymap_replaces_defaults,
+            language=config.language_of(device.id),
+            config=config,
+            hub_label=f"demo hub {server.url}",
+        )
     stop = asyncio.Event()
     sim = asyncio.create_task(
         run_simulation(
