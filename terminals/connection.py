@@ -15,6 +15,8 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from kds.client import HubClient, LinkState
+from kds.config import Language
+from kds.i18n import COMMON, Words
 
 STATE_WORDS = {
     LinkState.CONNECTING: "connecting to the hub…",
@@ -24,19 +26,51 @@ STATE_WORDS = {
     LinkState.CLOSED: "disconnected",
 }
 
+WORDS = Words(
+    {
+        "connecting to the hub…": "正在连接主机…",
+        "connected to the hub": "已连接主机",
+        "OFFLINE — reconnecting": "离线 — 正在重连",
+        "REFUSED by the hub": "主机拒绝连接",
+        "disconnected": "已断开",
+        "last event": "最近消息",
+        "never": "从未",
+        "just now": "刚刚",
+        "{n} s ago": "{n} 秒前",
+        "{n} min ago": "{n} 分钟前",
+        "{n} h ago": "{n} 小时前",
+        "{n} action waiting to be sent": "{n} 个操作待发送",
+        "{n} actions waiting to be sent": "{n} 个操作待发送",
+        "{n} action queued, sent when back": "{n} 个操作已排队,恢复后发送",
+        "{n} actions queued, sent when back": "{n} 个操作已排队,恢复后发送",
+        "REFUSED BY THE HUB": "主机拒绝连接",
+        "check device id and token": "请检查设备编号和令牌",
+        "OFFLINE — reconnecting — showing the last known state": "离线 — 正在重连 — 显示最后已知状态",
+        "OFFLINE — no hub answers at {url}: start `kds serve` there, or check --hub": (
+            "离线 — {url} 没有主机应答:请在那里启动 `kds serve`,或检查 --hub"
+        ),
+    },
+    parent=COMMON,
+)
+"""The link's words in Chinese (`Words`: a missing one shows English)."""
 
-def ago(seconds: float | None) -> str:
-    """'just now', '12 s ago', '3 min ago', '2 h ago', or 'never'."""
+
+def ago(seconds: float | None, lang: Language | str = Language.EN) -> str:
+    """'just now', '12 s ago', '3 min ago', '2 h ago', or 'never' (in the screen's language)."""
     if seconds is None:
-        return "never"
+        return WORDS(lang, "never")
     s = max(0, int(seconds))
     if s < 2:
-        return "just now"
+        return WORDS(lang, "just now")
     if s < 60:
-        return f"{s} s ago"
+        return WORDS(lang, "{n} s ago").format(n=s)
     if s < 3600:
-        return f"{s // 60} min ago"
-    return f"{s // 3600} h ago"
+        return WORDS(lang, "{n} min ago").format(n=s // 60)
+    return WORDS(lang, "{n} h ago").format(n=s // 3600)
+
+
+def _plural(lang: Language | str, one: str, many: str, n: int) -> str:
+    return WORDS(lang, one if n == 1 else many).format(n=n)
 
 
 class ConnectionBar(Static):
@@ -64,9 +98,11 @@ class ConnectionBar(Static):
         now: Callable[[], float] = time.monotonic,
         label: str | None = None,
         id: str | None = None,
+        language: Language | str = Language.EN,
     ) -> None:
         super().__init__(id=id)
         self.client = client
+        self.language = language
         self.now = now
         self.label = label
         """How to name the hub (its URL when None; snapshot tests give a fixed name for a hub on a free port)."""
@@ -80,9 +116,10 @@ class ConnectionBar(Static):
         """Re-read the client's state."""
         c = self.client
         last = None if c.last_event_at is None else self.now() - c.last_event_at
-        parts = [STATE_WORDS[c.state], f"last event {ago(last)}"]
+        lang = self.language
+        parts = [WORDS(lang, STATE_WORDS[c.state]), f"{WORDS(lang, 'last event')} {ago(last, lang)}"]
         if len(c.queue):
-            parts.append(f"{len(c.queue)} action{'s' if len(c.queue) != 1 else ''} waiting to be sent")
+            parts.append(_plural(lang, "{n} action waiting to be sent", "{n} actions waiting to be sent", len(c.queue)))
         if c.state is LinkState.REFUSED and c.last_error:
             parts.append(c.last_error)
         parts.append(self.label if self.label is not None else c.urls[0] if c.urls else "")
@@ -110,9 +147,10 @@ class OfflineBanner(Static):
 
     shown: reactive[bool] = reactive(False)
 
-    def __init__(self, client: HubClient, *, id: str | None = None) -> None:
+    def __init__(self, client: HubClient, *, id: str | None = None, language: Language | str = Language.EN) -> None:
         super().__init__(id=id)
         self.client = client
+        self.language = language
 
     def on_mount(self) -> None:
         """Follow the client's state."""
@@ -127,12 +165,27 @@ class OfflineBanner(Static):
         )
         self.set_class(offline, "-shown")
         if offline:
+            lang = self.language
             queued = len(c.queue)
-            tail = f" — {queued} action{'s' if queued != 1 else ''} queued, sent when back" if queued else ""
+            tail = (
+                " — " + _plural(lang, "{n} action queued, sent when back", "{n} actions queued, sent when back", queued)
+                if queued
+                else ""
+            )
             if c.state is LinkState.REFUSED:
-                self.update(f"REFUSED BY THE HUB — {c.last_error or 'check device id and token'}")
+                why = c.last_error or WORDS(lang, "check device id and token")
+                self.update(f"{WORDS(lang, 'REFUSED BY THE HUB')} — {why}")
+            elif c.connections == 0 and c.urls:
+                # Never reached: most likely no hub there, or a wrong --hub. Say where it looked.
+                url = c.urls[0]
+                self.update(
+                    WORDS(lang, "OFFLINE — no hub answers at {url}: start `kds serve` there, or check --hub").format(
+                        url=url
+                    )
+                    + tail
+                )
             else:
-                self.update(f"OFFLINE — reconnecting — showing the last known state{tail}")
+                self.update(WORDS(lang, "OFFLINE — reconnecting — showing the last known state") + tail)
 
 
 class ConnectionStatus(Vertical):
@@ -144,12 +197,15 @@ class ConnectionStatus(Vertical):
     }
     """
 
-    def __init__(self, client: HubClient, *, now: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, client: HubClient, *, now: Callable[[], float] = time.monotonic, language: Language | str = Language.EN
+    ) -> None:
         super().__init__()
         self.client = client
         self.now = now
+        self.language = language
 
     def compose(self) -> ComposeResult:
         """Banner, then bar."""
-        yield OfflineBanner(self.client)
-        yield ConnectionBar(self.client, now=self.now)
+        yield OfflineBanner(self.client, language=self.language)
+        yield ConnectionBar(self.client, now=self.now, language=self.language)

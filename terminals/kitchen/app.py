@@ -128,11 +128,13 @@ class KitchenApp(App[int]):
 
     def compose(self) -> ComposeResult:
         """Banner, printer alert, header, board, status bar."""
-        yield OfflineBanner(self.client, id="offline")
+        yield OfflineBanner(self.client, id="offline", language=self.speech.language)
         yield PrinterAlert(self.station, id="printer-alert")
         yield StationHeader(id="header")
         yield Board(id="board")
-        yield ConnectionBar(self.client, now=self.monotonic, label=self.hub_label, id="status")
+        yield ConnectionBar(
+            self.client, now=self.monotonic, label=self.hub_label, id="status", language=self.speech.language
+        )
 
     async def on_mount(self) -> None:
         """Apply the device's key map, follow the client, start it, and tick once a second."""

@@ -465,3 +465,17 @@ async def test_after_a_dropped_link_the_screen_catches_up_with_resume_from(
         assert welcomes and welcomes[0]["resumed"] and welcomes[0]["replay"] == 2, "resumed, not a new snapshot"
         await until(lambda: numbers(app) == [a["number"], b["number"], c["number"]])
         assert app.entries[0].needs_ack and app.entries[2].fresh and app.bells > rang
+
+
+async def test_a_screen_that_never_reached_its_hub_says_where_it_looked(config: StoreConfig) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
+        held.bind(("127.0.0.1", 0))  # bound, not listening: nobody answers there, and nobody takes the port
+        url = f"ws://127.0.0.1:{held.getsockname()[1]}"
+        app = kitchen(config, url)
+        async with app.run_test(size=SIZE):
+            await until(lambda: app.client.state is LinkState.OFFLINE, what="the first attempt failed")
+            await until(lambda: bool(app.query_one("#offline").display), what="OFFLINE banner")
+            banner = str(app.query_one("#offline").render())
+            assert f"no hub answers at {url}" in banner and "kds serve" in banner and "--hub" in banner

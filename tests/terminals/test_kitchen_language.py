@@ -7,6 +7,7 @@ import tomllib
 
 from kds.config import Language, StoreConfig, config_from_dict
 from kds.server import HubServer
+from terminals.connection import ConnectionBar
 from terminals.kitchen.all_day_screen import AllDayScreen
 from terminals.kitchen.board import Board
 from terminals.kitchen.help_screen import HelpScreen
@@ -56,6 +57,9 @@ async def test_a_chinese_device_shows_chinese_words_and_names(
         assert "新单" in text and "桌号" in text and "ALLERGY" not in text and "NEW" not in text
         header = str(app.query_one("#header").render())
         assert "炒锅" in header and "2 单待做" in header and "帮助" in header and "完成" in header
+        status = app.query_one(ConnectionBar)
+        status.refresh_status()
+        assert "已连接主机" in str(status.render()) and "connected to the hub" not in str(status.render())
 
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
