@@ -9,10 +9,18 @@ each job, split at the cut, into the output folder as three files:
 
 Its condition can be switched while it runs, to see the spooler retry and fail over:
 
-- `paper out` / `paper in`: the paper sensor reports paper end (DLE EOT 4), nothing prints, GS r is not answered;
+- `paper out` / `paper in`: the paper sensor reports paper end (DLE EOT 4) and nothing prints, but, like a real
+  printer, it keeps what it receives meanwhile in its buffer: status queries (DLE EOT) are still answered at once
+  (paper out), GS r waits, and on refill the held bytes print and the waiting GS r are answered (on connections
+  still open; what a host sent before it hung up prints too). Switching the printer off loses the buffer;
 - `cover open` / `cover close`: the printer reports itself offline with its cover open (an `error` for the hub);
+  it holds what it receives the same way until the cover is closed;
 - `offline` / `online`: the printer is switched off: connections are refused, open ones dropped;
 - `status`: prints the condition and the number of jobs printed.
+
+A slow printer: `bytes_per_s` makes it take data no faster than that, as a printer whose print
+head is slower than the line (a real one stops reading; TCP holds the rest): GS r is answered once what came before
+it has gone through at that rate.
 
 Send those commands as lines to the control port (`--control-port`, by default the printer port + 100:
 `echo "paper out" | nc 127.0.0.1 9200`), or type them where the emulator runs. Tests and `kds demo` call
@@ -23,10 +31,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import ipaddress
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
@@ -76,6 +85,21 @@ class PrintedJob:
     png: Path
 
 
+@dataclass(slots=True, eq=False)
+class _Link:
+    """One host connection: its decoder, and what the printer holds of it while it cannot print."""
+
+    decoder: Decoder
+    writer: asyncio.StreamWriter
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    held: bytearray = field(default_factory=bytearray)
+    """Bytes received while out of paper (or cover open): they print on refill."""
+    shadow: Decoder | None = None
+    """While holding: a copy of the decoder that reads the held bytes only to answer the real-time status queries
+    among them (at their command boundaries, as the printer's receive side does)."""
+    closed: bool = False
+
+
 class PrinterEmulator:
     """One emulated network printer."""
 
@@ -89,8 +113,11 @@ class PrinterEmulator:
         name: str = "printer",
         control_port: int | None = None,
         keep: bool = True,
+        bytes_per_s: float | None = None,
     ) -> None:
         self.out_dir = Path(out_dir)
+        self.bytes_per_s = bytes_per_s
+        """A slow printer: it takes data no faster than this (None: as fast as it comes)."""
         self.keep = keep
         """Write each job's files and list it in `jobs`; False: only count it (`printed`), for benchmarks, where a
         printer must answer like a real one without the emulator's pictures costing the machine's CPU."""
@@ -106,6 +133,8 @@ class PrinterEmulator:
         """Tests: print, but never confirm (GS r) — the host cannot tell whether the job printed."""
         self.jobs: list[PrintedJob] = []
         self.connections = 0
+        self._holding: list[_Link] = []
+        """Connections with bytes held while the printer cannot print, in the order they came."""
         self._server: asyncio.Server | None = None
         self._control: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
@@ -158,11 +187,15 @@ class PrinterEmulator:
         """Switch paper out, cover open, offline (off: connections refused) or ok."""
         state = EmulatorState(state)
         was, self.state = self.state, state
+        if state is EmulatorState.OFFLINE:
+            self._holding.clear()  # switched off: what its buffer held is lost
         if state is EmulatorState.OFFLINE and self._server is not None:
             await self._unlisten()
         elif state is not EmulatorState.OFFLINE and was is EmulatorState.OFFLINE and self._server is None:
             await self._listen()
         log.info("printer %s: %s", self.name, state.value)
+        if state is EmulatorState.OK:
+            await self._release()
 
     def condition(self) -> Condition:
         """What the status queries answer."""
@@ -191,28 +224,72 @@ class PrinterEmulator:
         if task is not None:
             self._handlers.add(task)
             task.add_done_callback(self._handlers.discard)
-        decoder = Decoder(self.condition, lambda: not self.hold)
+        link = _Link(Decoder(self.condition, lambda: not self.hold), writer)
+        rate = self.bytes_per_s
+        # A slow printer takes small slices, each after the time the one before took to go through.
+        size = 65536 if rate is None else max(1, min(4096, int(rate / 20)))
         try:
             while True:
-                data = await reader.read(65536)
+                data = await reader.read(size)
                 if not data:
                     break
-                reply = decoder.feed(data)
-                for page in decoder.take_pages():
-                    await self._save(page)
-                if reply:
-                    writer.write(reply)
-                    await writer.drain()
-            last = decoder.flush()
-            if last is not None:
-                await self._save(last)
+                if rate is not None:
+                    await asyncio.sleep(len(data) / rate)  # the print head's pace, not a wait for anything
+                async with link.lock:
+                    await self._take(link, data)
         except (ConnectionError, OSError):
             pass
         finally:
+            async with link.lock:
+                link.closed = True
+                if not link.held:
+                    last = link.decoder.flush()
+                    if last is not None:
+                        await self._save(last)
             self._writers.discard(writer)
             writer.close()
             with contextlib.suppress(ConnectionError, OSError, asyncio.CancelledError):
                 await writer.wait_closed()
+
+    async def _take(self, link: _Link, data: bytes) -> None:
+        """Bytes from the host: printed now, or held (status queries among them answered) until it can print."""
+        if self.condition() is Condition.OK and not link.held:
+            reply = link.decoder.feed(data)
+            for page in link.decoder.take_pages():
+                await self._save(page)
+        else:
+            if not link.held:
+                link.shadow = copy.deepcopy(link.decoder, {id(self): self})  # state copied, not the emulator
+                self._holding.append(link)
+            link.held += data
+            assert link.shadow is not None
+            # Only the DLE EOT answers (never 0): the shadow cannot print, and a GS r is answered on release.
+            reply = bytes(b for b in link.shadow.feed(data) if b != 0)
+            link.shadow.take_pages()
+        if reply and not link.closed:
+            link.writer.write(reply)
+            await link.writer.drain()
+
+    async def _release(self) -> None:
+        """Paper is back (or the cover closed): print what was held, and answer the GS r that waited for it."""
+        while self._holding and self.condition() is Condition.OK:
+            link = self._holding.pop(0)
+            async with link.lock:
+                held, link.held, link.shadow = bytes(link.held), bytearray(), None
+                reply = link.decoder.feed(held)
+                pages = link.decoder.take_pages()
+                if link.closed:
+                    last = link.decoder.flush()
+                    pages += [last] if last is not None else []
+                for page in pages:
+                    await self._save(page)
+                # The status queries among the held bytes were answered when they came (every DLE EOT answer has
+                # its fixed bits set); what is left are the GS r answers (0), due now that the data before is printed.
+                waited = bytes(b for b in reply if b == 0)
+                if waited and not link.closed:
+                    with contextlib.suppress(ConnectionError, OSError):
+                        link.writer.write(waited)
+                        await link.writer.drain()
 
     async def _save(self, page: Page) -> None:
         n, self._next = self._next, self._next + 1
@@ -318,6 +395,7 @@ def run_emulator_cli(
     control_port: int | None = None,
     config: StoreConfig | None = None,
     keep: bool = True,
+    bytes_per_s: float | None = None,
 ) -> int:
     """`kds printer-emulator`: run until Ctrl+C, taking commands from the control port(s) and from stdin."""
     import os
@@ -343,6 +421,7 @@ def run_emulator_cli(
                 name=f"printer-{port}",
                 control_port=control_port if control_port is not None else port + 100,
                 keep=keep,
+                bytes_per_s=bytes_per_s,
             )
             try:
                 await e.start()

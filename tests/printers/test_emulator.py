@@ -97,13 +97,75 @@ async def test_the_control_port_switches_it(emulator: PrinterEmulator) -> None:
     writer.close()
 
 
-async def test_nothing_prints_without_paper(config: StoreConfig, emulator: PrinterEmulator) -> None:
+async def test_without_paper_it_holds_what_it_gets_and_prints_it_after_refill(
+    config: StoreConfig, emulator: PrinterEmulator
+) -> None:
+    """Like a real printer: a job sent while the paper is out is kept in the buffer, not thrown away. The host that
+    gave up waiting for GS r has hung up; the ticket still comes out once the paper is back."""
     await emulator.set_state(EmulatorState.PAPER_OUT)
     _, jobs = shift(config)
     data = render(jobs["shelf.created"][0], make_profile(columns=48, gb18030=True), StoreLabels.from_config(config))
-    with pytest.raises(OSError):  # no paper: GS r is never answered; the host gives up
+    with pytest.raises(OSError):  # no paper: GS r is not answered; the host gives up
         await asyncio.to_thread(_send_short_timeout, emulator, data)
+    assert emulator.jobs == [], "nothing on paper while it is out"
+    p = config.printer("wok-printer")
+    assert p is not None
+    p = p.model_copy(update={"port": emulator.port, "timeout_s": 2.0})
+    health = await asyncio.to_thread(probe, p)
+    assert health.state is PrinterState.PAPER_OUT, "status queries still say paper out while it holds a job"
     assert emulator.jobs == []
+
+    await emulator.set_state(EmulatorState.OK)
+    await until(lambda: len(emulator.jobs) == 1, what="the held ticket, printed after the refill")
+    assert emulator.jobs[0].bin.read_bytes() == data and "S001" in emulator.jobs[0].text
+
+    # Switched off while holding a job: a printer's buffer does not survive that.
+    await emulator.set_state(EmulatorState.PAPER_OUT)
+    with pytest.raises(OSError):
+        await asyncio.to_thread(_send_short_timeout, emulator, data)
+    await emulator.set_state(EmulatorState.OFFLINE)
+    await emulator.set_state(EmulatorState.OK)
+    assert len(emulator.jobs) == 1 and emulator.printed == 1
+
+
+async def test_a_host_still_waiting_gets_its_confirmation_after_the_refill(
+    config: StoreConfig, emulator: PrinterEmulator
+) -> None:
+    """Status queries sent behind a held job are answered at once (paper out); the GS r behind it is answered only
+    when the job has printed, after the refill."""
+    await emulator.set_state(EmulatorState.PAPER_OUT)
+    _, jobs = shift(config)
+    data = render(jobs["shelf.created"][0], make_profile(columns=48, gb18030=True), StoreLabels.from_config(config))
+    link = await asyncio.to_thread(NetworkLink, emulator.host, emulator.port, 5)
+    try:
+        await asyncio.to_thread(link.write, data + b"\x1dr\x01" + b"\x10\x04\x04")
+        status = await asyncio.to_thread(link.read, 1, 5)
+        assert status[0] & 0x60 == 0x60, "DLE EOT 4 behind the held job: paper end, answered at once"
+        with pytest.raises(OSError):
+            await asyncio.to_thread(link.read, 1, 0.2)  # GS r waits for the paper
+        await emulator.set_state(EmulatorState.OK)
+        assert await asyncio.to_thread(link.read, 1, 5) == b"\x00", "GS r answered once the job printed"
+        assert len(emulator.jobs) == 1 and emulator.jobs[0].bin.read_bytes() == data
+    finally:
+        link.close()
+
+
+async def test_a_slow_printer_confirms_only_once_the_data_has_gone_through(config: StoreConfig, tmp_path: Path) -> None:
+    """`bytes_per_s`: the emulator takes data at that pace; GS r comes after the job, not before."""
+    slow = PrinterEmulator(tmp_path / "slow", port=0, columns=48, name="slow", bytes_per_s=4_000)
+    await slow.start()
+    try:
+        _, jobs = shift(config)
+        data = render(jobs["shelf.created"][0], make_profile(columns=48, gb18030=True), StoreLabels.from_config(config))
+        assert len(data) > 400
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await send(slow, data)
+        took = loop.time() - started
+        assert took >= len(data) / 4_000 * 0.9, (took, len(data))
+        assert len(slow.jobs) == 1 and slow.jobs[0].bin.read_bytes() == data
+    finally:
+        await slow.close()
 
 
 def _send_short_timeout(e: PrinterEmulator, data: bytes) -> None:
