@@ -258,7 +258,16 @@ class Printer(_Strict):
     """The printer answers status queries (DLE EOT, GS r): paper out is seen before a ticket is sent, and a
     ticket counts as printed only when the printer confirms it. False for one-way links (a file, some USB)."""
     timeout_s: float = Field(default=5.0, gt=0)
-    """Connecting, and waiting for the printer's answer, give up after this long (the attempt counts as failed)."""
+    """Connecting, and waiting for the printer's answer, give up after this long (the attempt counts as failed).
+    Waiting for a ticket to be confirmed takes longer: this plus the ticket's bytes at `slowest_bytes_per_s`."""
+    slowest_bytes_per_s: float = Field(default=500.0, gt=0)
+    """The slowest pace at which this printer, working, takes a ticket's bytes (print head, serial line, a busy
+    network). A ticket of N bytes is waited for `timeout_s` + N / this before the spooler gives up on it (a 10 KB
+    raster ticket: 5 + 20 s by default); a slower printer would get every ticket sent again marked REPRINT."""
+    max_resends: int = Field(default=1, ge=0)
+    """Times a ticket the printer took but did not confirm is sent to it again (marked REPRINT). After that it goes
+    to `backup` with the rest of the queue; without a backup it is recorded printed but unconfirmed, the station is
+    told to check it, and the tickets behind it go on."""
     retry_s: float = Field(default=1.0, gt=0)
     """First wait before retrying a failed printer; it doubles on each failure up to `retry_max_s`."""
     retry_max_s: float = Field(default=15.0, gt=0)

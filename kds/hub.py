@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from kds.config import Channel, Device, Role, StoreConfig
 from kds.domain import DomainError, Item, Order, Ticket
 from kds.jsontext import dumps, loads
-from kds.printing import Banner, PrintJob, claim_items, live_tickets, station_jobs, station_printers
+from kds.printing import Banner, PrintJob, claim_items, live_tickets, notice_stations, station_jobs
 from kds.privacy import SEES_CUSTOMER, order_for, redact_json
 from kds.protocol import (
     PROTOCOL_VERSION,
@@ -306,7 +306,8 @@ class Window:
 
 @dataclass(slots=True)
 class PrinterNotice:
-    """A `printer.status` frame and who gets it: the kitchen screens of the printer's stations, and the counter."""
+    """A `printer.status` frame and who gets it: the kitchen screens of the printer's stations and of the stations
+    whose printer takes its tickets when it fails (`kds.printing.notice_stations`), and the counter."""
 
     printer: str
     stations: frozenset[str]
@@ -405,6 +406,8 @@ class OrderHub:
         """The id of the last print job made (restored from the database)."""
         self.printer_trouble: dict[str, PrinterNotice] = {}
         """Printers in trouble now: their last notice, sent again to every device that connects."""
+        self.printer_ok: dict[str, PrinterNotice] = {}
+        """Printers last heard to be fine: their last notice, also sent to every device that connects."""
         self._texts: dict[str, tuple[Order, int, str]] = {}
         """Order id → (the order, its `version`, its `OrderView` JSON): the text a snapshot sends while the order is
         unchanged (every change of an order raises its version; a rolled back or replaced order is another object).
@@ -589,8 +592,11 @@ class OrderHub:
         welcome, replay = self._welcome(session, msg.resume_from)
         d.replies.append((session, welcome))
         d.replies.extend((session, f) for f in replay)
-        for notice in self.printer_trouble.values():
-            f = notice.frame_for(session)
+        # Every printer's state as last heard (the spooler reports each one at its start), the good ones too: a
+        # screen that reconnects (to this hub, or to one that restarted) drops an alert that no longer holds.
+        for p in self.config.printers:
+            notice = self.printer_trouble.get(p.id) or self.printer_ok.get(p.id)
+            f = notice.frame_for(session) if notice is not None else None
             if f is not None:
                 d.replies.append((session, f))
         d.logs.append(f"device {dev.id} ({dev.role.value}) connected, resume_from={msg.resume_from} seq={self.seq}")
@@ -1203,8 +1209,18 @@ class OrderHub:
 
     def printer_status(self, printer: str, state: PrinterState, message: str) -> PrinterNotice:
         """A printer got into trouble or out of it (the spooler says so): the notice to send."""
+        notice = self._printer_notice(printer, state, message)
+        if notice.ok:
+            self.printer_trouble.pop(printer, None)
+            self.printer_ok[printer] = notice
+        else:
+            self.printer_ok.pop(printer, None)
+            self.printer_trouble[printer] = notice
+        return notice
+
+    def _printer_notice(self, printer: str, state: PrinterState, message: str) -> PrinterNotice:
         ok = state is PrinterState.OK
-        stations = station_printers(self.config, printer)
+        stations = notice_stations(self.config, printer)
         frame = _dumps(
             {
                 "type": "printer.status",
@@ -1216,12 +1232,7 @@ class OrderHub:
                 "at": self.clock().isoformat(),
             }
         )
-        notice = PrinterNotice(printer, frozenset(stations), frame, ok)
-        if ok:
-            self.printer_trouble.pop(printer, None)
-        else:
-            self.printer_trouble[printer] = notice
-        return notice
+        return PrinterNotice(printer, frozenset(stations), frame, ok)
 
     # ------------------------------------------------------------------ events
 

@@ -16,7 +16,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
-from kds.config import StoreConfig
+from kds.config import Language, StoreConfig
+from kds.i18n import printer_language, station_name
 from kds.protocol import PrinterState, PrintLayout, TicketState
 
 Layout = PrintLayout
@@ -31,7 +32,9 @@ __all__ = [
     "PrinterState",
     "RecordMarks",
     "claim_items",
+    "failover_banner",
     "live_tickets",
+    "notice_stations",
     "station_jobs",
     "station_printers",
 ]
@@ -94,6 +97,12 @@ class PrintJob:
     attempts: int = 0
     dropped: bool = False
     """Set when its decision was withdrawn (a duplicate order): it is neither stored nor printed."""
+    failover: str | None = None
+    """Set by the spooler when it prints on a printer that is not its own (`target` is a backup): a banner across
+    the top, in that printer's language, saying whose ticket it is (`failover_banner`). Not stored: it follows
+    from `target`."""
+    unconfirmed: int = 0
+    """Times the spooler sent it and the printer did not confirm it (this run; capped by `max_resends`)."""
 
     def __post_init__(self) -> None:
         if not self.target:
@@ -114,6 +123,38 @@ class PrintJob:
 def station_printers(config: StoreConfig, printer: str) -> list[str]:
     """Stations whose printer this is (they are told when it is in trouble)."""
     return [s.id for s in config.stations if s.printer == printer]
+
+
+def notice_stations(config: StoreConfig, printer: str) -> list[str]:
+    """Stations told about this printer's trouble: its own, then those of the printers its tickets go to when it
+    fails (its backup, that one's backup…): their printer prints its tickets, their cooks should know."""
+    stations = station_printers(config, printer)
+    seen = {printer}
+    p = config.printer(printer)
+    while p is not None and p.backup is not None and p.backup not in seen:
+        seen.add(p.backup)
+        stations += [s for s in station_printers(config, p.backup) if s not in stations]
+        p = config.printer(p.backup)
+    return stations
+
+
+FAILOVER_WORDS = {
+    "en": "FOR {name} — its printer is down",
+    "zh": "代{name}打印 — 其打印机故障",
+}
+
+
+def failover_banner(config: StoreConfig, job: PrintJob, target: str) -> str:
+    """The banner of a ticket printed on `target`, not its own printer: `FOR SEAFOOD & STEAM — its printer is down`,
+    in `target`'s language (the station's name from the config; the printer's name for a counter job)."""
+    lang = printer_language(config, target)
+    if job.station is not None:
+        name = station_name(config, job.station, lang)
+    else:
+        own = config.printer(job.printer)
+        name = (own.name if own is not None and own.name else job.printer) or job.printer
+    words = FAILOVER_WORDS.get(lang.value, FAILOVER_WORDS["en"])
+    return words.format(name=name.upper() if lang is Language.EN else name)
 
 
 def station_jobs(

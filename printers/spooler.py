@@ -4,13 +4,22 @@
 - One worker per printer sends that printer's jobs one at a time, oldest first, so they keep their order.
 - Before a job: a status query (DLE EOT 1/4, and 2 when offline) — paper out or cover open is a failure, nothing is
   sent. The job is marked *sending* in the database, then its bytes go out, then GS r 1 asks the printer to confirm
-  (it answers only once it has processed the job). Then it is *printed*.
+  (it answers only once it has processed the job). Then it is *printed*. The wait for that answer grows with the
+  job: `timeout_s` plus its bytes at the printer's `slowest_bytes_per_s`, so a slow printer is not taken for a
+  stuck one (and sent every ticket again).
+- A job the printer took but did not confirm in that time is sent again marked REPRINT at most `max_resends`
+  times; then it goes to the backup with the rest of the queue, or, without a backup, it is recorded printed but
+  unconfirmed (the station is told to check it) and the jobs behind it go on: one stuck job never holds the queue.
 - A failure (unreachable, timeout, paper out, error) is retried with exponential backoff (`retry_s` doubling up to
   `retry_max_s`). After `max_failures` failures in a row the printer's queue moves to its `backup` (following the
   backup's own backup if that one has failed too), and new jobs for it go there until it answers a status query
   again. A printer without a backup is retried until it works: a job is never dropped.
 - The hub is told when a printer gets into trouble, when its tickets move to the backup, and when it is back
-  (`notify`), and tells the screens of its stations and the counter (`printer.status`).
+  (`notify`), and tells the screens of its stations, of the stations whose printer takes its tickets, and the
+  counter (`printer.status`). Each printer is checked once at start and its state told, good or not: trouble is
+  known before the first ticket, and an alert left on a screen from before a restart is cleared.
+- A job printed on a backup carries a banner saying whose it is (`kds.printing.failover_banner`: "FOR SEAFOOD &
+  STEAM — its printer is down", in the backup's language).
 - A job whose bytes may have reached the printer (a crash mid-send, a connection lost before the confirmation) is
   printed again marked REPRINT: better twice than never.
 
@@ -22,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,7 +39,17 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from kds.config import Printer, StoreConfig
-from kds.printing import JobLedger, JobMark, JobState, Notify, PrinterState, PrintJob, RecordMarks, RunDb
+from kds.printing import (
+    JobLedger,
+    JobMark,
+    JobState,
+    Notify,
+    PrinterState,
+    PrintJob,
+    RecordMarks,
+    RunDb,
+    failover_banner,
+)
 from printers.layouts import StoreLabels
 from printers.profiles import PrinterProfile, profile_for
 from printers.render_pool import Renderer
@@ -109,12 +129,23 @@ class Outcome:
     """Of those, how many are recorded printed already (each one's mark went with the next job's *sending*)."""
 
 
-def send_job(link: PrinterLink, data: bytes, *, confirm: bool, timeout: float) -> None:
-    """Send a job's bytes and, when the printer can answer, wait for GS r 1: it has processed them. Blocking."""
-    link.write(data)
+def job_wait(printer: Printer, size: int) -> float:
+    """How long a job of `size` bytes may take to go out and be confirmed: `timeout_s` plus the bytes at the
+    printer's slowest plausible pace (`slowest_bytes_per_s`)."""
+    return printer.timeout_s + size / printer.slowest_bytes_per_s
+
+
+def send_job(link: PrinterLink, data: bytes, *, confirm: bool, timeout: float, wait: float | None = None) -> None:
+    """Send a job's bytes and, when the printer can answer, wait for GS r 1: it has processed them. Blocking.
+
+    `wait` (`job_wait`): the time the whole job may take, sending and confirmation together; `timeout` when not
+    given."""
+    budget = timeout if wait is None else max(wait, timeout)
+    deadline = time.monotonic() + budget
+    link.write(data, budget)
     if confirm:
-        link.write(GS_R_PAPER)
-        link.read(1, timeout)
+        link.write(GS_R_PAPER, max(timeout, deadline - time.monotonic()))
+        link.read(1, max(0.05, deadline - time.monotonic()))
 
 
 # ------------------------------------------------------------------------------------------------ the spooler
@@ -236,6 +267,15 @@ class Spooler:
 
     # ---------------------------------------------------------------- routing
 
+    def _route_via(self, printer_id: str) -> str:
+        """Where its tickets would go if it failed over now."""
+        p = self.printers[printer_id]
+        was, p.failed_over = p.failed_over, True
+        try:
+            return self._route(printer_id)
+        finally:
+            p.failed_over = was
+
     def _route(self, printer_id: str) -> str:
         """Where a printer's tickets go now: itself, or the first backup in its chain that has not failed over."""
         seen = {printer_id}
@@ -271,6 +311,18 @@ class Spooler:
 
     async def _worker(self, pid: str) -> None:
         p = self.printers[pid]
+        if not p.queue:
+            # Each printer's state is told at start, good or not: trouble is known before the first ticket, and
+            # screens that still show an alert from before a restart drop it when the printer is fine now.
+            try:
+                health = await self._thread(probe, p.config)
+            except Exception:
+                log.exception("printer %s: status check failed", pid)
+            else:
+                if health.state is PrinterState.OK:
+                    self._tell(p, PrinterState.OK, f"{p.label}: {health.message}")
+                else:
+                    self._tell(p, health.state, self._trouble_text(p, health.message))
         while not self._stop.is_set():
             try:
                 await self._turn(pid, p)
@@ -292,7 +344,8 @@ class Spooler:
                 if health.state is PrinterState.OK:
                     self._back(p)
                 else:
-                    p.failures += 1
+                    if p.failed_over:  # waits longer and longer; a printer with no ticket yet is not "failing"
+                        p.failures += 1
                     self._tell(p, health.state, self._trouble_text(p, health.message))
                 return
             p.wake.clear()
@@ -310,20 +363,36 @@ class Spooler:
             log.info("printed %s on %s%s", j.describe(), pid, " (REPRINT)" if j.reprint else "")
         if outcome.ok:
             await self._mark(marks)
-            if p.failures or p.told[0] is not PrinterState.OK:
+            if p.failures or p.told[0] is not PrinterState.OK or not p.told[1]:
                 self._back(p)
             return
         job = batch[0]
         job.attempts += 1
         job.reprint = job.reprint or outcome.maybe_printed
+        if outcome.maybe_printed:
+            job.unconfirmed += 1
+        backup = p.config.backup
+        can_move = backup in self.printers and not p.failed_over and self._route_via(pid) != pid
+        stuck = outcome.maybe_printed and job.unconfirmed > p.config.max_resends
+        if stuck and not can_move:
+            # Sent, taken, never confirmed, again and again: it most likely came out (or the printer is stuck on
+            # it). Not sent once more: recorded printed but unconfirmed, the station told, the queue goes on.
+            del p.queue[0]
+            why = f"{job.describe()} sent {job.unconfirmed} times, never confirmed ({outcome.message})"
+            marks.append(JobMark(job.id, JobState.PRINTED, pid, job.reprint, now, error=f"unconfirmed: {why}"))
+            await self._mark(marks)
+            p.failures = 0
+            log.error("printer %s: %s: not sent again; check it printed", pid, why)
+            order = job.order.get("number") or job.order_id
+            self._tell(p, PrinterState.ERROR, f"{p.label}: did not confirm ticket {order}: check it came out")
+            return
         marks.append(JobMark(job.id, JobState.QUEUED, pid, job.reprint, now, error=outcome.message))
         await self._mark(marks)
         if done:
             p.failures = 0  # the printer printed: this failure is the first of its kind
         p.failures += 1
         log.warning("printer %s: %s (%s, failure %d)", pid, outcome.message, job.describe(), p.failures)
-        backup = p.config.backup
-        if p.failures >= p.config.max_failures and backup in self.printers and not p.failed_over:
+        if (p.failures >= p.config.max_failures or stuck) and can_move:
             p.failed_over = True
             target = self._route(pid)
             if target != pid:
@@ -352,6 +421,7 @@ class Spooler:
         moved, p.queue = p.queue, []
         for j in moved:
             j.target = target
+            j.unconfirmed = 0  # a new printer: its own count
         ids = [j.id for j in moved]
         now = self.clock()
         await self._db(lambda: self._ledger_().jobs_moved(ids, target, now))
@@ -376,6 +446,8 @@ class Spooler:
                     return Outcome(False, PrinterState.OFFLINE, f"no answer to a status query: {exc}")
                 if health.state is not PrinterState.OK:
                     return Outcome(False, health.state, health.message)
+            for j in jobs:  # on a backup: a banner saying whose ticket it is
+                j.failover = failover_banner(self.config, j, cfg.id) if j.printer != cfg.id else None
             # In a process of lower priority: drawing tickets takes CPU the hub's devices need first.
             datas, failed = await self.renderer.render(jobs, p.profile, self.labels, max_bytes=BATCH_BYTES)
             if not datas:
@@ -389,7 +461,8 @@ class Spooler:
                 before = [JobMark(jobs[k - 1].id, JobState.PRINTED, cfg.id, jobs[k - 1].reprint, now)] if k else []
                 await self._mark([*before, JobMark(job.id, JobState.SENDING, cfg.id, job.reprint, now)])
                 try:
-                    await self._thread(send_job, link, data, confirm=talk, timeout=cfg.timeout_s)
+                    wait = job_wait(cfg, len(data))
+                    await self._thread(send_job, link, data, confirm=talk, timeout=cfg.timeout_s, wait=wait)
                 except TransportError as exc:
                     return Outcome(False, PrinterState.OFFLINE, str(exc), maybe_printed=True, printed=k, recorded=k)
             return Outcome(True, printed=len(datas), recorded=len(datas) - 1)
@@ -401,7 +474,8 @@ class Spooler:
     def _trouble_text(self, p: _Printer, what: str) -> str:
         name = p.label
         if p.failed_over:
-            return f"{name}: {what}; its tickets print on {self._route(p.config.id)} until it is back"
+            target = self._route(p.config.id)
+            return f"{name}: {what}; its tickets print on {self.printers[target].label} ({target}) until it is back"
         if p.config.backup:
             return f"{name}: {what}; retrying, then its tickets go to {p.config.backup}"
         return f"{name}: {what}; retrying until it prints"
@@ -418,5 +492,5 @@ class Spooler:
         p.failed_over = False
         if was is not PrinterState.OK:
             self._tell(p, PrinterState.OK, f"{p.label} is printing again")
-        else:
-            p.told = (PrinterState.OK, p.told[1])
+        elif not p.told[1]:  # the first word of this run about it (its queue was not empty at start)
+            self._tell(p, PrinterState.OK, f"{p.label}: ready")

@@ -33,8 +33,9 @@ class PrinterLink(Protocol):
 
     can_read: bool
 
-    def write(self, data: bytes) -> None:
-        """Send bytes (all of them, or raise TransportError)."""
+    def write(self, data: bytes, timeout: float | None = None) -> None:
+        """Send bytes (all of them, or raise TransportError); `timeout`: within that long (a large job to a slow
+        printer takes long to go out), else the link's own timeout."""
         ...
 
     def read(self, n: int, timeout: float) -> bytes:
@@ -59,9 +60,11 @@ class NetworkLink:
         self.sock.settimeout(timeout)
         self.where = f"{host}:{port}"
 
-    def write(self, data: bytes) -> None:
-        """Send all of `data`."""
+    def write(self, data: bytes, timeout: float | None = None) -> None:
+        """Send all of `data` (within `timeout` seconds when given: the whole send, not each chunk)."""
         try:
+            if timeout is not None:
+                self.sock.settimeout(timeout)
             self.sock.sendall(data)
         except OSError as exc:
             raise TransportError(f"sending to {self.where} failed: {exc.strerror or exc}") from exc
@@ -98,7 +101,7 @@ class FileLink:
             raise TransportError(f"cannot open {path}: {exc.strerror or exc}") from exc
         self.path = path
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes, timeout: float | None = None) -> None:
         """Append and flush."""
         try:
             self.f.write(data)
@@ -128,8 +131,8 @@ class EscposLink:
         except Exception as exc:  # escpos raises its own DeviceNotFoundError, pyusb USBError, serial errors
             raise TransportError(f"cannot open {where}: {exc}") from exc
 
-    def write(self, data: bytes) -> None:
-        """Send bytes."""
+    def write(self, data: bytes, timeout: float | None = None) -> None:
+        """Send bytes (the device's own timeout applies)."""
         try:
             self.device._raw(data)
         except Exception as exc:

@@ -1,7 +1,10 @@
 """A loud line while a printer of this station is in trouble: "PRINTER wok-printer: paper out".
 
 The hub sends `printer.status` frames (from the printing work); a frame with `ok` false for a printer serving this
-station shows the line until a frame with `ok` true comes for the same printer.
+station shows the line until a frame with `ok` true comes for the same printer. A printer "serves" the station when
+it is the station's own, and also when this station's printer is its backup: then the line says that this printer
+is printing the other station's tickets. Right after its welcome a screen gets every printer's state as the hub
+last heard it, good ones too, so an alert left from before a reconnect (or a hub restart) goes away.
 """
 
 from __future__ import annotations
