@@ -97,11 +97,11 @@ class ExpoScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         """Title, banner, the list, the selected order's lines, the action line, status bar, keys."""
         yield ViewTitle(id="title")
-        yield OfflineBanner(self.ctx.client)
+        yield OfflineBanner(self.ctx.client, language=self.ctx.lang)
         yield DataTable(id="orders", cursor_type="row", zebra_stripes=True)
         yield Static("", id="detail")
         yield Static("", id="action-line")
-        yield ConnectionBar(self.ctx.client, now=self.ctx.monotonic, label=self.ctx.hub_label)
+        yield ConnectionBar(self.ctx.client, now=self.ctx.monotonic, label=self.ctx.hub_label, language=self.ctx.lang)
         yield Footer(compact=True)
 
     def on_mount(self) -> None:

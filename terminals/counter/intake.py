@@ -182,7 +182,7 @@ class IntakeScreen(Screen[None]):
         client = self.ctx.client
         w = self.w
         yield ViewTitle(id="title")
-        yield OfflineBanner(client)
+        yield OfflineBanner(client, language=self.ctx.lang)
         with Horizontal(id="intake-body"):
             with Vertical(id="item-form"):
                 yield Label(w("Item: SKU, barcode or name (EN/中文)"), classes="caption")
@@ -237,7 +237,7 @@ class IntakeScreen(Screen[None]):
                     yield Input(id="order-note", max_length=500, compact=True)
                 yield FieldError(id="note-error")
                 yield Static("", id="send-state")
-        yield ConnectionBar(client, now=self.ctx.monotonic, label=self.ctx.hub_label)
+        yield ConnectionBar(client, now=self.ctx.monotonic, label=self.ctx.hub_label, language=self.ctx.lang)
         yield Footer(compact=True)
 
     def on_mount(self) -> None:

@@ -13,6 +13,7 @@ from textual.widgets import DataTable, OptionList, RadioButton, Static
 
 from kds.config import StoreConfig, parse_config
 from kds.server import HubServer
+from terminals.connection import ConnectionBar
 from terminals.counter.catalogue import money
 from terminals.counter.widgets import FieldError, WeightInput
 from tests.conftest import SAMPLE_CONFIG
@@ -322,3 +323,6 @@ async def test_a_counter_set_to_chinese_speaks_chinese(
         await pilot.pause()
         headers = [str(c.label) for c in app.expo.query_one("#orders", DataTable).columns.values()]
         assert headers[:3] == ["订单", "去向", "状态"]
+        bar = app.expo.query_one(ConnectionBar)
+        bar.refresh_status()
+        assert "已连接主机" in str(bar.render())
