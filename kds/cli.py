@@ -389,6 +389,7 @@ def cmd_printer_emulator(args: argparse.Namespace) -> int:
         control_port=args.control_port,
         config=config,
         keep=not args.discard,
+        bytes_per_s=args.bytes_per_s,
     )
 
 
@@ -551,6 +552,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--discard",
         action="store_true",
         help="answer and confirm like a printer but write no files, only count the jobs (benchmarks)",
+    )
+    pe.add_argument(
+        "--bytes-per-s",
+        type=float,
+        default=None,
+        help="take data only this fast, like a slow (serial) printer, confirming once it has gone through",
     )
     pe.set_defaults(func=cmd_printer_emulator)
 

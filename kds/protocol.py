@@ -685,15 +685,17 @@ class PrinterState(StrEnum):
 
 
 class PrinterStatus(_Msg):
-    """A printer got into trouble, or out of it: sent to the kitchen screens of its stations and to the counter.
+    """A printer got into trouble, or out of it: sent to the kitchen screens of its stations, to those of the
+    stations whose printer is its backup (they print its tickets meanwhile), and to the counter.
 
-    Also sent right after `welcome` (and its replay) for every printer that is in trouble at that moment.
+    Also sent right after `welcome` (and its replay) for every printer whose state the hub knows, ok ones too, so a
+    screen that reconnects drops an alert that no longer holds.
     """
 
     type: Literal["printer.status"]
     printer: str
     stations: list[str]
-    """Stations whose printer this is."""
+    """Stations whose printer this is, then the stations of its backup printers (in backup order)."""
     ok: bool
     state: PrinterState
     message: str
