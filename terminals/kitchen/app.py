@@ -129,7 +129,7 @@ class KitchenApp(App[int]):
     def compose(self) -> ComposeResult:
         """Banner, printer alert, header, board, status bar."""
         yield OfflineBanner(self.client, id="offline", language=self.speech.language)
-        yield PrinterAlert(self.station, id="printer-alert")
+        yield PrinterAlert(self.station, id="printer-alert", language=self.speech.language)
         yield StationHeader(id="header")
         yield Board(id="board")
         yield ConnectionBar(

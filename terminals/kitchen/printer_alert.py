@@ -13,7 +13,26 @@ from typing import Any
 
 from textual.widgets import Static
 
+from kds.config import Language
+from kds.i18n import COMMON, Words
+
 STATE_WORDS = {"paper_out": "paper out", "offline": "offline", "error": "error", "ok": "ok"}
+
+WORDS = Words(
+    {
+        "PRINTER": "打印机",
+        "paper out": "缺纸",
+        "offline": "离线",
+        "error": "故障",
+        "not working": "不工作",
+        "and {n} more printers": "另有 {n} 台打印机",
+    },
+    parent=COMMON,
+)
+
+MAX_LINES = 3
+"""At most this many lines of alerts (one per printer, cut at the screen's edge): on an 80x24 screen three printers in
+trouble must not push the tickets off the screen. A fourth and later printers are counted on the last line."""
 
 
 class PrinterAlert(Static):
@@ -23,18 +42,22 @@ class PrinterAlert(Static):
     PrinterAlert {
         display: none;
         height: auto;
+        max-height: 3;
         width: 1fr;
         padding: 0 1;
         text-style: bold;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
     }
     PrinterAlert.-shown {
         display: block;
     }
     """
 
-    def __init__(self, station: str, *, id: str | None = None) -> None:
+    def __init__(self, station: str, *, id: str | None = None, language: Language | str = Language.EN) -> None:
         super().__init__(id=id)
         self.station = station
+        self.language = language
         self.troubles: dict[str, dict[str, Any]] = {}
         """Printer id → its last `printer.status` frame with ok false."""
 
@@ -53,14 +76,24 @@ class PrinterAlert(Static):
 
     @property
     def text(self) -> str:
-        """The alert as shown (empty when none)."""
+        """The alert as shown (empty when none): one line per printer, this station's own printer first."""
+        lang = self.language
+        ordered = sorted(
+            self.troubles.items(), key=lambda kv: (self.station not in (kv[1].get("stations") or [])[:1], kv[0])
+        )
         lines = []
-        for printer, f in sorted(self.troubles.items()):
-            state = STATE_WORDS.get(str(f.get("state")), str(f.get("state") or "not working"))
-            line = f"⚠ PRINTER {printer}: {state}"
+        for printer, f in ordered:
+            state = WORDS(lang, STATE_WORDS.get(str(f.get("state")), str(f.get("state") or "not working")))
+            line = f"⚠ {WORDS(lang, 'PRINTER')} {printer}: {state}"
             if f.get("message"):
                 line += f" — {f['message']}"
             lines.append(line)
+        if len(lines) > MAX_LINES:
+            rest = [p for p, _ in ordered[MAX_LINES - 1 :]]
+            lines = [
+                *lines[: MAX_LINES - 1],
+                f"⚠ {WORDS(lang, 'and {n} more printers').format(n=len(rest))}: " + ", ".join(rest),
+            ]
         return "\n".join(lines)
 
     def _show(self) -> None:

@@ -479,3 +479,18 @@ async def test_a_screen_that_never_reached_its_hub_says_where_it_looked(config: 
             await until(lambda: bool(app.query_one("#offline").display), what="OFFLINE banner")
             banner = str(app.query_one("#offline").render())
             assert f"no hub answers at {url}" in banner and "kds serve" in banner and "--hub" in banner
+
+
+def test_printer_alerts_take_at_most_three_lines_the_stations_own_printer_first() -> None:
+    from terminals.kitchen.printer_alert import PrinterAlert
+
+    alert = PrinterAlert("wok", language="zh")
+    others = ["bar-printer", "cold-printer", "grill-printer", "seafood-printer"]
+    for p in others:  # printers whose backup is the wok printer: their tickets come out here
+        assert alert.apply({"printer": p, "stations": [p.split("-")[0], "wok"], "ok": False, "state": "offline"})
+    assert alert.apply({"printer": "wok-printer", "stations": ["wok"], "ok": False, "state": "paper_out"})
+    lines = alert.text.splitlines()
+    assert len(lines) == 3
+    assert lines[0].startswith("⚠ 打印机 wok-printer: 缺纸"), "the station's own printer first, in Chinese"
+    assert lines[2].startswith("⚠ 另有 3 台打印机") and all(p in lines[2] for p in others[1:])
+    assert not alert.apply({"printer": "bar-printer", "stations": ["bar"], "ok": True, "state": "ok"})
