@@ -33,7 +33,7 @@ from kds.printing import Banner, Layout, PrintJob, claim_items
 from kds.privacy import redact_order
 from printers.fonts import ticket_font
 from printers.profiles import DOTS_PER_COLUMN, LINE_DOTS, PrinterProfile
-from printers.text import char_width, is_wide, width
+from printers.text import char_width, width, wrap
 from printers.words import WORDS
 
 KANJI_ON = b"\x1c&"
@@ -166,7 +166,7 @@ class Paper:
         w, h = (size, size) if isinstance(size, int) else size
         cols = self.columns // w
         style = _Style(align, bold, w, h, invert or bar)
-        for row in _wrap(text, cols, indent, self.char_width):
+        for row in wrap(text, cols, indent, self.char_width):
             if bar:
                 row = self._center(row, cols) if align == "center" else row + " " * (cols - self.width(row))
                 style = _Style("left", bold, w, h, True)
@@ -191,7 +191,7 @@ class Paper:
         if gap >= 1:
             rows = [left + " " * gap + right]
         else:
-            rows = [*_wrap(left, self.columns, 0, self.char_width)]
+            rows = [*wrap(left, self.columns, 0, self.char_width)]
             rows.append(" " * max(0, self.columns - self.width(right)) + right)
         for row in rows:
             self._row(row, _Style(bold=bold), self.columns)
@@ -268,73 +268,6 @@ def _kanji_width(ch: str) -> int:
     """Columns a character takes in Kanji (GB18030) mode: one per byte, ASCII one, any other character two (one of
     four bytes prints as part of an image, where it takes at most two)."""
     return 1 if ord(ch) < 0x80 else 2
-
-
-def _tokens(text: str) -> list[str]:
-    """Words, runs of spaces, and each wide character on its own (a line may break between two of them)."""
-    out: list[str] = []
-    word = ""
-    for ch in text:
-        if ch == " ":
-            if word and not word.endswith(" "):
-                out.append(word)
-                word = ""
-            word += ch
-        elif is_wide(ch):
-            if word:
-                out.append(word)
-                word = ""
-            out.append(ch)
-        else:
-            if word.endswith(" "):
-                out.append(word)
-                word = ""
-            word += ch
-    if word:
-        out.append(word)
-    return out
-
-
-def _wrap(text: str, columns: int, indent: int, cw: Callable[[str], int]) -> list[str]:
-    """`printers.text.wrap` with the printer's own count of columns `cw` (bytes in Kanji mode): lines of at most
-    `columns`, continuation lines indented, long words broken and never cut."""
-
-    def wd(s: str) -> int:
-        return sum(cw(c) for c in s)
-
-    if columns - indent < 2:
-        indent = 0
-    lines: list[str] = []
-    text = " ".join(text.splitlines())
-    lead = min(len(text) - len(text.lstrip(" ")), max(0, columns - 2))
-    line = " " * lead
-    for tok in _tokens(text[lead:]):
-        if tok.isspace():
-            if line.strip():
-                line += " "
-            continue
-        if wd(line) + wd(tok) <= columns:
-            line += tok
-            continue
-        if line.strip():
-            lines.append(line.rstrip())
-            line = " " * indent
-        while wd(line) + wd(tok) > columns:
-            room = columns - wd(line)
-            take = ""
-            for ch in tok:
-                if wd(take) + cw(ch) > room:
-                    break
-                take += ch
-            if not take:
-                take = tok[0]
-            lines.append(line + take)
-            tok = tok[len(take) :]
-            line = " " * indent
-        line += tok
-    if line.strip() or not lines:
-        lines.append(line.rstrip())
-    return lines
 
 
 @lru_cache(maxsize=8192)

@@ -8,6 +8,7 @@ wider than the line: text is never cut off.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 from functools import lru_cache
 
 
@@ -54,8 +55,13 @@ def _tokens(text: str) -> list[str]:
     return out
 
 
-def wrap(text: str, columns: int, indent: int = 0) -> list[str]:
-    """Lines of at most `columns` columns; continuation lines start with `indent` spaces."""
+def wrap(text: str, columns: int, indent: int = 0, cw: Callable[[str], int] = char_width) -> list[str]:
+    """Lines of at most `columns` columns; continuation lines start with `indent` spaces. `cw` counts the columns
+    of one character (a GB18030 printer in Chinese mode counts its bytes: `printers.layouts`)."""
+
+    def wd(s: str) -> int:
+        return sum(cw(c) for c in s)
+
     if columns - indent < 2:
         indent = 0
     lines: list[str] = []
@@ -67,18 +73,18 @@ def wrap(text: str, columns: int, indent: int = 0) -> list[str]:
             if line.strip():
                 line += " "
             continue
-        if width(line) + width(tok) <= columns:
+        if wd(line) + wd(tok) <= columns:
             line += tok
             continue
         if line.strip():
             lines.append(line.rstrip())
             line = " " * indent
         # A word wider than a whole line is broken, never cut.
-        while width(line) + width(tok) > columns:
-            room = columns - width(line)
+        while wd(line) + wd(tok) > columns:
+            room = columns - wd(line)
             take = ""
             for ch in tok:
-                if width(take) + char_width(ch) > room:
+                if wd(take) + cw(ch) > room:
                     break
                 take += ch
             if not take:  # not even one character fits after the indent
