@@ -198,6 +198,9 @@ class Order:
     """Stations done at that moment (the `ready` of that `order.status`)."""
     amend_refs: list[str] = field(default_factory=list)
     """`device:ref` of the amendments applied, so a resent amendment is recognised (the last 50)."""
+    digest: str | None = None
+    """The digest of the order as submitted (`kds.protocol.order_digest`), to tell a resubmission with the same key
+    from another order under that key; None for orders stored before it was kept."""
     progress: OrderStatus | None = None
     """The status as the source last heard it; not on the wire."""
 
@@ -444,6 +447,8 @@ class Order:
                 t.state = TicketState.CANCELLED
             elif t.state is not TicketState.DONE and all(x.done_at is not None for x in live):
                 self._finish(t, now)
+        if self.status is not OrderStatus.READY:
+            self.called_at = None  # reopened: its number must be called again when it is ready
         self.amended_at = now
         self._touch(now)
         return touched
@@ -480,6 +485,7 @@ class Order:
             "status_at": _iso(self.status_at),
             "status_ready": list(self.status_ready),
             "amend_refs": list(self.amend_refs),
+            "digest": self.digest,
             "items": [i.to_wire() for i in self.items],
             "tickets": [t.to_wire() for t in self.tickets.values()],
         }
@@ -524,4 +530,5 @@ class Order:
             status_at=_dt(d.get("status_at")),
             status_ready=list(d.get("status_ready", [])),
             amend_refs=list(d.get("amend_refs", [])),
+            digest=d.get("digest"),
         )

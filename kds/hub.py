@@ -25,8 +25,9 @@ from kds.jsontext import dumps, loads
 from kds.printing import Banner, PrintJob, claim_items, live_tickets, notice_stations, station_jobs
 from kds.privacy import SEES_CUSTOMER, order_for, redact_json
 from kds.protocol import (
-    PROTOCOL_VERSION,
+    PROTOCOLS,
     ROLE_MESSAGES,
+    Delivery,
     ErrorCode,
     EventKind,
     FrameError,
@@ -41,6 +42,7 @@ from kds.protocol import (
     OrdersClosed,
     OrderStatus,
     OrderSubmit,
+    Pickup,
     Ping,
     PrinterState,
     PrintLayout,
@@ -49,7 +51,9 @@ from kds.protocol import (
     TicketRecall,
     TicketStart,
     TicketState,
+    order_digest,
     parse_client_frame,
+    time_window_problem,
 )
 from kds.routing import Problem, check_item, route_item
 
@@ -154,7 +158,7 @@ class StoredOrder(dict[str, Any]):
 _ORDER_KEYS = [
     *("id", "number", "key", "source", "channel", "fulfilment", "customer", "priority", "note", "status", "version"),
     *("created_at", "updated_at", "called_at", "handed_over_at", "handed_over_to", "cancelled_at", "cancel_reason"),
-    *("amended_at", "status_seq", "status_at", "status_ready", "amend_refs", "items", "tickets"),
+    *("amended_at", "status_seq", "status_at", "status_ready", "amend_refs", "digest", "items", "tickets"),
 ]
 _ITEM_KEYS = len(Item.__slots__)
 _TICKET_KEYS = len(Ticket.__slots__)
@@ -183,6 +187,8 @@ class Session:
     """The adapter's connection object (opaque to the hub)."""
     origin: tuple[str, int] | None = None
     """For a frame relayed by another hub of the store: (that hub's id, the relayed command's id)."""
+    protocol: int = PROTOCOLS[-1]
+    """The protocol version agreed in the welcome (the highest both the client and the hub speak)."""
 
     @property
     def role(self) -> Role:
@@ -263,6 +269,8 @@ class EventRecord:
         if role is Role.KITCHEN:
             return self.kitchen_frame() if session.device.station in self.stations else None
         if role is Role.SOURCE and self.source == session.device.id:
+            if self.kind is EventKind.ORDER_CALLED and session.protocol < 2:
+                return None  # `called` is protocol 2: for a protocol 1 source the order stays `ready`
             return self.status_frame
         return None
 
@@ -390,9 +398,9 @@ class OrderHub:
         self.tz = ZoneInfo(config.store.timezone)
         self.seq = 0
         self.orders: dict[str, Order] = {}
-        self.keys: dict[tuple[str, str], tuple[str, str]] = {}
-        """(source, key) → (order_id, number): the idempotency index of the orders in memory (the database answers
-        for the others when the batch is committed)."""
+        self.keys: dict[tuple[str, str], tuple[str, str, str | None]] = {}
+        """(source, key) → (order_id, number, digest of the order as submitted): the idempotency index of the orders
+        in memory (the database answers for the others when the batch is committed)."""
         self.numbers: dict[date, int] = {}
         self.log: deque[EventRecord] = deque()
         """The tail of the event log, for resumes: at most `replay_events` events and `replay_memory_bytes`."""
@@ -524,7 +532,7 @@ class OrderHub:
     def _remember(self, order: Order) -> None:
         """Hold an order stored by this hub or another one: the order, its key, the day's count."""
         self.orders[order.id] = order
-        self.keys[(order.source, order.key)] = (order.id, order.number)
+        self.keys[(order.source, order.key)] = (order.id, order.number, order.digest)
         self._count_number(order.id, order.number)
 
     def _count_number(self, order_id: str, number: str) -> None:
@@ -550,7 +558,7 @@ class OrderHub:
             status_frame=None,
             order_json="",
         )
-        if ev.get("status_changed"):
+        if ev.get("status_changed") or doc.get("status_seq") == s:  # (a call changes no status, but is told)
             rec.status_frame = self._status_frame(doc)
         # Stored already, so like a committed event it holds no copy of the order; it is counted in the replay
         # log as a new event is (the order's JSON is the frame's tail), so a restarted hub keeps the same events.
@@ -570,6 +578,15 @@ class OrderHub:
             ) from None
         if not isinstance(msg, Hello):
             raise AuthError(4000, ErrorCode.BAD_HELLO, "the first frame must be a hello", ["type"])
+        common = set(msg.protocols) & set(PROTOCOLS)
+        if not common:
+            speaks = ", ".join(map(str, PROTOCOLS))
+            raise AuthError(
+                4000,
+                ErrorCode.BAD_HELLO,
+                f"no protocol version in common: this hub speaks {speaks}",
+                ["protocols"],
+            )
         dev = self.config.device(msg.device)
         if dev is None or not dev.verify(msg.token):
             raise AuthError(4001, ErrorCode.UNAUTHORIZED, "unknown device or wrong token", ["token"])
@@ -587,7 +604,7 @@ class OrderHub:
                 f"device {dev.id} is at station {dev.station}, not {msg.station}",
                 ["station"],
             )
-        session = Session(dev, self.seq, conn)
+        session = Session(dev, self.seq, conn, protocol=max(common))
         d = Decision(welcome=True)
         welcome, replay = self._welcome(session, msg.resume_from)
         d.replies.append((session, welcome))
@@ -599,7 +616,10 @@ class OrderHub:
             f = notice.frame_for(session) if notice is not None else None
             if f is not None:
                 d.replies.append((session, f))
-        d.logs.append(f"device {dev.id} ({dev.role.value}) connected, resume_from={msg.resume_from} seq={self.seq}")
+        d.logs.append(
+            f"device {dev.id} ({dev.role.value}) connected, protocol {session.protocol}, "
+            f"resume_from={msg.resume_from} seq={self.seq}"
+        )
         return session, d
 
     def _welcome(self, session: Session, resume_from: int) -> tuple[str, list[str]]:
@@ -607,7 +627,7 @@ class OrderHub:
         resumable = 0 < resume_from <= self.seq and resume_from >= first - 1
         replay: list[str] = []
         if resumable:
-            probe = Session(session.device, resume_from)
+            probe = Session(session.device, resume_from, protocol=session.protocol)
             budget = self.limits.replay_max_bytes
             for rec in self.log:
                 if rec.seq > resume_from:
@@ -622,7 +642,7 @@ class OrderHub:
         dev = session.device
         welcome = {
             "type": "welcome",
-            "protocol": PROTOCOL_VERSION,
+            "protocol": session.protocol,
             "seq": self.seq,
             "device": dev.id,
             "role": dev.role.value,
@@ -638,7 +658,8 @@ class OrderHub:
             return _dumps(welcome), replay
         orders = self._snapshot_orders(session)
         if dev.role is Role.SOURCE:
-            return self._paged(welcome, [self._status_frame(o.to_wire()) for o in orders], True)
+            p = session.protocol
+            return self._paged(welcome, [self._status_frame(o.to_wire(), p) for o in orders], True)
         return self._paged(welcome, [self._order_text(o, dev.role) for o in orders], False)
 
     def _paged(self, welcome: dict[str, Any], parts: list[str], statuses: bool) -> tuple[str, list[str]]:
@@ -676,7 +697,7 @@ class OrderHub:
         if session.device.role is Role.SOURCE:
             return {
                 "orders": [],
-                "statuses": [json.loads(self._status_frame(o.to_wire())) for o in orders],
+                "statuses": [json.loads(self._status_frame(o.to_wire(), session.protocol)) for o in orders],
             }
         return {"orders": [order_for(session.device.role, o.to_wire()) for o in orders], "statuses": []}
 
@@ -873,8 +894,11 @@ class OrderHub:
     def _submit(self, session: Session, msg: OrderSubmit) -> Decision:
         dev = session.device
         o = msg.order
+        digest = order_digest(o)
         known = self.keys.get((dev.id, o.key))
         if known is not None:
+            if known[2] is not None and known[2] != digest:
+                return self._key_conflict(session, msg.ref, o.key, known)
             frame = {
                 "type": "order.accepted",
                 "ref": msg.ref,
@@ -898,12 +922,16 @@ class OrderHub:
                 [{"loc": ["order", "channel"], "msg": f"allowed: {allowed}"}],
             )
         problems = self._check_items(("order", "items"), o.items)
+        now = self.clock()
+        f = o.fulfilment
+        when = ("due", f.due) if isinstance(f, Delivery) else ("at", f.at) if isinstance(f, Pickup) else None
+        if when is not None and when[1] is not None and (why := time_window_problem(when[1], now)) is not None:
+            problems.insert(0, Problem(("order", "fulfilment", when[0]), why))
         cap = self.limits.max_items_per_order
         if len(o.items) > cap:
             problems.append(Problem(("order", "items"), f"{len(o.items)} lines: an order may hold at most {cap}"))
         if problems:
             return self._invalid(session, msg.ref, problems)
-        now = self.clock()
         day = now.astimezone(self.tz).date()
         n = self.numbers.get(day, 0) + 1
         self.numbers[day] = n
@@ -922,11 +950,12 @@ class OrderHub:
             created_at=now,
             updated_at=now,
             items=[self._make_item(str(k), it) for k, it in enumerate(o.items, start=1)],
+            digest=digest,
         )
         order.build_tickets(now)
         self.window.orders[order_id] = None
         self.orders[order_id] = order
-        self.keys[(dev.id, o.key)] = (order_id, number)
+        self.keys[(dev.id, o.key)] = (order_id, number, digest)
         d = Decision()
         d.created = order_id
         rec = self._event(EventKind.ORDER_CREATED, order, frozenset(), None)
@@ -953,6 +982,20 @@ class OrderHub:
             + (f" [{unrouted} unrouted]" if unrouted else "")
         )
         return d
+
+    def _key_conflict(self, session: Session, ref: str, key: str, known: tuple[str, str, str | None]) -> Decision:
+        """The source used this key for another order: refused, naming the order the key belongs to."""
+        message = (
+            f"key {key!r} was used for another order ({known[1]}, {known[0]}): a resubmission must be the same order;"
+            " a new order needs a new key"
+        )
+        frame = json.loads(error_frame(ref, ErrorCode.CONFLICT, message, [{"loc": ["order", "key"], "msg": message}]))
+        frame.update(key=key, order_id=known[0], number=known[1])
+        return Decision(
+            replies=[(session, _dumps(frame))],
+            logs=[f"error to {session.device.id}: conflict: key {key!r} reused for another order → {known[1]}"],
+            refused=True,
+        )
 
     def _check_items(self, loc: tuple[str | int, ...], items: list[ItemIn]) -> list[Problem]:
         problems: list[Problem] = []
@@ -1249,7 +1292,8 @@ class OrderHub:
         at = o.updated_at
         status_now = o.status
         status_changed = status_now is not o.progress
-        if status_changed:
+        # The source hears of a status change, and (protocol 2) of its ready order being called.
+        if status_changed or kind is EventKind.ORDER_CALLED:
             o.progress = status_now
             o.status_seq = self.seq
             o.status_at = at
@@ -1282,7 +1326,7 @@ class OrderHub:
             status=status,
             frame=frame,
             kitchen=frame if shown is order_json else f'{head[:-1]},"order":{shown}}}',
-            status_frame=self._status_frame(doc) if status_changed else None,
+            status_frame=self._status_frame(doc) if o.status_seq == self.seq else None,
             order_json=order_json,
             order=o,
             doc=doc,
@@ -1291,25 +1335,32 @@ class OrderHub:
         return rec
 
     @staticmethod
-    def _status_frame(doc: dict[str, Any]) -> str:
-        """The `order.status` frame a source gets for an order (as of its last status change)."""
-        return _dumps(
-            {
-                "type": "order.status",
-                "seq": doc["status_seq"],
-                "at": doc["status_at"],
-                "order_id": doc["id"],
-                "key": doc["key"],
-                "number": doc["number"],
-                "status": doc["status"],
-                "ready": doc["status_ready"],
-            }
-        )
+    def _status_frame(doc: dict[str, Any], protocol: int = PROTOCOLS[-1]) -> str:
+        """The `order.status` frame a source gets for an order (as of its last status change or call), in this
+        protocol version: a ready order whose number was called is `called` from version 2 on, else `ready`."""
+        status = doc["status"]
+        if status == "ready" and doc.get("called_at") is not None and protocol >= 2:
+            status = "called"
+        frame = {
+            "type": "order.status",
+            "seq": doc["status_seq"],
+            "at": doc["status_at"],
+            "order_id": doc["id"],
+            "key": doc["key"],
+            "number": doc["number"],
+            "status": status,
+            "ready": doc["status_ready"],
+        }
+        if status == "cancelled":
+            frame["reason"] = doc.get("cancel_reason")
+        return _dumps(frame)
 
-    def withdraw(self, d: Decision, existing: tuple[str, str]) -> None:
-        """The database already holds an order with this decision's key (older than the in-memory key index).
+    def withdraw(self, d: Decision, existing: tuple[str, str, str | None]) -> None:
+        """The database already holds an order with this decision's key (older than the in-memory key index):
+        `existing` is its (order_id, number, digest).
 
-        Forget the order just created, and answer as for any resubmission: the existing order's id and number.
+        Forget the order just created, and answer as for any resubmission: the existing order's id and number, or
+        `conflict` when the stored order was another one (its digest differs).
         """
         assert d.created is not None
         order = self.orders.pop(d.created, None)
@@ -1322,6 +1373,15 @@ class OrderHub:
             self.keys[(order.source, order.key)] = existing
             self._texts.pop(order.id, None)
         d.events = []
+        if order is not None and existing[2] is not None and existing[2] != order.digest:
+            replies = []
+            for session, frame in d.replies:
+                c = self._key_conflict(session, json.loads(frame)["ref"], order.key, existing)
+                replies.extend(c.replies)
+                d.logs = c.logs
+            d.replies = replies
+            d.refused = True
+            return
         d.replies = [
             (
                 session,

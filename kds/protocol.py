@@ -10,24 +10,153 @@ Naming: requests are imperative (`order.submit`, `ticket.bump`), events are past
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    WithJsonSchema,
+)
+from pydantic_core import PydanticCustomError
 
 from kds.config import Channel, Role
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
+"""The newest protocol version this hub speaks (what `welcome.protocol` says to a client that speaks it too)."""
+PROTOCOLS: tuple[int, ...] = (1, 2)
+"""Every protocol version this hub speaks, oldest first. A `hello` states the versions the client speaks
+(`protocols`, default `[1]`); the welcome names the highest both speak. Version 2: `order.status` may say `called`."""
 MAX_FRAME_BYTES = 64 * 1024
 """Frames larger than this close the connection with CLOSE_TOO_LARGE."""
 
 MAX_ITEMS = 100
-Ref = Annotated[str, Field(min_length=1, max_length=64)]
-"""A client correlation id, echoed in the answer."""
-Id = Annotated[str, Field(min_length=1, max_length=64)]
+MAX_REF = 64
+
+# ----------------------------------------------------------------------------- rules for strings, numbers, times
+
+WHITE_SPACE = "".join(chr(c) for c in range(0x110000) if chr(c).isspace())
+"""The characters stripped from both ends of every client string but `ref` (Python's `str.strip()`, Unicode white
+space: ASCII space, tab, CR, LF, VT, FF, U+001C-U+001F, U+0085, U+00A0, U+1680, U+2000-U+200A, U+2028, U+2029,
+U+202F, U+205F, U+3000)."""
+
+
+def _char_class(chars: str) -> str:
+    """A regex character class body (ECMA 262, Python and Rust alike) matching exactly `chars`."""
+    codes = sorted(map(ord, chars))
+    parts: list[str] = []
+    start = prev = codes[0]
+    for c in [*codes[1:], -1]:
+        if c == prev + 1:
+            prev = c
+            continue
+        parts.append(f"\\u{start:04x}" if start == prev else f"\\u{start:04x}-\\u{prev:04x}")
+        start = prev = c
+    return "".join(parts)
+
+
+NOT_BLANK = f"[^{_char_class(WHITE_SPACE)}]"
+"""The JSON Schema `pattern` of a string that must not be empty: it holds a character that is not white space
+(what is left once the hub strips white space is not empty)."""
+
+Ref = Annotated[str, StringConstraints(strip_whitespace=False, min_length=1, max_length=MAX_REF)]
+"""A client correlation id, echoed in the answer exactly as sent (never stripped)."""
+Id = Annotated[str, Field(min_length=1, max_length=64, pattern=NOT_BLANK)]
 ShortText = Annotated[str, Field(max_length=500)]
+
+
+def _whole_number(value: Any) -> Any:
+    """A JSON number without a fraction written as a float (`2.0`, `1e2`) is that integer, as JSON Schema's
+    `"type": "integer"` says; booleans, strings and fractions stay refused."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+WHOLE = BeforeValidator(_whole_number)
+"""On every integer field of a client frame, with `strict=True`: a JSON integer, or a number with a zero fraction
+(`2.0`); never `true`, `"2"` or `2.5`."""
+Version = Annotated[int, Field(strict=True, ge=1), WHOLE]
+"""A protocol version (`hello.protocols`)."""
+
+
+TIME_PAST_MAX = timedelta(days=366)
+"""A `due` or `at` may be at most this much before the hub's clock (a late order is still made; a wrong year,
+century or unit is refused)."""
+TIME_FUTURE_MAX = timedelta(days=60)
+"""A `due` or `at` may be at most this much after the hub's clock."""
+
+_RFC3339 = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?"
+    r"(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))"
+)
+RFC3339_PATTERN = "^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+"""The JSON Schema `pattern` of a time a client sends (the shape of RFC 3339's `date-time`, offset required)."""
+
+
+def _client_time(value: Any) -> datetime:
+    """A time a client sends: exactly an RFC 3339 `date-time` with an offset, in UTC.
+
+    A leap second (`:60`) is taken as :59.999999 of the same minute; digits of a second past the sixth are cut.
+    """
+    if isinstance(value, datetime):  # (a model built in Python)
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise PydanticCustomError("time_offset", "a time needs an offset (Z or +08:00)")
+        return value.astimezone(UTC)
+    if not isinstance(value, str):
+        raise PydanticCustomError(
+            "time_type", "a time must be an RFC 3339 string with an offset, such as 2026-11-25T12:40:00+08:00"
+        )
+    m = _RFC3339.fullmatch(value)
+    if m is None:
+        raise PydanticCustomError(
+            "time_format", "not an RFC 3339 time with an offset (2026-11-25T12:40:00+08:00 or 2026-11-25T04:40:00Z)"
+        )
+    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
+    micro = int((m.group(7) or "0")[:6].ljust(6, "0"))
+    if second == 60:  # a leap second
+        second, micro = 59, 999_999
+    sign, oh, om = m.group(8), m.group(9), m.group(10)
+    try:
+        offset = timedelta(hours=int(oh), minutes=int(om)) * (-1 if sign == "-" else 1) if sign else timedelta()
+        if sign and (int(oh) > 23 or int(om) > 59):
+            raise ValueError("offset out of range")
+        return datetime(year, month, day, hour, minute, second, micro, tzinfo=timezone(offset)).astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise PydanticCustomError("time_range", "not a valid date, time or offset") from None
+
+
+def _utc_text(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat()
+
+
+ClientTime = Annotated[
+    AwareDatetime,
+    BeforeValidator(_client_time),
+    PlainSerializer(_utc_text, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": RFC3339_PATTERN}),
+]
+"""A time a client sends (`due`, `at`, `before`): RFC 3339 with an offset; kept and echoed in UTC (`+00:00`)."""
+
+
+def time_window_problem(t: datetime, now: datetime) -> str | None:
+    """Why a `due` or `at` is too far from the hub's clock `now`, if it is."""
+    if t < now - TIME_PAST_MAX:
+        return f"{_utc_text(t)} is more than {TIME_PAST_MAX.days} days before the hub's clock ({_utc_text(now)})"
+    if t > now + TIME_FUTURE_MAX:
+        return f"{_utc_text(t)} is more than {TIME_FUTURE_MAX.days} days after the hub's clock ({_utc_text(now)})"
+    return None
 
 
 class CloseCode:
@@ -94,7 +223,8 @@ class Delivery(_Msg):
     """Delivered by a rider by `due` (the time promised to the customer)."""
 
     type: Literal["delivery"]
-    due: AwareDatetime
+    due: ClientTime
+    """RFC 3339 with an offset; within the hub's time window ([`TIME_PAST_MAX`, `TIME_FUTURE_MAX`]); echoed in UTC."""
     address: ShortText | None = None
 
 
@@ -102,15 +232,15 @@ class Pickup(_Msg):
     """Picked up at the counter."""
 
     type: Literal["pickup"]
-    at: AwareDatetime | None = None
-    """When the customer plans to come, if they said."""
+    at: ClientTime | None = None
+    """When the customer plans to come, if they said (the same rules as `Delivery.due`)."""
 
 
 class DineIn(_Msg):
     """Served at a table in the store."""
 
     type: Literal["dine_in"]
-    table: Annotated[str, Field(min_length=1, max_length=16)]
+    table: Annotated[str, Field(min_length=1, max_length=16, pattern=NOT_BLANK)]
 
 
 Fulfilment = Annotated[Delivery | Pickup | DineIn, Field(discriminator="type")]
@@ -126,28 +256,29 @@ class Customer(_Msg):
 class ItemIn(_Msg):
     """One line of an order as a source sends it."""
 
-    sku: Annotated[str, Field(min_length=1, max_length=32)]
+    sku: Annotated[str, Field(min_length=1, max_length=32, pattern=NOT_BLANK)]
     name: Annotated[str, Field(max_length=120)] | None = None
     """Display name in any language; the catalogue's name when omitted."""
-    qty: Annotated[int, Field(strict=True, ge=1, le=99)] = 1
-    weight_g: Annotated[int, Field(strict=True, gt=0)] | None = None
+    qty: Annotated[int, Field(strict=True, ge=1, le=99), WHOLE] = 1
+    weight_g: Annotated[int, Field(strict=True, gt=0), WHOLE] | None = None
     """Weight of weighed goods (live seafood, meat), in grams; required for them, refused for others."""
-    cook: Annotated[str, Field(min_length=1, max_length=40)] | None = None
+    cook: Annotated[str, Field(min_length=1, max_length=40, pattern=NOT_BLANK)] | None = None
     """Cooking method id; required when the item has cooking methods."""
     modifiers: Annotated[list[Annotated[str, Field(max_length=80)]], Field(max_length=20)] = []
     allergens: Annotated[list[Annotated[str, Field(max_length=40)]], Field(max_length=20)] = []
     """Allergies the customer declared for this line: ids of the store's declared allergens (`welcome.store.
     allergens`); anything else is refused with `invalid_order`."""
     note: ShortText | None = None
-    tag: Annotated[str, Field(min_length=1, max_length=32)] | None = None
+    tag: Annotated[str, Field(min_length=1, max_length=32, pattern=NOT_BLANK)] | None = None
     """Claim-tag id of a shelf item (printed at the seafood counter, travels with the product)."""
 
 
 class OrderIn(_Msg):
     """An order as a source submits it."""
 
-    key: Annotated[str, Field(min_length=1, max_length=64)]
-    """Idempotency key, unique per source: a resubmission with the same key creates nothing new."""
+    key: Annotated[str, Field(min_length=1, max_length=64, pattern=NOT_BLANK)]
+    """Idempotency key, unique per source: a resubmission with the same key and the same order creates nothing new;
+    with a different order it is refused (`conflict`)."""
     channel: Channel
     fulfilment: Fulfilment
     customer: Customer | None = None
@@ -156,21 +287,38 @@ class OrderIn(_Msg):
     items: Annotated[list[ItemIn], Field(min_length=1, max_length=MAX_ITEMS)]
 
 
+def order_digest(order: OrderIn) -> str:
+    """The digest of an order as submitted: SHA-256 of its canonical JSON (every field with its default filled in,
+    strings stripped, times in UTC, object keys sorted, no white space), the first 32 hex digits. Two submissions
+    that say the same thing (`"qty": 1` or no `qty`, `+08:00` or the same instant in `Z`) have the same digest."""
+    text = json.dumps(order.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
 # --------------------------------------------------------------------------------------------- client -> hub
 
 
 class Hello(_Msg):
-    """First frame of every connection."""
+    """First frame of every connection.
+
+    Fields this hub does not know are ignored (not refused, unlike in every other client frame), so that a client
+    written for a newer protocol can say what it speaks to an older hub and be answered in a version both know.
+    """
+
+    model_config = ConfigDict(extra="ignore")
 
     type: Literal["hello"]
     device: Id
-    token: Annotated[str, Field(min_length=1, max_length=200)]
+    token: Annotated[str, Field(min_length=1, max_length=200, pattern=NOT_BLANK)]
     role: Role
     station: Id | None = None
-    resume_from: Annotated[int, Field(strict=True, ge=0)] = 0
+    resume_from: Annotated[int, Field(strict=True, ge=0), WHOLE] = 0
     """Last `seq` this client applied; 0 for a fresh snapshot."""
     client: Annotated[str, Field(max_length=80)] | None = None
     """Free text naming the client software, for the logs."""
+    protocols: Annotated[list[Version], Field(min_length=1, max_length=16)] = [1]
+    """The protocol versions the client speaks (default `[1]`); `welcome.protocol` is the highest one the hub speaks
+    too, and none in common is `bad_hello` (close 4000) naming the versions the hub speaks."""
 
 
 class OrderSubmit(_Msg):
@@ -306,8 +454,8 @@ class OrdersClosed(_Msg):
 
     type: Literal["orders.closed"]
     ref: Ref
-    limit: int = Field(default=50, ge=1, le=200)
-    before: datetime | None = None
+    limit: Annotated[int, Field(strict=True, ge=1, le=200), WHOLE] = 50
+    before: ClientTime | None = None
     """Only orders closed before this time (the `updated_at` of the oldest order of the previous answer)."""
 
 
@@ -375,6 +523,10 @@ class OrderStatus(StrEnum):
     ACCEPTED = "accepted"
     PREPARING = "preparing"
     READY = "ready"
+    CALLED = "called"
+    """Only in `order.status` (protocol 2 and later): a ready order whose number the counter called (`order.call`),
+    so the app can say "your order is being called at the counter". In `OrderView` (and for protocol 1 sources) a
+    called order stays `ready`, with `called_at` set."""
     HANDED_OVER = "handed_over"
     CANCELLED = "cancelled"
 
@@ -460,12 +612,17 @@ class OrderView(_Msg):
     cancel_reason: str | None
     amended_at: datetime | None
     status_seq: int
-    """The seq of the event that last changed the status (the source's last `order.status`)."""
+    """The seq of the event that made the source's last `order.status` (a change of status, or a call)."""
     status_at: datetime | None
+    """When that status was reached (the `at` of that `order.status`)."""
     status_ready: list[str]
     """Stations done when the status last changed (the `ready` of that `order.status`)."""
     amend_refs: list[str]
-    """`device:ref` of the amendments applied (the last 50): a resent amendment is recognised and changes nothing."""
+    """`"<device>:<ref>"` of each amendment applied (the device that sent it and its `ref`; the last 50): a resent
+    amendment is recognised and changes nothing."""
+    digest: str | None = None
+    """A digest of the order as submitted (its canonical form, see `order_digest`): a resubmission with the same
+    `key` and another digest is refused with `conflict`. Null for orders stored before hubs kept it."""
     items: list[ItemView]
     tickets: list[TicketView]
 
@@ -507,17 +664,26 @@ class Event(_Msg):
 
 
 class StatusChanged(_Msg):
-    """The status of one of its orders changed; what a source (app, kiosk) sees."""
+    """The status of one of its orders changed, or the counter called it; what a source (app, kiosk) sees.
+
+    In a welcome's snapshot, each order's last `order.status`, with that frame's own `seq` and `at`. Clients ignore
+    fields they do not know: a later version adds `ready_at_estimate` (reserved: an estimated ready time) this way.
+    """
 
     type: Literal["order.status"]
     seq: int
+    """The seq of the event that made this status (the order's `status_seq`)."""
     at: datetime
+    """When the status changed (the order's `status_at`)."""
     order_id: str
     key: str
+    """The order's idempotency key, as the source sent it."""
     number: str
     status: OrderStatus
     ready: list[str] = []
     """Stations whose part is done (progress for the app)."""
+    reason: str | None = None
+    """On a `cancelled` status only (there always, `null` when none was given): the `reason` of the `order.cancel`."""
 
 
 class StationInfo(_Msg):
@@ -558,9 +724,14 @@ class CatalogueEntry(_Msg):
     category: str
     barcode: str | None
     sold_by: str
+    """`each` (priced per piece) or `weight` (weighed goods: an order line needs `weight_g`)."""
     price_cents: int
+    """Price per piece, or per kilogram when sold by weight: a line costs `round(price_cents * weight_g / 1000)`
+    per piece then (the processing fee of its cooking method comes on top)."""
     min_weight_g: int | None
+    """For goods sold by weight: the lightest `weight_g` an order line may give (null otherwise)."""
     max_weight_g: int | None
+    """For goods sold by weight: the heaviest `weight_g` an order line may give (null otherwise)."""
     methods: dict[str, int]
     """Allowed cooking method ids with the processing fee for this item."""
     allergens: list[str]
@@ -590,7 +761,8 @@ class Snapshot(_Msg):
 
     orders: list[OrderView] = []
     statuses: list[StatusChanged] = []
-    """For sources: the status of each of their open orders."""
+    """For sources: the last `order.status` of each of their open orders and of the last closed ones (each with its
+    own `seq` and `at`, not the welcome's)."""
 
 
 class Welcome(_Msg):
@@ -602,6 +774,7 @@ class Welcome(_Msg):
 
     type: Literal["welcome"]
     protocol: int
+    """The protocol version of this connection: the highest of the hello's `protocols` that the hub speaks."""
     seq: int
     device: str
     role: Role
@@ -671,6 +844,12 @@ class Error(_Msg):
     errors: list[ErrorDetail] = []
     retry_after_s: Annotated[int, Field(ge=1)] | None = None
     """Seconds to wait before connecting again (`locked_out`); absent otherwise."""
+    key: str | None = None
+    """(`conflict` of an `order.submit` whose `key` the source used for another order.) The key; absent otherwise."""
+    order_id: str | None = None
+    """(Same.) The order the key was used for; absent otherwise."""
+    number: str | None = None
+    """(Same.) That order's number; absent otherwise."""
 
 
 class PrinterState(StrEnum):
@@ -738,8 +917,11 @@ class FrameError(Exception):
 
 
 def _ref_of(data: Any) -> str | None:
+    """The `ref` an error about this frame echoes: the frame's own, exactly as sent, even when it is refused (empty,
+    white space); an over-long one cut to its first `MAX_REF` characters; none when it is not a string or not valid
+    text (a lone surrogate)."""
     ref = data.get("ref") if isinstance(data, dict) else None
-    return ref if isinstance(ref, str) and 0 < len(ref) <= 64 and _is_text(ref) else None
+    return ref[:MAX_REF] if isinstance(ref, str) and _is_text(ref) else None
 
 
 def _is_text(s: str) -> bool:
@@ -861,6 +1043,30 @@ def json_schema() -> dict[str, Any]:
             f"with a 'type'. Frames over {MAX_FRAME_BYTES} bytes close the connection with code "
             f"{CloseCode.TOO_LARGE}. ClientMessage: frames a device sends; HubMessage: frames the hub sends."
         ),
-        "$defs": {**client_defs, **hub_defs, "ClientMessage": client, "HubMessage": hub},
+        "$defs": _standard({**client_defs, **hub_defs, "ClientMessage": client, "HubMessage": hub}),
         "oneOf": [{"$ref": "#/$defs/ClientMessage"}, {"$ref": "#/$defs/HubMessage"}],
     }
+
+
+_BOUNDS = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum", "lt": "exclusiveMaximum"}
+_BOUNDS["multiple_of"] = "multipleOf"
+_KEYWORDS = {
+    "integer": _BOUNDS,
+    "number": _BOUNDS,
+    "object": {"minLength": "minProperties", "maxLength": "maxProperties"},
+}
+"""The names pydantic writes for the bounds it cannot translate (a `Field(ge=…)` after a `BeforeValidator`: `ge`;
+for objects, `maxLength`, which applies to strings only), and the JSON Schema keywords that say the same."""
+
+
+def _standard(node: Any) -> Any:
+    """Plain JSON Schema 2020-12, which standard validators load as is (ajv in strict mode, `jsonschema`) and which
+    checks what the hub checks: without OpenAPI's `discriminator`, which pydantic adds to tagged unions (their `oneOf`
+    of models with a `const` type already tells the frames apart), and with JSON Schema's names for every bound."""
+    if isinstance(node, dict):
+        tagged = "oneOf" in node and isinstance(node.get("discriminator"), dict)
+        names = _KEYWORDS.get(node["type"], {}) if isinstance(node.get("type"), str) else {}
+        return {names.get(k, k): _standard(v) for k, v in node.items() if not (tagged and k == "discriminator")}
+    if isinstance(node, list):
+        return [_standard(v) for v in node]
+    return node

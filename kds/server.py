@@ -1027,7 +1027,7 @@ class HubServer:
         return records, jobs, replies, done
 
     def _withdraw(
-        self, batch: list[tuple[Decision, ServerConnection | None]], known: dict[str, tuple[str, str]]
+        self, batch: list[tuple[Decision, ServerConnection | None]], known: dict[str, tuple[str, str, str | None]]
     ) -> None:
         # New orders the database refused as resubmissions of older ones: answered as duplicates.
         for d, _ in batch:

@@ -431,8 +431,8 @@ class Store:
 
     # ------------------------------------------------------------------ writing
 
-    def _known_keys(self, conn: Any, created: Sequence[EventRecord]) -> dict[str, tuple[str, str]]:
-        """New orders whose (source, key) the database already holds: new id → (old id, old number).
+    def _known_keys(self, conn: Any, created: Sequence[EventRecord]) -> dict[str, tuple[str, str, str | None]]:
+        """New orders whose (source, key) the database already holds: new id → (old id, old number, old digest).
 
         The hub remembers keys of the last days only; this catches a resubmission of anything older.
         """
@@ -450,15 +450,17 @@ class Store:
             params[f"s{k}"] = source
             params.update({f"k{k}_{j}": key for j, key in enumerate(keys)})
             ors.append(f'(source = :s{k} AND "key" IN ({", ".join(f":k{k}_{j}" for j in range(len(keys)))}))')
-        sql = f'SELECT source, "key", id, number FROM orders WHERE store_id = :store AND ({" OR ".join(ors)})'
+        sql = f'SELECT source, "key", id, number, doc FROM orders WHERE store_id = :store AND ({" OR ".join(ors)})'
         if self.engine.dialect.name == "postgresql":
             sql = re.sub(r":(\w+)", r"%(\1)s", sql)
         rows = conn.exec_driver_sql(sql, params)
-        found: dict[str, tuple[str, str]] = {}
-        for source, key, oid, number in rows:
+        found: dict[str, tuple[str, str, str | None]] = {}
+        for source, key, oid, number, doc in rows:
             new_id = wanted.get((source, key))
             if new_id is not None and new_id != oid:
-                found[new_id] = (oid, number)
+                # The digest of the order as submitted (None for orders stored before hubs kept it).
+                digest = stored_json(doc).get("digest") if isinstance(doc, str) else None
+                found[new_id] = (oid, number, digest if isinstance(digest, str) else None)
         return found
 
     def commit(
@@ -469,7 +471,7 @@ class Store:
         replies: Sequence[tuple[str, int, str]] = (),
         done: Sequence[int] = (),
         marks: Sequence[JobMark] = (),
-    ) -> dict[str, tuple[str, str]]:
+    ) -> dict[str, tuple[str, str, str | None]]:
         """Store a batch in one transaction: events, the latest state of their orders, their print jobs, what the
         spooler did with earlier jobs (`marks`), and (for a store run by several hubs) the answers to relayed frames
         and which relayed frames are done.
@@ -503,7 +505,7 @@ class Store:
         replies: Sequence[tuple[str, int, str]],
         done: Sequence[int],
         marks: Sequence[JobMark] = (),
-    ) -> dict[str, tuple[str, str]]:
+    ) -> dict[str, tuple[str, str, str | None]]:
         known = self._known_keys(conn, [r for r in records if r.kind is EventKind.ORDER_CREATED])
         if known:
             records = [r for r in records if r.order_id not in known]

@@ -217,8 +217,11 @@ CASES: list[Case] = [
     ),
     Case("ping-extra-field", msg(type="ping", ref="r-pe", extra=1), INV, ("extra",), "r-pe"),
     Case("ping-ref-number", msg(type="ping", ref=12), INV, ("ref",)),
-    Case("ref-too-long", msg(type="ping", ref="r" * 65), INV, ("ref",)),
-    Case("submit-ref-empty", submit(""), INV, ("ref",)),
+    # A refused ref is still echoed as far as it can be: an over-long one cut to 64 characters, an empty one as is.
+    Case("ref-too-long", msg(type="ping", ref="r" * 65), INV, ("ref",), "r" * 64),
+    Case("submit-ref-empty", submit(""), INV, ("ref",), ""),
+    Case("ref-lone-surrogate", raw('{"type":"ping","ref":"r-\\ud800"}'), INV, ("ref",)),
+    Case("note-lone-surrogate", raw('{"type":"ping","ref":"r-sur","x":"\\udc00"}'), INV, ("x",), "r-sur"),
     # --- order.submit: shape and types
     Case("submit-missing-order", msg(type="order.submit", ref="r-noorder"), INV, ("order",), "r-noorder"),
     Case("submit-order-not-object", msg(type="order.submit", ref="r-ostr", order="LOB-AUS"), INV, ("order",), "r-ostr"),
@@ -309,6 +312,45 @@ CASES: list[Case] = [
         "r-dueg",
         device="app-backend",
     ),
+    # --- times: exactly RFC 3339 with an offset, within the hub's window (docs/protocol.md, times)
+    *[
+        Case(
+            f"due-{name}",
+            submit(f"r-due-{name}", app_order(f"k-due-{name}"), fulfilment={"type": "delivery", "due": due}),
+            code,
+            ("order", "fulfilment", "due"),
+            f"r-due-{name}",
+            device="app-backend",
+        )
+        for name, due, code in [
+            ("unix-number", 1764000000, INV),
+            ("unix-string", "1764000000", INV),
+            ("offset-without-colon", "2026-11-25T12:40:00+0800", INV),
+            ("date-only", "2026-11-25", INV),
+            ("space-separator", "2026-11-25 12:40:00+08:00", INV),
+            ("hour-24", "2026-11-25T24:00:00Z", INV),
+            ("year-1", "0001-01-01T00:00:00Z", ORD),
+            ("year-9999", "9999-12-31T00:00:00Z", ORD),
+        ]
+    ],
+    Case(
+        "pickup-at-year-9999",
+        submit("r-at9999", kiosk_order("k-at9999", fulfilment={"type": "pickup", "at": "9999-01-01T00:00:00Z"})),
+        ORD,
+        ("order", "fulfilment", "at"),
+        "r-at9999",
+        device="kiosk-1",
+    ),
+    # --- strings the hub strips to nothing: the schema's `pattern` refuses them too
+    Case("sku-ideographic-space", submit_item("r-sku3000", sku="\u3000"), INV, (*ITEM0, "sku"), "r-sku3000"),
+    Case(
+        "table-nbsp",
+        submit("r-tnbsp", fulfilment={"type": "dine_in", "table": "\u00a0"}),
+        INV,
+        ("order", "fulfilment", "table"),
+        "r-tnbsp",
+    ),
+    Case("key-blank", submit("r-kblank", key=" \t"), INV, ("order", "key"), "r-kblank"),
     Case(
         "dine-in-without-table",
         submit("r-notable", fulfilment={"type": "dine_in"}),

@@ -220,7 +220,8 @@ def test_numbers_reset_at_midnight_in_the_store_timezone(config: StoreConfig) ->
 def test_idempotent_resubmission_is_the_same_order_without_an_event(core: Core) -> None:
     first = core.submit("app-backend", app_order("same"))
     seq = core.hub.seq
-    again = core.send("app-backend", {"type": "order.submit", "order": app_order("same", note="changed?")})
+    # The same order again (a different one under this key is a `conflict`: tests/test_contract_rules.py).
+    again = core.send("app-backend", {"type": "order.submit", "order": app_order("same")})
     assert again.events == []
     reply = json.loads(again.replies[0][1])
     assert reply["type"] == "order.accepted" and reply["duplicate"] is True
@@ -354,8 +355,10 @@ def test_status_across_stations_accepted_preparing_ready_handed_over(core: Core)
     assert seen == ["accepted", "preparing", "preparing", "preparing", "preparing", "ready", "ready", "handed_over"]
     o = core.order(oid)
     assert o["handed_over_to"] == "runner" and o["called_at"] is not None
-    # The source heard only the changes of status.
-    statuses = [json.loads(r.status_frame)["status"] for r in core.events if r.status_frame]
+    # The source (protocol 1: it stated no `protocols`) heard only the changes of status; protocol 2 is also told
+    # of the call (tests/test_contract_versions.py).
+    source = core.session("app-backend")
+    statuses = [json.loads(f)["status"] for r in core.events if (f := r.frame_for(source))]
     assert statuses == ["accepted", "preparing", "ready", "handed_over"]
 
 
