@@ -22,6 +22,7 @@ from terminals.connection import ConnectionBar, OfflineBanner
 from terminals.counter.context import CounterContext
 from terminals.counter.expo import ExpoScreen
 from terminals.counter.intake import IntakeScreen
+from terminals.counter.words import speak_bindings
 
 
 def utc_now() -> datetime:
@@ -43,6 +44,7 @@ class CounterApp(App[int]):
     def __init__(self, ctx: CounterContext, *, view: str = "intake") -> None:
         super().__init__()
         self.ctx = ctx
+        speak_bindings(self, ctx.w)
         self.client = ctx.client
         self.intake = IntakeScreen(ctx)
         self.expo = ExpoScreen(ctx)
@@ -91,15 +93,16 @@ class CounterApp(App[int]):
                 # A fresh snapshot holds only the last few closed orders: fetch the recall list once online.
                 self.run_worker(self._fetch_closed(), exclusive=True, group="closed")
             if self.client.connections > 1:
+                w = self.ctx.w
                 how = (
-                    f"replayed {frame.get('replay', 0)} missed events"
+                    w("replayed {n} missed events").format(n=frame.get("replay", 0))
                     if frame.get("resumed")
-                    else "fresh snapshot of every open order"
+                    else w("fresh snapshot of every open order")
                 )
-                self._say(f"Back online — resynced ({how}).", timeout=5)
+                self._say(w("Back online — resynced ({how}).").format(how=how), timeout=5)
         elif kind == "order.accepted" and frame.get("ref") not in self.intake.refs:
             # An order from a queue left by an earlier run of this screen reached the hub.
-            self._say(f"Queued order accepted: {frame.get('number')}", timeout=15)
+            self._say(self.ctx.w("Queued order accepted: {number}").format(number=frame.get("number")), timeout=15)
         elif kind == "printer.status":
             self._printer_status(frame)
         self._refresh_link()
@@ -134,14 +137,18 @@ class CounterApp(App[int]):
         printer = str(frame.get("printer", "?"))
         was = printer in self.ctx.printers
         ours = not frame.get("stations")  # the counter's own printer; the kitchen's are only counted
+        w = self.ctx.w
         if frame.get("ok"):
             self.ctx.printers.pop(printer, None)
             if was and ours:
-                self._say(f"Printer {printer} is back: {frame.get('message', 'ok')}", timeout=8)
+                message = frame.get("message", w("ok"))
+                self._say(w("Printer {printer} is back: {message}").format(printer=printer, message=message), timeout=8)
         else:
             self.ctx.printers[printer] = frame
             if not was and ours:
-                self._say(f"Printer {printer}: {frame.get('message', 'in trouble')}", severity="warning", timeout=15)
+                message = frame.get("message", w("in trouble"))
+                said = w("Printer {printer}: {message}").format(printer=printer, message=message)
+                self._say(said, severity="warning", timeout=15)
 
 
 def make_app(

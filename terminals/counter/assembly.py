@@ -77,6 +77,9 @@ class Assembly:
     """For READY orders: how long they have waited at the counter."""
     alerts: tuple[str, ...]
     level: Level
+    said: tuple[tuple[str, dict[str, str]], ...] = ()
+    """The same alerts as English templates with their values (`("{station} late", {"station": "wok"})`), for a
+    screen that says them in its own language."""
 
     @property
     def id(self) -> str:
@@ -161,11 +164,13 @@ def assemble(order: dict[str, Any], store: dict[str, Any], now: datetime) -> Ass
     fulfilment = order["fulfilment"]
     created = datetime.fromisoformat(order["created_at"])
     alerts: list[str] = []
+    said: list[tuple[str, dict[str, str]]] = []
     level = Level.OK
 
-    def alert(text: str, lvl: Level) -> None:
+    def alert(template: str, lvl: Level, **values: str) -> None:
         nonlocal level
-        alerts.append(text)
+        alerts.append(template.format(**values))
+        said.append((template, values))
         level = max(level, lvl)
 
     # The most important alert first: a narrow screen shows only that one in the list.
@@ -175,22 +180,22 @@ def assemble(order: dict[str, Any], store: dict[str, Any], now: datetime) -> Ass
         due_in = datetime.fromisoformat(fulfilment["due"]) - now
         if not closed:
             if due_in.total_seconds() < 0:
-                alert(f"LATE {clock(due_in)}", Level.LATE)
+                alert("LATE {clock}", Level.LATE, clock=clock(due_in))
             elif status != "ready" and (due_in <= RIDER_MARGIN or late_stations):
                 alert("WILL MISS DUE", Level.LATE)
     if not closed:
         for s in stations:
             if s.level is not Level.OK:
-                alert(f"{s.station} {'late' if s.level is Level.LATE else 'slow'}", s.level)
+                alert("{station} late" if s.level is Level.LATE else "{station} slow", s.level, station=s.station)
     waiting: timedelta | None = None
     if status == "ready":
         since = _dt(order.get("status_at")) or _dt(order["updated_at"]) or created
         waiting = now - since
         secs = waiting.total_seconds()
         if secs > int(store.get("counter_late_after_s") or 300):
-            alert(f"waiting {clock(waiting)}", Level.LATE)
+            alert("waiting {clock}", Level.LATE, clock=clock(waiting))
         elif secs > int(store.get("counter_warn_after_s") or 120):
-            alert(f"waiting {clock(waiting)}", Level.WARN)
+            alert("waiting {clock}", Level.WARN, clock=clock(waiting))
     return Assembly(
         order=order,
         stations=stations,
@@ -200,6 +205,7 @@ def assemble(order: dict[str, Any], store: dict[str, Any], now: datetime) -> Ass
         waiting=waiting,
         alerts=tuple(alerts),
         level=level if not closed else Level.OK,
+        said=tuple(said),
     )
 
 

@@ -27,8 +27,13 @@ _WEIGHT = re.compile(r"^(\d+(?:[.,]\d+)?)\s*(kg|g|公斤|千克|克)?$", re.IGNO
 _KG_UNITS = ("kg", "公斤", "千克")
 
 
-def parse_weight(text: str) -> tuple[int | None, str | None]:
-    """A weight as the clerk typed it → (grams, None), or (None, why not); (None, None) when empty.
+def _english(en: str) -> str:
+    return en
+
+
+def parse_weight(text: str, w: Callable[[str], str] = _english) -> tuple[int | None, str | None]:
+    """A weight as the clerk typed it → (grams, None), or (None, why not); (None, None) when empty. `w` says why in
+    the screen's language (English by default).
 
     `1200`, `1200g`, `1200 g`, `1.2kg`, `1.2 kg`, `1,2kg` (decimal comma), `1.2公斤`: a plain number is grams. Refused:
     a plain number with a decimal point or comma (`1.2`: kilograms or grams?), fractions of a gram, anything else.
@@ -38,23 +43,24 @@ def parse_weight(text: str) -> tuple[int | None, str | None]:
         return None, None
     m = _WEIGHT.match(raw)
     if m is None:
-        return None, f"{raw!r} is not a weight: type grams (800) or kilograms with the unit (0.8kg)"
+        return None, w("{raw!r} is not a weight: type grams (800) or kilograms with the unit (0.8kg)").format(raw=raw)
     number, unit = m.group(1).replace(",", "."), (m.group(2) or "").casefold()
     whole, _, frac = number.partition(".")
     if not unit:
         if frac:
-            return None, f"{raw!r}: a plain number is grams; for kilograms add the unit ({number}kg)"
+            why = w("{raw!r}: a plain number is grams; for kilograms add the unit ({number}kg)")
+            return None, why.format(raw=raw, number=number)
         grams = int(whole)
     elif unit in _KG_UNITS:
         if len(frac) > 3:
-            return None, f"{raw!r}: kilograms to the gram at most (3 decimals)"
+            return None, w("{raw!r}: kilograms to the gram at most (3 decimals)").format(raw=raw)
         grams = int(whole) * 1000 + int((frac + "000")[:3])
     else:
         if frac:
-            return None, f"{raw!r}: whole grams only"
+            return None, w("{raw!r}: whole grams only").format(raw=raw)
         grams = int(whole)
     if grams <= 0:
-        return None, "the weight must be more than 0 g"
+        return None, w("the weight must be more than 0 g")
     return grams, None
 
 

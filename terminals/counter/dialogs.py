@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 from textual import events, on
@@ -13,6 +14,7 @@ from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
 from terminals.counter.actions import LAYOUTS
+from terminals.counter.words import speak_bindings
 
 HANDOVER_CHOICES = (
     ("customer", "c", "Customer — picks it up at the counter"),
@@ -59,10 +61,19 @@ class ChoiceDialog(ModalScreen[str | None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, title: str, choices: tuple[tuple[str, str, str], ...], default: str | None = None) -> None:
+    def __init__(
+        self,
+        title: str,
+        choices: tuple[tuple[str, str, str], ...],
+        default: str | None = None,
+        w: Callable[[str], str] = str,
+    ) -> None:
+        """`title` as shown; `choices` (value, letter, English text) and the hint in the screen's language (`w`)."""
         super().__init__()
+        speak_bindings(self, w)
+        self.w = w
         self.title_text = title
-        self.choices = choices
+        self.choices = tuple((value, key, w(text)) for value, key, text in choices)
         self.default = default
         self.keys = {key: value for value, key, _ in choices}
 
@@ -71,7 +82,7 @@ class ChoiceDialog(ModalScreen[str | None]):
         with Vertical():
             yield Label(f"[b]{self.title_text}[/b]")
             yield OptionList(*(Option(f"{key}  {text}", id=value) for value, key, text in self.choices), compact=True)
-            yield Label("↑/↓ Enter or the letter · Esc cancels", classes="hint")
+            yield Label(self.w("↑/↓ Enter or the letter · Esc cancels"), classes="hint")
 
     def on_mount(self) -> None:
         """Highlight the default choice."""
@@ -95,13 +106,14 @@ class ChoiceDialog(ModalScreen[str | None]):
         self.dismiss(None)
 
 
-def handover_dialog(number: str, fulfilment_type: str) -> ChoiceDialog:
-    """Ask to whom order `number` is handed over."""
-    return ChoiceDialog(f"Hand over {number} to…", HANDOVER_CHOICES, default_handover(fulfilment_type))
+def handover_dialog(number: str, fulfilment_type: str, w: Callable[[str], str] = str) -> ChoiceDialog:
+    """Ask to whom order `number` is handed over (`w`: in the screen's language)."""
+    title = w("Hand over {number} to…").format(number=number)
+    return ChoiceDialog(title, HANDOVER_CHOICES, default_handover(fulfilment_type), w)
 
 
-def print_dialog(number: str, has_tags: bool) -> ChoiceDialog:
-    """Ask what to print again for order `number`."""
+def print_dialog(number: str, has_tags: bool, w: Callable[[str], str] = str) -> ChoiceDialog:
+    """Ask what to print again for order `number` (`w`: in the screen's language)."""
     choices = tuple(c for c in PRINT_CHOICES if has_tags or c[0] != "claim_tag")
     assert all(c[0] in LAYOUTS for c in choices)
-    return ChoiceDialog(f"Print again for {number}…", choices, "expo")
+    return ChoiceDialog(w("Print again for {number}…").format(number=number), choices, "expo", w)

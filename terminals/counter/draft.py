@@ -9,6 +9,7 @@ keyed in, and the line's number), printed on the claim tag that travels with the
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -117,19 +118,20 @@ class Draft:
             return self.lines.pop(index)
         return None
 
-    def problems(self) -> list[Problem]:
-        """What stops this order from being sent (field: `lines`, `table` or `note`)."""
+    def problems(self, w: Callable[[str], str] = str) -> list[Problem]:
+        """What stops this order from being sent (field: `lines`, `table` or `note`), said by `w` (the screen's
+        language; English by default; the wire protocol's own objections stay as it words them)."""
         problems: list[Problem] = []
         if not self.lines:
-            problems.append(Problem("lines", "the order has no items yet: add one with F4"))
+            problems.append(Problem("lines", w("the order has no items yet: add one with F4")))
         table = self.table.strip()
         if self.service is Service.DINE_IN:
             if not table:
-                problems.append(Problem("table", "enter the table number (or choose pickup)"))
+                problems.append(Problem("table", w("enter the table number (or choose pickup)")))
             elif len(table) > MAX_TABLE_LEN:
-                problems.append(Problem("table", f"at most {MAX_TABLE_LEN} characters"))
+                problems.append(Problem("table", w("at most {n} characters").format(n=MAX_TABLE_LEN)))
         if len(self.note) > MAX_NOTE_LEN:
-            problems.append(Problem("note", f"at most {MAX_NOTE_LEN} characters"))
+            problems.append(Problem("note", w("at most {n} characters").format(n=MAX_NOTE_LEN)))
         if not problems:
             problems.extend(self._protocol_problems())
         return problems

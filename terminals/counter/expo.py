@@ -30,6 +30,7 @@ from terminals.counter.assembly import Assembly, Level, clock, expo_list
 from terminals.counter.context import CounterContext
 from terminals.counter.dialogs import handover_dialog, print_dialog
 from terminals.counter.widgets import ViewTitle
+from terminals.counter.words import speak_bindings
 
 LEVEL_STYLE = {Level.OK: "", Level.WARN: "bold yellow", Level.LATE: "bold red"}
 WIDE = 110
@@ -86,6 +87,7 @@ class ExpoScreen(Screen[None]):
     def __init__(self, ctx: CounterContext) -> None:
         super().__init__(id="expo-screen")
         self.ctx = ctx
+        speak_bindings(self, ctx.w)
         self.rows: list[Assembly] = []
         self.pending: dict[str, str] = {}
         """Order id → the action waiting for the hub's answer (shown on the row)."""
@@ -177,11 +179,11 @@ class ExpoScreen(Screen[None]):
         number = Text(row.number + ("!" if o.get("priority") == "rush" else ""), style="bold")
         pending = self.pending.get(row.id)
         if pending:
-            status = Text(f"⧗ {pending}", style="bold yellow")
+            status = Text(f"⧗ {self._act(pending)}", style="bold yellow")
         elif row.status == "ready":
             status = Text(f" {w('CALLED') if row.called else w('READY')} ", style="bold black on green")
         elif row.status == "handed_over":
-            status = Text(f"→ {o.get('handed_over_to') or w('handed_over')}", style="dim")
+            status = Text(f"→ {w(str(o.get('handed_over_to') or 'handed_over'))}", style="dim")
         elif row.status == "cancelled":
             status = Text(w("cancelled"), style="dim strike")
         else:
@@ -195,24 +197,34 @@ class ExpoScreen(Screen[None]):
             stations.append(label, style="dim" if row.closed else style)
         level = LEVEL_STYLE[row.level]
         cells = [number, Text(self._for(o, short=True), style="dim" if row.closed else ""), status, stations]
+        alerts = self._alerts(row)
         if self.wide:
-            return [*cells, Text(self._time_text(row), style=level), Text(", ".join(row.alerts), style=level)]
-        return [*cells, Text(row.alerts[0] if row.alerts else self._time_text(row), style=level)]
+            return [*cells, Text(self._time_text(row), style=level), Text(", ".join(alerts), style=level)]
+        return [*cells, Text(alerts[0] if alerts else self._time_text(row), style=level)]
+
+    def _alerts(self, row: Assembly) -> list[str]:
+        """The row's alerts in the screen's language (stations by name)."""
+        w = self.ctx.w
+        return [
+            w(template).format(**{k: self.ctx.station_name(v) if k == "station" else v for k, v in values.items()})
+            for template, values in row.said
+        ]
 
     def _time_text(self, row: Assembly) -> str:
-        o = row.order
+        o, w = row.order, self.ctx.w
         if row.closed:
             when = o.get("handed_over_at") or o.get("cancelled_at") or o["updated_at"]
-            return f"at {self.ctx.local(_parse(when))}"
+            return w("at {time}").format(time=self.ctx.local(_parse(when)))
         if row.due_in is not None:
             due = self.ctx.local(_parse(o["fulfilment"]["due"]))
             late = row.due_in.total_seconds() < 0
+            left = clock(row.due_in)
             if not self.wide:
-                return f"LATE {clock(row.due_in)}" if late else f"due in {clock(row.due_in)}"
-            return f"due {due}, {clock(row.due_in)} ago" if late else f"due {due} in {clock(row.due_in)}"
+                return w("LATE {clock}" if late else "due in {clock}").format(clock=left)
+            return w("due {due}, {clock} ago" if late else "due {due} in {clock}").format(due=due, clock=left)
         if row.waiting is not None:
-            return f"ready {clock(row.waiting)}"
-        return f"age {clock(row.age)}"
+            return w("ready {clock}").format(clock=clock(row.waiting))
+        return w("age {clock}").format(clock=clock(row.age))
 
     @on(DataTable.RowHighlighted, "#orders")
     def _highlighted(self) -> None:
@@ -222,42 +234,42 @@ class ExpoScreen(Screen[None]):
         row = self.selected
         if row is None:
             return
-        o = row.order
+        o, w = row.order, self.ctx.w
         head = [
             f"[b]{escape(row.number)}[/b]",
             escape(self._for(o, short=False)),
-            escape(self.ctx.w(str(o["channel"]))),
-            f"from {escape(o['source'])}",
+            escape(w(str(o["channel"]))),
+            escape(w("from {source}").format(source=o["source"])),
         ]
-        head.append(f"placed {self.ctx.local(_parse(o['created_at']))}")
+        head.append(w("placed {time}").format(time=self.ctx.local(_parse(o["created_at"]))))
         if o.get("customer") and o["customer"].get("name"):
             head.append(escape(str(o["customer"]["name"])))
         head.append(self._time_text(row))
         lines = [" · ".join(head)]
         if row.alerts:
-            lines.append(f"[{LEVEL_STYLE[row.level]}]⚠ {escape(', '.join(row.alerts))}[/]")
+            lines.append(f"[{LEVEL_STYLE[row.level]}]⚠ {escape(', '.join(self._alerts(row)))}[/]")
         if o.get("note"):
-            lines.append(f"[b $warning]note: {escape(str(o['note']))}[/]")
+            lines.append(f"[b $warning]{escape(w('note'))}: {escape(str(o['note']))}[/]")
         for it in o["items"]:
             if it["removed"]:
                 continue
             mark = "[green]✓[/]" if it["done_at"] else "·"
-            what = [f"{it['weight_g']} g" if it.get("weight_g") else f"{it['qty']}×"]
+            what = [w("{grams} g").format(grams=it["weight_g"]) if it.get("weight_g") else f"{it['qty']}×"]
             if it.get("cook"):
                 what.append(self.ctx.method_name(str(it["cook"])))
             elif it.get("cook_name"):
                 what.append(str(it["cook_name"]))
             what[-1] += f" → {self.ctx.station_name(str(it['station']))}"
             if it.get("tag"):
-                what.append(f"tag {it['tag']}")
+                what.append(f"{w('tag')} {it['tag']}")
             extra = []
             if it.get("note"):
-                extra.append(f"note: {it['note']}")
+                extra.append(f"{w('note')}: {it['note']}")
             # The customer's own allergies (the catalogue's are known to everybody).
             product = self.ctx.catalogue.get(str(it["sku"]))
             told = [a for a in it.get("allergens") or [] if product is None or a not in product.allergens]
             if told:
-                extra.append(self.ctx.w("ALLERGY") + ": " + ", ".join(self.ctx.allergen_name(a) for a in told))
+                extra.append(w("ALLERGY") + ": " + ", ".join(self.ctx.allergen_name(a) for a in told))
             first, other = self.ctx.item_names(str(it["sku"]), str(it["name"]), str(it.get("name_zh") or ""))
             name = first if other is None else f"{first} {other}"
             text = f" {mark} {escape(name)} · {escape(' · '.join(what))}"
@@ -273,15 +285,25 @@ class ExpoScreen(Screen[None]):
 
     # ------------------------------------------------------------------ actions
 
+    def _act(self, what: str) -> str:
+        """An action (`call`, `recall`, `hand over to runner`…) in the screen's language."""
+        w = self.ctx.w
+        if what.startswith("hand over to "):
+            return w("hand over to {to}").format(to=w(what.removeprefix("hand over to ")))
+        return w(what)
+
     def _send(self, row: Assembly, what: str, msg: dict[str, Any]) -> None:
         """Queue one counter action durably and wait for its answer in a worker."""
         answer = self.ctx.client.enqueue(msg)
         self.pending[row.id] = what
         offline = self.ctx.client.state is not LinkState.ONLINE
+        act = self._act(what)
         self._say(
-            f"[b $warning]OFFLINE:[/] {what} {row.number} queued, sent when the hub is back."
+            self.ctx.w("[b $warning]OFFLINE:[/] {what} {number} queued, sent when the hub is back.").format(
+                what=act, number=row.number
+            )
             if offline
-            else f"{what.capitalize()} {row.number}…"
+            else f"{act.capitalize()} {row.number}…"
         )
         self.refresh_orders()
         self.run_worker(self._await_answer(row.id, what, row.number, answer), name="counter-action", group="actions")
@@ -295,22 +317,23 @@ class ExpoScreen(Screen[None]):
     @on(Answered)
     def _answered(self, event: Answered) -> None:
         self.pending.pop(event.order_id, None)
-        a = event.answer
+        a, w = event.answer, self.ctx.w
         if a.get("type") == "error":
-            self._say(f"[b $error]✗ {event.what} {event.number}:[/] {escape(actions.error_words(a))}")
+            self._say(f"[b $error]✗ {self._act(event.what)} {event.number}:[/] {escape(actions.error_words(a))}")
         else:
             if event.what == "call":
                 self.app.bell()
-            done = {"call": "called", "recall": "recalled: back to READY"}.get(
-                event.what, event.what.replace("hand over to", "handed over to the")
-            )
+            if event.what.startswith("hand over to "):
+                done = w("handed over to the {to}").format(to=w(event.what.removeprefix("hand over to ")))
+            else:
+                done = w({"call": "called", "recall": "recalled: back to READY"}.get(event.what, event.what))
             self._say(f"[b $success]✓[/] {event.number} {done}")
         self.refresh_orders()
 
     def _need(self, what: str) -> Assembly | None:
         row = self.selected
         if row is None:
-            self._say(f"No order selected to {what}.")
+            self._say(self.ctx.w("No order selected to {what}.").format(what=self._act(what)))
         return row
 
     def action_call(self) -> None:
@@ -319,7 +342,7 @@ class ExpoScreen(Screen[None]):
         if row is None:
             return
         if not row.ready:
-            self._say(f"[b $error]✗ call {row.number}:[/] it is not ready ({row.status.replace('_', ' ')}).")
+            self._not_ready("call", row, self.ctx.w(row.status).replace("_", " "))
             return
         self._send(row, "call", actions.call(row.id))
 
@@ -329,15 +352,23 @@ class ExpoScreen(Screen[None]):
         if row is None:
             return
         if not row.ready:
-            state = "already handed over" if row.status == "handed_over" else row.status.replace("_", " ")
-            self._say(f"[b $error]✗ hand over {row.number}:[/] it is not ready ({state}).")
+            w = self.ctx.w
+            state = w("already handed over") if row.status == "handed_over" else w(row.status).replace("_", " ")
+            self._not_ready("hand over", row, state)
             return
 
         def chosen(to: str | None) -> None:
             if to:
                 self._send(row, f"hand over to {to}", actions.handover(row.id, to))
 
-        self.app.push_screen(handover_dialog(row.number, str(row.order["fulfilment"]["type"])), chosen)
+        self.app.push_screen(handover_dialog(row.number, str(row.order["fulfilment"]["type"]), self.ctx.w), chosen)
+
+    def _not_ready(self, what: str, row: Assembly, state: str) -> None:
+        self._say(
+            self.ctx.w("[b $error]✗ {what} {number}:[/] it is not ready ({state}).").format(
+                what=self._act(what), number=row.number, state=escape(state)
+            )
+        )
 
     def action_recall(self) -> None:
         """r: take back an order handed over by mistake (READY again)."""
@@ -345,7 +376,11 @@ class ExpoScreen(Screen[None]):
         if row is None:
             return
         if row.status != "handed_over":
-            self._say(f"[b $error]✗ recall {row.number}:[/] only a handed-over order can be recalled.")
+            self._say(
+                self.ctx.w("[b $error]✗ {what} {number}:[/] only a handed-over order can be recalled.").format(
+                    what=self._act("recall"), number=row.number
+                )
+            )
             return
         self._send(row, "recall", actions.recall(row.id))
 
@@ -358,10 +393,14 @@ class ExpoScreen(Screen[None]):
 
         def chosen(layout: str | None) -> None:
             if layout:
-                self._say(f"Printing the {actions.LAYOUTS[layout]} of {row.number}…")
+                self._say(
+                    self.ctx.w("Printing the {layout} of {number}…").format(
+                        layout=self.ctx.w(actions.LAYOUTS[layout]), number=row.number
+                    )
+                )
                 self.run_worker(self._print(row.id, row.number, layout), name="print", group="print")
 
-        self.app.push_screen(print_dialog(row.number, has_tags), chosen)
+        self.app.push_screen(print_dialog(row.number, has_tags, self.ctx.w), chosen)
 
     async def _print(self, order_id: str, number: str, layout: str) -> None:
         """Worker: one print request and its answer."""
@@ -370,11 +409,12 @@ class ExpoScreen(Screen[None]):
 
     @on(Printed)
     def _printed(self, event: Printed) -> None:
-        what = f"{actions.LAYOUTS[event.layout]} of {event.number}"
+        w = self.ctx.w
+        what = w("{layout} of {number}").format(layout=w(actions.LAYOUTS[event.layout]), number=event.number)
         self._say(
-            f"[b $success]✓[/] {what} sent to the printer"
+            w("[b $success]✓[/] {what} sent to the printer").format(what=what)
             if event.problem is None
-            else f"[b $error]✗ {what} not printed:[/] {escape(event.problem)}"
+            else w("[b $error]✗ {what} not printed:[/] {problem}").format(what=what, problem=escape(w(event.problem)))
         )
 
 

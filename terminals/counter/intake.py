@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from textual import on
 from textual.actions import SkipAction
@@ -20,6 +20,7 @@ from textual.containers import Horizontal, Vertical
 from textual.markup import escape
 from textual.message import Message
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer, Input, Label, OptionList, RadioButton, RadioSet, Static
 from textual.widgets.option_list import Option
 
@@ -30,7 +31,9 @@ from terminals.counter.catalogue import AllergenChoice, Catalogue, Problem, Prod
 from terminals.counter.context import CounterContext
 from terminals.counter.draft import Draft, Line, Service, new_key
 from terminals.counter.widgets import BigNumber, FieldError, ViewTitle, WeightInput
-from terminals.counter.words import WORDS
+from terminals.counter.words import speak_bindings
+
+_W = TypeVar("_W", bound=Widget)
 
 
 class FindInput(Input):
@@ -156,6 +159,7 @@ class IntakeScreen(Screen[None]):
     def __init__(self, ctx: CounterContext) -> None:
         super().__init__(id="intake-screen")
         self.ctx = ctx
+        speak_bindings(self, ctx.w)
         self.draft = self._new_draft()
         self.product: Product | None = None
         self.cook: str | None = None
@@ -186,13 +190,13 @@ class IntakeScreen(Screen[None]):
         with Horizontal(id="intake-body"):
             with Vertical(id="item-form"):
                 yield Label(w("Item: SKU, barcode or name (EN/中文)"), classes="caption")
-                yield FindInput(placeholder=w("scan or type, Enter"), id="find", compact=True)
+                yield self._spoken(FindInput(placeholder=w("scan or type, Enter"), id="find", compact=True))
                 yield FieldError(id="find-error")
                 yield OptionList(id="matches", compact=True)
                 yield Static("", id="item-info")
                 with Horizontal(classes="row", id="weight-row"):
                     yield Label(w("Weight (g)"), classes="row-label")
-                    yield WeightInput(id="weight", placeholder=w("800 or 0.8kg"))
+                    yield WeightInput(id="weight", placeholder=w("800 or 0.8kg"), words=w)
                     yield Label("", id="weight-note")
                 yield FieldError(id="weight-error")
                 yield Label(w("Cooking method (processing fee)"), classes="caption", id="cook-caption")
@@ -209,8 +213,10 @@ class IntakeScreen(Screen[None]):
                     )
                 with Horizontal(classes="row"):
                     yield Label(w("Allergies"), classes="row-label")
-                    yield AllergenInput(
-                        placeholder=w("type to pick (↓ list)"), id="allergens", max_length=40, compact=True
+                    yield self._spoken(
+                        AllergenInput(
+                            placeholder=w("type to pick (↓ list)"), id="allergens", max_length=40, compact=True
+                        )
                     )
                 yield OptionList(id="allergen-matches", compact=True)
                 yield Static("", id="allergies-chosen")
@@ -223,7 +229,7 @@ class IntakeScreen(Screen[None]):
                     yield Static("", id="accepted-info")
                     yield Static("", id="tag-state")
                 yield Static("", id="order-title")
-                yield OrderLines(id="lines", compact=True)
+                yield self._spoken(OrderLines(id="lines", compact=True))
                 yield FieldError(id="lines-error")
                 with RadioSet(id="service", compact=True):
                     yield RadioButton(w("Dine-in"), value=True, id="dine-in")
@@ -239,6 +245,11 @@ class IntakeScreen(Screen[None]):
                 yield Static("", id="send-state")
         yield ConnectionBar(client, now=self.ctx.monotonic, label=self.ctx.hub_label, language=self.ctx.lang)
         yield Footer(compact=True)
+
+    def _spoken(self, widget: _W) -> _W:
+        """`widget` with its keys described in the screen's language (the footer shows them while it has the focus)."""
+        speak_bindings(widget, self.w)
+        return widget
 
     def on_mount(self) -> None:
         """Start with an empty form."""
@@ -415,7 +426,7 @@ class IntakeScreen(Screen[None]):
         price = f"{money(product.price_cents)}/kg" if product.weighed else money(product.price_cents)
         facts = [price]
         if product.weighed and product.min_weight_g and product.max_weight_g:
-            facts.append(f"{product.min_weight_g}–{product.max_weight_g} g")
+            facts.append(w("{lo}–{hi} g").format(lo=product.min_weight_g, hi=product.max_weight_g))
         if product.allergens:
             facts.append(w("contains") + " " + ", ".join(self.ctx.allergen_name(a) for a in product.allergens))
         self.query_one("#item-info", Static).update(f"{self._names(product)}\n{escape(' · '.join(facts))}")
@@ -452,7 +463,7 @@ class IntakeScreen(Screen[None]):
             return None
         weight = self.query_one("#weight", WeightInput)
         if weight.error is not None:
-            return self.w(weight.error) if weight.error in WORDS.words() else weight.error
+            return weight.error
         checked = self.catalogue.check_line(p, weight.grams, self.cook, self.w, self._item_name(p))
         problems = [x for x in checked if x.field == "weight_g"]
         return problems[0].msg if problems else None
@@ -463,9 +474,9 @@ class IntakeScreen(Screen[None]):
         grams = weight.grams
         note = ""
         if grams is not None and not weight.value.strip().isdigit():
-            note = f"= {grams} g"  # typed with a unit: say what it is in grams
+            note = self.w("= {grams} g").format(grams=grams)  # typed with a unit: say what it is in grams
         elif grams is not None:
-            note = "g"
+            note = self.w("g")
         self.query_one("#weight-note", Label).update(note)
         if self.query_one("#weight-error", FieldError).text and weight.error is None:
             self._error("weight", None)
@@ -790,7 +801,10 @@ class IntakeScreen(Screen[None]):
 
     def _line_text(self, n: int, line: Line) -> str:
         money = self.catalogue.money
-        what = [f"{line.weight_g} g" if line.weight_g else f"×{line.qty}", money(line.price_cents)]
+        what = [
+            self.w("{grams} g").format(grams=line.weight_g) if line.weight_g else f"×{line.qty}",
+            money(line.price_cents),
+        ]
         if line.cook:
             m = self.catalogue.method(line.cook)
             station = self.ctx.station_name(m.station) if m else ""
@@ -885,24 +899,25 @@ class IntakeScreen(Screen[None]):
 
     def action_send(self) -> None:
         """F5: check the order and send it (durably queued; the idempotency key makes a resend harmless)."""
+        w = self.w
         if self.sending is self.draft:
-            self._state("[b]Already sent[/b] — waiting for the hub (pressing again cannot make a second order).")
+            self._state(w("[b]Already sent[/b] — waiting for the hub (pressing again cannot make a second order)."))
             return
         if self.product is not None and not self.action_add_item():
-            self._state("[b $error]Not sent:[/] the item in the form is not complete (fix it, or Esc to clear).")
+            self._state(w("[b $error]Not sent:[/] the item in the form is not complete (fix it, or Esc to clear)."))
             return
         typed = self._input("find").value.strip()
         if self.product is None and typed:
-            self._error("find", f"{typed!r} is not an item yet: Enter to pick it, or Esc to clear")
+            self._error("find", w("{text!r} is not an item yet: Enter to pick it, or Esc to clear").format(text=typed))
             self._focus("find")
-            self._state("[b $error]Not sent:[/] the item field holds something that is not in the order.")
+            self._state(w("[b $error]Not sent:[/] the item field holds something that is not in the order."))
             return
-        problems = self.draft.problems()
+        problems = self.draft.problems(w)
         for field in ("lines", "table", "note"):
             self._error(field, next((p.msg for p in problems if p.field == field), None))
         if problems:
             self._focus({"lines": "find", "table": "table", "note": "order-note"}[problems[0].field])
-            self._state("[b $error]Not sent:[/] fix the fields marked in red.")
+            self._state(w("[b $error]Not sent:[/] fix the fields marked in red."))
             return
         draft = self.draft
         self.sending = draft
@@ -911,7 +926,7 @@ class IntakeScreen(Screen[None]):
         self.refs.add(msg["ref"])
         online = self.ctx.client.state is LinkState.ONLINE
         self._state(
-            "Sending…" if online else "[b $warning]OFFLINE:[/] the order is queued and sent when the hub is back."
+            w("Sending…") if online else w("[b $warning]OFFLINE:[/] the order is queued and sent when the hub is back.")
         )
         self.run_worker(self._await_answer(draft, answer), name="order-answer", group="orders")
 
@@ -929,18 +944,19 @@ class IntakeScreen(Screen[None]):
             if event.draft is self.draft:
                 self._reset_order()
             elif self.draft.lines:
-                self.notify(f"Queued order accepted: {a['number']}", timeout=10)
+                self.notify(self.w("Queued order accepted: {number}").format(number=a["number"]), timeout=10)
                 return
             self._show_accepted()
             self.print_tag()
             return
         # Refused: the draft stays as it was, with the hub's words next to the field at fault.
         if event.draft is not self.draft:
-            self.notify(f"A queued order was refused: {actions.error_words(a)}", severity="error", timeout=30)
+            refused = self.w("A queued order was refused: {words}").format(words=actions.error_words(a))
+            self.notify(refused, severity="error", timeout=30)
             return
         where = self._field_of(a)
         self._error(where, actions.error_words(a))
-        self._state("[b $error]The hub refused the order[/] — nothing was stored. Fix it and press F5 again.")
+        self._state(self.w("[b $error]The hub refused the order[/] — nothing was stored. Fix it and press F5 again."))
 
     @staticmethod
     def _field_of(error: dict[str, Any]) -> str:
@@ -995,13 +1011,14 @@ class IntakeScreen(Screen[None]):
         if acc is None:
             return
         layout = self._layout()
-        self.query_one("#tag-state", Static).update(f"{actions.LAYOUTS[layout].capitalize()}: printing…")
+        what = self.w(actions.LAYOUTS[layout]).capitalize()
+        self.query_one("#tag-state", Static).update(self.w("{layout}: printing…").format(layout=what))
         self.run_worker(self._print(acc.order_id, layout), name="print", group="print")
 
     def action_print_tag(self) -> None:
         """F7: print the claim tag of the last accepted order again."""
         if self.accepted is None:
-            self._state("No order accepted yet: nothing to print.")
+            self._state(self.w("No order accepted yet: nothing to print."))
             return
         self.print_tag()
 
@@ -1014,14 +1031,18 @@ class IntakeScreen(Screen[None]):
     def _printed(self, event: Printed) -> None:
         if self.accepted is None or event.order_id != self.accepted.order_id:
             return
-        what = actions.LAYOUTS[event.layout].capitalize()
+        w = self.w
+        what = w(actions.LAYOUTS[event.layout]).capitalize()
         stuck = [p for p, f in self.ctx.printers.items() if not f.get("stations")]
         if event.problem is not None:
-            text = f"[b $error]{what} not printed:[/] {escape(event.problem)} — F7 tries again"
+            problem = escape(w(event.problem))
+            text = w("[b $error]{what} not printed:[/] {problem} — F7 tries again").format(what=what, problem=problem)
         elif stuck:
-            text = f"[b $warning]{what}: the hub has the job, but {escape(stuck[0])} is in trouble[/] (top line)"
+            text = w("[b $warning]{what}: the hub has the job, but {printer} is in trouble[/] (top line)").format(
+                what=what, printer=escape(stuck[0])
+            )
         else:
-            text = f"{what}: sent to the printer ✓ (F7 prints again)"
+            text = w("{what}: sent to the printer ✓ (F7 prints again)").format(what=what)
         self.query_one("#tag-state", Static).update(text)
 
     # ------------------------------------------------------------------ new order
@@ -1031,10 +1052,16 @@ class IntakeScreen(Screen[None]):
         if self.draft.lines and self.sending is not self.draft and not self._discard_armed:
             self._discard_armed = True
             n = len(self.draft.lines)
-            self._state(f"[b $warning]F6 again throws away the {n} line{'s' if n != 1 else ''} of this order.[/]")
+            self._state(
+                self.w(
+                    "[b $warning]F6 again throws away the {n} line of this order.[/]"
+                    if n == 1
+                    else "[b $warning]F6 again throws away the {n} lines of this order.[/]"
+                ).format(n=n)
+            )
             return
         if self.sending is self.draft:
-            self.notify("The order sent is still queued: its number shows when the hub answers.")
+            self.notify(self.w("The order sent is still queued: its number shows when the hub answers."))
         self._discard_armed = False
         self.query_one("#accepted").display = False
         self._reset_order()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from textual.markup import escape
 from textual.reactive import reactive
 from textual.widget import Widget
@@ -119,9 +121,18 @@ class WeightInput(Input):
     }
     """
 
-    def __init__(self, *, id: str | None = None, compact: bool = True, placeholder: str = "800 or 0.8kg") -> None:
+    def __init__(
+        self,
+        *,
+        id: str | None = None,
+        compact: bool = True,
+        placeholder: str = "800 or 0.8kg",
+        words: Callable[[str], str] | None = None,
+    ) -> None:
         super().__init__(placeholder=placeholder, max_length=14, id=id, compact=compact)
         self._reading = ""
+        self.words = words
+        """Says `error` in the screen's language (English when None)."""
 
     @property
     def grams(self) -> int | None:
@@ -131,7 +142,9 @@ class WeightInput(Input):
     @property
     def error(self) -> str | None:
         """Why what is typed is not a weight (None when it is one, or when the field is empty)."""
-        return None if self.scanned is not None else parse_weight(self.value)[1]
+        if self.scanned is not None:
+            return None
+        return parse_weight(self.value, self.words)[1] if self.words is not None else parse_weight(self.value)[1]
 
     @property
     def scanned(self) -> str | None:
@@ -171,18 +184,20 @@ class ViewTitle(Static):
 
     def show(self, view: str, ctx: CounterContext, *, ready: int) -> None:
         """Redraw for this view."""
+        w = ctx.w
         tabs = "  ".join(
-            f"[reverse b] {name.upper()} {key} [/]" if name == view else f"{name} {key}" for name, key in VIEWS
+            f"[reverse b] {w(name.upper())} {key} [/]" if name == view else f"{w(name)} {key}" for name, key in VIEWS
         )
-        ready_text = f"[b $success]{ready} READY[/]" if ready else "none ready"
+        ready_text = f"[b $success]{w('{n} READY').format(n=ready)}[/]" if ready else w("none ready")
         # The counter's own printer (no stations) by name; the kitchen's printers counted (their screens say more).
         trouble = "".join(
-            f"  [b $text-error]⚠ {escape(p)}: {escape(str(f.get('state', 'trouble')).replace('_', ' '))}[/]"
+            f"  [b $text-error]⚠ {escape(p)}: {escape(w(str(f.get('state', 'trouble')).replace('_', ' ')))}[/]"
             for p, f in sorted(ctx.printers.items())
             if not f.get("stations")
         )
         kitchen = sum(1 for f in ctx.printers.values() if f.get("stations"))
         if kitchen:
-            trouble += f"  [b $warning]⚠ {kitchen} kitchen printer{'s' if kitchen != 1 else ''} in trouble[/]"
+            many = w("{n} kitchen printer in trouble" if kitchen == 1 else "{n} kitchen printers in trouble")
+            trouble += f"  [b $warning]⚠ {many.format(n=kitchen)}[/]"
         store = escape(str(ctx.store.get("name", "")))
-        self.update(f"[b]COUNTER[/] {escape(ctx.client.device)}  {tabs}  {ready_text}{trouble}  [dim]{store}[/]")
+        self.update(f"[b]{w('COUNTER')}[/] {escape(ctx.client.device)}  {tabs}  {ready_text}{trouble}  [dim]{store}[/]")

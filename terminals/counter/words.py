@@ -5,6 +5,11 @@ Names the config gives (items, cooking methods, allergens, stations) come from `
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
+
+from textual.dom import DOMNode
+
 from kds.i18n import COMMON, Words
 
 WORDS = Words(
@@ -108,7 +113,171 @@ WORDS = Words(
         "CALLED": "已叫号",
         "No open orders.": "没有未完成的订单。",
         "Waiting for the hub…": "等待服务器…",
+        # expo: alerts (`Assembly.said`) and times
+        "LATE {clock}": "超时 {clock}",
+        "WILL MISS DUE": "赶不上送达",
+        "{station} late": "{station}超时",
+        "{station} slow": "{station}偏慢",
+        "waiting {clock}": "已等 {clock}",
+        "at {time}": "于 {time}",
+        "due in {clock}": "距送达 {clock}",
+        "due {due}, {clock} ago": "{due}送达 超{clock}",
+        "due {due} in {clock}": "{due}送达 剩{clock}",
+        "ready {clock}": "待取 {clock}",
+        "age {clock}": "用时 {clock}",
+        "from {source}": "来自 {source}",
+        "placed {time}": "{time} 下单",
+        "{grams} g": "{grams} 克",
+        # expo: actions and their answers
+        "call": "叫号",
+        "recall": "召回",
+        "hand over": "交付",
+        "print": "打印",
+        "hand over to {to}": "交给{to}",
+        "customer": "顾客",
+        "runner": "传菜员",
+        "rider": "骑手",
+        "called": "已叫号",
+        "recalled: back to READY": "已召回:回到待取餐",
+        "handed over to the {to}": "已交给{to}",
+        "already handed over": "已取餐",
+        "No order selected to {what}.": "未选择要{what}的订单。",
+        "[b $warning]OFFLINE:[/] {what} {number} queued, sent when the hub is back.": (
+            "[b $warning]离线:[/]{what} {number} 已排队,连上服务器后发送。"
+        ),
+        "[b $error]✗ {what} {number}:[/] it is not ready ({state}).": (
+            "[b $error]✗ {what} {number}:[/]还未备好 ({state})。"
+        ),
+        "[b $error]✗ {what} {number}:[/] only a handed-over order can be recalled.": (
+            "[b $error]✗ {what} {number}:[/]只有已取餐的订单才能召回。"
+        ),
+        "Printing the {layout} of {number}…": "正在打印 {number} 的{layout}…",
+        "{layout} of {number}": "{number} 的{layout}",
+        "[b $success]✓[/] {what} sent to the printer": "[b $success]✓[/] {what}已发送到打印机",
+        "[b $error]✗ {what} not printed:[/] {problem}": "[b $error]✗ {what}未打印:[/]{problem}",
+        # printing (`actions.LAYOUTS`, `actions.request_print`)
+        "claim tags": "取货标签",
+        "pickup slip": "取餐单",
+        "expo slip": "出餐单",
+        "station tickets": "档口小票",
+        "offline: nothing was printed": "离线:未打印",
+        "the hub did not answer: nothing was printed": "服务器无应答:未打印",
+        # dialogs
+        "Hand over {number} to…": "将 {number} 交给…",
+        "Print again for {number}…": "重新打印 {number}…",
+        "Customer — picks it up at the counter": "顾客 — 在柜台取餐",
+        "Runner — takes it to the table": "传菜员 — 送到餐桌",
+        "Rider — delivery": "骑手 — 外送",
+        "Expo slip — the whole order": "出餐单 — 整张订单",
+        "Pickup slip — for the customer": "取餐单 — 给顾客",
+        "Claim tags — for the goods from the tanks": "取货标签 — 鱼缸活鲜",
+        "Station tickets — again at each station": "档口小票 — 各档口重新打印",
+        "↑/↓ Enter or the letter · Esc cancels": "↑/↓ 回车或按字母 · Esc 取消",
+        # intake: weights as typed (`catalogue.parse_weight`)
+        "{raw!r} is not a weight: type grams (800) or kilograms with the unit (0.8kg)": (
+            "{raw!r} 不是重量:请输入克 (800) 或带单位的公斤 (0.8kg)"
+        ),
+        "{raw!r}: a plain number is grams; for kilograms add the unit ({number}kg)": (
+            "{raw!r}:纯数字按克计;公斤请加单位 ({number}kg)"
+        ),
+        "{raw!r}: kilograms to the gram at most (3 decimals)": "{raw!r}:公斤最多精确到克 (3 位小数)",
+        "{raw!r}: whole grams only": "{raw!r}:只能输入整克",
+        "= {grams} g": "= {grams} 克",
+        "g": "克",
+        "{lo}–{hi} g": "{lo}–{hi} 克",
+        # intake: the order's checks (`Draft.problems`)
+        "the order has no items yet: add one with F4": "订单还没有商品:用 F4 加入",
+        "enter the table number (or choose pickup)": "请填写桌号 (或选择自取)",
+        "at most {n} characters": "最多 {n} 个字符",
+        # intake: sending and printing
+        "[b]Already sent[/b] — waiting for the hub (pressing again cannot make a second order).": (
+            "[b]已发送[/b] — 等待服务器答复 (再按也不会重复下单)。"
+        ),
+        "[b $error]Not sent:[/] the item in the form is not complete (fix it, or Esc to clear).": (
+            "[b $error]未发送:[/]表单中的商品未填完整 (请修改,或按 Esc 清空)。"
+        ),
+        "{text!r} is not an item yet: Enter to pick it, or Esc to clear": "{text!r} 还不是商品:回车选择,或按 Esc 清空",
+        "[b $error]Not sent:[/] the item field holds something that is not in the order.": (
+            "[b $error]未发送:[/]商品栏中的内容不在订单里。"
+        ),
+        "[b $error]Not sent:[/] fix the fields marked in red.": "[b $error]未发送:[/]请修改标红的栏位。",
+        "Sending…": "发送中…",
+        "[b $warning]OFFLINE:[/] the order is queued and sent when the hub is back.": (
+            "[b $warning]离线:[/]订单已排队,连上服务器后发送。"
+        ),
+        "Queued order accepted: {number}": "排队的订单已接单:{number}",
+        "A queued order was refused: {words}": "排队的订单被拒绝:{words}",
+        "[b $error]The hub refused the order[/] — nothing was stored. Fix it and press F5 again.": (
+            "[b $error]服务器拒绝了订单[/] — 未保存。请修改后再按 F5。"
+        ),
+        "{layout}: printing…": "{layout}:打印中…",
+        "No order accepted yet: nothing to print.": "尚无已接单的订单:无可打印。",
+        "[b $error]{what} not printed:[/] {problem} — F7 tries again": (
+            "[b $error]{what}未打印:[/]{problem} — 按 F7 重试"
+        ),
+        "[b $warning]{what}: the hub has the job, but {printer} is in trouble[/] (top line)": (
+            "[b $warning]{what}:服务器已收到,但 {printer} 有故障[/] (见顶行)"
+        ),
+        "{what}: sent to the printer ✓ (F7 prints again)": "{what}:已发送到打印机 ✓ (F7 再打印)",
+        "[b $warning]F6 again throws away the {n} line of this order.[/]": (
+            "[b $warning]再按 F6 将丢弃此订单的 {n} 行。[/]"
+        ),
+        "[b $warning]F6 again throws away the {n} lines of this order.[/]": (
+            "[b $warning]再按 F6 将丢弃此订单的 {n} 行。[/]"
+        ),
+        "The order sent is still queued: its number shows when the hub answers.": (
+            "已发送的订单仍在排队:服务器答复后显示单号。"
+        ),
+        # the app: notices
+        "Back online — resynced ({how}).": "已重新连线 — 已同步 ({how})。",
+        "replayed {n} missed events": "补发了 {n} 个错过的事件",
+        "fresh snapshot of every open order": "重新载入所有未完成订单",
+        "Printer {printer} is back: {message}": "打印机 {printer} 已恢复:{message}",
+        "Printer {printer}: {message}": "打印机 {printer}:{message}",
+        "ok": "正常",
+        "in trouble": "故障",
+        # the title line
+        "COUNTER": "柜台",
+        "intake": "点单",
+        "INTAKE": "点单",
+        "expo": "出餐",
+        "EXPO": "出餐",
+        "{n} READY": "{n} 单待取餐",
+        "none ready": "无待取餐",
+        "trouble": "故障",
+        "{n} kitchen printer in trouble": "{n} 台厨房打印机故障",
+        "{n} kitchen printers in trouble": "{n} 台厨房打印机故障",
+        # keys (footer: `Binding` descriptions)
+        "Intake": "点单",
+        "Expo": "出餐",
+        "Add item": "加入商品",
+        "Send order": "下单",
+        "Print tag": "打印标签",
+        "Dine-in/pickup": "堂食/自取",
+        "Clear item": "清空商品",
+        "Next match": "下一个",
+        "Previous match": "上一个",
+        "Next allergen": "下一个",
+        "Previous allergen": "上一个",
+        "Clear": "清空",
+        "Remove line": "删除此行",
+        "Call": "叫号",
+        "Hand over": "交付",
+        "Recall": "召回",
+        "Print": "打印",
+        "Cancel": "取消",
     },
     parent=COMMON,
 )
 """The counter's fixed words: English → Chinese."""
+
+
+def speak_bindings(node: DOMNode, w: Callable[[str], str]) -> None:
+    """Give `node`'s key bindings their descriptions in the screen's language (`w`), for the footer: call it on a
+    screen, the app or a widget once it exists and before it is mounted. Only this node's copy changes (the class's
+    bindings stay English)."""
+    bindings = node._bindings  # Textual keeps a node's own bindings here (a copy of its class's)
+    bindings.key_to_bindings = {
+        key: [replace(b, description=w(b.description)) if b.description else b for b in group]
+        for key, group in bindings.key_to_bindings.items()
+    }

@@ -5,20 +5,23 @@ store's list, and a counter that speaks Chinese."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.widgets import DataTable, OptionList, RadioButton, Static
+from textual.widgets import DataTable, Label, OptionList, RadioButton, Static
+from textual.widgets._footer import FooterKey
 
 from kds.config import StoreConfig, parse_config
 from kds.server import HubServer
 from terminals.connection import ConnectionBar
 from terminals.counter.catalogue import money
+from terminals.counter.dialogs import ChoiceDialog
 from terminals.counter.widgets import FieldError, WeightInput
 from tests.conftest import SAMPLE_CONFIG
 from tests.support import until
-from tests.terminals.test_counter_support import counter_app, hub_server, key_item, ready, type_text
+from tests.terminals.test_counter_support import Clock, counter_app, hub_server, key_item, ready, type_text
 
 
 def _error(app: Any, field: str) -> str:
@@ -27,6 +30,11 @@ def _error(app: Any, field: str) -> str:
 
 def _text(app: Any, selector: str) -> str:
     return str(app.screen.query_one(selector, Static).render())
+
+
+def _footer(app: Any) -> list[str]:
+    """The key descriptions the footer shows now."""
+    return [str(k.description) for k in app.screen.query(FooterKey)]
 
 
 def _focused(app: Any) -> str | None:
@@ -298,13 +306,28 @@ async def test_a_counter_set_to_chinese_speaks_chinese(
 ) -> None:
     lobster, steamed = zh_config.item("LOB-AUS"), zh_config.method("steamed")
     assert lobster is not None and steamed is not None and steamed.name_zh
-    app = counter_app(zh_hub.url, tmp_path, config=zh_config)
+    seafood = zh_config.station(steamed.station)
+    assert seafood is not None and seafood.name_zh
+    clock = Clock(datetime.now(UTC))
+    app = counter_app(zh_hub.url, tmp_path, config=zh_config, now=clock)
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(pilot, app)
         intake = app.intake
         labels = [str(w.render()) for w in intake.query(".row-label")]
         assert labels[:2] == ["重量 (克)", "数量"]
-        await key_item(pilot, intake, "LOB-AUS", weight=900, add=False)
+        footer = _footer(app)
+        assert {"加入商品", "下单", "点单", "出餐"} <= set(footer), footer
+        assert not any(k in footer for k in ("Add item", "Send order", "Intake")), "no English key left"
+
+        # A weight error in Chinese, then a good weight.
+        await key_item(pilot, intake, "LOB-AUS", weight="1.2", add=False)
+        assert _error(app, "weight") == "'1.2':纯数字按克计;公斤请加单位 (1.2kg)"
+        assert "重量有误" in intake.hint
+        await _clear(pilot, app, "weight")
+        await type_text(pilot, "900")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert str(intake.query_one("#weight-note").render()) == "克" and _error(app, "weight") == ""
         cook = intake.query_one("#cook", OptionList)
         options = [str(cook.get_option_at_index(k).prompt) for k in range(cook.option_count)]
         assert any(steamed.name_zh in o for o in options)
@@ -315,14 +338,57 @@ async def test_a_counter_set_to_chinese_speaks_chinese(
         await pilot.pause()
         line = str(intake.query_one("#lines", OptionList).get_option_at_index(0).prompt)
         assert line.index(lobster.name_zh) < line.index(lobster.name), "the Chinese name first, the English after"
-        assert "过敏: 花生" in line and steamed.name_zh in line
+        assert "过敏: 花生" in line and steamed.name_zh in line and "900 克" in line
         title = _text(app, "#order-title")
         assert "新订单" in title and "堂食" in title and "合计" in title
         assert str(intake.query_one("#dine-in", RadioButton).label) == "✓ 堂食"
+
+        # Sending without a table: the order's own check in Chinese.
+        await pilot.press("f5")
+        await pilot.pause()
+        assert _error(app, "table") == "请填写桌号 (或选择自取)"
+        assert "未发送" in _text(app, "#send-state")
+        intake.query_one("#table").focus()
+        await type_text(pilot, "12")
+        await pilot.press("enter")
+        await until(lambda: intake.accepted is not None, what="order accepted")
+        await until(lambda: "打印" in _text(app, "#tag-state"), what="print said")
+
         await pilot.press("f3")
         await pilot.pause()
-        headers = [str(c.label) for c in app.expo.query_one("#orders", DataTable).columns.values()]
+        expo = app.expo
+        title = _text(app, "#title")
+        assert title.startswith("柜台 counter-1") and "出餐 F3" in title and "点单 F2" in title, title
+        headers = [str(c.label) for c in expo.query_one("#orders", DataTable).columns.values()]
         assert headers[:3] == ["订单", "去向", "状态"]
-        bar = app.expo.query_one(ConnectionBar)
+        assert {"叫号", "交付", "召回", "打印"} <= set(_footer(app)), _footer(app)
+        bar = expo.query_one(ConnectionBar)
         bar.refresh_status()
         assert "已连接主机" in str(bar.render())
+
+        # Time words and alerts: half an hour on, the seafood station is late with it.
+        clock.advance(minutes=30)
+        expo.refresh_orders()
+        await pilot.pause()
+        cells = [str(c) for c in expo.query_one("#orders", DataTable).get_row_at(0)]
+        assert cells[4].startswith("用时 2") or cells[4].startswith("用时 30:"), cells
+        assert cells[5] == f"{seafood.name_zh}超时", cells
+        detail = _text(app, "#detail")
+        assert "来自 counter-1" in detail and "下单" in detail and f"⚠ {seafood.name_zh}超时" in detail
+        assert "age" not in detail and "placed" not in detail and "from" not in detail
+
+        # Refusals and dialogs in Chinese.
+        await pilot.press("h")
+        await pilot.pause()
+        assert expo.last_message.startswith("✗ 交付 ") and "还未备好" in expo.last_message
+        await pilot.press("p")
+        await until(lambda: isinstance(app.screen, ChoiceDialog), what="print dialog")
+        dialog = app.screen
+        texts = [str(label.render()) for label in dialog.query(Label)]
+        assert texts[0].startswith("重新打印 ") and texts[-1] == "↑/↓ 回车或按字母 · Esc 取消", texts
+        box = dialog.query_one(OptionList)
+        choices = [str(box.get_option_at_index(k).prompt) for k in range(box.option_count)]
+        assert choices[0] == "e  出餐单 — 整张订单", choices
+        await pilot.press("e")
+        await until(lambda: "出餐单" in expo.last_message and "打印机" in expo.last_message, what="printed")
+        assert expo.last_message.endswith("的出餐单已发送到打印机"), expo.last_message
