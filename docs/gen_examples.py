@@ -239,6 +239,7 @@ async def _script(
             "station": "wok",
             "resume_from": 0,
             "client": "acme-kds 2.3",
+            "protocols": [1, 2],
         },
     )
     hub("welcome.kitchen", trim_welcome(frames[0]))
@@ -437,6 +438,7 @@ async def _script(
     clock.at(400)
     r = await ask(counter, "order.call", {"type": "order.call", "ref": "c1-301", "order_id": s001})
     hub("event.order.called", await counter.event(r["seq"]))
+    hub("status.called", await shelf.status(r["seq"]))  # (HubClient speaks protocol 2: it hears the call)
     r = await ask(
         counter, "print.request", {"type": "print.request", "ref": "c1-310", "order_id": s001, "layout": "claim_tag"}
     )
@@ -525,6 +527,7 @@ async def _script(
             "station": "wok",
             "resume_from": resume_point,
             "client": "acme-kds 2.3",
+            "protocols": [1, 2],
         },
     )
     hub("welcome.resumed", trim_welcome(frames[0]))
@@ -541,6 +544,7 @@ async def _script(
             "role": "source",
             "resume_from": 0,
             "client": "freshapp-backend 5.12",
+            "protocols": [1, 2],
         },
     )
     hub("welcome.source", trim_welcome(frames[0]))
@@ -558,6 +562,7 @@ async def _script(
                 "role": "monitor",
                 "resume_from": 0,
                 "client": "office-board 1.0",
+                "protocols": [1, 2],
             },
         )
     finally:
@@ -578,6 +583,14 @@ async def _script(
         frames, code, reason = await hello(f"hello.{name}", msg)
         hub(f"error.hello.{name}", frames[0])
         ex[f"close.{name}"] = Example("close", f"close {code} {reason}")
+
+    # --- a client that speaks no version this hub speaks
+    frames, code, reason = await hello(
+        "hello.protocols.none",
+        {"type": "hello", "device": "wok-1", "token": "dev-wok-1-token", "role": "kitchen", "protocols": [3]},
+    )
+    hub("error.hello.protocols.none", frames[0])
+    ex["close.protocols.none"] = Example("close", f"close {code} {reason}")
 
     # --- a device locked out after repeated wrong tokens: its own token is refused too
     for _ in range(config.limits.device_lockout_failures):

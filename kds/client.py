@@ -35,6 +35,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from kds.config import Device
+from kds.protocol import PROTOCOLS
 from kds.tls import client_context, websockets_log
 from kds.view import OrderBook
 
@@ -214,6 +215,8 @@ class HubClient:
         """time.monotonic() of the last event or welcome."""
         self.last_error: str | None = None
         self.welcome: dict[str, Any] | None = None
+        self.protocol: int | None = None
+        """The protocol version the hub's last welcome agreed (this client states every version it speaks)."""
         self.listeners: list[Listener] = []
         self.state_listeners: list[Callable[[LinkState], None]] = []
         self.connections = 0
@@ -404,6 +407,7 @@ class HubClient:
             "role": self.role,
             "resume_from": self._resume_from,
             "client": self.client_name,
+            "protocols": list(PROTOCOLS),
         }
         if self.station:
             hello["station"] = self.station
@@ -435,6 +439,7 @@ class HubClient:
         self._conn = conn
         self.connections += 1
         self.welcome = first
+        self.protocol = int(first.get("protocol", 1))
         self._on_welcome(first)
         await self._emit(first)
         if self._replay_left == 0:

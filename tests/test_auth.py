@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed
 
 from kds.client import Backoff, HubClient, LinkState, Refused
 from kds.config import Role, StoreConfig
-from kds.protocol import MAX_FRAME_BYTES, PROTOCOL_VERSION, CloseCode, Error, ErrorCode, Welcome
+from kds.protocol import MAX_FRAME_BYTES, CloseCode, Error, ErrorCode, Welcome
 from kds.server import HubServer
 from tests.conftest import shelf_order
 from tests.test_bad_input import kiosk_order, until
@@ -138,7 +138,8 @@ REFUSALS = [
     ),
     Refusal("unknown-role", {**GOOD_WOK, "role": "chef"}, CloseCode.BAD_HELLO, ErrorCode.BAD_HELLO, None),
     Refusal("negative-resume-from", {**GOOD_WOK, "resume_from": -1}, CloseCode.BAD_HELLO, ErrorCode.BAD_HELLO, None),
-    Refusal("hello-extra-field", {**GOOD_WOK, "password": "hunter2"}, CloseCode.BAD_HELLO, ErrorCode.BAD_HELLO, None),
+    # (Unknown fields of a hello are ignored since protocol 2: tests/test_contract_versions.py.)
+    Refusal("no-common-protocol", {**GOOD_WOK, "protocols": [99]}, CloseCode.BAD_HELLO, ErrorCode.BAD_HELLO, None),
 ]
 
 
@@ -294,7 +295,7 @@ async def test_good_hello_gets_welcome_for_its_role(
 
     Welcome.model_validate(w)
     assert w["type"] == "welcome"
-    assert w["protocol"] == PROTOCOL_VERSION
+    assert w["protocol"] == 1, "a hello that states no `protocols` speaks version 1"
     assert w["device"] == dev.id
     assert w["role"] == dev.role.value
     assert w["station"] == dev.station

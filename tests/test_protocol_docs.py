@@ -19,17 +19,27 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from kds.config import Role
+from kds.client import HubClient
+from kds.config import Role, StoreConfig
 from kds.protocol import (
     CLIENT_TYPES,
     ROLE_MESSAGES,
+    ClientMessage,
     CloseCode,
+    Customer,
+    Delivery,
+    DineIn,
     ErrorCode,
     EventKind,
     FrameError,
+    Hello,
     HubMessage,
+    ItemIn,
+    OrderAmend,
+    OrderCancel,
+    OrderIn,
     OrderStatus,
     TicketState,
     parse_client_frame,
@@ -217,3 +227,197 @@ async def test_examples_are_what_a_real_hub_sends() -> None:
         f"examples no longer match what the hub sends: {stale}; "
         "run `.venv/bin/python docs/gen_examples.py --write` and read the diff"
     )
+
+
+# ------------------------------------------------------------------------------------------------ fields and limits
+
+
+def _models() -> list[type[BaseModel]]:
+    """Every model of the protocol, both directions, with the models they use."""
+    seen: dict[str, type[BaseModel]] = {}
+
+    def visit(tp: Any) -> None:
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            if tp.__name__ in seen:
+                return
+            seen[tp.__name__] = tp
+            for f in tp.model_fields.values():
+                visit(f.annotation)
+        for arg in typing.get_args(tp):
+            visit(arg)
+
+    visit(ClientMessage)
+    visit(HubMessage)
+    return list(seen.values())
+
+
+@pytest.mark.parametrize(
+    ("model", "field"), [pytest.param(m, f, id=f"{m.__name__}.{f}") for m in _models() for f in m.model_fields]
+)
+def test_doc_names_every_field_of_every_model(model: type[BaseModel], field: str) -> None:
+    assert f"`{field}`" in DOC, f"docs/protocol.md never names {model.__name__}.{field}"
+
+
+def _section(heading: str) -> str:
+    start = DOC.index(heading + "\n")
+    rest = DOC[start + len(heading) + 1 :]
+    ends = [i for i in (rest.find("\n## "), rest.find("\n### ")) if i >= 0]
+    return rest[: min(ends)] if ends else rest
+
+
+def _tables(heading: str) -> list[dict[str, str]]:
+    """The tables of a section: one dict per table, field name → its row."""
+    tables: list[dict[str, str]] = []
+    current: dict[str, str] | None = None
+    for line in _section(heading).splitlines():
+        m = re.match(r"^\| `([a-z_]+)` \|", line)
+        if line.startswith("|"):
+            if current is None:
+                current = {}
+                tables.append(current)
+            if m:
+                current[m.group(1)] = line
+        else:
+            current = None
+    return tables
+
+
+def _prop(model: type[BaseModel], field: str) -> dict[str, Any]:
+    """A field's JSON Schema, without the `null` of an optional one."""
+    prop: dict[str, Any] = model.model_json_schema()["properties"][field]
+    options = [p for p in prop.get("anyOf", [prop]) if p.get("type") != "null"]
+    return {**prop, **options[0]}
+
+
+def _len(model: type[BaseModel], field: str) -> str:
+    p = _prop(model, field)
+    return f"{p['minLength']}–{p['maxLength']}" if p.get("minLength", 0) > 1 else f"≤ {p['maxLength']}"
+
+
+def _note_len() -> int:
+    """The longest note of `order.amend`'s `item_notes`."""
+    p = _prop(OrderAmend, "item_notes")
+    values = p.get("additionalProperties") or next(iter(p.get("patternProperties", {}).values()))
+    return int(values["maxLength"])
+
+
+def _limits() -> list[Any]:
+    hello = _tables("### `hello`")[0]
+    order, item = _tables("## The order model")[:2]
+    amend = _tables("### `order.amend`")[0]
+    p = _prop
+    return [
+        (hello["token"], f"≤ {p(Hello, 'token')['maxLength']}"),
+        (hello["client"], f"≤ {p(Hello, 'client')['maxLength']}"),
+        (hello["protocols"], f"≥ {p(Hello, 'protocols')['items']['minimum']}"),
+        (hello["protocols"], f"{p(Hello, 'protocols')['minItems']}–{p(Hello, 'protocols')['maxItems']} of them"),
+        (order["key"], f"{p(OrderIn, 'key')['minLength']}–{p(OrderIn, 'key')['maxLength']}"),
+        (order["note"], _len(OrderIn, "note")),
+        (order["items"], f"{p(OrderIn, 'items')['minItems']}–{p(OrderIn, 'items')['maxItems']}"),
+        (order["fulfilment"], f'"address"?: string {_len(Delivery, "address")}'),
+        (order["fulfilment"], f"string {p(DineIn, 'table')['minLength']}–{p(DineIn, 'table')['maxLength']}"),
+        (order["customer"], f"`name` ({_len(Customer, 'name')})"),
+        (order["customer"], f"`phone` ({_len(Customer, 'phone')})"),
+        (item["sku"], _len(ItemIn, "sku")),
+        (item["name"], _len(ItemIn, "name")),
+        (item["qty"], f"{p(ItemIn, 'qty')['minimum']}–{p(ItemIn, 'qty')['maximum']}"),
+        (item["cook"], _len(ItemIn, "cook")),
+        (item["modifiers"], f"≤ {p(ItemIn, 'modifiers')['maxItems']} × {p(ItemIn, 'modifiers')['items']['maxLength']}"),
+        (item["allergens"], f"≤ {p(ItemIn, 'allergens')['maxItems']} × {p(ItemIn, 'allergens')['items']['maxLength']}"),
+        (item["note"], _len(ItemIn, "note")),
+        (item["tag"], _len(ItemIn, "tag")),
+        (amend["add"], f"≤ {p(OrderAmend, 'add')['maxItems']}"),
+        (amend["remove"], f"≤ {p(OrderAmend, 'remove')['maxItems']}"),
+        (amend["note"], _len(OrderAmend, "note")),
+        (
+            amend["item_notes"],
+            f"string ≤ {_note_len()}",
+        ),
+        (amend["item_notes"], f"at most {p(OrderAmend, 'item_notes')['maxProperties']} entries"),
+        (_section("### `order.cancel`"), f"`reason` ({_len(OrderCancel, 'reason')} characters)"),
+    ]
+
+
+@pytest.mark.parametrize(("row", "expected"), [pytest.param(r, e, id=e) for r, e in _limits()])
+def test_documented_limits_are_the_models(row: str, expected: str) -> None:
+    assert expected in row, f"docs/protocol.md should say {expected!r} in: {row}"
+
+
+# ------------------------------------------------------------------------------------------------ resume point
+
+
+RESUME_CODE = """\
+on welcome:       if resumed: left = welcome.replay; target = welcome.seq
+                                if left == 0: last = target
+                  else:         replace state by welcome.snapshot; last = welcome.seq
+on event/status:  apply it (upsert by order id, keep the highest version)
+                  if left > 0:  left -= 1; if left == 0: last = target
+                  else:         last = max(last, frame.seq)
+on reconnect:     hello with resume_from = last
+"""
+
+
+async def test_the_documented_resume_point_is_the_clients() -> None:
+    section = _section("## Resuming after a disconnect")
+    assert RESUME_CODE in section, "the resume pseudo-code changed: check it against HubClient, then this test"
+    assert "resume again from the same `resume_from`" in section
+    client = HubClient("ws://127.0.0.1:1", device="d", token="t", role="kitchen")
+    client._on_welcome({"type": "welcome", "seq": 5, "resumed": False, "replay": 0, "snapshot": None})
+    assert client.seq == 5
+    client._on_welcome({"type": "welcome", "seq": 9, "resumed": True, "replay": 2, "snapshot": None})
+    order = {"id": "o", "version": 1}
+    seen = []
+    for seq in (7, 8, 11):  # two replayed frames (the device's own: not up to the welcome's seq), then a live one
+        await client._on_frame({"type": "event", "seq": seq, "order": order})
+        seen.append(client.seq)
+    # The prose and the pseudo-code: `resume_from` until the replay is applied, then welcome.seq, then live seqs.
+    assert seen == [5, 9, 11]
+
+
+# ------------------------------------------------------------------------------------------------ the largest frame
+
+
+def test_the_largest_frame_the_hub_sends_is_within_the_documented_bound(config: StoreConfig) -> None:
+    from tests.test_hub_core import Core
+
+    text = _section("## Limits")
+    bound = float(re.search(r"an order is at\s+most \*\*([\d.]+) MiB\*\*", text).group(1))  # type: ignore[union-attr]
+    lim = config.limits
+    largest = 0
+    for ch in ("\x01", "\U0001f600"):  # the widest in JSON: a 6-byte escape, a 4-byte character
+        core = Core(config)
+
+        def line(ch: str = ch) -> dict[str, Any]:
+            allergens = [a.id for a in config.allergens][:20]
+            return {
+                "sku": "WOK-KUNGPAO",
+                "qty": 99,
+                "name": ch * 120,
+                "note": ch * 500,
+                "modifiers": [ch * 80] * 20,
+                "allergens": allergens,
+            }
+
+        order = {
+            "key": "k" * 64,
+            "channel": "app",
+            "fulfilment": {"type": "delivery", "due": "2026-11-25T12:30:00+08:00", "address": ch * 500},
+            "customer": {"name": ch * 80, "phone": ch * 32},
+            "note": ch * 500,
+            "items": [line()],
+        }
+        r = core.ask("app-backend", {"type": "order.submit", "order": order})
+        if r["type"] != "order.accepted":
+            continue  # the hub refuses this character: not part of the worst case
+        while len(core.order(r["order_id"])["items"]) < lim.max_items_per_order:
+            frame = {
+                "type": "order.amend",
+                "order_id": r["order_id"],
+                "add": [line(), line()][: lim.max_items_per_order - len(core.order(r["order_id"])["items"])],
+            }
+            assert len(json.dumps(frame, ensure_ascii=False).encode()) <= lim.max_frame_bytes
+            answer = core.ask("app-backend", frame)
+            assert answer["type"] == "ack", answer
+        largest = max(largest, len(core.last_event().frame.encode("utf-8")))
+    assert largest > 0
+    assert largest <= bound * 1024 * 1024, f"an event of {largest} bytes, the doc says at most {bound} MiB"
