@@ -263,10 +263,16 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    """kds schema."""
-    from kds.protocol import json_schema
+    """kds schema [--asyncapi] [--compact]."""
+    if args.asyncapi:
+        from kds.asyncapi import asyncapi
 
-    print(json.dumps(json_schema(), indent=2 if not args.compact else None, ensure_ascii=False))
+        document = asyncapi()
+    else:
+        from kds.protocol import json_schema
+
+        document = json_schema()
+    print(json.dumps(document, indent=2 if not args.compact else None, ensure_ascii=False))
     return 0
 
 
@@ -474,10 +480,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     sc = sub.add_parser(
         "schema",
-        help="print the JSON Schema of every protocol message",
-        description="Print the JSON Schema of every message of the wire protocol.",
+        help="print the JSON Schema of every protocol message (or the AsyncAPI document)",
+        description=(
+            "Print the JSON Schema (draft 2020-12) of every message of the wire protocol; it loads as is in standard "
+            "validators (ajv in strict mode, Python jsonschema). With --asyncapi, print the protocol's AsyncAPI 3.0 "
+            "document instead (docs/asyncapi.json is its published copy)."
+        ),
     )
     sc.add_argument("--compact", action="store_true", help="one line")
+    sc.add_argument(
+        "--asyncapi", action="store_true", help="the AsyncAPI 3.0 document: the endpoint, send/receive, every message"
+    )
     sc.set_defaults(func=cmd_schema)
 
     sim = sub.add_parser(

@@ -1048,25 +1048,13 @@ def json_schema() -> dict[str, Any]:
     }
 
 
-_BOUNDS = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum", "lt": "exclusiveMaximum"}
-_BOUNDS["multiple_of"] = "multipleOf"
-_KEYWORDS = {
-    "integer": _BOUNDS,
-    "number": _BOUNDS,
-    "object": {"minLength": "minProperties", "maxLength": "maxProperties"},
-}
-"""The names pydantic writes for the bounds it cannot translate (a `Field(ge=…)` after a `BeforeValidator`: `ge`;
-for objects, `maxLength`, which applies to strings only), and the JSON Schema keywords that say the same."""
-
-
 def _standard(node: Any) -> Any:
-    """Plain JSON Schema 2020-12, which standard validators load as is (ajv in strict mode, `jsonschema`) and which
-    checks what the hub checks: without OpenAPI's `discriminator`, which pydantic adds to tagged unions (their `oneOf`
-    of models with a `const` type already tells the frames apart), and with JSON Schema's names for every bound."""
+    """Plain JSON Schema 2020-12, which standard validators load as is (ajv in strict mode, `jsonschema`): without
+    OpenAPI's `discriminator`, which pydantic adds to tagged unions; their `oneOf` of models with a `const` type
+    already tells the frames apart."""
     if isinstance(node, dict):
         tagged = "oneOf" in node and isinstance(node.get("discriminator"), dict)
-        names = _KEYWORDS.get(node["type"], {}) if isinstance(node.get("type"), str) else {}
-        return {names.get(k, k): _standard(v) for k, v in node.items() if not (tagged and k == "discriminator")}
+        return {k: _standard(v) for k, v in node.items() if not (tagged and k == "discriminator")}
     if isinstance(node, list):
         return [_standard(v) for v in node]
     return node
