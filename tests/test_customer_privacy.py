@@ -35,6 +35,8 @@ PHONE = "13812345521"
 STREET = "Biyun Rd 199"
 ADDRESS = f"{STREET}, Lane 12, Bldg 2-1203"
 DUE = "2026-11-25T12:40:00+08:00"
+DUE_UTC = "2026-11-25T04:40:00+00:00"
+"""`DUE` as the hub keeps and echoes it: in UTC (docs/protocol.md, Times)."""
 PRIVATE_ORDER = {
     "key": "private-1",
     "channel": "app",
@@ -146,7 +148,7 @@ def assert_kitchen_view(frames: list[str], order_id: str, who: str, *, least: in
     assert len(copies) >= least, f"{who} got {len(copies)} copies of the order, expected at least {least}"
     for doc in copies:
         assert doc["customer"] == {"name": FIRST, "phone": None}, doc["customer"]
-        assert doc["fulfilment"] == {"type": "delivery", "due": DUE}, doc["fulfilment"]
+        assert doc["fulfilment"] == {"type": "delivery", "due": DUE_UTC}, doc["fulfilment"]
 
 
 def assert_counter_view(frames: list[str], order_id: str, *, least: int) -> None:
@@ -155,7 +157,7 @@ def assert_counter_view(frames: list[str], order_id: str, *, least: int) -> None
     assert len(copies) >= least, f"the counter got {len(copies)} copies of the order, expected at least {least}"
     for doc in copies:
         assert doc["customer"] == {"name": f"{FIRST} {SURNAME}", "phone": PHONE}
-        assert doc["fulfilment"] == {"type": "delivery", "due": DUE, "address": ADDRESS}
+        assert doc["fulfilment"] == {"type": "delivery", "due": DUE_UTC, "address": ADDRESS}
 
 
 async def test_kitchens_and_the_monitor_never_see_the_phone_address_or_surname_the_counter_sees_all(

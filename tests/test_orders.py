@@ -199,7 +199,7 @@ async def test_counter_call_handover_recall_and_the_source_status_sequence(conne
     await synced(app, counter)
     assert counter.book.orders[oid]["handed_over_to"] == "rider"
     assert [(f["type"], f["order_id"], f["status"]) for f in statuses] == [
-        ("order.status", oid, s) for s in ("accepted", "preparing", "ready", "handed_over")
+        ("order.status", oid, s) for s in ("accepted", "preparing", "ready", "called", "handed_over")
     ]
     assert statuses[2]["ready"] == ["wok", "bar"]
     seqs = [f["seq"] for f in statuses]
@@ -207,7 +207,7 @@ async def test_counter_call_handover_recall_and_the_source_status_sequence(conne
     # Handed over by mistake: the counter takes it back, the app is told it is ready again.
     assert (await counter.request({"type": "order.recall", "order_id": oid}))["type"] == "ack"
     await synced(app)
-    assert statuses[-1]["status"] == "ready" and len(statuses) == 5
+    assert statuses[-1]["status"] == "ready" and len(statuses) == 6
     assert counter.book.open_orders()[0]["id"] == oid
     # A source may not call or hand over.
     r = await app.request({"type": "order.handover", "order_id": oid})
