@@ -20,8 +20,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/kds demo
 
+# Two workers (pytest-xdist): the suite is mostly waiting on sockets, screens and databases, and CI has 2 cores.
+# `make test PYTEST_ARGS="-n 0 -k name"` runs in one process.
+PYTEST_ARGS ?=
 test: $(STAMP)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n 2 $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check kds terminals printers tests bench
