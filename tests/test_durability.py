@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -19,15 +18,9 @@ import pytest
 from kds.client import Backoff, HubClient, LinkState, NotConnected
 from kds.config import StoreConfig
 from tests.conftest import ROOT, SAMPLE_CONFIG, app_order, shelf_order
-from tests.support import until
+from tests.support import free_port, until
 
 FAST = Backoff(first=0.05, cap=0.2)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class HubProcess:

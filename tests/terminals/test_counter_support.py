@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -105,13 +104,6 @@ def no_blink(app: CounterApp) -> None:
     """Steady text cursors (snapshots must not catch a blink)."""
     for w in app.screen.query(Input):
         w.cursor_blink = False
-
-
-def free_port() -> int:
-    """A TCP port free on loopback right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def hub_server(
