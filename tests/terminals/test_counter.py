@@ -12,8 +12,8 @@ from kds.config import StoreConfig
 from kds.server import HubServer
 from terminals.counter.widgets import BigNumber, FieldError, WeightInput
 from tests.conftest import app_order, shelf_order
-from tests.support import until
-from tests.terminals.test_counter_support import counter_app, free_port, hub_server, key_item, ready, type_text
+from tests.support import free_port, until
+from tests.terminals.test_counter_support import counter_app, hub_server, key_item, ready, type_text
 
 ClientFactory = Callable[..., Any]
 
