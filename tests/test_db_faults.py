@@ -433,8 +433,9 @@ async def test_terminated_postgresql_backends_lose_nothing_and_the_hub_leads_aga
     assert all(r["type"] == "order.accepted" for r in before)
     refusals: list[str] = []
 
-    # Idle: every connection of the hub goes (its pool, the one holding the lead and its advisory lock, LISTEN).
-    assert await asyncio.to_thread(pg_admin.terminate) >= 3
+    # Idle: every connection of the hub goes (the one holding the lead and its advisory lock, LISTEN, and its pool's
+    # when one is open at that instant: under load a CI run found it closed, so it is not counted on).
+    assert await asyncio.to_thread(pg_admin.terminate) >= 2
     await eventually(lambda: pg_admin.leads() == 0, "the advisory lock going with its connection", 2)
     frames = [submit(shelf_order(f"pg-{n}")) for n in range(10)]
     answers = await asyncio.gather(*(submit_until_accepted(shelf, f, refusals) for f in frames))
