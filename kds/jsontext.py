@@ -19,6 +19,12 @@ def dumps(obj: Any) -> str:
     return orjson.dumps(obj).decode("utf-8")
 
 
+def dumps_sorted(obj: Any) -> bytes:
+    """`json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))` as UTF-8 bytes, faster (the
+    canonical text an order's digest is made from)."""
+    return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+
+
 def loads(text: str | bytes) -> Any:
     """Parse JSON the hub wrote itself (stored events, order documents)."""
     return orjson.loads(text)

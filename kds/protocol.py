@@ -11,7 +11,6 @@ Naming: requests are imperative (`order.submit`, `ticket.bump`), events are past
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
@@ -32,6 +31,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from kds.config import Channel, Role
+from kds.jsontext import dumps_sorted
 
 PROTOCOL_VERSION = 2
 """The newest protocol version this hub speaks (what `welcome.protocol` says to a client that speaks it too)."""
@@ -291,8 +291,8 @@ def order_digest(order: OrderIn) -> str:
     """The digest of an order as submitted: SHA-256 of its canonical JSON (every field with its default filled in,
     strings stripped, times in UTC, object keys sorted, no white space), the first 32 hex digits. Two submissions
     that say the same thing (`"qty": 1` or no `qty`, `+08:00` or the same instant in `Z`) have the same digest."""
-    text = json.dumps(order.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+    text = dumps_sorted(order.model_dump(mode="json"))  # the same bytes as json.dumps(sort_keys, compact, UTF-8)
+    return hashlib.sha256(text).hexdigest()[:32]
 
 
 # --------------------------------------------------------------------------------------------- client -> hub

@@ -383,3 +383,22 @@ async def test_the_rules_over_a_real_websocket(hub: HubServer, config: StoreConf
         await src.ping()
     finally:
         await src.close()
+
+
+def test_the_order_digest_is_sha256_of_the_canonical_json_the_docs_describe() -> None:
+    """Stored digests must keep matching: the digest is the standard library's sorted, compact, UTF-8 JSON of the
+    parsed order, whatever encoder makes it (orjson, for speed)."""
+    import hashlib
+
+    from kds.protocol import OrderIn, order_digest
+    from tests.conftest import app_order
+
+    order = OrderIn.model_validate(
+        app_order(
+            "digest-1",
+            note="不要辣 ☃ \u00e9",
+            items=[{"sku": "WOK-KUNGPAO", "qty": 2, "modifiers": ["少辣", "x"], "allergens": ["peanut"]}],
+        )
+    )
+    canonical = json.dumps(order.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    assert order_digest(order) == hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
