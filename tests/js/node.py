@@ -8,6 +8,7 @@ skipped with a reason that says what is missing; with KDS_REQUIRE_NODE=1 (set it
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import hashlib
 import json
@@ -35,6 +36,15 @@ def _missing() -> str | None:
     lock = hashlib.sha256((JS / "package-lock.json").read_bytes()).hexdigest()
     if STAMP.exists() and STAMP.read_text() == lock:
         return None
+    # Several test processes (pytest-xdist workers) may get here at once: one runs `npm ci`, the others wait for it.
+    with open(JS / ".npm-ci.lock", "w") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        if STAMP.exists() and STAMP.read_text() == lock:
+            return None
+        return _npm_ci(npm, lock)
+
+
+def _npm_ci(npm: str, lock: str) -> str | None:
     try:
         done = subprocess.run(
             [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
