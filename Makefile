@@ -27,7 +27,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check kds terminals printers tests bench
+	$(BIN)/ruff check kds kdsapp terminals printers tests bench
 	$(BIN)/mypy
 
 # The hub under the rush beside a bare relay and the durable floor (docs/performance.md), about 8 minutes;

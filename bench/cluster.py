@@ -84,7 +84,7 @@ async def main_async(pg: str, orders: int, rate: float) -> dict[str, Any]:
     procs: list[subprocess.Popen[bytes]] = []
     try:
         for port in ports:  # the first one started leads
-            cmd = [sys.executable, "-m", "kds.cli", "serve", "--quiet", "--db", url, "--port", str(port)]
+            cmd = [sys.executable, "-m", "kdsapp.cli", "serve", "--quiet", "--db", url, "--port", str(port)]
             procs.append(subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             await _wait_port(port)
         config = load_config(ROOT / "config/store.toml")

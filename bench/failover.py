@@ -8,7 +8,7 @@ and fills it with a day's realistic traffic, decided by a real `OrderHub` and st
 hub's own commit path, in this process, so filling takes seconds rather than minutes): `--closed` orders earlier
 in the day, each cooked, bumped, called and handed over (a few cancelled), then `--open` open orders from the last
 40 minutes (some started, some ready and called) and a few just handed over. The simulator's order mix
-(`kds.simulate.OrderMix`); every print job marked printed.
+(`kdsapp.simulate.OrderMix`); every print job marked printed.
 
 Then, with `kds serve` in processes of its own (loopback only; printers write to /dev/null):
 - **restart** (SQLite, and PostgreSQL with `--pg`): from starting `kds serve` to the hub listening, and to a counter
@@ -55,8 +55,8 @@ from bench.soak import quiet_printers  # noqa: E402
 from kds.client import HubClient  # noqa: E402
 from kds.config import Role, StoreConfig, load_config  # noqa: E402
 from kds.hub import Decision, OrderHub, Session  # noqa: E402
-from kds.simulate import OrderMix  # noqa: E402
 from kds.store import JOBS, Store, database_url  # noqa: E402
+from kdsapp.simulate import OrderMix  # noqa: E402
 
 RESTART_TARGET_S = 2.0
 TAKEOVER_TARGET_S = 3.0
@@ -186,7 +186,7 @@ def fill(db: str, config: StoreConfig, *, open_orders: int, closed: int, seed: i
 
 
 def _serve(db: str, cfg: Path, port: int, log: Path | None = None) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "kds.cli", "serve", "--db", db, "--port", str(port), "--config", str(cfg)]
+    cmd = [sys.executable, "-m", "kdsapp.cli", "serve", "--db", db, "--port", str(port), "--config", str(cfg)]
     if log is None:
         cmd.append("--quiet")
     err = open(log, "ab") if log is not None else subprocess.DEVNULL  # noqa: SIM115 (the child holds it)

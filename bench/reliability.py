@@ -386,9 +386,10 @@ async def run(quick: bool) -> dict[str, Any]:
         config = load_config(cfg)
         db = Path(tmp) / "rel.sqlite3"
         log = Path(tmp) / "hub.log"
+        serve = ["serve", "--db", str(db), "--port", str(port), "--config", str(cfg)]
         with log.open("wb") as logf:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "kds.cli", "serve", "--db", str(db), "--port", str(port), "--config", str(cfg)],
+                [sys.executable, "-m", "kdsapp.cli", *serve],
                 cwd=ROOT,
                 stdout=logf,
                 stderr=logf,

@@ -374,7 +374,7 @@ async def run_hub(
         emulators = [
             subprocess.Popen(
                 [
-                    sys.executable, "-m", "kds.cli", "printer-emulator", "--discard",
+                    sys.executable, "-m", "kdsapp.cli", "printer-emulator", "--discard",
                     "--port", str(ports[pid]), "--control-port", str(_free_port()),
                     "--columns", str(columns), "--out", str(tmp / pid),
                 ],
@@ -397,7 +397,7 @@ async def run_hub(
         )  # fmt: skip
         proc = subprocess.Popen(
             [
-                *prefix, sys.executable, "-m", "kds.cli", "serve", "--quiet", "--config", str(path),
+                *prefix, sys.executable, "-m", "kdsapp.cli", "serve", "--quiet", "--config", str(path),
                 "--db", db or str(tmp / "bench.sqlite3"), "--port", str(port),
             ],
             cwd=ROOT,

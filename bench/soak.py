@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.run import _free_port, _wait_port  # noqa: E402
 from kds.config import load_config  # noqa: E402
-from kds.simulate import SimulationOptions, run_kitchen_bots, run_simulation  # noqa: E402
+from kdsapp.simulate import SimulationOptions, run_kitchen_bots, run_simulation  # noqa: E402
 
 
 def rss_mb(pid: int) -> float:
@@ -55,7 +55,7 @@ async def soak(minutes: float, rate: float, sample_s: float) -> dict[str, Any]:
         cfg.write_text(quiet_printers((ROOT / "config/store.toml").read_text(encoding="utf-8")), encoding="utf-8")
         config = load_config(cfg)
         db = Path(tmp) / "soak.sqlite3"
-        cmd = [sys.executable, "-m", "kds.cli", "serve", "--quiet", "--db", str(db), "--port", str(port)]
+        cmd = [sys.executable, "-m", "kdsapp.cli", "serve", "--quiet", "--db", str(db), "--port", str(port)]
         proc = subprocess.Popen([*cmd, "--config", str(cfg)], cwd=ROOT, stdout=subprocess.DEVNULL)
         samples: list[dict[str, float]] = []
         try:

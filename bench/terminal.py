@@ -200,7 +200,8 @@ def hub_process(tmp: Path, port: int) -> subprocess.Popen[bytes]:
     """`kds serve` on a fresh SQLite file, printers to /dev/null."""
     cfg = tmp / "store.toml"
     cfg.write_text(quiet_printers((ROOT / "config/store.toml").read_text(encoding="utf-8")), encoding="utf-8")
-    cmd = [sys.executable, "-m", "kds.cli", "serve", "--quiet", "--db", str(tmp / "kds.sqlite3"), "--port", str(port)]
+    db = tmp / "kds.sqlite3"
+    cmd = [sys.executable, "-m", "kdsapp.cli", "serve", "--quiet", "--db", str(db), "--port", str(port)]
     return subprocess.Popen(
         [*cmd, "--config", str(cfg)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -358,7 +359,7 @@ async def bench_process_rss(config: StoreConfig, url: str, tmp: Path) -> dict[st
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", SIZE[1], SIZE[0], 0, 0))
     env = {**os.environ, "TERM": "xterm-256color", "COLORTERM": "truecolor"}
-    cmd = [sys.executable, "-m", "kds.cli", "kitchen", "--station", "wok", "--hub", url]
+    cmd = [sys.executable, "-m", "kdsapp.cli", "kitchen", "--station", "wok", "--hub", url]
     proc = subprocess.Popen(
         [*cmd, "--queue", str(tmp / "queue-wok-1.jsonl")],
         cwd=ROOT,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from kds.config import Printer, StoreConfig, Transport
@@ -27,31 +27,15 @@ def where(p: Printer) -> str:
     return f"{p.transport.value} {p.path}"
 
 
-def _queued(config: StoreConfig, db: str | None) -> dict[str, int]:
-    if not db or ("://" not in db and not Path(db).exists()):
-        return {}
-    from kds.store import Store
-
-    store = Store(db, store_id=config.store.id)
-    try:
-        store.create_schema()
-        counts: dict[str, int] = {}
-        for row in store.jobs():
-            if row["state"] != "printed":
-                counts[row["target"]] = counts.get(row["target"], 0) + 1
-        return counts
-    finally:
-        store.close()
-
-
-def printers_status(config: StoreConfig, *, db: str | None = None, as_json: bool = False) -> int:
-    """Probe every printer at once; print a table (or JSON). Exit code 1 when any printer is not ok."""
+def printers_status(config: StoreConfig, *, queued: Mapping[str, int] | None = None, as_json: bool = False) -> int:
+    """Probe every printer at once; print a table (or JSON) with `queued`, each printer's jobs not yet printed (the
+    caller reads them from the hub's store: the printers know no database). Exit code 1 when any printer is not ok."""
     if not config.printers:
         print("no printers in the config")
         return 0
     with ThreadPoolExecutor(max_workers=len(config.printers)) as pool:
         health = list(pool.map(probe, config.printers))
-    queued = _queued(config, db)
+    queued = queued or {}
     rows: list[dict[str, Any]] = []
     for p, h in zip(config.printers, health, strict=True):
         rows.append(

@@ -21,8 +21,8 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT7
 
 from kds.asyncapi import asyncapi
-from kds.cli import main
 from kds.protocol import CLIENT_TYPES, PROTOCOL_VERSION, HubMessage
+from kdsapp.cli import main
 from tests.js import node
 from tests.test_schema_standard import BAD, FRAMES
 
@@ -61,7 +61,7 @@ def test_the_published_document_is_what_the_code_generates(capsys: pytest.Captur
 
 def test_kds_schema_asyncapi_from_the_command_line() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "kds.cli", "schema", "--asyncapi", "--compact"],
+        [sys.executable, "-m", "kdsapp.cli", "schema", "--asyncapi", "--compact"],
         cwd=ROOT,
         capture_output=True,
         text=True,

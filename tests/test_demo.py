@@ -11,8 +11,8 @@ from textual.pilot import Pilot
 
 from kds.client import Backoff, HubClient
 from kds.config import StoreConfig
-from kds.demo import demo
 from kds.server import HubServer
+from kdsapp.demo import demo
 from terminals.live_view import LiveView
 from tests.conftest import app_order, shelf_order
 

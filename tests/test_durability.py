@@ -24,7 +24,7 @@ FAST = Backoff(first=0.05, cap=0.2)
 
 
 class HubProcess:
-    """`python -m kds.cli serve` on a given db and port."""
+    """`python -m kdsapp.cli serve` on a given db and port."""
 
     def __init__(self, db: Path | str, port: int, log: Path, config: Path = SAMPLE_CONFIG) -> None:
         self.db, self.port, self.log, self.config = db, port, log, config
@@ -40,7 +40,7 @@ class HubProcess:
                 [
                     sys.executable,
                     "-m",
-                    "kds.cli",
+                    "kdsapp.cli",
                     "serve",
                     "--db",
                     str(self.db),

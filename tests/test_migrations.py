@@ -116,7 +116,7 @@ def test_a_schema_newer_than_the_hub_is_refused(config: StoreConfig, empty_db: P
         [
             sys.executable,
             "-m",
-            "kds.cli",
+            "kdsapp.cli",
             "serve",
             "--db",
             str(empty_db),
@@ -138,7 +138,7 @@ def test_a_schema_newer_than_the_hub_is_refused(config: StoreConfig, empty_db: P
 def test_kds_db_upgrade_and_current(config: StoreConfig, empty_db: Path | str) -> None:
     def kds(*args: str) -> str:
         out = subprocess.run(
-            [sys.executable, "-m", "kds.cli", "db", *args, "--db", str(empty_db), "--config", str(SAMPLE_CONFIG)],
+            [sys.executable, "-m", "kdsapp.cli", "db", *args, "--db", str(empty_db), "--config", str(SAMPLE_CONFIG)],
             cwd=ROOT,
             capture_output=True,
             text=True,

@@ -16,7 +16,7 @@ from kds.config import Role, StoreConfig
 from kds.hub import Session, _dumps
 from kds.privacy import first_name, order_for, redact_customer, redact_json, redact_order
 from kds.protocol import Event, OrderView
-from kds.simulate import OrderMix
+from kdsapp.simulate import OrderMix
 from tests.conftest import app_order
 from tests.test_hub_core import T0, Core
 

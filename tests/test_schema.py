@@ -20,11 +20,11 @@ from pydantic import TypeAdapter, ValidationError
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
-from kds.cli import main
 from kds.client import HubClient
 from kds.config import Role, StoreConfig
 from kds.protocol import CLIENT_TYPES, EventKind, HubMessage, OrderStatus, PrinterState, json_schema
 from kds.server import HubServer
+from kdsapp.cli import main
 from tests.conftest import app_order, shelf_order
 from tests.support import until
 
@@ -91,7 +91,7 @@ def test_kds_schema_compact_is_one_line(capsys: pytest.CaptureFixture[str]) -> N
 
 
 def _console_commands() -> list[list[str]]:
-    commands = [[sys.executable, "-m", "kds.cli", "schema"]]
+    commands = [[sys.executable, "-m", "kdsapp.cli", "schema"]]
     script = Path(sys.executable).parent / "kds"
     if script.exists():
         commands.append([str(script), "schema"])

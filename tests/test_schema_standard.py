@@ -18,8 +18,8 @@ import pytest
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
-from kds.cli import main
 from kds.protocol import CLIENT_TYPES, json_schema
+from kdsapp.cli import main
 from tests.js import node
 from tests.test_protocol_docs import BLOCKS, strip_trims
 

@@ -18,7 +18,7 @@ from kds.config import SoldBy, StoreConfig
 from kds.protocol import OrderIn
 from kds.routing import check_item
 from kds.server import HubServer
-from kds.simulate import OrderMix, SimulationError, SimulationOptions, run_kitchen_bots, run_simulation
+from kdsapp.simulate import OrderMix, SimulationError, SimulationOptions, run_kitchen_bots, run_simulation
 from tests.support import until
 
 ClientFactory = Callable[..., Any]

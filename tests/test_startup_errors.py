@@ -27,7 +27,7 @@ PASSWORD = "s3cret-pw-42"
 
 def kds(*args: str, config: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """`kds ARGS` in a subprocess (the sample config unless `config=False`), stdin closed; `env` adds variables."""
-    cmd = [sys.executable, "-m", "kds.cli", *args]
+    cmd = [sys.executable, "-m", "kdsapp.cli", *args]
     if config:
         cmd += ["--config", str(SAMPLE_CONFIG)]
     return subprocess.run(

@@ -28,14 +28,14 @@ from cryptography.x509.oid import NameOID
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidHandshake
 
-from kds import cli
 from kds.client import HubClient, LinkState
 from kds.config import ConfigError, StoreConfig, load_config
 from kds.hub import OrderHub
 from kds.server import HubServer
-from kds.simulate import run_simulation
 from kds.store import Store
 from kds.tls import MINIMUM_VERSION, TlsError, client_context, server_context
+from kdsapp import cli
+from kdsapp.simulate import run_simulation
 from tests.conftest import FAST, SAMPLE_CONFIG, app_order
 from tests.support import until
 from tests.test_simulate import quick

@@ -39,7 +39,7 @@ def test_a_device_has_a_token_or_its_hash_and_the_hash_checks_it() -> None:
 
 def test_kds_token_prints_a_token_and_the_line_that_checks_it() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "kds.cli", "token"], cwd=ROOT, capture_output=True, text=True, check=True
+        [sys.executable, "-m", "kdsapp.cli", "token"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
     token = re.search(r"^token: (\S+)$", out, re.MULTILINE)
     line = re.search(r'^token_hash = "(\S+)"$', out, re.MULTILINE)

@@ -47,7 +47,7 @@ def _config_with_file_printer(tmp_path: Path, out: Path) -> Path:
 
 def _printers_test(config: Path, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "kds.cli", "printers", "test", "file-printer", "--config", str(config)],
+        [sys.executable, "-m", "kdsapp.cli", "printers", "test", "file-printer", "--config", str(config)],
         cwd=ROOT,
         capture_output=True,
         text=True,

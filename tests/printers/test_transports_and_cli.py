@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from kds.cli import main
 from kds.config import StoreConfig, config_from_dict
+from kdsapp.cli import main
 from printers.admin import print_test_page, printers_status
 from printers.decoder import decode
 from printers.emulator import EmulatorState, PrinterEmulator
@@ -87,7 +87,7 @@ def test_the_commands_exist(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_the_emulator_command_runs_and_stops(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "kds.cli", "printer-emulator", "--port", "0", "--out", str(tmp_path / "out")],
+        [sys.executable, "-m", "kdsapp.cli", "printer-emulator", "--port", "0", "--out", str(tmp_path / "out")],
         cwd=ROOT,
         input="status\n",
         capture_output=True,

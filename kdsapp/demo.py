@@ -28,8 +28,8 @@ from kds.client import HubClient
 from kds.config import Role, StoreConfig
 from kds.hub import OrderHub
 from kds.server import HubServer
-from kds.simulate import SimulationError, SimulationOptions, run_kitchen_bots, run_simulation
 from kds.store import Store
+from kdsapp.simulate import SimulationError, SimulationOptions, run_kitchen_bots, run_simulation
 from terminals.live_view import LiveView
 
 

@@ -281,7 +281,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     """kds simulate."""
-    from kds.simulate import SimulationError, SimulationOptions, run_simulation
+    from kdsapp.simulate import SimulationError, SimulationOptions, run_simulation
 
     config = _config(args.config, hub=False)
     opts = SimulationOptions(
@@ -304,7 +304,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """kds demo."""
-    from kds.demo import run_demo
+    from kdsapp.demo import run_demo
 
     config = _config(args.config)
     return run_demo(
@@ -399,6 +399,24 @@ def cmd_printer_emulator(args: argparse.Namespace) -> int:
     )
 
 
+def _queued_jobs(config: StoreConfig, db: str | None) -> dict[str, int]:
+    """Each printer's jobs in the hub's store not yet printed (none when there is no database yet)."""
+    if not config.printers or not db or ("://" not in db and not Path(db).exists()):
+        return {}
+    from kds.store import Store
+
+    store = Store(db, store_id=config.store.id)
+    try:
+        store.create_schema()
+        counts: dict[str, int] = {}
+        for row in store.jobs():
+            if row["state"] != "printed":
+                counts[row["target"]] = counts.get(row["target"], 0) + 1
+        return counts
+    finally:
+        store.close()
+
+
 def cmd_printers_status(args: argparse.Namespace) -> int:
     """kds printers status."""
     import sqlalchemy as sa
@@ -408,7 +426,7 @@ def cmd_printers_status(args: argparse.Namespace) -> int:
 
     config = _config(args.config)
     try:
-        return printers_status(config, db=args.db, as_json=args.json)
+        return printers_status(config, queued=_queued_jobs(config, args.db), as_json=args.json)
     except (StoreUnavailable, SchemaError) as exc:
         problem = str(exc)
     except sa.exc.OperationalError as exc:  # the database of the queued jobs does not open
