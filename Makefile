@@ -29,6 +29,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check kds kdsapp terminals printers tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # The hub under the rush beside a bare relay and the durable floor (docs/performance.md), about 8 minutes;
 # PG=postgresql://USER:PASSWORD@127.0.0.1:5432/postgres adds the flat-out run on PostgreSQL.
