@@ -218,7 +218,7 @@ class Probes:
         self.proc.stdin.write("stop\n")
         self.proc.stdin.flush()
         await asyncio.to_thread(self.proc.wait, 60)
-        return [tuple(a) for a in json.loads(self.out.read_text())]  # type: ignore[misc]
+        return [tuple(a) for a in json.loads(self.out.read_text())]
 
     def kill(self) -> None:
         if self.proc.poll() is None:

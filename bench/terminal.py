@@ -103,9 +103,9 @@ class TimedKitchenApp(KitchenApp):
         self.redraws = 0
         self._waiters: list[tuple[Callable[[], bool], asyncio.Future[float]]] = []
 
-    def redraw(self) -> None:
+    def redraw(self, page: int | None = None) -> None:
         """Count redraws."""
-        super().redraw()
+        super().redraw(page)
         self.redraws += 1
 
     def _display(self, screen: Screen[Any], renderable: RenderableType | None) -> None:

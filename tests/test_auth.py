@@ -18,7 +18,8 @@ from kds.config import Role, StoreConfig
 from kds.protocol import MAX_FRAME_BYTES, CloseCode, Error, ErrorCode, Welcome
 from kds.server import HubServer
 from tests.conftest import shelf_order
-from tests.test_bad_input import kiosk_order, until
+from tests.support import until
+from tests.test_bad_input import kiosk_order
 
 
 def hello(device: str, token: str, role: str, **extra: Any) -> dict[str, Any]:

@@ -62,7 +62,7 @@ class Raw:
         """The next frame that answers something this device sent (broadcasts are kept aside)."""
         async with asyncio.timeout(timeout):
             while True:
-                frame = json.loads(await self.conn.recv())
+                frame: dict[str, Any] = json.loads(await self.conn.recv())
                 if frame.get("type") in STATE_FRAMES:
                     self.broadcasts.append(frame)
                     continue

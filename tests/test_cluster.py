@@ -22,8 +22,8 @@ from kds.protocol import PrinterState
 from kds.server import HubServer
 from kds.store import NotLeading, Store
 from tests.conftest import Devices, app_order, shelf_order
-from tests.support import db_rows, until
-from tests.test_durability import HubProcess, free_port
+from tests.support import db_rows, free_port, until
+from tests.test_durability import HubProcess
 
 
 def seqs(frames: list[dict[str, Any]]) -> list[int]:

@@ -22,8 +22,8 @@ import sqlalchemy as sa
 from kds.client import HubClient
 from kds.store import OPEN_STATUSES
 from tests.conftest import Devices
-from tests.support import db_rows
-from tests.test_durability import HubProcess, free_port
+from tests.support import db_rows, free_port
+from tests.test_durability import HubProcess
 
 ORDERS = 150
 RATE = 60.0  # orders/s

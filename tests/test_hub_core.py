@@ -93,7 +93,7 @@ class Core:
         assert len(d.replies) == 1, d.replies
         session, frame = d.replies[0]
         assert session is self.session(device)
-        reply = json.loads(frame)
+        reply: dict[str, Any] = json.loads(frame)
         assert reply.get("ref") == msg["ref"]
         return reply
 
@@ -150,7 +150,9 @@ def mixed_order(key: str, **over: Any) -> dict[str, Any]:
 
 def ack_seq(reply: dict[str, Any]) -> int | None:
     assert reply["type"] == "ack", reply
-    return reply["seq"]
+    seq = reply["seq"]
+    assert seq is None or isinstance(seq, int), reply
+    return seq
 
 
 # ============================================================================================ submit and numbers

@@ -14,7 +14,8 @@ from kds.config import Role, StoreConfig
 from kds.protocol import CLIENT_TYPES, ROLE_MESSAGES, Error, ErrorCode
 from kds.server import HubServer
 from tests.conftest import shelf_order
-from tests.test_bad_input import db_state, kiosk_order, until
+from tests.support import until
+from tests.test_bad_input import db_state, kiosk_order
 
 THREE_STATIONS = [
     {"sku": "LOB-AUS", "weight_g": 800, "cook": "ginger_scallion", "tag": "T-1"},  # item 1: wok

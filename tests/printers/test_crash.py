@@ -11,8 +11,8 @@ from kds.config import StoreConfig
 from printers.emulator import PrinterEmulator
 from tests.conftest import SAMPLE_CONFIG, app_order
 from tests.printers.conftest import FAST
-from tests.support import until
-from tests.test_durability import Clients, HubProcess, free_port
+from tests.support import free_port, until
+from tests.test_durability import Clients, HubProcess
 from tests.test_durability import clients as clients
 
 

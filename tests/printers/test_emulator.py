@@ -4,6 +4,7 @@ splits jobs at the cut, answers status queries, and can be switched while it run
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -36,10 +37,10 @@ async def send(e: PrinterEmulator, data: bytes) -> None:
 
 
 @pytest.fixture
-async def emulator(tmp_path: Path) -> PrinterEmulator:
+async def emulator(tmp_path: Path) -> AsyncIterator[PrinterEmulator]:
     e = PrinterEmulator(tmp_path / "out", port=0, columns=48, name="test", control_port=0)
     await e.start()
-    yield e  # type: ignore[misc]
+    yield e
     await e.close()
 
 

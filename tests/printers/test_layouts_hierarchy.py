@@ -52,7 +52,7 @@ def with_banner(job: PrintJob, banner: Any) -> PrintJob:
 def with_failover(job: PrintJob, text: str) -> PrintJob:
     """The job as the spooler sends it to a backup printer: its `failover` text set (`kds.printing.failover_banner`)."""
     if "failover" in {f.name for f in dataclasses.fields(PrintJob)}:
-        return dataclasses.replace(job, failover=text)  # type: ignore[call-arg]
+        return dataclasses.replace(job, failover=text)
     return with_banner(job, text)
 
 
