@@ -141,10 +141,13 @@ class ActionQueue:
         self.items.append(msg)
         if self.path:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            created = not self.path.exists()
             with self.path.open("a", encoding="utf-8") as f:
                 f.write(json.dumps(msg, ensure_ascii=False) + "\n")
                 f.flush()
                 os.fsync(f.fileno())
+            if created:
+                _fsync_dir(self.path.parent)  # the new file's name too, or a power cut can take the file away
 
     def remove(self, ref: str) -> bool:
         """Drop the action with this ref (answered by the hub)."""
@@ -165,6 +168,18 @@ class ActionQueue:
             f.flush()
             os.fsync(f.fileno())
         tmp.replace(self.path)
+        _fsync_dir(self.path.parent)  # the rename: else a power cut can bring back the old file
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a folder's entries (a file made or renamed in it) durable (POSIX; Windows cannot open a folder)."""
+    if os.name == "nt":
+        return
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 _refs = itertools.count(1)

@@ -155,6 +155,9 @@ class HubServer:
         self.failed: BaseException | None = None
         self.stopped = asyncio.Event()
         self.commits = 0
+        self.after_commit: Callable[[Sequence[EventRecord]], None] | None = None
+        """Tests only (None in service): called with each batch's events once its commit has returned and before any
+        frame of that batch (reply or event) goes out; tests/test_promises_b.py holds acknowledge-after-commit to it."""
         self.commit_failures = 0
         """Commits the database refused since the hub started (each undone and answered `unavailable`)."""
         self.closes: collections.Counter[int] = collections.Counter()
@@ -909,6 +912,8 @@ class HubServer:
             self._print(jobs)
             for rec in records:
                 rec.committed()
+            if self.after_commit is not None:
+                self.after_commit(records)
         self._cork = []
         try:
             for d, c in batch:
@@ -1040,6 +1045,8 @@ class HubServer:
         marks, _marked = self._take_marks()  # nobody waits for them any more (the spooler has stopped)
         if records or jobs or done or marks:
             self._withdraw(batch, self.store.commit(records, jobs, replies=replies, done=done, marks=marks))
+            if self.after_commit is not None:
+                self.after_commit(records)
         for d, c in batch:
             self._delivered(c)
             self._deliver(d)
