@@ -4,26 +4,37 @@
 thread of its own (on loopback, over a real SQLite file). The hub's clock is moved before each order, so every
 ticket has a known age: late, warning, on time; plus a rush, an amended, a cancelled and a just-arrived ticket.
 Update the pictures with `pytest tests/terminals/test_kitchen_snapshots.py --snapshot-update` and look at them.
+
+Each test also reads what the screen shows from its widgets (the board's text cut into cards, the header, the
+status bar, the all-day table) and checks it against what a cook at this station must see, written out by hand
+below (`WOK_CARDS`): a regenerated picture of a wrong screen still fails.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from rich.cells import get_character_cell_size
 from textual.pilot import Pilot
+from textual.widgets import Static
 
 from kds.client import Backoff, HubClient, LinkState
 from kds.config import StoreConfig
 from kds.hub import OrderHub
 from kds.server import HubServer
 from kds.store import Store
+from terminals.kitchen.all_day_screen import AllDayScreen
 from terminals.kitchen.app import KitchenApp, create_app
+from terminals.kitchen.bigtext import big
+from terminals.kitchen.board import Board
 
 T = TypeVar("T")
 T0 = datetime.fromisoformat("2026-11-25T12:00:00+08:00")
@@ -239,14 +250,274 @@ BUSY_TICKETS = 8
 """Open wok tickets of `busy_wok` (the cancelled one included, not yet acknowledged)."""
 
 
+# ============================================================================================ what the screen shows
+
+
+@dataclass
+class Seen:
+    """What the screen showed just before the picture was taken, read from its widgets."""
+
+    board: str = ""
+    header: str = ""
+    status: str = ""
+    pages: int = 0
+    all_day_title: str = ""
+    all_day: str = ""
+    notices: list[str] = field(default_factory=list)
+
+
+def seeing(app: KitchenApp, before: Callable[[Pilot[Any]], Coroutine[Any, Any, None]], seen: Seen) -> Any:
+    """`before`, then settle as snap_compare does before its picture, then read the screen into `seen`."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await before(pilot)
+        await pilot.pause()
+        await pilot.wait_for_scheduled_animations()
+        await pilot.pause()
+        board = app.query_one(Board)
+        seen.board, seen.pages = board.plain, len(board.pages)
+        seen.header = str(app.query_one("#header", Static).render())
+        seen.status = str(app.query_one("#status", Static).render())
+        seen.notices = list(app.notices)
+        if isinstance(app.screen, AllDayScreen):
+            seen.all_day_title = str(app.screen.query_one("#all-day-title", Static).render())
+            seen.all_day = str(app.screen.query_one("#all-day-table", Static).render())
+
+    return run_before
+
+
+def cells(line: str, start: int, stop: int) -> str:
+    """The characters of `line` in terminal cells `start`..`stop` (a Chinese character takes two cells)."""
+    out, x = [], 0
+    for ch in line:
+        w = get_character_cell_size(ch)
+        if start <= x and x + w <= stop:
+            out.append(ch)
+        x += w
+    return "".join(out)
+
+
+def read_cards(board: str) -> dict[int, list[str]]:
+    """The cards of the board's text by their pick number (1-9), each its lines, frame included, cut out by cell."""
+    lines = board.split("\n")
+    top = lines[0]
+    ends = [x for x, ch in enumerate(top) if ch in "╮┓╗"]  # the top line holds no wide characters
+    assert ends, f"no card on the board:\n{board}"
+    width = ends[0] + 1
+    columns = (sum(get_character_cell_size(c) for c in top) + 1) // (width + 1)
+    cards: dict[int, list[str]] = {}
+    for col in range(columns):
+        x = col * (width + 1)
+        current: list[str] | None = None
+        for line in lines:
+            piece = cells(line, x, x + width)
+            if piece[:1] in ("╭", "┏", "╔"):
+                current = cards.setdefault(int(piece[1]), [])
+            if current is not None:
+                current.append(piece)
+            if piece[:1] in ("╰", "┗", "╚"):
+                current = None
+    return cards
+
+
+def words(text: str) -> str:
+    """Text with every run of blanks made one space."""
+    return re.sub(r"\s+", " ", text).strip()
+
+
+@dataclass(frozen=True)
+class Card:
+    """What one card must show, written by hand from `busy_wok`."""
+
+    number: str
+    frame: str
+    """The top-left corner: ╭ a ticket, ┏ the selected one, ╔ a ticket that just arrived."""
+    top: tuple[str, ...]
+    """Words of the top line, in order: age, timer, state, channel."""
+    where: str
+    """The right of the number: the table (drawn big), or the fulfilment's words."""
+    lines: tuple[str, ...]
+    """The body's text in order (each a run of words as shown, wrapped lines joined)."""
+    banner: str | None = None
+    """The allergy banner, the first line under the number."""
+
+
+WOK_CARDS = {
+    1: Card(
+        "K006",
+        "╭",
+        ("CANCELLED", "clear: X"),
+        "30",
+        ("ORDER CANCELLED — stop, do not make: customer left", "1× Black pepper beef tenderloin 黑椒牛柳"),
+    ),
+    2: Card(
+        "A008",
+        "╭",
+        ("2:00", "RUSH", "NEW", "APP"),
+        "PICKUP at 12:20 Li",
+        ("✎ Customer is allergic to peanuts: clean wok", "2× Dan dan noodles 担担面", "⚠ CUSTOMER ALLERGY: Peanut"),
+        banner="⚠ ALLERGY: Peanut",
+    ),
+    3: Card(
+        "K001",
+        "┏",
+        ("14:00", "LATE", "COOKING", "KIOSK"),
+        "12",
+        (
+            "2× Kung pao chicken 宫保鸡丁",
+            "+ less spicy",
+            "contains: Peanut, Soy",
+            "▸ 1× Mapo tofu 麻婆豆腐",  # the item under the cursor
+            "✎ tofu well done",
+            "also: bar ×1",
+        ),
+    ),
+    4: Card(
+        "A002",
+        "╭",
+        ("9:00", "late in 3:00", "NEW", "APP"),
+        "DELIVERY due 12:05 5:00 left",
+        ("1× Yangzhou fried rice 扬州炒饭", "1× 红烧牛肉面", "+ 不要葱"),
+    ),
+    5: Card("K003", "╭", ("7:00", "NEW", "KIOSK"), "PICKUP Emma", ("3× Shrimp wonton noodle soup 鲜虾云吞面",)),
+    6: Card(
+        "S004",
+        "╭",
+        ("6:00", "NEW", "SHELF"),
+        "21",
+        (
+            "1× 1.35 kg Australian rock lobster 澳洲龙虾",
+            "▶ Wok-fried with ginger and scallion",
+            "TAG T-2041",
+            "✎ cut in 8",
+            "also: cold ×1",
+        ),
+    ),
+    7: Card(
+        "K005",
+        "╭",
+        ("5:00", "NEW", "AMENDED", "KIOSK"),
+        "3",
+        (
+            "1× Sweet and sour pork 糖醋里脊",
+            "✎ no sesame NOTE CHANGED",
+            "✗ 1× Stir-fried seasonal greens 清炒时蔬 REMOVED",
+            "+ 1× Stir-fried tomato and egg 番茄炒蛋 ADDED",
+        ),
+    ),
+    8: Card(
+        "S007",
+        "╭",
+        ("3:00", "NEW", "SHELF"),
+        "8",
+        (
+            "1× 650 g Mud crab 青蟹",
+            "▶ Typhoon shelter (crispy garlic)",
+            "TAG T-2043",
+            "⚠ CUSTOMER ALLERGY: Peanut",
+        ),
+        banner="⚠ ALLERGY: Peanut",
+    ),
+    9: Card("K009", "╔", ("0:00", "★ NEW", "KIOSK"), "5", ("2× Stir-fried seasonal greens 清炒时蔬",)),
+}
+"""The wok board in working order (cancelled, rush, then oldest first), by pick number. Not on the board: the
+cancelled ticket's items are not to make, and no card shows a delivery's address."""
+
+
+def in_order(text: str, parts: tuple[str, ...]) -> bool:
+    """Every part occurs in `text`, each after the one before."""
+    at = 0
+    for part in parts:
+        found = text.find(part, at)
+        if found < 0:
+            return False
+        at = found + len(part)
+    return True
+
+
+def check_card(pick: int, lines: list[str], card: Card) -> None:
+    """The card on the screen shows what `card` says."""
+    assert len(lines) >= 6, f"card {pick} cut short: {lines}"
+    assert lines[0][0] == card.frame, f"card {pick} framed {lines[0][0]}, not {card.frame}"
+    assert in_order(words(lines[0][2:-1]), card.top), f"card {pick}: top line {lines[0]!r}, expected {card.top}"
+    inner = [line[1:-1] for line in lines[1:-1]]
+    rows = inner[:3]
+    digits = big(card.number)
+    for n, row in enumerate(rows):
+        assert row[1:].startswith(digits[n]), f"card {pick} does not show the number {card.number}: {rows}"
+    if card.where.isdigit():
+        table = big(card.where)
+        assert "TABLE" in rows[0]
+        shown = all(r.rstrip().endswith(table[n].rstrip()) for n, r in enumerate(rows))
+        assert shown, f"card {pick} does not show the table {card.where}: {rows}"
+    else:
+        right = words(" ".join(r[1 + len(digits[n]) :] for n, r in enumerate(rows)))
+        assert right == card.where, f"card {pick}: {right!r}, expected {card.where!r}"
+    body = inner[3:]
+    if card.banner is not None:
+        assert words(body[0]) == card.banner, f"card {pick}: the allergy banner is not at the top: {body}"
+    else:
+        assert "ALLERGY" not in " ".join(body[:1]), f"card {pick}: an allergy banner on a card without allergies"
+    text = words(" ".join(body))
+    assert in_order(text, card.lines), f"card {pick} reads {text!r}, expected in order {card.lines}"
+
+
+def check_board(seen: Seen, picks: list[int]) -> None:
+    """The board shows exactly the cards `picks` of WOK_CARDS, each as it must."""
+    cards = read_cards(seen.board)
+    assert sorted(cards) == picks, f"cards {sorted(cards)} on the board, expected {picks}:\n{seen.board}"
+    for pick in picks:
+        check_card(pick, cards[pick], WOK_CARDS[pick])
+    assert "碧云路" not in seen.board and "王芳" not in seen.board  # the delivery's address and name stay off
+
+
 def test_busy_wok_station_at_160x48(config: StoreConfig, busy_hub: HubThread, snap_compare: Any) -> None:
     app = wok_screen(config, busy_hub)
-    assert snap_compare(app, terminal_size=(160, 48), run_before=ready(app, busy_hub, BUSY_TICKETS))
+    seen = Seen()
+    matched = snap_compare(
+        app, terminal_size=(160, 48), run_before=seeing(app, ready(app, busy_hub, BUSY_TICKETS), seen)
+    )
+    check_board(seen, list(range(1, 10)))  # every ticket on one page
+    assert seen.pages == 1
+    assert words(seen.header).startswith("WOK 炒锅 8 open · 1 LATE · 1 RUSH · 1 CANCELLED"), seen.header
+    assert "page" not in seen.header and "more" not in seen.header
+    assert words(seen.header).endswith("12:00 ? help"), seen.header
+    assert seen.status == "connected to the hub · last event 3 s ago · hub"
+    assert seen.notices == []
+    assert matched
 
 
 def test_busy_wok_station_at_80x24(config: StoreConfig, busy_hub: HubThread, snap_compare: Any) -> None:
     app = wok_screen(config, busy_hub)
-    assert snap_compare(app, terminal_size=(80, 24), run_before=ready(app, busy_hub, BUSY_TICKETS))
+    seen = Seen()
+    matched = snap_compare(
+        app, terminal_size=(80, 24), run_before=seeing(app, ready(app, busy_hub, BUSY_TICKETS), seen)
+    )
+    check_board(seen, [1, 2, 3, 4])  # the first page: two columns of two
+    assert seen.pages == 3
+    # Narrow: the late and rush counts give way to the page count, never the other way round.
+    assert words(seen.header).startswith("WOK 炒锅 8 open · 1 CANCELLED page 1/3 +5 more ▶"), seen.header
+    assert seen.status == "connected to the hub · last event 3 s ago · hub"
+    assert matched
+
+
+ALL_DAY_80 = """\
+ QTY  DISH                                                          WEIGHT
+   3  Shrimp wonton noodle soup 鲜虾云吞面
+   2  Dan dan noodles 担担面
+   2  Kung pao chicken 宫保鸡丁
+   2  Stir-fried seasonal greens 清炒时蔬
+   1  Australian rock lobster 澳洲龙虾                                1.35 kg
+      ▶ Wok-fried with ginger and scallion
+   1  Mapo tofu 麻婆豆腐
+   1  Mud crab 青蟹                                                    650 g
+      ▶ Typhoon shelter (crispy garlic)
+   1  Stir-fried tomato and egg 番茄炒蛋
+   1  Sweet and sour pork 糖醋里脊
+   1  Yangzhou fried rice 扬州炒饭
+   1  红烧牛肉面"""
+"""What is left to make at wok, by hand: the cancelled order and the removed greens are not in it, the two greens
+of the new order are."""
 
 
 def test_all_day_view_at_80x24(config: StoreConfig, busy_hub: HubThread, snap_compare: Any) -> None:
@@ -257,4 +528,8 @@ def test_all_day_view_at_80x24(config: StoreConfig, busy_hub: HubThread, snap_co
         await before(pilot)
         await pilot.press("a")
 
-    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+    seen = Seen()
+    matched = snap_compare(app, terminal_size=(80, 24), run_before=seeing(app, run_before, seen))
+    assert seen.all_day_title == "ALL DAY — Wok: 16 to make across 8 open tickets"
+    assert [words(line) for line in seen.all_day.splitlines()] == [words(line) for line in ALL_DAY_80.splitlines()]
+    assert matched
