@@ -1,7 +1,9 @@
 """300 open tickets on one station: the screen keeps up, pages with a count, and keys act at once.
 
-The figures (redraw time, key to screen) are printed, not asserted: timing belongs to benchmarks, not tests. Run
-`pytest -s tests/terminals/test_kitchen_load.py` to see them.
+The figures (burst, redraw, key to screen) are held to generous bounds (`BOUNDS`): about ten times what they
+measured on the 2-core machine this suite runs on in CI, so a slow or busy machine passes and only a screen that got
+an order of magnitude slower (a redraw gone quadratic, a key that lays out all 300 tickets again) fails. The precise
+figures are the benchmark's (`make bench-terminal`, docs/performance.md); `pytest -s` prints them here too.
 """
 
 from __future__ import annotations
@@ -21,6 +23,16 @@ from tests.support import until
 
 ClientFactory = Callable[..., Any]
 TICKETS = 300
+BOUNDS = {
+    "burst_s": 20.0,  # measured 1.6-2.0 s
+    "redraw_ms": 400.0,  # 24-51 ms
+    "select_ms": 1200.0,  # 104-130 ms (Pilot's own cost, a key bound to nothing, is 73-81 ms of it)
+    "page_ms": 1500.0,  # 107-197 ms
+    "bump_ms": 400.0,  # 20-45 ms
+    "all_day_ms": 3000.0,  # 273-391 ms
+}
+"""Upper bounds, about 10x the figures measured on the 2-core CI machine (three runs beside another pytest process,
+2026-11); a figure past its bound fails the test."""
 WOK_DISHES = ["WOK-KUNGPAO", "WOK-MAPO", "WOK-FRIEDRICE", "WOK-BEEF-PEPPER", "WOK-SWEETSOUR", "NDL-BEEF", "NDL-DANDAN"]
 
 
@@ -121,3 +133,13 @@ async def test_three_hundred_open_tickets_stay_responsive(
             f"all-day {all_day_ms:.1f} ms (a key bound to nothing: {idle_ms:.1f} ms); "
             f"{len(board.pages)} pages"
         )
+        figures = {
+            "burst_s": burst,
+            "redraw_ms": redraw_ms,
+            "select_ms": key_ms,
+            "page_ms": page_ms,
+            "bump_ms": bump_ms,
+            "all_day_ms": all_day_ms,
+        }
+        over = {k: f"{v:.1f} > {BOUNDS[k]:.0f}" for k, v in figures.items() if v > BOUNDS[k]}
+        assert not over, f"slower than ten times what this machine measured: {over}"
