@@ -1,6 +1,8 @@
-"""A client that drops and resumes ends where a client that never dropped is; the durable action queue.
+"""A client that drops and resumes ends where it must be; the durable action queue.
 
-Real hubs on 127.0.0.1 over real SQLite files; the clients reconnect by themselves (HubClient's backoff).
+Real hubs on 127.0.0.1 over real SQLite files; the clients reconnect by themselves (HubClient's backoff). What each
+dropped client must hold afterwards is written out by hand (`EXPECTED`, from the orders below and the routing rules of
+config/store.toml), not taken from another client or from `kds.routing`, which would share the hub's mistakes.
 """
 
 from __future__ import annotations
@@ -51,10 +53,19 @@ def mixed(key: str) -> dict[str, Any]:
     }
 
 
+LI_WEI = {"name": "Li Wei", "phone": "+86 138 0000 0000"}
+ADDRESS = "碧云路199弄12号601"
+AWAY_3 = {
+    "customer": LI_WEI,
+    "fulfilment": {"type": "delivery", "due": "2026-11-25T12:30:00+08:00", "address": ADDRESS},
+}
+"""The delivery submitted while the clients are away carries a customer and an address (what each role may see)."""
+
+
 async def traffic_while_away(d: dict[str, HubClient], o1: str, o2: str) -> None:
     """Submit, start, bump (ticket and item), amend, cancel, hand over, recall: every kind of change."""
     app, shelf, wok, cold, bar, counter = (d[k] for k in ("app", "shelf", "wok", "cold", "bar", "counter"))
-    o3 = (await ok(app, {"type": "order.submit", "order": app_order("away-3")}))["order_id"]
+    o3 = (await ok(app, {"type": "order.submit", "order": app_order("away-3", **AWAY_3)}))["order_id"]
     await ok(wok, {"type": "ticket.bump", "ticket_id": f"{o1}/wok"})
     await ok(cold, {"type": "item.bump", "ticket_id": f"{o1}/cold", "item_id": "2"})
     await ok(bar, {"type": "ticket.bump", "ticket_id": f"{o1}/bar"})
@@ -87,41 +98,149 @@ async def drivers(devices: Devices, url: str) -> dict[str, HubClient]:
 
 # ============================================================================================ resume
 
+# What the orders of `before_the_drop` and `traffic_while_away` must be, by hand. Routing (config/store.toml):
+# WOK-KUNGPAO is a hot dish (category station wok), COLD-CUCUMBER and COLD-SALMON are cold dishes (cold),
+# BAR-LEMONTEA and BAR-MILKTEA drinks (bar); LOB-AUS is live seafood, routed by its method: ginger_scallion → wok,
+# sashimi → cold. Ticket: (state, its items); item: (sku, removed).
+EXPECTED: dict[str, dict[str, Any]] = {
+    "A001": {  # pre-1: bumped at every station, handed over, recalled: ready again
+        "status": "ready",
+        "note": None,
+        "tickets": {"wok": ("done", ["1"]), "cold": ("done", ["2"]), "bar": ("done", ["3"])},
+        "items": {"1": ("WOK-KUNGPAO", False), "2": ("COLD-CUCUMBER", False), "3": ("BAR-LEMONTEA", False)},
+        "customer": None,
+        "fulfilment": {"type": "pickup"},
+    },
+    "S002": {  # pre-2: started at wok, then cancelled by the shelf
+        "status": "cancelled",
+        "note": None,
+        "tickets": {"wok": ("cancelled", ["1"]), "cold": ("cancelled", ["2"])},
+        "items": {"1": ("LOB-AUS", False), "2": ("LOB-AUS", False)},
+        "customer": None,
+        "fulfilment": {"type": "dine_in", "table": "12"},
+    },
+    "A003": {  # away-3: the milk tea removed (its bar ticket cancelled), a salmon added (a new cold ticket), started
+        "status": "preparing",
+        "note": "ring the bell",
+        "tickets": {"wok": ("started", ["1"]), "bar": ("cancelled", ["2"]), "cold": ("new", ["3"])},
+        "items": {"1": ("WOK-KUNGPAO", False), "2": ("BAR-MILKTEA", True), "3": ("COLD-SALMON", False)},
+        "customer": LI_WEI,
+        "fulfilment": {"type": "delivery", "due": "2026-11-25T04:30:00+00:00", "address": ADDRESS},
+    },
+    "A004": {  # away-4: untouched
+        "status": "accepted",
+        "note": None,
+        "tickets": {"wok": ("new", ["1"]), "cold": ("new", ["2"]), "bar": ("new", ["3"])},
+        "items": {"1": ("WOK-KUNGPAO", False), "2": ("COLD-CUCUMBER", False), "3": ("BAR-LEMONTEA", False)},
+        "customer": None,
+        "fulfilment": {"type": "pickup"},
+    },
+}
+APP_STATUSES = {"A001": ("ready", {"wok", "cold", "bar"}), "A003": ("preparing", set()), "A004": ("accepted", set())}
+"""What app-backend, a source, must follow: the statuses of its own orders (S002 is the shelf's), nothing more."""
+
+
+def expected_orders(role: str, station: str | None = None) -> dict[str, dict[str, Any]]:
+    """EXPECTED as a device of this role (and station) must hold it: a kitchen screen the orders with a ticket at
+    its station (the whole order, every station's tickets); the counter and monitors every order; the customer as
+    sent for the counter only, kitchens and monitors a first name and no phone or address (docs/protocol.md)."""
+    out = {}
+    for number, o in EXPECTED.items():
+        if role == "kitchen" and station not in o["tickets"]:
+            continue
+        o = dict(o)
+        if role in ("kitchen", "monitor"):
+            o["customer"] = {"name": "Li", "phone": None} if o["customer"] else None
+            o["fulfilment"] = {k: v for k, v in o["fulfilment"].items() if k != "address"}
+        out[number] = o
+    return out
+
+
+def held(client: HubClient) -> dict[str, dict[str, Any]]:
+    """The client's book in EXPECTED's terms."""
+    return {
+        o["number"]: {
+            "status": o["status"],
+            "note": o["note"],
+            "tickets": {t["station"]: (t["state"], t["items"]) for t in o["tickets"]},
+            "items": {i["id"]: (i["sku"], i["removed"]) for i in o["items"]},
+            "customer": o["customer"],
+            "fulfilment": o["fulfilment"],
+        }
+        for o in client.book.orders.values()
+    }
+
+
+def statuses(client: HubClient) -> dict[str, tuple[str, set[str]]]:
+    """A source's followed statuses: number → (status, stations ready)."""
+    return {s["number"]: (s["status"], set(s["ready"])) for s in client.book.statuses.values()}
+
+
+def check_holds_what_it_must(client: HubClient, role: str, station: str | None = None) -> None:
+    """The client holds what a device of its role must, and nothing else."""
+    if role == "source":
+        assert client.book.orders == {}, client.device
+        assert statuses(client) == APP_STATUSES, client.device
+        return
+    assert held(client) == expected_orders(role, station), client.device
+    assert client.book.statuses == {}, client.device
+
+
+async def dropped(devices: Devices, url: str) -> dict[str, HubClient]:
+    """One client of each role to drop: two kitchen screens (a second wok screen, a second connection of bar-1), the
+    counter, the app backend (a source) and the manager's monitor."""
+    return {
+        "wok": await devices.connect(url, "wok-1", backoff=SLOW),
+        "bar": await devices.connect(url, "bar-1", backoff=SLOW),
+        "counter": await devices.connect(url, "counter-1", backoff=SLOW),
+        "app": await devices.connect(url, "app-backend", backoff=SLOW),
+        "monitor": await devices.connect(url, "monitor-1", backoff=SLOW),
+    }
+
+
+ROLES = {"wok": ("kitchen", "wok"), "bar": ("kitchen", "bar"), "counter": ("counter", None), "app": ("source", None)}
+ROLES["monitor"] = ("monitor", None)
+
+
+async def drop_and_come_back(devices: Devices, url: str) -> tuple[dict[str, HubClient], dict[str, HubClient]]:
+    """Drivers and clients to drop; the orders before the drop, the drop, the traffic while away, the return."""
+    d = await drivers(devices, url)
+    away = await dropped(devices, url)
+    o1, o2 = await before_the_drop(d)
+    await synced(*away.values(), *d.values())
+    assert all(a.seq > 0 for a in away.values())
+    for a in away.values():
+        await a.drop()
+    await traffic_while_away(d, o1, o2)
+    assert all(a.connections == 1 for a in away.values()), "a dropped client came back before the traffic ended"
+    for a in away.values():
+        await until(lambda a=a: a.connections == 2 and a.state is LinkState.ONLINE, what=f"{a.device} back")
+    await synced(*away.values(), *d.values())
+    return d, away
+
 
 async def test_dropped_clients_resume_to_the_same_state(config: StoreConfig, db_path: Path, devices: Devices) -> None:
     server = await start_hub(config, db_path)
     try:
-        d = await drivers(devices, server.url)
-        # Pairs of the same role: the first drops, the second (also a driver) never does.
-        wok_a = await devices.connect(server.url, "wok-1", backoff=SLOW)
-        counter_a = await devices.connect(server.url, "counter-1", backoff=SLOW)
-        app_a = await devices.connect(server.url, "app-backend", backoff=SLOW)
-        pairs = [(wok_a, d["wok"]), (counter_a, d["counter"]), (app_a, d["app"])]
-        o1, o2 = await before_the_drop(d)
-        await synced(*(c for pair in pairs for c in pair))
-        assert all(a.seq > 0 for a, _ in pairs)
-        for a, _ in pairs:
-            await a.drop()
-        await traffic_while_away(d, o1, o2)
-        assert all(a.connections == 1 for a, _ in pairs), "a dropped client came back before the traffic ended"
-        for a, b in pairs:
-            await until(lambda a=a: a.connections == 2 and a.state is LinkState.ONLINE, what=f"{a.device} back")
-            await synced(a, b)
+        d, away = await drop_and_come_back(devices, server.url)
+        for name, a in away.items():
             assert a.welcome is not None
             assert (a.welcome["resumed"], a.welcome["snapshot"]) == (True, None), a.device
-            assert a.welcome["replay"] > 0
-            assert a.book.orders == b.book.orders, a.device
-            assert a.book.statuses == b.book.statuses, a.device
-        assert wok_a.welcome is not None and counter_a.welcome is not None and app_a.welcome is not None
-        assert counter_a.welcome["replay"] == 11  # every change while away
-        assert app_a.welcome["replay"] == 7  # only the status changes of its own orders
-        assert len(counter_a.book.orders) == 4 and len(wok_a.book.orders) == 4
-        assert {s["number"]: s["status"] for s in app_a.book.statuses.values()} == {
-            "A001": "ready",
-            "A003": "preparing",
-            "A004": "accepted",
+            check_holds_what_it_must(a, *ROLES[name])
+        # Every change while away reaches the counter and the monitor; the wok all but none (every order has a wok
+        # ticket); the bar all but the shelf order's cancel (no bar ticket); the source only the statuses of its own
+        # orders: A003 accepted, preparing; A001 ready, handed over, ready; A004 accepted; A003 amended (7).
+        assert {n: a.welcome["replay"] for n, a in away.items() if a.welcome} == {
+            "wok": 11,
+            "bar": 10,
+            "counter": 11,
+            "monitor": 11,
+            "app": 7,
         }
-        assert counter_a.book.orders[o2]["status"] == "cancelled"
+        # And the same documents as the clients that never dropped.
+        for name in ("wok", "counter", "app"):
+            assert away[name].book.orders == d[name].book.orders, name
+            assert away[name].book.statuses == d[name].book.statuses, name
     finally:
         await devices.close()
         await server.stop()
@@ -132,28 +251,15 @@ async def test_resume_older_than_the_replay_window_gets_a_snapshot(
 ) -> None:
     server = await start_hub(config, db_path, replay_window=3)
     try:
-        d = await drivers(devices, server.url)
-        wok_a = await devices.connect(server.url, "wok-1", backoff=SLOW)
-        counter_a = await devices.connect(server.url, "counter-1", backoff=SLOW)
-        app_a = await devices.connect(server.url, "app-backend", backoff=SLOW)
-        pairs = [(wok_a, d["wok"]), (counter_a, d["counter"]), (app_a, d["app"])]
-        o1, o2 = await before_the_drop(d)
-        await synced(*(c for pair in pairs for c in pair))
-        for a, _ in pairs:
-            await a.drop()
-        await traffic_while_away(d, o1, o2)
-        assert all(a.connections == 1 for a, _ in pairs), "a dropped client came back before the traffic ended"
-        for a, b in pairs:
-            await until(lambda a=a: a.connections == 2 and a.state is LinkState.ONLINE, what=f"{a.device} back")
-            await synced(a, b)
+        d, away = await drop_and_come_back(devices, server.url)
+        for name, a in away.items():
             assert a.welcome is not None
             assert (a.welcome["resumed"], a.welcome["replay"]) == (False, 0), a.device
             assert a.welcome["snapshot"] is not None
-            assert a.book.orders == b.book.orders, a.device
-        # For a source, the snapshot restates each order's status.
-        assert {k: s["status"] for k, s in app_a.book.statuses.items()} == {
-            k: s["status"] for k, s in d["app"].book.statuses.items()
-        }
+            # For a source, the snapshot restates each order's status.
+            check_holds_what_it_must(a, *ROLES[name])
+        for name in ("wok", "counter"):
+            assert away[name].book.orders == d[name].book.orders, name
     finally:
         await devices.close()
         await server.stop()
@@ -169,6 +275,8 @@ async def test_a_source_snapshot_equals_the_statuses_it_would_have_followed(
         await traffic_while_away(d, o1, o2)
         late = await devices.connect(server.url, "app-backend")
         await synced(d["app"], late)
+        check_holds_what_it_must(late, "source")
+        check_holds_what_it_must(d["app"], "source")
         assert late.book.statuses == d["app"].book.statuses
     finally:
         await devices.close()
