@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -71,20 +72,21 @@ def test_the_migrations_build_exactly_the_tables_the_code_uses(config: StoreConf
         store.close()
 
 
-def test_an_order_stored_under_the_previous_schema_survives_the_upgrade(
-    config: StoreConfig, empty_db: Path | str
-) -> None:
-    # Revision 0001 is the hub of issue 2 (orders and events, no print jobs).
-    store = Store(empty_db, store_id=config.store.id)
+OLD_DOC = (
+    '{"id":"20261101-K001","number":"K001","key":"old-1","source":"kiosk-1","channel":"kiosk",'
+    '"fulfilment":{"type":"pickup"},"customer":null,"priority":"normal","note":null,"status":"accepted",'
+    '"version":1,"created_at":"2026-11-01T04:00:00+00:00","updated_at":"2026-11-01T04:00:00+00:00",'
+    '"called_at":null,"handed_over_at":null,"handed_over_to":null,"cancelled_at":null,"cancel_reason":null,'
+    '"amended_at":null,"items":[],"tickets":[]}'
+)
+"""An order as the hub of revision 0001 stored it (fields added since are missing)."""
+
+
+def _old_database(config: StoreConfig, db: Path | str) -> Store:
+    """A database at revision 0001 (the hub of issue 2: orders and events, no print jobs) holding OLD_DOC, open."""
+    store = Store(db, store_id=config.store.id)
     store.upgrade("0001")
     assert "print_jobs" not in _tables(store)
-    doc = (
-        '{"id":"20261101-K001","number":"K001","key":"old-1","source":"kiosk-1","channel":"kiosk",'
-        '"fulfilment":{"type":"pickup"},"customer":null,"priority":"normal","note":null,"status":"accepted",'
-        '"version":1,"created_at":"2026-11-01T04:00:00+00:00","updated_at":"2026-11-01T04:00:00+00:00",'
-        '"called_at":null,"handed_over_at":null,"handed_over_to":null,"cancelled_at":null,"cancel_reason":null,'
-        '"amended_at":null,"items":[],"tickets":[]}'
-    )
     with store.engine.begin() as conn:
         conn.execute(
             sa.text(
@@ -92,8 +94,15 @@ def test_an_order_stored_under_the_previous_schema_survives_the_upgrade(
                 " values (:s, '20261101-K001', 'K001', 'kiosk-1', 'old-1', 'kiosk', 'accepted',"
                 " '2026-11-01T04:00:00+00:00', '2026-11-01T04:00:00+00:00', :doc)"
             ),
-            {"s": config.store.id, "doc": doc},
+            {"s": config.store.id, "doc": OLD_DOC},
         )
+    return store
+
+
+def test_an_order_stored_under_the_previous_schema_survives_the_upgrade(
+    config: StoreConfig, empty_db: Path | str
+) -> None:
+    store = _old_database(config, empty_db)
     with pytest.raises(SchemaError, match="kds db upgrade"):
         store.create_schema()
     before, after = store.upgrade()
@@ -101,6 +110,81 @@ def test_an_order_stored_under_the_previous_schema_survives_the_upgrade(
     assert "print_jobs" in _tables(store)
     assert db_rows(empty_db, "select id, number from orders") == [("20261101-K001", "K001")]
     store.close()
+
+
+async def test_a_hub_serves_the_orders_of_an_upgraded_database(config: StoreConfig, empty_db: Path | str) -> None:
+    # `kds db upgrade` on an old database, then `kds serve` on it: the old order is on the screens as it was, and
+    # the hub takes new orders and actions on the old one.
+    store = _old_database(config, empty_db)
+    store.upgrade()
+    noon = datetime.fromisoformat("2026-11-01T04:30:00+00:00")  # the day the old order was taken, half an hour on
+    server = HubServer(OrderHub(config, clock=lambda: noon), store, host="127.0.0.1", port=0)
+    await server.start()
+    clients: list[HubClient] = []
+
+    async def device(name: str) -> HubClient:
+        dev = config.device(name)
+        assert dev is not None
+        client = HubClient.for_device(server.url, dev)
+        clients.append(client)
+        await client.connect()
+        return client
+
+    try:
+        counter, kiosk, monitor = await device("counter-1"), await device("kiosk-1"), await device("monitor-1")
+        for c in (counter, monitor):
+            assert c.welcome is not None and c.welcome["snapshot"] is not None
+            old = c.book.orders["20261101-K001"]
+            assert (old["number"], old["key"], old["source"], old["status"]) == ("K001", "old-1", "kiosk-1", "accepted")
+            assert (old["channel"], old["fulfilment"], old["items"], old["tickets"]) == (
+                "kiosk",
+                {"type": "pickup"},
+                [],
+                [],
+            )
+        # Its source follows it: the welcome restates its status.
+        assert {k: s["status"] for k, s in kiosk.book.statuses.items()} == {"20261101-K001": "accepted"}
+
+        new = await kiosk.request(
+            {
+                "type": "order.submit",
+                "order": {
+                    "key": "new-1",
+                    "channel": "kiosk",
+                    "fulfilment": {"type": "pickup"},
+                    "items": [{"sku": "WOK-KUNGPAO"}],
+                },
+            }
+        )
+        assert new["type"] == "order.accepted", new
+        assert (new["order_id"], new["number"]) == ("20261101-K002", "K002")  # numbering goes on after the old one
+        # The same key again is the old order's duplicate, not a new order: the key index came through the upgrade.
+        again = await kiosk.request(
+            {
+                "type": "order.submit",
+                "order": {
+                    "key": "old-1",
+                    "channel": "kiosk",
+                    "fulfilment": {"type": "pickup"},
+                    "items": [{"sku": "WOK-KUNGPAO"}],
+                },
+            }
+        )
+        assert again["type"] == "order.accepted" and again["order_id"] == "20261101-K001", again
+        cancel = await counter.request({"type": "order.cancel", "order_id": "20261101-K001", "reason": "old"})
+        assert cancel["type"] == "ack", cancel
+        for c in (counter, monitor, kiosk):
+            assert (await c.request({"type": "ping"}))["type"] == "pong"  # every event before it has arrived
+        assert counter.book.orders["20261101-K001"]["status"] == "cancelled"
+        assert counter.book.orders["20261101-K001"]["cancel_reason"] == "old"
+        assert monitor.book.orders[new["order_id"]]["status"] == "accepted"
+        assert kiosk.book.statuses["20261101-K001"]["status"] == "cancelled"
+    finally:
+        for c in clients:
+            await c.close()
+        await server.stop()
+    rows = db_rows(empty_db, "select id, status from orders order by id")
+    assert rows == [("20261101-K001", "cancelled"), (new["order_id"], "accepted")]
 
 
 def test_a_schema_newer_than_the_hub_is_refused(config: StoreConfig, empty_db: Path | str) -> None:
