@@ -44,7 +44,7 @@ async def _hub(config: StoreConfig, db: Path | str, clock: Clock) -> HubServer:
 
 async def _evicted(server: HubServer, clock: Clock, app: Any, key: str) -> dict[str, Any]:
     """Submit an order with `key`, cancel it, and let it leave the hub's memory: only the database knows it then."""
-    first = await app.request({"type": "order.submit", "order": app_order(key)})
+    first: dict[str, Any] = await app.request({"type": "order.submit", "order": app_order(key)})
     assert first["type"] == "order.accepted" and not first["duplicate"], first
     cancel = await app.request({"type": "order.cancel", "order_id": first["order_id"], "reason": "customer left"})
     assert cancel["type"] == "ack" and cancel["seq"] is not None, cancel
