@@ -4,7 +4,7 @@ points the printers at them, and a real hub (websockets + SQLite) running the re
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +32,12 @@ def printing_config(
     config: StoreConfig,
     emulators: dict[str, PrinterEmulator],
     *,
-    down: set[str] = frozenset(),
-    **over: Any,  # type: ignore[assignment]
+    down: Collection[str] = frozenset(),
+    over: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> StoreConfig:
-    """The sample store with every printer at its emulator (or at a dead port when in `down`), retrying fast."""
+    """The sample store with every printer at its emulator (or at a dead port when in `down`), retrying fast; `over`
+    maps a printer id to settings that replace its own (e.g. {"wok-printer": {"timeout_s": 0.3}})."""
+    over = over or {}
     raw = config.model_dump(mode="json")
     for p in raw["printers"]:
         p.update(FAST)

@@ -28,7 +28,12 @@ def screen_alert(client: HubClient, frames: list[dict[str, Any]]) -> PrinterAler
     alert = PrinterAlert("wok")
     for f in frames:
         alert.apply(f)
-    client.listeners.append(lambda f: alert.apply(f) if f.get("type") == "printer.status" else None)
+
+    def feed(f: dict[str, Any]) -> None:
+        if f.get("type") == "printer.status":
+            alert.apply(f)
+
+    client.listeners.append(feed)
     return alert
 
 
@@ -56,7 +61,7 @@ async def test_a_slow_printer_prints_every_ticket_once(
     none marked REPRINT, none sent twice."""
     wok = emulators["wok-printer"]
     wok.bytes_per_s = 700
-    store = await start_hub(printing_config(config, emulators, **{"wok-printer": {"timeout_s": 0.25}}))
+    store = await start_hub(printing_config(config, emulators, over={"wok-printer": {"timeout_s": 0.25}}))
     numbers = await submit_kiosk_orders(store, 3, "slow")
     await until(
         lambda: len(wok_jobs(store)) == 3 and all(j["state"] == "printed" for j in wok_jobs(store)),
@@ -81,7 +86,7 @@ async def test_a_printer_that_never_confirms_does_not_hold_the_queue(
     wok = emulators["wok-printer"]
     wok.hold = True
     cfg = printing_config(
-        config, emulators, **{"wok-printer": {"timeout_s": 0.3, "max_failures": 99, "slowest_bytes_per_s": 1e6}}
+        config, emulators, over={"wok-printer": {"timeout_s": 0.3, "max_failures": 99, "slowest_bytes_per_s": 1e6}}
     )
     store = await start_hub(cfg)
     wok_screen = await store.connect("wok-1")
@@ -114,7 +119,7 @@ async def test_a_stuck_ticket_goes_to_the_backup_after_its_resends(
     cfg = printing_config(
         config,
         emulators,
-        **{"seafood-printer": {"timeout_s": 0.3, "max_failures": 99, "slowest_bytes_per_s": 1e6, "max_resends": 1}},
+        over={"seafood-printer": {"timeout_s": 0.3, "max_failures": 99, "slowest_bytes_per_s": 1e6, "max_resends": 1}},
     )
     store = await start_hub(cfg)
     shelf = await store.connect("shelf-1")

@@ -130,7 +130,9 @@ async def test_failover_to_the_backup_when_the_printer_is_off_and_the_station_is
     await until(lambda: store.jobs()[0]["state"] == "printed", what="the job marked printed")
     rows = store.jobs()
     assert rows[0]["printer"] == "seafood-printer" and rows[0]["target"] == "wok-printer"
-    assert rows[0]["state"] == "printed" and rows[0]["attempts"] == cfg.printer("seafood-printer").max_failures
+    seafood_printer = cfg.printer("seafood-printer")
+    assert seafood_printer is not None
+    assert rows[0]["state"] == "printed" and rows[0]["attempts"] == seafood_printer.max_failures
 
     # While it is off, its next tickets go straight to the backup.
     await shelf.request(
@@ -221,9 +223,10 @@ async def test_a_queue_prints_in_batches_and_a_failure_marks_only_the_ticket_on_
     sent, are not counted as attempted, and print plainly."""
     wok = emulators["wok-printer"]
     wok.hold = True  # prints what it gets, never confirms it
-    store = await start_hub(
-        printing_config(config, emulators, **{"wok-printer": {"timeout_s": 0.3, "max_failures": 99, "max_resends": 99}})
+    cfg = printing_config(
+        config, emulators, over={"wok-printer": {"timeout_s": 0.3, "max_failures": 99, "max_resends": 99}}
     )
+    store = await start_hub(cfg)
     kiosk = await store.connect("kiosk-1")
     numbers = []
     for k in range(3):
