@@ -284,7 +284,7 @@ async def test_good_hello_gets_welcome_for_its_role(
     assert first["type"] == second["type"] == "order.accepted"
 
     dev = config.device(device)
-    assert dev is not None
+    assert dev is not None and dev.token is not None
     conn = await open_ws(hub)
     msg = hello(dev.id, dev.token, dev.role.value)
     if dev.station:

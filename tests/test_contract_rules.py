@@ -314,7 +314,7 @@ async def _submit(
     )
     await server.start()
     dev = config.device("app-backend")
-    assert dev is not None
+    assert dev is not None and dev.token is not None
     client = HubClient(server.url, device=dev.id, token=dev.token, role="source")
     try:
         await client.connect()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from kds.client import HubClient
 from kds.config import StoreConfig
@@ -13,11 +14,13 @@ from kds.store import Store
 from tests.conftest import app_order
 
 
-async def _submit(config: StoreConfig, db: Path, now: datetime, order: dict) -> tuple[dict, list[str]]:  # type: ignore[type-arg]
+async def _submit(
+    config: StoreConfig, db: Path, now: datetime, order: dict[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
     server = HubServer(OrderHub(config, clock=lambda: now), Store(db, store_id=config.store.id), port=0)
     await server.start()
     dev = config.device("app-backend")
-    assert dev is not None
+    assert dev is not None and dev.token is not None
     client = HubClient(server.url, device=dev.id, token=dev.token, role="source")
     try:
         await client.connect()
