@@ -27,7 +27,7 @@ from typing import Any
 from websockets.asyncio.client import connect as ws_connect
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import Opcode
+from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
@@ -37,7 +37,14 @@ sys.path.insert(0, str(ROOT))
 from bench.run import _free_port, _pct, _wait_port  # noqa: E402
 from bench.soak import quiet_printers, rss_mb  # noqa: E402
 from kds.client import HubClient  # noqa: E402
-from kds.config import StoreConfig, load_config  # noqa: E402
+from kds.config import Device, StoreConfig, load_config  # noqa: E402
+
+
+def device_of(config: StoreConfig, device: str) -> Device:
+    """A device the bench's store config must have."""
+    dev = config.device(device)
+    assert dev is not None, device
+    return dev
 
 
 def hello(config: StoreConfig, device: str, **over: Any) -> dict[str, Any]:
@@ -96,6 +103,7 @@ class RawPeer:
                         break
                     self.proto.receive_data(data)
                     for ev in self.proto.events_received():
+                        assert isinstance(ev, Frame), ev  # past the handshake, only frames
                         if ev.opcode is Opcode.CLOSE and len(ev.data) >= 2:
                             code = int.from_bytes(ev.data[:2], "big")
                     self.proto.data_to_send()  # dropped: no pong, no close answer
@@ -207,7 +215,7 @@ async def probe_wrong_tokens(url: str, config: StoreConfig, n: int) -> dict[str,
 
 async def fill(url: str, config: StoreConfig, open_orders: int, closed: int) -> None:
     """Open and closed orders, through the durable queue (it resends what the frame rate limit refused)."""
-    src = HubClient.for_device(url, config.device("app-backend"))  # type: ignore[arg-type]
+    src = HubClient.for_device(url, device_of(config, "app-backend"))
     await src.connect()
     try:
         for start in range(0, closed, 200):
@@ -312,7 +320,7 @@ async def probe_connections(url: str, n: int, pid: int) -> dict[str, Any]:
 
 
 async def probe_amend_growth(url: str, config: StoreConfig) -> dict[str, Any]:
-    src = HubClient.for_device(url, config.device("app-backend"))  # type: ignore[arg-type]
+    src = HubClient.for_device(url, device_of(config, "app-backend"))
     await src.connect()
     try:
         r = await src.request({"type": "order.submit", "order": app("grow")})
@@ -327,7 +335,7 @@ async def probe_amend_growth(url: str, config: StoreConfig) -> dict[str, Any]:
 
 
 async def probe_db_lock(url: str, config: StoreConfig, db: Path, hold_s: float, rate: float) -> dict[str, Any]:
-    src = HubClient.for_device(url, config.device("kiosk-3") or config.device("kiosk-1"))  # type: ignore[arg-type]
+    src = HubClient.for_device(url, config.device("kiosk-3") or device_of(config, "kiosk-1"))
     await src.connect()
     unavailable = 0
 
@@ -397,7 +405,7 @@ async def run(quick: bool) -> dict[str, Any]:
             try:
                 await _wait_port(port)
                 url = f"ws://127.0.0.1:{port}"
-                wok = HubClient.for_device(url, config.device("wok-1"))  # type: ignore[arg-type]
+                wok = HubClient.for_device(url, device_of(config, "wok-1"))
                 await wok.connect()
                 pinger = Pinger(wok)
 

@@ -134,9 +134,7 @@ def bench_config(tmp: Path, floor: Floor, printer_ports: dict[str, int]) -> Path
     way (a kiosk never sends 250 orders a second; the bench's eight do)."""
     text = (ROOT / "config/store.toml").read_text(encoding="utf-8")
     for pid, port in printer_ports.items():
-        text = re.sub(
-            rf'(id = "{re.escape(pid)}"(?:\n(?!\[).*)*?\nport = )\d+', lambda m, p=port: f"{m.group(1)}{p}", text
-        )
+        text = re.sub(rf'(id = "{re.escape(pid)}"(?:\n(?!\[).*)*?\nport = )\d+', rf"\g<1>{port}", text)
     extra = ["", "# ---- bench devices"]
     for dev, station in floor.screens:
         extra += ["[[devices]]", f'id = "{dev}"', f'token = "{TOKEN}"', 'role = "kitchen"', f'station = "{station}"']
@@ -182,8 +180,9 @@ async def probe_main(url: str, screens: list[tuple[str, str]], out: Path) -> Non
         if got not in done:
             got.cancel()
             for t in tasks:
-                if t.done() and t.exception():
-                    raise t.exception()  # type: ignore[misc]
+                failed = t.exception() if t.done() else None
+                if failed is not None:
+                    raise failed
             raise TimeoutError("screens did not connect")
     print("ready", flush=True)
     await asyncio.to_thread(sys.stdin.readline)
@@ -500,12 +499,13 @@ async def baseline_server(port: int, db_path: str | None) -> None:
             screens.discard(conn)
             return
         async for frame in conn:
+            assert isinstance(frame, str), "the bench's clients send text frames"
             msg = json.loads(frame)
             ref, key = msg["ref"], msg["order"]["key"]
             if db is None:
-                deliver(conn, ref, frame)  # type: ignore[arg-type]
+                deliver(conn, ref, frame)
             else:
-                pending.append((conn, ref, key, frame))  # type: ignore[arg-type]
+                pending.append((conn, ref, key, frame))
                 wake.set()
 
     task = asyncio.create_task(committer())

@@ -94,9 +94,9 @@ def test_lobster_cooking_methods_route_to_the_right_stations(sample: StoreConfig
         method = sample.method(method_id)
         assert method is not None, method_id
         assert method.station == station, method_id
-    assert sample.method("sashimi").name_zh == "刺身"  # type: ignore[union-attr]
-    assert sample.method("steamed").name_zh == "清蒸"  # type: ignore[union-attr]
-    assert sample.method("ginger_scallion").name_zh == "姜葱炒"  # type: ignore[union-attr]
+    for method_id, name_zh in {"sashimi": "刺身", "steamed": "清蒸", "ginger_scallion": "姜葱炒"}.items():
+        method = sample.method(method_id)
+        assert method is not None and method.name_zh == name_zh, method_id
 
 
 def test_method_fees_and_per_item_overrides(sample: StoreConfig) -> None:
@@ -132,7 +132,8 @@ def test_catalogue_is_big_bilingual_and_well_formed(sample: StoreConfig) -> None
     assert sum(1 for it in items if it.allergens) >= len(items) // 2
     for sku in ("WOK-KUNGPAO", "BAR-MILKTEA", "BAK-EGGTART", "CRAB-KING", "FISH-GROUPER", "GEODUCK"):
         assert sample.item(sku) is not None, sku
-    assert "peanut" in sample.item("WOK-KUNGPAO").allergens  # type: ignore[union-attr]
+    kungpao = sample.item("WOK-KUNGPAO")
+    assert kungpao is not None and "peanut" in kungpao.allergens
 
 
 def test_weighed_seafood_has_realistic_limits(sample: StoreConfig) -> None:
@@ -170,8 +171,10 @@ def test_every_item_is_routed_except_the_one_seasonal_special(sample: StoreConfi
     # A few SKUs override their category's station.
     assert explicit, "some SKUs are routed by their own station"
     for sku in explicit:
-        it = sample.item(sku)
-        assert it is not None and it.station != sample.category(it.category).station  # type: ignore[union-attr]
+        found = sample.item(sku)
+        assert found is not None, sku
+        category = sample.category(found.category)
+        assert category is not None and found.station != category.station, sku
 
 
 def test_printers_match_the_emulator_setup(sample: StoreConfig) -> None:
@@ -521,7 +524,8 @@ def test_a_config_without_allergens_gets_the_major_ones_and_languages_default_to
     cut = cut.replace('language = "en"', 'language = "zh"', 1)
     cut = cut.replace('id = "wok-2"\n', 'id = "wok-2"\nlanguage = "en"\n', 1)
     cfg = _load_text(tmp_path, cut)
-    assert cfg.allergen("peanut") is not None and cfg.allergen("peanut").name_zh == "花生"  # type: ignore[union-attr]
+    peanut = cfg.allergen("peanut")
+    assert peanut is not None and peanut.name_zh == "花生"
     assert cfg.language_of("wok-1") == "zh"
     assert cfg.language_of("wok-2") == "en"
     assert cfg.language_of(None) == "zh"

@@ -19,7 +19,7 @@ from tests.conftest import app_order, shelf_order
 ClientFactory = Callable[..., Any]
 
 
-async def until(pilot: Pilot[None], predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+async def until(pilot: Pilot[Any], predicate: Callable[[], bool], timeout: float = 5.0) -> None:
     """Let the app run (bounded) until predicate() is true."""
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
@@ -30,7 +30,7 @@ async def until(pilot: Pilot[None], predicate: Callable[[], bool], timeout: floa
 
 def monitor(config: StoreConfig, url: str) -> HubClient:
     dev = config.device("monitor-1")
-    assert dev is not None
+    assert dev is not None and dev.token is not None
     return HubClient(url, device=dev.id, token=dev.token, role="monitor", backoff=Backoff(first=0.05, cap=0.5))
 
 

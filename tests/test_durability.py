@@ -96,7 +96,7 @@ class Clients:
 
     async def connect(self, url: str, device: str, **kw: Any) -> HubClient:
         dev = self.config.device(device)
-        assert dev is not None
+        assert dev is not None and dev.token is not None
         c = HubClient(url, device=dev.id, token=dev.token, role=dev.role.value, station=dev.station, backoff=FAST, **kw)
         self.all.append(c)
         await c.connect(timeout=10)
@@ -171,7 +171,8 @@ async def test_sigkill_loses_no_accepted_order(
             sem.release()
 
     async def feed() -> list[asyncio.Task[None]]:
-        tasks, i = [], 0
+        tasks: list[asyncio.Task[None]] = []
+        i = 0
         while True:
             await sem.acquire()
             if killed.is_set():

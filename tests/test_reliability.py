@@ -25,7 +25,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import Opcode
+from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
@@ -89,7 +89,9 @@ async def silent() -> AsyncIterator[MakeSilent]:
 def device_hello(config: StoreConfig, device_id: str, token: str | None = None) -> dict[str, Any]:
     dev = config.device(device_id)
     assert dev is not None, device_id
-    msg = hello(dev.id, token or dev.token, dev.role.value)
+    secret = token or dev.token
+    assert secret is not None, device_id
+    msg = hello(dev.id, secret, dev.role.value)
     if dev.station:
         msg["station"] = dev.station
     return msg
@@ -168,8 +170,9 @@ class Silent:
                 assert data, "the hub hung up"
                 self.proto.receive_data(data)
                 for ev in self.proto.events_received():
+                    assert isinstance(ev, Frame), ev  # past the handshake, only frames
                     if ev.opcode is Opcode.TEXT:
-                        self.frames.append(json.loads(ev.data))
+                        self.frames.append(json.loads(bytes(ev.data)))
                 out = b"".join(self.proto.data_to_send())  # pongs
                 if out:
                     await loop.sock_sendall(self.sock, out)
@@ -400,7 +403,7 @@ def welcomed(frames: list[dict[str, Any]]) -> bool:
 
 
 def twenty_events(frames: list[dict[str, Any]]) -> bool:
-    return sum(f["type"] == "event" for f in frames) >= 20
+    return sum(1 for f in frames if f["type"] == "event") >= 20
 
 
 @pytest.mark.parametrize("how", ["past-the-cap", "stalled"])
