@@ -308,7 +308,11 @@ async def test_a_follower_whose_listen_connection_dies_listens_again(
             }
             t0 = loop.time()
             r = await kiosk.request({"type": "order.submit", "order": order})
-            await until(lambda r=r: r["order_id"] in wok.book.orders, 5, "the order on the follower's screen")
+
+            def on_screen(r: dict[str, Any] = r) -> bool:
+                return r["order_id"] in wok.book.orders
+
+            await until(on_screen, 5, "the order on the follower's screen")
             delays.append(loop.time() - t0)
         assert sorted(delays)[len(delays) // 2] < 0.2, delays
     finally:

@@ -89,7 +89,8 @@ class Raw:
                 return False
             w = json.loads(self.frames[0])
             assert w["type"] == "welcome", w
-            return len(self.frames) >= 1 + w["replay"] + w["pages"]
+            total: int = 1 + w["replay"] + w["pages"]
+            return len(self.frames) >= total
 
         await until(whole, what=f"{self.device}'s welcome")
         return dict(json.loads(self.frames[0]))
@@ -181,7 +182,11 @@ async def test_kitchens_and_the_monitor_never_see_the_phone_address_or_surname_t
         last = hub.hub.seq
         assert last == resume_point + 7
         for d in (*KITCHEN_SIDE, "counter-1"):
-            await until(lambda d=d: live[d].seq() == last, what=f"{d} has every event")
+
+            def has_every_event(d: str = d) -> bool:
+                return live[d].seq() == last
+
+            await until(has_every_event, what=f"{d} has every event")
             await live[d].request({"type": "orders.closed", "limit": 10})
 
         # Fresh welcomes, in pages (made small: one order each), and resumes that replay the order's whole life.
@@ -261,7 +266,11 @@ async def test_a_following_hub_sends_its_kitchens_the_same_cut_down_order(
         raws.extend([wok, monitor, counter, app])
         oid = (await app.request({"type": "order.submit", "order": PRIVATE_ORDER}))["order_id"]
         for r in (wok, monitor, counter):
-            await until(lambda r=r: r.seq() == leader.hub.seq, what=f"{r.device} on the follower has the event")
+
+            def has_the_event(r: Raw = r) -> bool:
+                return r.seq() == leader.hub.seq
+
+            await until(has_the_event, what=f"{r.device} on the follower has the event")
         assert_kitchen_view(wok.frames, oid, "wok-2 (follower)", least=1)
         assert_kitchen_view(monitor.frames, oid, "monitor-1 (follower)", least=1)
         assert_counter_view(counter.frames, oid, least=1)

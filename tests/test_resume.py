@@ -214,7 +214,11 @@ async def drop_and_come_back(devices: Devices, url: str) -> tuple[dict[str, HubC
     await traffic_while_away(d, o1, o2)
     assert all(a.connections == 1 for a in away.values()), "a dropped client came back before the traffic ended"
     for a in away.values():
-        await until(lambda a=a: a.connections == 2 and a.state is LinkState.ONLINE, what=f"{a.device} back")
+
+        def back(a: HubClient = a) -> bool:
+            return a.connections == 2 and a.state is LinkState.ONLINE
+
+        await until(back, what=f"{a.device} back")
     await synced(*away.values(), *d.values())
     return d, away
 

@@ -3,6 +3,7 @@ source only its own orders; the counter may cancel any order. A refused action c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -237,15 +238,20 @@ async def test_source_cannot_cancel_a_shelf_order_of_another_device(
     )
 
 
+def cancelled_on(client: HubClient, order_id: str) -> Callable[[], bool]:
+    """Whether the client's book holds the order cancelled (a predicate for `until`)."""
+    return lambda: client.book.orders.get(order_id, {}).get("status") == "cancelled"
+
+
 async def test_counter_can_cancel_any_order(floor: Floor, kiosks: tuple[HubClient, HubClient, str]) -> None:
     k1, _k2, oid = kiosks
     counter, monitor, wok = floor.clients["counter-1"], floor.clients["monitor-1"], floor.clients["wok-1"]
     for order_id in (oid, floor.fresh):  # a kiosk's order and a shelf order, neither the counter's
         ack = await ok(counter, {"type": "order.cancel", "order_id": order_id, "reason": "kitchen out of stock"})
         assert ack["seq"] is not None
-        await until(lambda o=order_id: monitor.book.orders.get(o, {}).get("status") == "cancelled")
+        await until(cancelled_on(monitor, order_id))
         assert monitor.book.orders[order_id]["cancel_reason"] == "kitchen out of stock"
-        await until(lambda o=order_id: wok.book.orders.get(o, {}).get("status") == "cancelled")
+        await until(cancelled_on(wok, order_id))
         assert {t["state"] for t in wok.book.orders[order_id]["tickets"]} == {"cancelled"}
     await until(lambda: k1.book.statuses[oid]["status"] == "cancelled")
     _events, docs = db_state(floor.db_path, floor.config)
