@@ -183,7 +183,8 @@ def test_every_example_frame_of_the_doc_fits_its_message() -> None:
     validators = _payload_validators()
     wrong = {}
     for id_, direction, frame in FRAMES:
-        validator = validators.get((ACTION[direction], frame.get("type")))
+        kind = frame.get("type")
+        validator = validators.get((ACTION[direction], kind)) if isinstance(kind, str) else None
         if validator is None:
             wrong[id_] = [f"no {ACTION[direction]} message {frame.get('type')!r}"]
         elif errors := [e.message for e in validator.iter_errors(frame)]:
@@ -195,7 +196,7 @@ def test_every_example_frame_of_the_doc_fits_its_message() -> None:
 def test_a_bad_frame_fits_no_message(direction: str, frame: Any) -> None:
     validators = _payload_validators()
     kind = frame.get("type") if isinstance(frame, dict) else None
-    validator = validators.get((ACTION[direction], kind))
+    validator = validators.get((ACTION[direction], kind)) if isinstance(kind, str) else None
     assert validator is None or not validator.is_valid(frame)
 
 

@@ -823,6 +823,7 @@ def test_restored_orders_are_sent_as_stored_until_they_change(config: StoreConfi
     assert all(isinstance(d, StoredOrder) and json.loads(d.text) == d for d in docs)
     # A document of an older version (without the fields added since) is not sent as stored.
     old = next(d for d in docs if d["channel"] == "app" and d["status"] != "cancelled")
+    assert isinstance(old, StoredOrder)
     text = json.loads(old.text)
     del text["amend_refs"], text["items"][0]["declared_allergens"]
     docs[docs.index(old)] = StoredOrder(json.dumps(text), text)

@@ -98,7 +98,7 @@ async def test_compression_when_the_config_asks_for_it(config: StoreConfig, tmp_
 
 
 async def test_a_batch_of_events_written_together_arrives_whole_and_in_order(
-    config: StoreConfig, tmp_path: Path
+    config: StoreConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Fifty orders sent at once are committed in few batches, and each batch's frames go to a screen in one write
     (`Outbox.flush`): the screen still reads every event once, whole, in seq order, and the kiosk every answer."""
@@ -113,7 +113,12 @@ async def test_a_batch_of_events_written_together_arrives_whole_and_in_order(
         link = next(k for k in server._links.values() if k.session is not None and k.session.device.id == "wok-1")
         transport = link.conn.transport
         write = transport.write
-        transport.write = lambda data: (writes.append(len(data)), write(data))[1]  # type: ignore[method-assign]
+
+        def counted_write(data: bytes | bytearray | memoryview) -> None:
+            writes.append(len(data))
+            write(data)
+
+        monkeypatch.setattr(transport, "write", counted_write)
         async with ws_connect(server.url) as kiosk:
             await kiosk.send(
                 json.dumps({"type": "hello", "device": "kiosk-1", "token": "dev-kiosk-1-token", "role": "source"})
@@ -124,7 +129,7 @@ async def test_a_batch_of_events_written_together_arrives_whole_and_in_order(
                 await kiosk.send(
                     json.dumps({"type": "order.submit", "ref": f"r{k}", "order": {**order, "key": f"c{k}"}})
                 )
-            answers = []
+            answers: list[dict[str, Any]] = []
             while len(answers) < 50:  # the kiosk also gets each order's status
                 frame = json.loads(await kiosk.recv())
                 if "ref" in frame:

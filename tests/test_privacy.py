@@ -93,7 +93,7 @@ def test_only_the_counter_sees_the_customer_as_sent() -> None:
         assert order_for(role, doc) == redact_order(doc)
 
 
-TRICKY = [
+TRICKY: list[dict[str, Any]] = [
     # Strings that hold what the splice looks for: it must touch the order's own fields only.
     {"key": 'k-"fulfilment":{"type":"delivery"},"customer":null', "note": ',"customer":{"name":"Li Wei"}'},
     {"customer": {"name": 'Li "Big\\" Wei', "phone": '+86 "138"'}},

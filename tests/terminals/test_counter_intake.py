@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.widgets import DataTable, Label, OptionList, RadioButton, Static
+from textual.widgets import DataTable, Input, Label, OptionList, RadioButton, Static
 from textual.widgets._footer import FooterKey
 
 from kds.config import StoreConfig, parse_config
@@ -200,7 +200,7 @@ async def test_dine_in_or_pickup_is_said_in_words_on_intake_and_expo(
         await pilot.pause()
         assert (str(dine_in.label), str(pickup.label)) == ("Dine-in", "✓ PICKUP")
         assert "PICKUP" in _text(app, "#order-title") and "table" not in _text(app, "#order-title")
-        assert intake.query_one("#table").placeholder == "pickup: no table"
+        assert intake.query_one("#table", Input).placeholder == "pickup: no table"
         await pilot.press("f5")
         await until(lambda: intake.accepted is not None, what="pickup accepted")
         assert "PICKUP" in _text(app, "#accepted-info")
@@ -252,7 +252,7 @@ async def test_allergies_are_picked_from_the_stores_list_never_typed_free(
         assert intake.draft.lines == [] and _focused(app) == "allergens"
         # Esc clears what was typed in the field, not the whole item.
         await pilot.press("escape")
-        assert intake.query_one("#allergens").value == "" and intake.product is not None
+        assert intake.query_one("#allergens", Input).value == "" and intake.product is not None
         intake.query_one("#item-note").focus()
         await type_text(pilot, "cut in half")
 
