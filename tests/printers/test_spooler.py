@@ -224,7 +224,10 @@ async def test_a_queue_prints_in_batches_and_a_failure_marks_only_the_ticket_on_
     wok = emulators["wok-printer"]
     wok.hold = True  # prints what it gets, never confirms it
     cfg = printing_config(
-        config, emulators, over={"wok-printer": {"timeout_s": 0.3, "max_failures": 99, "max_resends": 99}}
+        config,
+        emulators,
+        # Batching, not a slow printer: the wait for a confirmation is timeout_s alone, not also the bytes at 500 B/s.
+        over={"wok-printer": {"timeout_s": 0.3, "max_failures": 99, "max_resends": 99, "slowest_bytes_per_s": 10**7}},
     )
     store = await start_hub(cfg)
     kiosk = await store.connect("kiosk-1")
