@@ -38,8 +38,10 @@ def free_port() -> int:
     raise AssertionError(f"no free port in {base}-{base + _PORTS_PER_WORKER - 1}")
 
 
-async def until(predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
-    """Wait until `predicate()` holds, yielding to the event loop; fail after `timeout` seconds (bounded)."""
+async def until(predicate: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
+    """Wait until `predicate()` holds, yielding to the event loop; fail after `timeout` seconds (bounded). The
+    default is generous: `make test` runs two workers on two cores, beside hubs, printer emulators and the niced
+    ticket renderer, and a wait that returns as soon as the condition holds costs nothing when all is well."""
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
     while not predicate():
