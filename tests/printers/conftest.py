@@ -13,10 +13,13 @@ import pytest
 from kds.client import Backoff, HubClient
 from kds.config import StoreConfig, config_from_dict
 from kds.hub import OrderHub
+from kds.printing import PrintJob
 from kds.server import HubServer
 from kds.store import Store
 from printers.emulator import PrinterEmulator
+from printers.layouts import StoreLabels
 from printers.spooler import Spooler
+from tests.printers.sample import shift
 
 FAST = {"retry_s": 0.02, "retry_max_s": 0.1, "timeout_s": 2.0}
 
@@ -113,3 +116,13 @@ async def start_hub(tmp_path: Path) -> AsyncIterator[StartHub]:
             await c.close()
         if not ps.server.stopped.is_set():
             await ps.server.stop()
+
+
+@pytest.fixture(scope="module")
+def jobs(config: StoreConfig) -> dict[str, list[PrintJob]]:
+    return shift(config)[1]
+
+
+@pytest.fixture(scope="module")
+def labels(config: StoreConfig) -> StoreLabels:
+    return StoreLabels.from_config(config)

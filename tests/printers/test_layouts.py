@@ -34,16 +34,6 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="module")
-def jobs(config: StoreConfig) -> dict[str, list[PrintJob]]:
-    return shift(config)[1]
-
-
-@pytest.fixture(scope="module")
-def labels(config: StoreConfig) -> StoreLabels:
-    return StoreLabels.from_config(config)
-
-
 def gb(columns: int) -> PrinterProfile:
     return make_profile("default", columns=columns, gb18030=True)
 

@@ -16,24 +16,9 @@ from kds.printing import Banner, PrintJob
 from printers.decoder import TextLine, decode
 from printers.layouts import StoreLabels, banner_of, render
 from printers.profiles import PrinterProfile, make_profile
-from tests.printers.sample import shift
-from tests.printers.test_layouts import job_of
+from tests.printers.test_layouts import gb, job_of
 
 FAILOVER = "FOR SEAFOOD — its printer is down"
-
-
-@pytest.fixture(scope="module")
-def jobs(config: StoreConfig) -> dict[str, list[PrintJob]]:
-    return shift(config)[1]
-
-
-@pytest.fixture(scope="module")
-def labels(config: StoreConfig) -> StoreLabels:
-    return StoreLabels.from_config(config)
-
-
-def gb(columns: int) -> PrinterProfile:
-    return make_profile("default", columns=columns, gb18030=True)
 
 
 def rows_of(job: PrintJob, prof: PrinterProfile, labels: StoreLabels) -> list[TextLine]:

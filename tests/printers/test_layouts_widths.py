@@ -13,27 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from kds.config import StoreConfig
 from kds.printing import PrintJob
 from printers.decoder import Raster, TextLine, decode
 from printers.layouts import StoreLabels, render
 from printers.profiles import PrinterProfile, make_profile
 from printers.text import width
-from tests.printers.sample import shift
 from tests.printers.test_layouts import CASES, job_of
 
 GOLDEN = Path(__file__).parent / "golden"
 PAPERS = (32, 48)
-
-
-@pytest.fixture(scope="module")
-def jobs(config: StoreConfig) -> dict[str, list[PrintJob]]:
-    return shift(config)[1]
-
-
-@pytest.fixture(scope="module")
-def labels(config: StoreConfig) -> StoreLabels:
-    return StoreLabels.from_config(config)
 
 
 def profile(columns: int, gb18030: bool) -> PrinterProfile:
