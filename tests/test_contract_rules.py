@@ -22,9 +22,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from kds.client import HubClient
 from kds.config import StoreConfig
-from kds.hub import OrderHub
 from kds.protocol import (
     NOT_BLANK,
     TIME_FUTURE_MAX,
@@ -40,6 +38,7 @@ from kds.store import Store
 from tests.conftest import app_order, shelf_order
 from tests.test_bad_input import Raw
 from tests.test_hub_core import T0, Clock, Core
+from tests.test_old_keys import _submit
 
 DOC = (Path(__file__).parent.parent / "docs" / "protocol.md").read_text(encoding="utf-8")
 
@@ -304,29 +303,6 @@ def test_an_order_stored_without_a_digest_answers_a_duplicate(config: StoreConfi
 
 
 # --------------------------------------------------------------------------------------------- a real hub
-
-
-async def _submit(
-    config: StoreConfig, db: Path | str, now: datetime, order: dict[str, Any]
-) -> tuple[dict[str, Any], list[str]]:
-    server = HubServer(
-        OrderHub(config, clock=lambda: now), Store(db, store_id=config.store.id), host="127.0.0.1", port=0
-    )
-    await server.start()
-    dev = config.device("app-backend")
-    assert dev is not None and dev.token is not None
-    client = HubClient(server.url, device=dev.id, token=dev.token, role="source")
-    try:
-        await client.connect()
-        reply = await client.request({"type": "order.submit", "order": order})
-    finally:
-        await client.close()
-        await server.stop()
-    store = Store(db, store_id=config.store.id)
-    try:
-        return reply, [d["id"] for d in store.order_docs()]
-    finally:
-        store.close()
 
 
 async def test_a_key_older_than_the_hubs_memory_used_for_another_order_is_a_conflict(

@@ -15,9 +15,12 @@ from tests.conftest import app_order
 
 
 async def _submit(
-    config: StoreConfig, db: Path, now: datetime, order: dict[str, Any]
+    config: StoreConfig, db: Path | str, now: datetime, order: dict[str, Any]
 ) -> tuple[dict[str, Any], list[str]]:
-    server = HubServer(OrderHub(config, clock=lambda: now), Store(db, store_id=config.store.id), port=0)
+    """Submit `order` as app-backend to a hub over `db` whose clock says `now`; the reply and the stored order ids."""
+    server = HubServer(
+        OrderHub(config, clock=lambda: now), Store(db, store_id=config.store.id), host="127.0.0.1", port=0
+    )
     await server.start()
     dev = config.device("app-backend")
     assert dev is not None and dev.token is not None
@@ -28,7 +31,11 @@ async def _submit(
     finally:
         await client.close()
         await server.stop()
-    return reply, [d["id"] for d in Store(db, store_id=config.store.id).order_docs()]
+    store = Store(db, store_id=config.store.id)
+    try:
+        return reply, [d["id"] for d in store.order_docs()]
+    finally:
+        store.close()
 
 
 async def test_resubmission_of_a_key_older_than_the_window_gets_the_original_answer(
