@@ -42,6 +42,7 @@ from kds.protocol import (
     OrdersClosed,
     OrderStatus,
     OrderSubmit,
+    OrderView,
     Pickup,
     Ping,
     PrinterState,
@@ -1050,7 +1051,7 @@ class OrderHub:
         o = self._order_for(session, msg.order_id)
         self._touch(o)
         before = o.stations()
-        live = live_tickets(o.to_wire())
+        live = live_tickets(OrderView.model_validate(o.to_wire()))  # wire-print: pass the order itself
         changed = o.cancel(msg.reason, self.clock())
         d = self._applied(session, msg.ref, o, EventKind.ORDER_CANCELLED, before, changed)
         if d.events:
@@ -1189,7 +1190,7 @@ class OrderHub:
         return station_jobs(
             self.config,
             rec.kind.value,
-            doc,
+            OrderView.model_validate(doc),  # wire-print: pass the order itself
             stations,
             banner,
             next_id=self._next_job_id,
@@ -1204,11 +1205,11 @@ class OrderHub:
         now = self.clock()
         reason = f"print.request from {session.device.id}"
         if msg.layout is PrintLayout.STATION:
-            live = live_tickets(doc)
+            live = live_tickets(OrderView.model_validate(doc))  # wire-print: pass the order itself
             jobs = station_jobs(
                 self.config,
                 reason,
-                doc,
+                OrderView.model_validate(doc),  # wire-print: pass the order itself
                 live,
                 Banner.REPRINT,
                 next_id=self._next_job_id,
@@ -1229,7 +1230,8 @@ class OrderHub:
                 raise DomainError(
                     ErrorCode.CONFLICT.value, "the counter has no printer in the store config", ("layout",)
                 )
-            if msg.layout is PrintLayout.CLAIM_TAG and not claim_items(doc):
+            tagged = claim_items(OrderView.model_validate(doc))  # wire-print: pass the order itself
+            if msg.layout is PrintLayout.CLAIM_TAG and not tagged:
                 raise DomainError(ErrorCode.CONFLICT.value, f"order {o.number} has no shelf item to tag", ("order_id",))
             jobs = [
                 PrintJob(

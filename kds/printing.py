@@ -9,7 +9,6 @@ printer. The spooler (`printers.spooler`, an adapter) renders them with `printer
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +17,7 @@ from typing import Any, Protocol, TypeVar
 
 from kds.config import Language, StoreConfig
 from kds.i18n import printer_language, station_name
-from kds.protocol import PrinterState, PrintLayout, TicketState
+from kds.protocol import ItemView, OrderView, PrinterState, PrintLayout, TicketState
 
 Layout = PrintLayout
 __all__ = [
@@ -109,10 +108,9 @@ class PrintJob:
             self.target = self.printer
 
     @property
-    def order(self) -> dict[str, Any]:
-        """The order document the ticket shows."""
-        doc: dict[str, Any] = json.loads(self.order_json)
-        return doc
+    def order(self) -> OrderView:
+        """The order the ticket shows, parsed from `order_json` at each call (the layouts parse it once per job)."""
+        return OrderView.model_validate_json(self.order_json)
 
     def describe(self) -> str:
         """`job 12 (station wok, 20261125-S001)` for logs and messages."""
@@ -160,7 +158,7 @@ def failover_banner(config: StoreConfig, job: PrintJob, target: str) -> str:
 def station_jobs(
     config: StoreConfig,
     kind: str,
-    doc: dict[str, Any],
+    order: OrderView,
     stations: Iterable[str],
     banner: Banner | None,
     *,
@@ -168,7 +166,8 @@ def station_jobs(
     at: datetime,
     order_json: str,
 ) -> list[PrintJob]:
-    """Station tickets for `stations` of the order `doc` (those with a printer), in station order of the config."""
+    """Station tickets for `stations` of `order` (those with a printer), in station order of the config; each job
+    carries `order_json`, the order's text as stored (the caller's: it is not serialised again here)."""
     wanted = set(stations)
     jobs = []
     for s in config.stations:
@@ -179,7 +178,7 @@ def station_jobs(
                 id=next_id(),
                 printer=s.printer,
                 layout=Layout.STATION,
-                order_id=doc["id"],
+                order_id=order.id,
                 station=s.id,
                 banner=banner,
                 created_at=at,
@@ -190,16 +189,16 @@ def station_jobs(
     return jobs
 
 
-def live_tickets(doc: dict[str, Any]) -> list[str]:
+def live_tickets(order: OrderView) -> list[str]:
     """Stations whose ticket of the order is not cancelled."""
-    return [t["station"] for t in doc["tickets"] if t["state"] != TicketState.CANCELLED.value]
+    return [t.station for t in order.tickets if t.state is not TicketState.CANCELLED]
 
 
-def claim_items(doc: dict[str, Any]) -> list[dict[str, Any]]:
+def claim_items(order: OrderView) -> list[ItemView]:
     """The items of an order that get a claim tag: those with a tag id, else the weighed (shelf) goods."""
-    live = [i for i in doc["items"] if not i["removed"]]
-    tagged = [i for i in live if i.get("tag")]
-    return tagged or [i for i in live if i.get("weight_g")]
+    live = [i for i in order.items if not i.removed]
+    tagged = [i for i in live if i.tag]
+    return tagged or [i for i in live if i.weight_g]
 
 
 # ------------------------------------------------------------------------------------------- the adapter's side

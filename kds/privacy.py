@@ -23,6 +23,7 @@ from typing import Any
 
 from kds.config import Role
 from kds.jsontext import dumps
+from kds.protocol import Delivery, OrderView
 
 SEES_CUSTOMER = frozenset({Role.COUNTER})
 """Roles that get the customer's data as the source sent it (sources get none back: their frames carry none)."""
@@ -121,3 +122,25 @@ def redact_json(doc: dict[str, Any], text: str, *, rebuild: Callable[[dict[str, 
     new = _private_part(shown)
     _SPLICES[hint] = (old, new)
     return text[:at] + new + text[at + len(old) :]
+
+
+def redact_view(order: OrderView) -> OrderView:
+    """`redact_order` for a typed order: the order as kitchen and monitor devices see it; `order` itself when there
+    is nothing to cut.
+
+    A copy otherwise (`model_copy`, `order` is not changed): `customer` cut to its `first_name` with `phone` None,
+    or None; a delivery without its `address` (None).
+    """
+    customer = order.customer
+    name = first_name(customer.name if customer is not None else None)
+    shown = customer
+    if customer is not None and (name is None or customer.name != name or customer.phone is not None):
+        shown = None if name is None else customer.model_copy(update={"name": name, "phone": None})
+    fulfilment = order.fulfilment
+    hides_address = isinstance(fulfilment, Delivery) and fulfilment.address is not None
+    if shown is customer and not hides_address:
+        return order
+    update: dict[str, object] = {"customer": shown}
+    if hides_address:
+        update["fulfilment"] = fulfilment.model_copy(update={"address": None})
+    return order.model_copy(update=update)

@@ -1,8 +1,9 @@
 """Ticket layouts: pure functions from an order to ESC/POS bytes, rendered through python-escpos's `Dummy` printer.
 
-Each layout takes the order (its `OrderView` document), what it needs of the store (`StoreLabels`) and the printer's
-`PrinterProfile`, and returns the bytes of one job ending in a cut. Nothing here does I/O: the spooler sends the
-bytes with `printers.transports`, tests compare them with golden files.
+Each layout takes the order (an `OrderView`, which `render` parses once per job from its `order_json`), what it
+needs of the store (`StoreLabels`) and the printer's `PrinterProfile`, and returns the bytes of one job ending in a
+cut. Nothing here does I/O: the spooler sends the bytes with `printers.transports`, tests compare them with golden
+files.
 
 Text sits on the printer's grid of columns (32 on 58 mm paper, 42 or 48 on 80 mm); long lines wrap at words and
 are never cut. Chinese and accented text come out right on every printer: a printer with a GB18030 font gets text
@@ -22,7 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from PIL import Image, ImageDraw
@@ -30,7 +31,8 @@ from PIL import Image, ImageDraw
 from kds.config import Language, SoldBy, StoreConfig
 from kds.i18n import allergen_name, item_names, method_name, printer_language, station_name
 from kds.printing import Banner, Layout, PrintJob, claim_items
-from kds.privacy import redact_order
+from kds.privacy import redact_view
+from kds.protocol import Delivery, DineIn, ItemChange, ItemView, OrderStatus, OrderView, Pickup, Priority
 from printers.fonts import ticket_font
 from printers.profiles import DOTS_PER_COLUMN, LINE_DOTS, PrinterProfile
 from printers.text import char_width, width, wrap
@@ -93,26 +95,26 @@ class StoreLabels:
         """A declared allergen's name in the ticket's language."""
         return allergen_name(self.config, allergen_id, lang) if self.config is not None else allergen_id
 
-    def method(self, it: dict[str, Any], lang: str) -> str:
+    def method(self, it: ItemView, lang: str) -> str:
         """An item's cooking method in the ticket's language."""
-        if self.config is not None and it.get("cook") and self.config.method(it["cook"]) is not None:
-            return method_name(self.config, it["cook"], lang)
-        return str(it.get("cook_name") or "")
+        if self.config is not None and it.cook and self.config.method(it.cook) is not None:
+            return method_name(self.config, it.cook, lang)
+        return it.cook_name or ""
 
-    def names(self, it: dict[str, Any], lang: str) -> tuple[str, str]:
+    def names(self, it: ItemView, lang: str) -> tuple[str, str]:
         """An item's name to print first, and the other language's (or "")."""
-        first, other = it["name"], it.get("name_zh") or ""
+        first, other = it.name, it.name_zh or ""
         if self.config is not None:
-            first, second = item_names(self.config, it["sku"], it["name"], lang)
+            first, second = item_names(self.config, it.sku, it.name, lang)
             if lang == Language.ZH or not other:
                 other = second or ""
         return first, "" if other == first else other
 
-    def local(self, iso: str | None, fmt: str = "%H:%M") -> str:
+    def local(self, at: datetime | None, fmt: str = "%H:%M") -> str:
         """A time of the order, in the store's time zone."""
-        if not iso:
+        if at is None:
             return ""
-        return datetime.fromisoformat(iso).astimezone(ZoneInfo(self.timezone)).strftime(fmt)
+        return at.astimezone(ZoneInfo(self.timezone)).strftime(fmt)
 
 
 # ------------------------------------------------------------------------------------------------ the paper
@@ -349,13 +351,13 @@ def _row_image(row: str, style: _Style, cols: int, dots: int) -> Image.Image:
 # ------------------------------------------------------------------------------------------------ pieces
 
 
-def _fulfilment(paper: Paper, doc: dict[str, Any], labels: StoreLabels) -> str:
-    f = doc["fulfilment"]
-    if f["type"] == "dine_in":
-        return f"{paper.w('Table')} {f['table']}"
-    if f["type"] == "pickup":
-        return f"{paper.w('Pickup at')} {labels.local(f['at'])}" if f.get("at") else paper.w("Pickup")
-    return f"{paper.w('Delivery by')} {labels.local(f.get('due'))}"
+def _fulfilment(paper: Paper, order: OrderView, labels: StoreLabels) -> str:
+    f = order.fulfilment
+    if isinstance(f, DineIn):
+        return f"{paper.w('Table')} {f.table}"
+    if isinstance(f, Pickup):
+        return f"{paper.w('Pickup at')} {labels.local(f.at)}" if f.at else paper.w("Pickup")
+    return f"{paper.w('Delivery by')} {labels.local(f.due)}"
 
 
 def _weight(grams: int | None) -> str:
@@ -364,21 +366,21 @@ def _weight(grams: int | None) -> str:
     return f"{grams / 1000:.2f} kg" if grams >= 1000 else f"{grams} g"
 
 
-def _item_title(it: dict[str, Any], name: str | None = None) -> str:
-    return f"{it['qty']} x {name if name is not None else it['name']}"
+def _item_title(it: ItemView, name: str | None = None) -> str:
+    return f"{it.qty} x {name if name is not None else it.name}"
 
 
-def _item_detail(paper: Paper, it: dict[str, Any], labels: StoreLabels) -> str:
-    return " · ".join(p for p in (_weight(it.get("weight_g")), labels.method(it, paper.lang)) if p)
+def _item_detail(paper: Paper, it: ItemView, labels: StoreLabels) -> str:
+    return " · ".join(p for p in (_weight(it.weight_g), labels.method(it, paper.lang)) if p)
 
 
-def _declared(items: Iterable[dict[str, Any]]) -> list[str]:
+def _declared(items: Iterable[ItemView]) -> list[str]:
     """The allergens customers declared on these items, each once."""
     seen: dict[str, None] = {}
     for it in items:
-        if not it.get("removed"):
-            for a in it.get("declared_allergens") or []:
-                seen[str(a)] = None
+        if not it.removed:
+            for a in it.declared_allergens:
+                seen[a] = None
     return list(seen)
 
 
@@ -400,15 +402,15 @@ def _notice(paper: Paper, notice: str | None) -> None:
         paper.blank()
 
 
-def _order_head(paper: Paper, doc: dict[str, Any], labels: StoreLabels, number_size: int = 3) -> None:
-    if doc["priority"] == "rush":
+def _order_head(paper: Paper, order: OrderView, labels: StoreLabels, number_size: int = 3) -> None:
+    if order.priority is Priority.RUSH:
         _banner(paper, "RUSH")
-    size = min(number_size, max(1, paper.columns // max(1, paper.width(doc["number"]) + 1)))
-    paper.text(doc["number"], align="center", bold=True, size=size)
-    where = _fulfilment(paper, doc, labels)
-    paper.text(where, align="center", bold=True, size=2 if doc["fulfilment"]["type"] == "dine_in" else (1, 2))
-    channel = paper.w(CHANNEL.get(doc["channel"], doc["channel"]))
-    paper.pair(channel, labels.local(doc["created_at"]), bold=True)
+    size = min(number_size, max(1, paper.columns // max(1, paper.width(order.number) + 1)))
+    paper.text(order.number, align="center", bold=True, size=size)
+    where = _fulfilment(paper, order, labels)
+    paper.text(where, align="center", bold=True, size=2 if isinstance(order.fulfilment, DineIn) else (1, 2))
+    channel = paper.w(CHANNEL.get(order.channel.value, order.channel.value))
+    paper.pair(channel, labels.local(order.created_at), bold=True)
 
 
 def _money(paper: Paper, labels: StoreLabels, cents: int) -> str:
@@ -418,38 +420,38 @@ def _money(paper: Paper, labels: StoreLabels, cents: int) -> str:
     return f"{sign}{cents / 100:.2f}"
 
 
-def _prices(paper: Paper, it: dict[str, Any], labels: StoreLabels) -> int | None:
+def _prices(paper: Paper, it: ItemView, labels: StoreLabels) -> int | None:
     """The price rows of a claim tag: weight × price per kg = line price, the processing fee, the total."""
     cfg = labels.config
-    cat = cfg.item(it["sku"]) if cfg is not None else None
-    fee = int(it.get("fee_cents") or 0)
+    cat = cfg.item(it.sku) if cfg is not None else None
+    fee = it.fee_cents
     if cat is None and not fee:
         return None
     line = 0
     if cat is not None:
-        if cat.sold_by is SoldBy.WEIGHT and it.get("weight_g"):
-            line = round(cat.price_cents * it["weight_g"] / 1000) * int(it["qty"])
+        if cat.sold_by is SoldBy.WEIGHT and it.weight_g:
+            line = round(cat.price_cents * it.weight_g / 1000) * it.qty
             paper.pair(
-                f"{_weight(it['weight_g'])} x {_money(paper, labels, cat.price_cents)}/{paper.w('kg')}",
+                f"{_weight(it.weight_g)} x {_money(paper, labels, cat.price_cents)}/{paper.w('kg')}",
                 _money(paper, labels, line),
             )
         else:
-            line = cat.price_cents * int(it["qty"])
-            paper.pair(f"{it['qty']} x {_money(paper, labels, cat.price_cents)}", _money(paper, labels, line))
+            line = cat.price_cents * it.qty
+            paper.pair(f"{it.qty} x {_money(paper, labels, cat.price_cents)}", _money(paper, labels, line))
     if fee:
         paper.pair(paper.w("Processing fee"), _money(paper, labels, fee))
     paper.pair(paper.w("Total"), _money(paper, labels, line + fee), bold=True)
     return line + fee
 
 
-def _item_block(paper: Paper, it: dict[str, Any], labels: StoreLabels, *, marks: bool) -> None:
-    change = it.get("change") if marks else None
+def _item_block(paper: Paper, it: ItemView, labels: StoreLabels, *, marks: bool) -> None:
+    change = it.change if marks else None
     first, other = labels.names(it, paper.lang)
-    if it["removed"]:
+    if it.removed:
         paper.text(paper.w("REMOVED - do not make"), bold=True, invert=True)
         paper.text(f"X {_item_title(it, first)}", indent=4)
         return
-    if change == "added":
+    if change is ItemChange.ADDED:
         paper.text("NEW 新加" if paper.lang != Language.ZH else paper.w("NEW"), bold=True, invert=True)
     paper.text(_item_title(it, first), bold=True, size=(1, 2), indent=4)
     detail = _item_detail(paper, it, labels)
@@ -457,22 +459,22 @@ def _item_block(paper: Paper, it: dict[str, Any], labels: StoreLabels, *, marks:
         paper.text(f"    {detail}", bold=True, indent=4)
     if other:
         paper.text(f"    {other}", indent=4)
-    for m in it.get("modifiers") or []:
+    for m in it.modifiers:
         paper.text(f"    + {m}", indent=6)
-    declared = [str(a) for a in it.get("declared_allergens") or []]
-    contains = [str(a) for a in it.get("allergens") or [] if a not in declared]
+    declared = it.declared_allergens
+    contains = [a for a in it.allergens if a not in declared]
     if declared:
         names = ", ".join(labels.allergen(a, paper.lang).upper() for a in declared)
         paper.text(f" {paper.w('CUSTOMER ALLERGY')}: {names} ", invert=True, bold=True, indent=1)
     if contains:
         names = ", ".join(labels.allergen(a, paper.lang).lower() for a in contains)
         paper.text(f"    {paper.w('Contains')}: {names}", indent=6)
-    if it.get("note"):
-        changed = f"  ({paper.w('changed')})" if change == "note" else ""
-        paper.text(f"    {paper.w('Note')}: {it['note']}{changed}", indent=6)
-    if it.get("tag"):
-        paper.text(f"    {paper.w('Claim tag')} #{it['tag']}", indent=4)
-    if it.get("unrouted"):
+    if it.note:
+        changed = f"  ({paper.w('changed')})" if change is ItemChange.NOTE else ""
+        paper.text(f"    {paper.w('Note')}: {it.note}{changed}", indent=6)
+    if it.tag:
+        paper.text(f"    {paper.w('Claim tag')} #{it.tag}", indent=4)
+    if it.unrouted:
         paper.text(f"    ({paper.w('unrouted: no station set for this item')})", indent=4)
 
 
@@ -485,7 +487,7 @@ def _footer(paper: Paper, lines: Iterable[str]) -> None:
 
 
 def station_ticket(
-    doc: dict[str, Any],
+    order: OrderView,
     station: str,
     *,
     profile: PrinterProfile,
@@ -501,9 +503,9 @@ def station_ticket(
 
     It shows the order as the station's screen does (`kds.privacy`): a first name at most, no phone, no address.
     """
-    doc = redact_order(doc)
+    order = redact_view(order)
     paper = Paper(profile, lang)
-    ticket = next((t for t in doc["tickets"] if t["station"] == station), None)
+    ticket = next((t for t in order.tickets if t.station == station), None)
     _notice(paper, notice)
     if reprint or banner is Banner.REPRINT:
         _banner(paper, "REPRINT")
@@ -515,30 +517,30 @@ def station_ticket(
         paper.text(labels.station_in(station, lang), align="center", bold=True, size=2)
     else:
         paper.bilingual(*labels.station(station), align="center", bold=True, size=2)
-    _order_head(paper, doc, labels)
-    items = {i["id"]: i for i in doc["items"]}
-    mine = [items[iid] for iid in (ticket["items"] if ticket else []) if iid in items]
+    _order_head(paper, order, labels)
+    items = {i.id: i for i in order.items}
+    mine = [items[iid] for iid in (ticket.items if ticket else []) if iid in items]
     _allergy_heading(paper, labels, _declared(mine))
     paper.rule("=")
     for it in mine:
         _item_block(paper, it, labels, marks=banner is Banner.AMENDED)
     paper.rule("=")
-    if doc.get("note"):
-        paper.text(f"{paper.w('Order note')}: {doc['note']}", bold=True, indent=2)
-    customer = (doc.get("customer") or {}).get("name")
+    if order.note:
+        paper.text(f"{paper.w('Order note')}: {order.note}", bold=True, indent=2)
+    customer = order.customer.name if order.customer is not None else None
     if customer:
         paper.text(f"{paper.w('Customer')}: {customer}", indent=2)
-    if banner is Banner.CANCELLED and doc.get("cancel_reason"):
-        paper.text(f"{paper.w('Reason')}: {doc['cancel_reason']}", indent=2)
-    others = [labels.station_in(t["station"], lang) for t in doc["tickets"] if t["station"] != station]
+    if banner is Banner.CANCELLED and order.cancel_reason:
+        paper.text(f"{paper.w('Reason')}: {order.cancel_reason}", indent=2)
+    others = [labels.station_in(t.station, lang) for t in order.tickets if t.station != station]
     if others:
         paper.text(f"{paper.w('Also at')}: " + ", ".join(others), indent=2)
-    changed = f" · {paper.w('changed')} {labels.local(doc['amended_at'], '%H:%M:%S')}"
+    changed = f" · {paper.w('changed')} {labels.local(order.amended_at, '%H:%M:%S')}"
     _footer(
         paper,
         [
-            f"{ticket['id'] if ticket else doc['id']}" + (f"  {paper.w('job')} {job_id}" if job_id is not None else ""),
-            f"{paper.w('ordered')} {labels.local(doc['created_at'], '%H:%M:%S')}"
+            f"{ticket.id if ticket else order.id}" + (f"  {paper.w('job')} {job_id}" if job_id is not None else ""),
+            f"{paper.w('ordered')} {labels.local(order.created_at, '%H:%M:%S')}"
             + (changed if banner is Banner.AMENDED else ""),
         ],
     )
@@ -546,30 +548,29 @@ def station_ticket(
 
 
 def claim_tags(
-    doc: dict[str, Any],
+    order: OrderView,
     *,
     profile: PrinterProfile,
     labels: StoreLabels,
     reprint: bool = False,
     lang: str = "en",
     notice: str | None = None,
-    **_: Any,
 ) -> bytes:
     """One shelf claim tag per tagged item: big order number, tag, the station it goes to, the customer's allergy,
     item, weight, method, price and processing fee, table, QR of the order."""
     paper = Paper(profile, lang)
-    items = claim_items(doc)
+    items = claim_items(order)
     for k, it in enumerate(items, start=1):
         _notice(paper, notice)
         if reprint:
             _banner(paper, "REPRINT")
         paper.bilingual("CLAIM TAG", WORDS(Language.ZH, "CLAIM TAG"), align="center", bold=True, bar=True)
-        big = min(4, max(1, profile.columns // max(1, paper.width(doc["number"]) + 1)))
-        paper.text(doc["number"], align="center", bold=True, size=big)
-        if it.get("tag"):
-            paper.text(f"#{it['tag']}", align="center", bold=True, size=2)
-        if it.get("station"):
-            paper.text(f"{paper.w('To')}: {labels.station_in(it['station'], lang)}", align="center", bold=True, size=2)
+        big = min(4, max(1, profile.columns // max(1, paper.width(order.number) + 1)))
+        paper.text(order.number, align="center", bold=True, size=big)
+        if it.tag:
+            paper.text(f"#{it.tag}", align="center", bold=True, size=2)
+        if it.station:
+            paper.text(f"{paper.w('To')}: {labels.station_in(it.station, lang)}", align="center", bold=True, size=2)
         _allergy_heading(paper, labels, _declared([it]))
         paper.rule()
         first, other = labels.names(it, lang)
@@ -579,20 +580,20 @@ def claim_tags(
         detail = _item_detail(paper, it, labels)
         if detail:
             paper.text(detail, align="center", bold=True)
-        for m in it.get("modifiers") or []:
+        for m in it.modifiers:
             paper.text(f"+ {m}", align="center")
-        if it.get("note"):
-            paper.text(f"{paper.w('Note')}: {it['note']}", align="center")
+        if it.note:
+            paper.text(f"{paper.w('Note')}: {it.note}", align="center")
         paper.rule()
         if _prices(paper, it, labels) is not None:
             paper.rule()
-        paper.text(_fulfilment(paper, doc, labels), align="center", bold=True, size=2)
-        paper.qr(doc["id"], module=6 if profile.columns >= 42 else 5)
+        paper.text(_fulfilment(paper, order, labels), align="center", bold=True, size=2)
+        paper.qr(order.id, module=6 if profile.columns >= 42 else 5)
         _footer(
             paper,
             [
-                f"{doc['id']}  {paper.w('item')} {it['id']} ({k}/{len(items)})",
-                labels.local(doc["created_at"], "%Y-%m-%d %H:%M"),
+                f"{order.id}  {paper.w('item')} {it.id} ({k}/{len(items)})",
+                labels.local(order.created_at, "%Y-%m-%d %H:%M"),
             ],
         )
         if k < len(items):
@@ -605,14 +606,13 @@ def claim_tags(
 
 
 def pickup_slip(
-    doc: dict[str, Any],
+    order: OrderView,
     *,
     profile: PrinterProfile,
     labels: StoreLabels,
     reprint: bool = False,
     lang: str = "en",
     notice: str | None = None,
-    **_: Any,
 ) -> bytes:
     """The customer's slip: the pickup number, huge, and a QR code to follow the order's status."""
     paper = Paper(profile, lang)
@@ -621,36 +621,33 @@ def pickup_slip(
         _banner(paper, "REPRINT")
     paper.text(labels.name, align="center", bold=True)
     paper.bilingual("Pickup number", WORDS(Language.ZH, "Pickup number"), align="center")
-    huge = min(6, max(2, profile.columns // max(1, paper.width(doc["number"]))))
-    paper.text(doc["number"], align="center", bold=True, size=huge)
-    channel = paper.w(CHANNEL_PLAIN.get(doc["channel"], doc["channel"]))
-    paper.text(f"{channel} · {_fulfilment(paper, doc, labels)}", align="center")
+    huge = min(6, max(2, profile.columns // max(1, paper.width(order.number))))
+    paper.text(order.number, align="center", bold=True, size=huge)
+    channel = paper.w(CHANNEL_PLAIN.get(order.channel.value, order.channel.value))
+    paper.text(f"{channel} · {_fulfilment(paper, order, labels)}", align="center")
     paper.rule()
-    for it in doc["items"]:
-        if it["removed"]:
+    for it in order.items:
+        if it.removed:
             continue
         detail = _item_detail(paper, it, labels)
         name = labels.names(it, lang)[0]
         paper.text(_item_title(it, name) + (f" ({detail})" if detail else ""), indent=4)
     paper.rule()
     paper.bilingual("Scan to follow your order", WORDS(Language.ZH, "Scan to follow your order"), align="center")
-    paper.qr(
-        labels.status_url.format(order_id=doc["id"], number=doc["number"]), module=6 if profile.columns >= 42 else 5
-    )
+    paper.qr(labels.status_url.format(order_id=order.id, number=order.number), module=6 if profile.columns >= 42 else 5)
     paper.text(paper.w("We call your number when it is ready."), align="center")
-    _footer(paper, [labels.local(doc["created_at"], "%Y-%m-%d %H:%M")])
+    _footer(paper, [labels.local(order.created_at, "%Y-%m-%d %H:%M")])
     return paper.finish()
 
 
 def expo_ticket(
-    doc: dict[str, Any],
+    order: OrderView,
     *,
     profile: PrinterProfile,
     labels: StoreLabels,
     reprint: bool = False,
     lang: str = "en",
     notice: str | None = None,
-    **_: Any,
 ) -> bytes:
     """The expo / runner ticket: the whole order, station by station, to assemble and hand over; the customer's
     allergies on top and at each item, so the runner says them at the table."""
@@ -658,43 +655,43 @@ def expo_ticket(
     _notice(paper, notice)
     if reprint:
         _banner(paper, "REPRINT")
-    if doc["status"] == "cancelled":
+    if order.status is OrderStatus.CANCELLED:
         _banner(paper, "CANCELLED")
     paper.bilingual("EXPO · RUNNER", WORDS(Language.ZH, "EXPO · RUNNER"), align="center", bold=True, bar=True)
-    _order_head(paper, doc, labels)
-    _allergy_heading(paper, labels, _declared(doc["items"]))
-    customer = doc.get("customer") or {}
-    if customer.get("name") or customer.get("phone"):
-        who = " ".join(p for p in (customer.get("name"), customer.get("phone")) if p)
+    _order_head(paper, order, labels)
+    _allergy_heading(paper, labels, _declared(order.items))
+    customer = order.customer
+    if customer is not None and (customer.name or customer.phone):
+        who = " ".join(p for p in (customer.name, customer.phone) if p)
         paper.text(f"{paper.w('Customer')}: {who}", indent=2)
-    if doc["fulfilment"].get("address"):
-        paper.text(f"{paper.w('Address')}: {doc['fulfilment']['address']}", indent=2)
-    items = {i["id"]: i for i in doc["items"]}
-    for t in doc["tickets"]:
+    if isinstance(order.fulfilment, Delivery) and order.fulfilment.address:
+        paper.text(f"{paper.w('Address')}: {order.fulfilment.address}", indent=2)
+    items = {i.id: i for i in order.items}
+    for t in order.tickets:
         paper.rule()
         if lang == Language.ZH:
-            station = labels.station_in(t["station"], lang)
+            station = labels.station_in(t.station, lang)
         else:
-            station = " ".join(labels.station(t["station"])).strip()
-        paper.pair(f"[ ] {station}", WORDS(lang, t["state"]).upper(), bold=True)
-        for iid in t["items"]:
+            station = " ".join(labels.station(t.station)).strip()
+        paper.pair(f"[ ] {station}", WORDS(lang, t.state.value).upper(), bold=True)
+        for iid in t.items:
             it = items.get(iid)
-            if it is None or it["removed"]:
+            if it is None or it.removed:
                 continue
             detail = _item_detail(paper, it, labels)
             name = labels.names(it, lang)[0]
             paper.text(f"  {_item_title(it, name)}" + (f" ({detail})" if detail else ""), indent=6)
-            declared = [str(a) for a in it.get("declared_allergens") or []]
+            declared = it.declared_allergens
             if declared:
                 names = ", ".join(labels.allergen(a, lang).upper() for a in declared)
                 paper.text(f"   {paper.w('CUSTOMER ALLERGY')}: {names} ", invert=True, bold=True, indent=3)
-            if it.get("tag"):
-                paper.text(f"      {paper.w('claim tag')} #{it['tag']}", indent=6)
+            if it.tag:
+                paper.text(f"      {paper.w('claim tag')} #{it.tag}", indent=6)
     paper.rule("=")
-    if doc.get("note"):
-        paper.text(f"{paper.w('Order note')}: {doc['note']}", bold=True, indent=2)
-    paper.qr(doc["id"], module=4)
-    _footer(paper, [doc["id"], f"{paper.w('ordered')} {labels.local(doc['created_at'], '%H:%M:%S')}"])
+    if order.note:
+        paper.text(f"{paper.w('Order note')}: {order.note}", bold=True, indent=2)
+    paper.qr(order.id, module=4)
+    _footer(paper, [order.id, f"{paper.w('ordered')} {labels.local(order.created_at, '%H:%M:%S')}"])
     return paper.finish()
 
 
@@ -724,7 +721,22 @@ def test_page(printer_id: str, name: str, profile: PrinterProfile, *, at: str) -
 
 # ------------------------------------------------------------------------------------------------ dispatch
 
-Renderer = Callable[..., bytes]
+
+class Renderer(Protocol):
+    """A layout printed at the counter's printer (claim tags, pickup slip, expo ticket)."""
+
+    def __call__(
+        self,
+        order: OrderView,
+        *,
+        profile: PrinterProfile,
+        labels: StoreLabels,
+        reprint: bool = False,
+        lang: str = "en",
+        notice: str | None = None,
+    ) -> bytes: ...
+
+
 RENDERERS: dict[Layout, Renderer] = {
     Layout.CLAIM_TAG: claim_tags,
     Layout.PICKUP_SLIP: pickup_slip,
@@ -748,13 +760,13 @@ def banner_of(job: PrintJob) -> tuple[Banner | None, str | None]:
 
 def render(job: PrintJob, profile: PrinterProfile, labels: StoreLabels) -> bytes:
     """The bytes of a stored print job, for the printer it goes to now (in that printer's language)."""
-    doc = job.order
+    order = OrderView.model_validate_json(job.order_json)  # once per job: the layouts read this object
     banner, notice = banner_of(job)
     lang = labels.language(job.target)
     if job.layout is Layout.STATION:
         assert job.station is not None
         return station_ticket(
-            doc,
+            order,
             job.station,
             profile=profile,
             labels=labels,
@@ -764,4 +776,4 @@ def render(job: PrintJob, profile: PrinterProfile, labels: StoreLabels) -> bytes
             lang=lang,
             notice=notice,
         )
-    return RENDERERS[job.layout](doc, profile=profile, labels=labels, reprint=job.reprint, lang=lang, notice=notice)
+    return RENDERERS[job.layout](order, profile=profile, labels=labels, reprint=job.reprint, lang=lang, notice=notice)

@@ -383,7 +383,7 @@ class Spooler:
             await self._mark(marks)
             p.failures = 0
             log.error("printer %s: %s: not sent again; check it printed", pid, why)
-            order = job.order.get("number") or job.order_id
+            order = job.order.number or job.order_id
             self._tell(p, PrinterState.ERROR, f"{p.label}: did not confirm ticket {order}: check it came out")
             return
         marks.append(JobMark(job.id, JobState.QUEUED, pid, job.reprint, now, error=outcome.message))

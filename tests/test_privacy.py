@@ -14,7 +14,7 @@ import pytest
 
 from kds.config import Role, StoreConfig
 from kds.hub import Session, _dumps
-from kds.privacy import first_name, order_for, redact_customer, redact_json, redact_order
+from kds.privacy import first_name, order_for, redact_customer, redact_json, redact_order, redact_view
 from kds.protocol import Event, OrderView
 from kdsapp.simulate import OrderMix
 from tests.conftest import app_order
@@ -189,3 +189,27 @@ def test_kitchen_and_monitor_sessions_share_one_frame_object_per_event(config: S
     assert monitor is not None and counter is not None
     assert "13812345521" in counter and "13812345521" not in monitor
     assert seen_by("cold-1") is None, "no ticket at the cold station"
+
+
+def test_redact_view_is_redact_order_on_typed_orders(config: StoreConfig) -> None:
+    core = shift(config, seed=11)
+    cut = kept = 0
+    for rec in core.events:
+        doc = json.loads(rec.order_json)
+        order = OrderView.model_validate(doc)
+        before = order.model_dump()
+        shown = redact_view(order)
+        expected = OrderView.model_validate(redact_order(doc))
+        assert shown == expected, rec.order_json
+        assert order.model_dump() == before, "the order given is not changed"
+        if expected == order:
+            kept += 1
+            assert shown is order, "the same object when there is nothing to cut"
+        else:
+            cut += 1
+            assert shown is not order
+            assert shown.customer is None or (shown.customer.phone is None and shown.customer.name)
+            assert getattr(shown.fulfilment, "address", None) is None
+            private = {"customer", "fulfilment"}
+            assert shown.model_dump(exclude=private) == order.model_dump(exclude=private), "the rest as it was"
+    assert cut >= 40 and kept >= 10, (cut, kept)

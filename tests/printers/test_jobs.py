@@ -8,6 +8,7 @@ import json
 from kds.config import StoreConfig, config_from_dict
 from kds.hub import OrderHub, Session
 from kds.printing import Banner, Layout
+from kds.protocol import ItemChange
 from tests.printers.sample import shift
 
 
@@ -37,8 +38,8 @@ def test_the_hub_decides_which_tickets_to_print(config: StoreConfig) -> None:
     assert hub.job_seq == ids[-1]
     # Each job carries the order as of its event: the amended wok ticket shows the added item.
     amended = jobs["app.amended"][0].order
-    assert any(i["change"] == "added" for i in amended["items"])
-    assert jobs["app.created"][0].order["items"][0]["change"] is None
+    assert any(i.change is ItemChange.ADDED for i in amended.items)
+    assert jobs["app.created"][0].order.items[0].change is None
 
 
 def test_refused_print_requests_make_no_job(config: StoreConfig) -> None:

@@ -8,6 +8,7 @@ inverted, nothing is cut off, Chinese prints as GB18030 text or as an image depe
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -102,7 +103,8 @@ def test_station_ticket_reads_like_a_ticket(columns: int, jobs: dict[str, list[P
     assert "Claim tag #T-1002" in text and "Table 12" in text and "Customer: Mei" in text
     assert "Chen" not in text, "a station ticket shows the customer's first name only"
     # The long note is wrapped at words, and every word of it is there.
-    note = job.order["items"][1]["note"]
+    note = job.order.items[1].note
+    assert note is not None
     assert " ".join(text.split()).count(" ".join(note.split())) == 1 or all(w in text for w in note.split())
     words = [w for r in rows for w in r.text.split()]
     for w in note.split():
@@ -227,3 +229,15 @@ def test_a_printer_without_native_qr_gets_the_code_as_an_image(
 def test_layout_names_match_the_protocol() -> None:
     assert {layout.value for layout in Layout} == {"station", "claim_tag", "pickup_slip", "expo"}
     assert width("澳洲") == 4
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_ticket_prints_the_order_not_its_spelling(
+    case: str, jobs: dict[str, list[PrintJob]], labels: StoreLabels
+) -> None:
+    # The layouts read the parsed `OrderView`: the same order written by pydantic (times in `Z`, keys in model
+    # order) prints the same bytes as the hub's text of it.
+    job = job_of(jobs, case)
+    respelled = dataclasses.replace(job, order_json=job.order.model_dump_json())
+    assert respelled.order_json != job.order_json
+    assert render(respelled, gb(48), labels) == render(job, gb(48), labels)

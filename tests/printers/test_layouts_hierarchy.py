@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 from typing import Any
 
 import pytest
@@ -42,10 +41,9 @@ def with_failover(job: PrintJob, text: str) -> PrintJob:
 
 
 def with_items(job: PrintJob, **fields: Any) -> PrintJob:
-    doc = job.order
-    for it in doc["items"]:
-        it.update(fields)
-    return dataclasses.replace(job, order_json=json.dumps(doc, ensure_ascii=False))
+    order = job.order
+    changed = order.model_copy(update={"items": [it.model_copy(update=fields) for it in order.items]})
+    return dataclasses.replace(job, order_json=changed.model_dump_json())
 
 
 @pytest.mark.parametrize("columns", [32, 48])
