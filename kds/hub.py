@@ -16,24 +16,33 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from kds.config import Channel, Device, Role, StoreConfig
 from kds.domain import DomainError, Item, Order, Ticket
-from kds.jsontext import dumps, loads
+from kds.jsontext import loads
 from kds.printing import Banner, PrintJob, claim_items, live_tickets, notice_stations, station_jobs
-from kds.privacy import SEES_CUSTOMER, order_for, redact_json
+from kds.privacy import SEES_CUSTOMER, redact_view, view_for
 from kds.protocol import (
     PROTOCOLS,
     ROLE_MESSAGES,
+    Ack,
+    AllergenInfo,
+    CatalogueEntry,
+    ClosedOrders,
     Delivery,
+    Error,
     ErrorCode,
+    ErrorDetail,
+    Event,
     EventKind,
     FrameError,
     Hello,
     ItemBump,
     ItemIn,
+    MethodInfo,
+    OrderAccepted,
     OrderAmend,
     OrderCall,
     OrderCancel,
@@ -42,15 +51,24 @@ from kds.protocol import (
     OrdersClosed,
     OrderStatus,
     OrderSubmit,
+    OrderView,
     Pickup,
     Ping,
+    Pong,
     PrinterState,
+    PrinterStatus,
     PrintLayout,
     PrintRequest,
+    Snapshot,
+    SnapshotPage,
+    StationInfo,
+    StatusChanged,
+    StoreView,
     TicketBump,
     TicketRecall,
     TicketStart,
     TicketState,
+    Welcome,
     order_digest,
     parse_client_frame,
     time_window_problem,
@@ -60,15 +78,17 @@ from kds.routing import Problem, check_item, route_item
 log = logging.getLogger("kds.hub")
 
 Clock = Callable[[], datetime]
+_T = TypeVar("_T")
 CHANNEL_LETTER = {Channel.APP.value: "A", Channel.KIOSK.value: "K", Channel.SHELF.value: "S"}
 READS = (Ping, OrdersClosed)
 """Messages that change nothing: answered from memory even while the database refuses writes."""
 RECENT = timedelta(minutes=30)
 """Closed orders and bumped tickets stay in snapshots this long (recall lists, handed-over lists)."""
 
-
-_SNAPSHOT = "\x00snapshot\x00"
-"""Stands for the snapshot in a welcome while its pages are cut (`OrderHub._paged`)."""
+_EMPTY_SNAPSHOT = len(Snapshot().model_dump_json())
+_PLACEHOLDER = len('"\\u0000snapshot\\u0000"')
+"""Pages are cut as the hub always cut them: after the welcome's own size with this 22-byte string in the place of
+its snapshot (`OrderHub._paged`)."""
 
 
 def utc_now() -> datetime:
@@ -94,13 +114,11 @@ def _day_of(prefix: str) -> date:
     return datetime.strptime(prefix, "%Y%m%d").date()
 
 
-_dumps = dumps
-"""Every frame the hub writes (`kds.jsontext`)."""
-
-
-def _kitchen_frame(ev: dict[str, Any], payload: str) -> str:
-    """The kitchen's and monitor's `event` frame for a stored one (`payload`, parsed as `ev`)."""
-    return redact_json(ev["order"], payload, rebuild=lambda shown: _dumps({**ev, "order": shown}))
+def _kitchen_frame(payload: str) -> str:
+    """The kitchen's and monitor's `event` frame for a stored one: `payload` itself when there is nothing to cut."""
+    ev = Event.model_validate_json(payload)
+    shown = redact_view(ev.order)
+    return payload if shown is ev.order else ev.model_copy(update={"order": shown}).model_dump_json()
 
 
 def stored_json(text: str) -> Any:
@@ -144,35 +162,51 @@ def _event_head(payload: str) -> dict[str, Any] | None:
     return ev
 
 
-class StoredOrder(dict[str, Any]):
-    """An order document read from the database, with the JSON text it was parsed from (`text`): restored and
-    unchanged since, the order is sent in snapshots as that text instead of being made into JSON again."""
-
-    __slots__ = ("text",)
-
-    def __init__(self, text: str, doc: dict[str, Any]) -> None:
-        super().__init__(doc)
-        self.text = text
+def _told(status: OrderStatus, called: bool, protocol: int) -> OrderStatus:
+    """The status an `order.status` says: a ready order whose number was called is `called` from protocol 2 on."""
+    return OrderStatus.CALLED if status is OrderStatus.READY and called and protocol >= 2 else status
 
 
-_ORDER_KEYS = [
-    *("id", "number", "key", "source", "channel", "fulfilment", "customer", "priority", "note", "status", "version"),
-    *("created_at", "updated_at", "called_at", "handed_over_at", "handed_over_to", "cancelled_at", "cancel_reason"),
-    *("amended_at", "status_seq", "status_at", "status_ready", "amend_refs", "digest", "items", "tickets"),
-]
-_ITEM_KEYS = len(Item.__slots__)
-_TICKET_KEYS = len(Ticket.__slots__)
+def _stored_status(doc: dict[str, Any]) -> str:
+    """The `order.status` frame of a stored event's order (`doc`, its fields before its items; see `_event_head`)."""
+    status = _STATUSES.get(doc["status"]) or OrderStatus(doc["status"])
+    frame = StatusChanged.model_validate(
+        {
+            "type": "order.status",
+            "seq": doc["status_seq"],
+            "at": doc["status_at"],
+            "order_id": doc["id"],
+            "key": doc["key"],
+            "number": doc["number"],
+            "status": _told(status, doc.get("called_at") is not None, PROTOCOLS[-1]),
+            "ready": doc["status_ready"],
+            "reason": doc.get("cancel_reason"),
+        }
+    )
+    return frame.model_dump_json()
 
 
-def _as_written(doc: dict[str, Any], order: Order) -> bool:
-    """Whether a stored document has what `Order.to_wire` writes for the order rebuilt from it: every field, and
-    the status it derives (a document of an older version, with fields missing, is made into JSON again)."""
+def _utf8_len(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
+
+
+def _restored(text: str) -> Order:
+    """An order from its stored JSON (a document of an older version, without the fields added since, too), its
+    `progress` the status its tickets make."""
+    order = Order.model_validate_json(text)
+    order.progress = order.derived_status()
+    return order
+
+
+def _as_written(order: Order) -> bool:
+    """Whether the stored text an order was restored from is what the hub writes for it: every field was there
+    (a document of an older version, with fields missing, is made into JSON again) and its status is the one its
+    tickets make (`_restored` sets `progress` to it)."""
     return (
-        list(doc) == _ORDER_KEYS
-        and order.progress is not None
-        and doc["status"] == order.progress.value  # (`Order.from_wire` derives it)
-        and all(map(_ITEM_KEYS.__eq__, map(len, doc["items"])))
-        and all(map(_TICKET_KEYS.__eq__, map(len, doc["tickets"])))
+        len(order.model_fields_set) == len(Order.model_fields)
+        and order.status is order.progress
+        and all(len(i.model_fields_set) == len(Item.model_fields) for i in order.items)
+        and all(len(t.model_fields_set) == len(Ticket.model_fields) for t in order.tickets)
     )
 
 
@@ -240,22 +274,19 @@ class EventRecord:
     """What it costs in the replay log (set when it enters the log)."""
     kitchen: str | None = None
     """The `event` frame for kitchen and monitor devices (see `kitchen_frame`), once made."""
-    doc: dict[str, Any] | None = None
-    """The order after the change as a document, while its decision is made (its print jobs read it)."""
 
     def kitchen_frame(self) -> str:
         """The `event` frame for kitchen and monitor devices: the customer's data cut (`kds.privacy`); the same
         object as `frame` when there is nothing to cut. Made once (on first use for events restored from the
         database: most are never replayed)."""
         if self.kitchen is None:
-            self.kitchen = _kitchen_frame(json.loads(self.frame), self.frame)
+            self.kitchen = _kitchen_frame(self.frame)
         return self.kitchen
 
     def committed(self) -> None:
         """The event is stored: drop what only the commit needed (the live order, the order's JSON)."""
         self.order = None
         self.order_json = ""
-        self.doc = None
 
     def frame_for(self, session: Session) -> str | None:
         """What this session gets of the event, if anything."""
@@ -308,8 +339,8 @@ class Window:
     seq: int
     job_seq: int
     numbers: dict[date, int]
-    orders: dict[str, dict[str, Any] | None] = field(default_factory=dict)
-    """Order id → its state before the window (`OrderView` dict), or None for an order created in the window."""
+    orders: dict[str, str | None] = field(default_factory=dict)
+    """Order id → its state before the window (`OrderView` JSON), or None for an order created in the window."""
 
 
 @dataclass(slots=True)
@@ -346,9 +377,9 @@ class AuthError(Exception):
         self.frame = error_frame(None, code, message, errors or [{"loc": loc, "msg": message}])
 
 
-def ack_frame(ref: str | None, seq: int | None) -> str:
+def ack_frame(ref: str, seq: int | None) -> str:
     """An `ack` frame: `seq` of the event the action made, or None when it changed nothing."""
-    return _dumps({"type": "ack", "ref": ref, "seq": seq})
+    return Ack(type="ack", ref=ref, seq=seq).model_dump_json()
 
 
 def unavailable_frame(ref: str | None) -> str:
@@ -370,16 +401,24 @@ def error_frame(
     retry_after_s: int | None = None,
 ) -> str:
     """An `error` frame (`retry_after_s` only when given)."""
-    frame: dict[str, Any] = {
-        "type": "error",
-        "ref": ref,
-        "code": code.value if isinstance(code, ErrorCode) else code,
-        "message": message,
-        "errors": list(errors),
-    }
-    if retry_after_s is not None:
-        frame["retry_after_s"] = retry_after_s
-    return _dumps(frame)
+    return _error(ref, code, message, errors, retry_after_s=retry_after_s).model_dump_json()
+
+
+def _error(
+    ref: str | None,
+    code: ErrorCode | str,
+    message: str,
+    errors: Iterable[dict[str, Any]] = (),
+    **more: Any,
+) -> Error:
+    return Error(
+        type="error",
+        ref=ref,
+        code=ErrorCode(code),
+        message=message,
+        errors=[ErrorDetail(loc=e["loc"], msg=e["msg"]) for e in errors],
+        **more,
+    )
 
 
 class OrderHub:
@@ -409,7 +448,7 @@ class OrderHub:
         self.writable = True
         """False while the database refuses writes: changes are answered `unavailable`, reads go on."""
         self.window = Window(0, 0, {})
-        self._store_view: dict[Role, dict[str, Any]] = {}
+        self._store_view: dict[Role, StoreView] = {}
         self.job_seq = 0
         """The id of the last print job made (restored from the database)."""
         self.printer_trouble: dict[str, PrinterNotice] = {}
@@ -417,28 +456,33 @@ class OrderHub:
         self.printer_ok: dict[str, PrinterNotice] = {}
         """Printers last heard to be fine: their last notice, also sent to every device that connects."""
         self._texts: dict[str, tuple[Order, int, str]] = {}
-        """Order id → (the order, its `version`, its `OrderView` JSON): the text a snapshot sends while the order is
-        unchanged (every change of an order raises its version; a rolled back or replaced order is another object).
-        Filled from the database's text on restore and by snapshots; orders leave it when they leave memory."""
+        """Order id → (the order, its `version`, its `OrderView` JSON) while the order is unchanged (every change of
+        an order raises its version; a rolled back or replaced order is another object): what a commit window keeps
+        to undo a change (`_touch`), and the size of the order in a snapshot page. Filled from the database's text
+        on restore and by every event; orders leave it when they leave memory."""
+        self._shown_sizes: dict[str, tuple[Order, int, int]] = {}
+        """Order id → (the order, its `version`, the UTF-8 size of its JSON as kitchens and monitors see it): how
+        snapshot pages are cut without writing each order twice."""
 
     # ------------------------------------------------------------------ restore
 
     def restore(
         self,
-        orders: Iterable[dict[str, Any]],
+        orders: Iterable[str],
         events: Iterable[tuple[int, str]],
         seq: int,
         keys: Iterable[tuple[str, str, str, str]],
         *,
         last_job: int = 0,
     ) -> None:
-        """Rebuild state from the database: order documents, the tail of the event log, the last seq, keys."""
+        """Rebuild state from the database: order documents (their JSON text), the tail of the event log, the last
+        seq, keys."""
         with collector_paused():  # thousands of objects and no cycles among them
             self._restore(orders, events, seq, keys, last_job)
 
     def _restore(
         self,
-        orders: Iterable[dict[str, Any]],
+        orders: Iterable[str],
         events: Iterable[tuple[int, str]],
         seq: int,
         keys: Iterable[tuple[str, str, str, str]],
@@ -446,11 +490,14 @@ class OrderHub:
     ) -> None:
         self.seq = seq
         self.job_seq = last_job
-        for doc in orders:
-            order = Order.from_wire(doc)
+        for text in orders:
+            order = _restored(text)
             self._remember(order)
-            if isinstance(doc, StoredOrder) and _as_written(doc, order):
-                self._texts[order.id] = (order, order.version, doc.text)
+            derived = order.derived_status()
+            if _as_written(order):
+                self._texts[order.id] = (order, order.version, text)
+            elif order.status is not derived:
+                order.status = derived  # (an older document's status is derived again, as it always was)
         # Recent keys only count the day's numbers; the database answers for keys of orders not in memory.
         for _source, _key, order_id, number in keys:
             self._count_number(order_id, number)
@@ -476,11 +523,14 @@ class OrderHub:
         The event carries the whole order after the change, so the order is replaced; the key index, the day's
         numbers and the event log follow, so this hub can welcome, resume and (once it leads) decide like the other.
         """
-        ev = json.loads(payload)
+        ev = stored_json(payload)
         rec = self._record_from_payload(seq, payload, ev)
-        rec.kitchen = _kitchen_frame(ev, payload)
-        rec.order = Order.from_wire(ev["order"])
-        self._remember(rec.order)
+        order = Order.model_validate(ev["order"])
+        order.progress = order.derived_status()
+        shown = redact_view(order)
+        rec.kitchen = payload if shown is order else Event.model_validate({**ev, "order": shown}).model_dump_json()
+        rec.order = order
+        self._remember(order)
         self.seq = max(self.seq, seq)
         self._log_append(rec)
         return rec
@@ -504,7 +554,7 @@ class OrderHub:
     def _touch(self, o: Order) -> None:
         """Remember an order's state before the first change in this window."""
         if o.id not in self.window.orders:
-            self.window.orders[o.id] = o.to_wire()
+            self.window.orders[o.id] = self._order_json(o)
 
     def rollback(self, windows: Iterable[Window]) -> None:
         """Undo the decisions of these windows, newest first: their commit failed, nobody was told of them.
@@ -519,7 +569,7 @@ class OrderHub:
                 if gone is not None and self.keys.get((gone.source, gone.key), ("",))[0] == oid:
                     del self.keys[(gone.source, gone.key)]
                 if before is not None:
-                    self._remember(Order.from_wire(before))
+                    self._remember(_restored(before))
             self.seq = w.seq
             self.job_seq = w.job_seq
             self.numbers = dict(w.numbers)
@@ -559,7 +609,7 @@ class OrderHub:
             order_json="",
         )
         if ev.get("status_changed") or doc.get("status_seq") == s:  # (a call changes no status, but is told)
-            rec.status_frame = self._status_frame(doc)
+            rec.status_frame = _stored_status(doc)
         # Stored already, so like a committed event it holds no copy of the order; it is counted in the replay
         # log as a new event is (the order's JSON is the frame's tail), so a restarted hub keeps the same events.
         start = payload.find(',"order":{')
@@ -640,79 +690,91 @@ class OrderHub:
                             resumable, replay = False, []
                             break
         dev = session.device
-        welcome = {
-            "type": "welcome",
-            "protocol": session.protocol,
-            "seq": self.seq,
-            "device": dev.id,
-            "role": dev.role.value,
-            "station": dev.station,
-            "resumed": resumable,
-            "replay": len(replay),
-            "pages": 0,
-            "snapshot": None if resumable else _SNAPSHOT,
-            "store": self.store_view(dev.role),
-            "server_time": self.clock().isoformat(),
-        }
+        now = self.clock()
+
+        def welcome(pages: int, snapshot: Snapshot | None) -> Welcome:
+            return Welcome(
+                type="welcome",
+                protocol=session.protocol,
+                seq=self.seq,
+                device=dev.id,
+                role=dev.role,
+                station=dev.station,
+                resumed=resumable,
+                replay=len(replay),
+                pages=pages,
+                snapshot=snapshot,
+                store=self.store_view(dev.role),
+                server_time=now,
+            )
+
         if resumable:
-            return _dumps(welcome), replay
+            return welcome(0, None).model_dump_json(), replay
         orders = self._snapshot_orders(session)
         if dev.role is Role.SOURCE:
-            p = session.protocol
-            return self._paged(welcome, [self._status_frame(o.to_wire(), p) for o in orders], True)
-        return self._paged(welcome, [self._order_text(o, dev.role) for o in orders], False)
+            statuses = [self._status(o, session.protocol) for o in orders]
+            sized = [(st, _utf8_len(st.model_dump_json())) for st in statuses]
+            pages = self._pages(welcome, sized)
+            return self._paged(welcome, [Snapshot(statuses=page) for page in pages])
+        shown = [(view_for(dev.role, o), self._order_size(o, dev.role)) for o in orders]
+        return self._paged(welcome, [Snapshot(orders=page) for page in self._pages(welcome, shown)])
 
-    def _paged(self, welcome: dict[str, Any], parts: list[str], statuses: bool) -> tuple[str, list[str]]:
-        """The welcome and the `snapshot.page` frames that carry the rest of its snapshot (`parts`, the JSON of
-        each order or status): none of them is much larger than `snapshot_page_bytes` (a page holds at least one)."""
+    def _pages(self, welcome: Callable[[int, Snapshot], Welcome], parts: list[tuple[_T, int]]) -> list[list[_T]]:
+        """The snapshot's orders or statuses (each with the UTF-8 size of its JSON) cut into pages: the welcome's
+        and then those of the `snapshot.page` frames, none of them much larger than `snapshot_page_bytes` (a page
+        holds at least one)."""
         limit = self.limits.snapshot_page_bytes
-        head = len(_dumps(welcome).encode("utf-8"))
-        pages: list[list[str]] = [[]]
+        head = _utf8_len(welcome(0, Snapshot()).model_dump_json()) - _EMPTY_SNAPSHOT + _PLACEHOLDER
+        pages: list[list[_T]] = [[]]
         room = max(limit - head, limit // 4)
-        for p in parts:
-            size = (len(p) if p.isascii() else len(p.encode("utf-8"))) + 1
+        for p, n in parts:
+            size = n + 1
             if pages[-1] and size > room:
                 pages.append([])
                 room = limit
             pages[-1].append(p)
             room -= size
+        return pages
 
-        def snap(items: list[str]) -> str:
-            body = "[" + ",".join(items) + "]"
-            return f'{{"orders":[],"statuses":{body}}}' if statuses else f'{{"orders":{body},"statuses":[]}}'
-
-        welcome["pages"] = len(pages) - 1
-        frame = _dumps(welcome).replace(_dumps(_SNAPSHOT), snap(pages[0]), 1)
-        n, seq = len(pages) - 1, welcome["seq"]
+    def _paged(self, welcome: Callable[[int, Snapshot], Welcome], pages: list[Snapshot]) -> tuple[str, list[str]]:
+        """The welcome with the first page of its snapshot, and the `snapshot.page` frames with the others."""
+        n = len(pages) - 1
+        first = welcome(n, pages[0])
         rest = [
-            f'{{"type":"snapshot.page","seq":{seq},"page":{k},"pages":{n},"snapshot":{snap(items)}}}'
-            for k, items in enumerate(pages[1:], start=1)
+            SnapshotPage(type="snapshot.page", seq=first.seq, page=k, pages=n, snapshot=page).model_dump_json()
+            for k, page in enumerate(pages[1:], start=1)
         ]
-        return frame, rest
+        return first.model_dump_json(), rest
 
-    def snapshot(self, session: Session) -> dict[str, Any]:
+    def snapshot(self, session: Session) -> Snapshot:
         """What a device needs right now: open orders it may see, and the last few closed ones (`snapshot_closed`,
         of the last 30 minutes and still in memory; `orders.closed` fetches more)."""
         orders = self._snapshot_orders(session)
         if session.device.role is Role.SOURCE:
-            return {
-                "orders": [],
-                "statuses": [json.loads(self._status_frame(o.to_wire(), session.protocol)) for o in orders],
-            }
-        return {"orders": [order_for(session.device.role, o.to_wire()) for o in orders], "statuses": []}
+            return Snapshot(statuses=[self._status(o, session.protocol) for o in orders])
+        return Snapshot(orders=[view_for(session.device.role, o) for o in orders])
 
-    def _order_text(self, o: Order, role: Role) -> str:
-        """The JSON of an order as a device of this role may see it (`order_for`), made once per version."""
+    def _order_json(self, o: Order) -> str:
+        """The JSON of an order (`OrderView`), written once per version."""
         hit = self._texts.get(o.id)
         if hit is not None and hit[0] is o and hit[1] == o.version:
-            text = hit[2]
-        else:
-            text = _dumps(o.to_wire())
-            self._texts[o.id] = (o, o.version, text)
+            return hit[2]
+        text = o.model_dump_json()
+        self._texts[o.id] = (o, o.version, text)
+        return text
+
+    def _order_size(self, o: Order, role: Role) -> int:
+        """The UTF-8 size of an order's JSON as a device of this role sees it (`view_for`), worked out once per
+        version."""
         if role in SEES_CUSTOMER:
-            return text
-        private = {"id": o.id, "fulfilment": o.fulfilment, "customer": o.customer}
-        return redact_json(private, text, rebuild=lambda _shown: _dumps(order_for(role, o.to_wire())))
+            return _utf8_len(self._order_json(o))
+        hit = self._shown_sizes.get(o.id)
+        if hit is not None and hit[0] is o and hit[1] == o.version:
+            return hit[2]
+        shown = redact_view(o)
+        size = _utf8_len(self._order_json(o) if shown is o else shown.model_dump_json())
+        self._shown_sizes[o.id] = (o, o.version, size)
+        return size
 
     def _snapshot_orders(self, session: Session) -> list[Order]:
         """The orders of a snapshot for this session, oldest first."""
@@ -721,7 +783,7 @@ class OrderHub:
         mine = [
             o
             for o in self.orders.values()
-            if (dev.role is not Role.KITCHEN or dev.station in o.tickets)
+            if (dev.role is not Role.KITCHEN or dev.station in o.stations())
             and (dev.role is not Role.SOURCE or o.source == dev.id)
         ]
         closed = [o for o in mine if not o.is_open and now - o.updated_at <= RECENT]
@@ -737,78 +799,72 @@ class OrderHub:
             o
             for o in self.orders.values()
             if not o.is_open
-            and (dev.role is not Role.KITCHEN or dev.station in o.tickets)
+            and (dev.role is not Role.KITCHEN or dev.station in o.stations())
             and (msg.before is None or o.updated_at < msg.before)
         ]
         found.sort(key=lambda o: o.updated_at, reverse=True)
-        parts: list[str] = []
+        shown: list[OrderView] = []
         room = self.limits.snapshot_page_bytes
         for o in found[: msg.limit]:
-            p = self._order_text(o, dev.role)
-            room -= len(p.encode("utf-8")) + 1
-            if parts and room < 0:
+            room -= self._order_size(o, dev.role) + 1
+            if shown and room < 0:
                 break
-            parts.append(p)
-        more = len(found) > len(parts)
-        head = _dumps({"type": "orders.closed.list", "ref": msg.ref, "more": more})
-        frame = head[:-1] + ',"orders":[' + ",".join(parts) + "]}"
-        return Decision(replies=[(session, frame)])
+            shown.append(view_for(dev.role, o))
+        more = len(found) > len(shown)
+        frame = ClosedOrders(type="orders.closed.list", ref=msg.ref, more=more, orders=shown)
+        return Decision(replies=[(session, frame.model_dump_json())])
 
-    def store_view(self, role: Role) -> dict[str, Any]:
+    def store_view(self, role: Role) -> StoreView:
         """The store as a device of this role sees it (stations; the catalogue for sources and the counter)."""
         cached = self._store_view.get(role)
         if cached is not None:
             return cached
         c = self.config
-        view: dict[str, Any] = {
-            "id": c.store.id,
-            "name": c.store.name,
-            "timezone": c.store.timezone,
-            "currency": c.store.currency,
-            "stations": [
-                {
-                    "id": s.id,
-                    "name": s.name,
-                    "name_zh": s.name_zh,
-                    "warn_after_s": s.timers.warn_after_s,
-                    "late_after_s": s.timers.late_after_s,
-                }
+        sells = role in (Role.SOURCE, Role.COUNTER)
+        view = StoreView(
+            id=c.store.id,
+            name=c.store.name,
+            timezone=c.store.timezone,
+            currency=c.store.currency,
+            stations=[
+                StationInfo(
+                    id=s.id,
+                    name=s.name,
+                    name_zh=s.name_zh,
+                    warn_after_s=s.timers.warn_after_s,
+                    late_after_s=s.timers.late_after_s,
+                )
                 for s in c.stations
             ],
-            "counter_warn_after_s": c.counter.timers.warn_after_s,
-            "counter_late_after_s": c.counter.timers.late_after_s,
-            "language": c.store.language.value,
-            "allergens": [{"id": a.id, "name": a.name, "name_zh": a.name_zh} for a in c.allergens],
-            "methods": [],
-            "catalogue": [],
-        }
-        if role in (Role.SOURCE, Role.COUNTER):
-            view["methods"] = [
-                {
-                    "id": m.id,
-                    "name": m.name,
-                    "name_zh": m.name_zh,
-                    "station": m.station,
-                    "fee_cents": m.fee_cents,
-                }
+            counter_warn_after_s=c.counter.timers.warn_after_s,
+            counter_late_after_s=c.counter.timers.late_after_s,
+            language=c.store.language.value,
+            allergens=[AllergenInfo(id=a.id, name=a.name, name_zh=a.name_zh) for a in c.allergens],
+            methods=[
+                MethodInfo(id=m.id, name=m.name, name_zh=m.name_zh, station=m.station, fee_cents=m.fee_cents)
                 for m in c.methods
             ]
-            view["catalogue"] = [
-                {
-                    "sku": i.sku,
-                    "name": i.name,
-                    "name_zh": i.name_zh,
-                    "category": i.category,
-                    "barcode": i.barcode,
-                    "sold_by": i.sold_by.value,
-                    "price_cents": i.price_cents,
-                    "min_weight_g": i.min_weight_g,
-                    "max_weight_g": i.max_weight_g,
-                    "methods": {m: i.fee_for(mm) for m in i.methods if (mm := c.method(m)) is not None},
-                    "allergens": list(i.allergens),
-                }
+            if sells
+            else [],
+            catalogue=[
+                CatalogueEntry(
+                    sku=i.sku,
+                    name=i.name,
+                    name_zh=i.name_zh,
+                    category=i.category,
+                    barcode=i.barcode,
+                    sold_by=i.sold_by.value,
+                    price_cents=i.price_cents,
+                    min_weight_g=i.min_weight_g,
+                    max_weight_g=i.max_weight_g,
+                    methods={m: i.fee_for(mm) for m in i.methods if (mm := c.method(m)) is not None},
+                    allergens=list(i.allergens),
+                )
                 for i in c.catalogue
             ]
+            if sells
+            else [],
+        )
         self._store_view[role] = view
         return view
 
@@ -846,7 +902,7 @@ class OrderHub:
             if isinstance(msg, OrderSubmit):
                 return self._submit(session, msg)
             if isinstance(msg, Ping):
-                return Decision(replies=[(session, _dumps({"type": "pong", "ref": msg.ref, "seq": self.seq}))])
+                return Decision(replies=[(session, Pong(type="pong", ref=msg.ref, seq=self.seq).model_dump_json())])
             if isinstance(msg, OrdersClosed):
                 return self._closed(session, msg)
             if not self.writable and not isinstance(msg, READS):
@@ -899,15 +955,11 @@ class OrderHub:
         if known is not None:
             if known[2] is not None and known[2] != digest:
                 return self._key_conflict(session, msg.ref, o.key, known)
-            frame = {
-                "type": "order.accepted",
-                "ref": msg.ref,
-                "order_id": known[0],
-                "number": known[1],
-                "duplicate": True,
-            }
+            frame = OrderAccepted(
+                type="order.accepted", ref=msg.ref, order_id=known[0], number=known[1], duplicate=True
+            )
             return Decision(
-                replies=[(session, _dumps(frame))],
+                replies=[(session, frame.model_dump_json())],
                 logs=[f"duplicate submit {o.key!r} from {dev.id} → {known[1]}"],
             )
         if not self.writable:
@@ -942,9 +994,9 @@ class OrderHub:
             number=number,
             key=o.key,
             source=dev.id,
-            channel=o.channel.value,
-            fulfilment=o.fulfilment.model_dump(mode="json", exclude_none=True),
-            customer=o.customer.model_dump(mode="json") if o.customer else None,
+            channel=o.channel,
+            fulfilment=o.fulfilment,
+            customer=o.customer,
             priority=o.priority,
             note=o.note,
             created_at=now,
@@ -961,21 +1013,9 @@ class OrderHub:
         rec = self._event(EventKind.ORDER_CREATED, order, frozenset(), None)
         d.events.append(rec)
         d.jobs = self._station_jobs(rec, order.stations(), None)
-        d.replies.append(
-            (
-                session,
-                _dumps(
-                    {
-                        "type": "order.accepted",
-                        "ref": msg.ref,
-                        "order_id": order_id,
-                        "number": number,
-                        "duplicate": False,
-                    }
-                ),
-            )
-        )
-        stations = ",".join(f"{t.station}×{len(t.items)}" for t in order.tickets.values())
+        accepted = OrderAccepted(type="order.accepted", ref=msg.ref, order_id=order_id, number=number, duplicate=False)
+        d.replies.append((session, accepted.model_dump_json()))
+        stations = ",".join(f"{t.station}×{len(t.items)}" for t in order.tickets)
         unrouted = sum(1 for i in order.items if i.unrouted)
         d.logs.append(
             f"accepted {number} ({order_id}) {o.channel.value} from {dev.id} key={o.key!r} → {stations}"
@@ -989,10 +1029,10 @@ class OrderHub:
             f"key {key!r} was used for another order ({known[1]}, {known[0]}): a resubmission must be the same order;"
             " a new order needs a new key"
         )
-        frame = json.loads(error_frame(ref, ErrorCode.CONFLICT, message, [{"loc": ["order", "key"], "msg": message}]))
-        frame.update(key=key, order_id=known[0], number=known[1])
+        errors = [{"loc": ["order", "key"], "msg": message}]
+        frame = _error(ref, ErrorCode.CONFLICT, message, errors, key=key, order_id=known[0], number=known[1])
         return Decision(
-            replies=[(session, _dumps(frame))],
+            replies=[(session, frame.model_dump_json())],
             logs=[f"error to {session.device.id}: conflict: key {key!r} reused for another order → {known[1]}"],
             refused=True,
         )
@@ -1050,7 +1090,7 @@ class OrderHub:
         o = self._order_for(session, msg.order_id)
         self._touch(o)
         before = o.stations()
-        live = live_tickets(o.to_wire())
+        live = live_tickets(o.model_dump(mode="json"))  # wire-print: pass the order itself
         changed = o.cancel(msg.reason, self.clock())
         d = self._applied(session, msg.ref, o, EventKind.ORDER_CANCELLED, before, changed)
         if d.events:
@@ -1108,7 +1148,7 @@ class OrderHub:
         d = self._applied(session, msg.ref, o, EventKind.ORDER_AMENDED, before, True)
         # Each touched station gets its ticket again: AMENDED, or CANCELLED when the amendment emptied it.
         rec = d.events[0]
-        emptied = {st for st in touched if o.tickets[st].state is TicketState.CANCELLED}
+        emptied = {t.station for t in o.tickets if t.station in touched and t.state is TicketState.CANCELLED}
         d.jobs = self._station_jobs(rec, touched - emptied, Banner.AMENDED) + self._station_jobs(
             rec, emptied, Banner.CANCELLED
         )
@@ -1122,7 +1162,7 @@ class OrderHub:
     def _kitchen(self, session: Session, msg: TicketStart | TicketBump | ItemBump | TicketRecall) -> Decision:
         order_id, _, station = msg.ticket_id.rpartition("/")
         o = self.orders.get(order_id)
-        t: Ticket | None = o.tickets.get(station) if o else None
+        t: Ticket | None = o.ticket_at(station) if o else None
         if o is None or t is None:
             raise DomainError(ErrorCode.NOT_FOUND.value, f"no ticket {msg.ticket_id!r}", ("ticket_id",))
         if station != session.station:
@@ -1185,11 +1225,11 @@ class OrderHub:
         return self.job_seq
 
     def _station_jobs(self, rec: EventRecord, stations: Iterable[str], banner: Banner | None) -> list[PrintJob]:
-        doc = rec.doc if rec.doc is not None else json.loads(rec.order_json)
+        assert rec.order is not None  # (the decision's own event: its order is live and unchanged since)
         return station_jobs(
             self.config,
             rec.kind.value,
-            doc,
+            rec.order.model_dump(mode="json"),  # wire-print: pass the order itself
             stations,
             banner,
             next_id=self._next_job_id,
@@ -1199,16 +1239,15 @@ class OrderHub:
 
     def _print(self, session: Session, msg: PrintRequest) -> Decision:
         o = self._order_for(session, msg.order_id)
-        doc = o.to_wire()
-        order_json = _dumps(doc)
+        order_json = self._order_json(o)
         now = self.clock()
         reason = f"print.request from {session.device.id}"
         if msg.layout is PrintLayout.STATION:
-            live = live_tickets(doc)
+            live = live_tickets(o.model_dump(mode="json"))  # wire-print: pass the order itself
             jobs = station_jobs(
                 self.config,
                 reason,
-                doc,
+                o.model_dump(mode="json"),  # wire-print: pass the order itself
                 live,
                 Banner.REPRINT,
                 next_id=self._next_job_id,
@@ -1229,7 +1268,9 @@ class OrderHub:
                 raise DomainError(
                     ErrorCode.CONFLICT.value, "the counter has no printer in the store config", ("layout",)
                 )
-            if msg.layout is PrintLayout.CLAIM_TAG and not claim_items(doc):
+            if msg.layout is PrintLayout.CLAIM_TAG and not claim_items(
+                o.model_dump(mode="json")  # wire-print: pass the order itself
+            ):
                 raise DomainError(ErrorCode.CONFLICT.value, f"order {o.number} has no shelf item to tag", ("order_id",))
             jobs = [
                 PrintJob(
@@ -1264,18 +1305,16 @@ class OrderHub:
     def _printer_notice(self, printer: str, state: PrinterState, message: str) -> PrinterNotice:
         ok = state is PrinterState.OK
         stations = notice_stations(self.config, printer)
-        frame = _dumps(
-            {
-                "type": "printer.status",
-                "printer": printer,
-                "stations": stations,
-                "ok": ok,
-                "state": state.value,
-                "message": message,
-                "at": self.clock().isoformat(),
-            }
+        frame = PrinterStatus(
+            type="printer.status",
+            printer=printer,
+            stations=stations,
+            ok=ok,
+            state=state,
+            message=message,
+            at=self.clock(),
         )
-        return PrinterNotice(printer, frozenset(stations), frame, ok)
+        return PrinterNotice(printer, frozenset(stations), frame.model_dump_json(), ok)
 
     # ------------------------------------------------------------------ events
 
@@ -1298,24 +1337,23 @@ class OrderHub:
             o.status_seq = self.seq
             o.status_at = at
             o.status_ready = o.stations_done()
-        doc = o.to_wire()
-        order_json = _dumps(doc)
+        order_json = o.model_dump_json()
+        self._texts[o.id] = (o, o.version, order_json)
         stations = before | o.stations()
-        head = _dumps(
-            {
-                "type": "event",
-                "seq": self.seq,
-                "at": at.isoformat(),
-                "kind": kind.value,
-                "ticket_id": ticket_id,
-                "item_id": item_id,
-                "stations": sorted(stations),
-                "status_changed": status_changed,
-            }
+        event = Event(
+            type="event",
+            seq=self.seq,
+            at=at,
+            kind=kind,
+            ticket_id=ticket_id,
+            item_id=item_id,
+            stations=sorted(stations),
+            status_changed=status_changed,
+            order=o,
         )
-        frame = f'{head[:-1]},"order":{order_json}}}'
-        shown = redact_json(doc, order_json)
-        status = o.status
+        frame = event.model_dump_json()
+        # One frame per audience: the counter's, and the kitchens' and monitors' (the same text when nothing is cut).
+        shown = redact_view(o)
         rec = EventRecord(
             seq=self.seq,
             at=at,
@@ -1323,37 +1361,31 @@ class OrderHub:
             order_id=o.id,
             source=o.source,
             stations=stations,
-            status=status,
+            status=o.status,
             frame=frame,
-            kitchen=frame if shown is order_json else f'{head[:-1]},"order":{shown}}}',
-            status_frame=self._status_frame(doc) if o.status_seq == self.seq else None,
+            kitchen=frame if shown is o else event.model_copy(update={"order": shown}).model_dump_json(),
+            status_frame=self._status(o).model_dump_json() if o.status_seq == self.seq else None,
             order_json=order_json,
             order=o,
-            doc=doc,
         )
         self._log_append(rec)
         return rec
 
     @staticmethod
-    def _status_frame(doc: dict[str, Any], protocol: int = PROTOCOLS[-1]) -> str:
+    def _status(o: OrderView, protocol: int = PROTOCOLS[-1]) -> StatusChanged:
         """The `order.status` frame a source gets for an order (as of its last status change or call), in this
         protocol version: a ready order whose number was called is `called` from version 2 on, else `ready`."""
-        status = doc["status"]
-        if status == "ready" and doc.get("called_at") is not None and protocol >= 2:
-            status = "called"
-        frame = {
-            "type": "order.status",
-            "seq": doc["status_seq"],
-            "at": doc["status_at"],
-            "order_id": doc["id"],
-            "key": doc["key"],
-            "number": doc["number"],
-            "status": status,
-            "ready": doc["status_ready"],
-        }
-        if status == "cancelled":
-            frame["reason"] = doc.get("cancel_reason")
-        return _dumps(frame)
+        return StatusChanged(
+            type="order.status",
+            seq=o.status_seq,
+            at=o.status_at or o.updated_at,
+            order_id=o.id,
+            key=o.key,
+            number=o.number,
+            status=_told(o.status, o.called_at is not None, protocol),
+            ready=list(o.status_ready),
+            reason=o.cancel_reason,
+        )
 
     def withdraw(self, d: Decision, existing: tuple[str, str, str | None]) -> None:
         """The database already holds an order with this decision's key (older than the in-memory key index):
@@ -1376,7 +1408,8 @@ class OrderHub:
         if order is not None and existing[2] is not None and existing[2] != order.digest:
             replies = []
             for session, frame in d.replies:
-                c = self._key_conflict(session, json.loads(frame)["ref"], order.key, existing)
+                ref = OrderAccepted.model_validate_json(frame).ref
+                c = self._key_conflict(session, ref, order.key, existing)
                 replies.extend(c.replies)
                 d.logs = c.logs
             d.replies = replies
@@ -1385,14 +1418,9 @@ class OrderHub:
         d.replies = [
             (
                 session,
-                _dumps(
-                    {
-                        **json.loads(frame),
-                        "order_id": existing[0],
-                        "number": existing[1],
-                        "duplicate": True,
-                    }
-                ),
+                OrderAccepted.model_validate_json(frame)
+                .model_copy(update={"order_id": existing[0], "number": existing[1], "duplicate": True})
+                .model_dump_json(),
             )
             for session, frame in d.replies
         ]

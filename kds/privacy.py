@@ -10,19 +10,18 @@
 The free texts (order and item notes, `cancel_reason`) and the source's idempotency `key` reach every role as they
 are: the kitchen needs the notes, and the hub cannot tell personal data in free text from cooking instructions.
 
-`redact_order` is the policy over an order document (`OrderView` as a dict); `redact_json` gives the same result
-for the JSON text of an order or of an event frame, without serialising the order again (the hub builds one
-redacted frame per event and sends those same bytes to every kitchen screen and monitor).
+`redact_view` is the policy over an order (`OrderView`): the hub builds one redacted `event` frame per event from it
+and sends those same bytes to every kitchen screen and monitor. `redact_order` is the same policy over an order
+document (`OrderView` as a dict), for code that still holds documents.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Any
 
 from kds.config import Role
-from kds.jsontext import dumps
+from kds.protocol import Customer, Delivery, OrderView
 
 SEES_CUSTOMER = frozenset({Role.COUNTER})
 """Roles that get the customer's data as the source sent it (sources get none back: their frames carry none)."""
@@ -31,19 +30,6 @@ _UNSPACED = re.compile(
     "[\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003134f]"
 )
 """Scripts whose names are written without a space between family name and given name (Chinese, Japanese, Korean)."""
-
-
-_dumps = dumps
-"""The hub's serialisation (what `kds.hub._dumps` writes): the splice in `redact_json` relies on the same text."""
-
-_SPLICES: dict[str, tuple[str, str]] = {}
-"""Order id → (the JSON of the order's fulfilment and customer, what kitchens see instead).
-
-An order's fulfilment and customer do not change after it is submitted and every event of the order carries them,
-so the splice is worked out once per order. The id is only a hint: a splice is used only where its first part is
-found in the text, and then it is right whatever order it was made from (the second part is a function of the
-first), so another hub's order of the same id (tests run several) cannot get a wrong one."""
-_SPLICES_MAX = 4096
 
 
 def first_name(name: str | None) -> str | None:
@@ -93,31 +79,27 @@ def order_for(role: Role, doc: dict[str, Any]) -> dict[str, Any]:
     return doc if role in SEES_CUSTOMER else redact_order(doc)
 
 
-def _private_part(doc: dict[str, Any]) -> str:
-    return f'"fulfilment":{_dumps(doc.get("fulfilment"))},"customer":{_dumps(doc.get("customer"))}'
+def view_for(role: Role, order: OrderView) -> OrderView:
+    """An order as a device of this role may see it (`redact_view` but for the roles that see the customer)."""
+    return order if role in SEES_CUSTOMER else redact_view(order)
 
 
-def redact_json(doc: dict[str, Any], text: str, *, rebuild: Callable[[dict[str, Any]], str] = _dumps) -> str:
-    """`text`, JSON that carries the order `doc` as the hub writes it (the order, or an event frame holding it),
-    as kitchen and monitor devices see it: `text` itself when there is nothing to cut.
+def redact_view(order: OrderView) -> OrderView:
+    """The order as kitchen and monitor devices see it; `order` itself when there is nothing to cut.
 
-    The order's `fulfilment` and `customer` are replaced in the text (`_dumps` writes them next to each other, and
-    the quoted key cannot occur inside a JSON string, where every quote is escaped), so the order is not serialised
-    again. When `text` was not written that way, `rebuild(redact_order(doc))` is returned instead.
+    A copy otherwise (`order` is not changed): `customer` cut to a first name and no phone (or none at all), the
+    delivery's `address` left out (null, which an order's fulfilment does not write).
     """
-    hint = str(doc.get("id"))
-    splice = _SPLICES.get(hint)
-    if splice is not None and (at := text.find(splice[0])) >= 0:
-        return text[:at] + splice[1] + text[at + len(splice[0]) :]
-    shown = redact_order(doc)
-    if shown is doc:
-        return text
-    old = _private_part(doc)
-    at = text.find(old)
-    if at < 0:
-        return rebuild(shown)
-    if len(_SPLICES) >= _SPLICES_MAX:
-        _SPLICES.clear()
-    new = _private_part(shown)
-    _SPLICES[hint] = (old, new)
-    return text[:at] + new + text[at + len(old) :]
+    customer = order.customer
+    fulfilment = order.fulfilment
+    name = first_name(customer.name if customer is not None else None)
+    cut_customer = customer is not None and (name is None or name != customer.name or customer.phone is not None)
+    cut_address = isinstance(fulfilment, Delivery) and fulfilment.address is not None
+    if not (cut_customer or cut_address):
+        return order
+    update: dict[str, Any] = {}
+    if cut_customer:
+        update["customer"] = None if name is None else Customer(name=name, phone=None)
+    if cut_address:
+        update["fulfilment"] = fulfilment.model_copy(update={"address": None})
+    return order.model_copy(update=update)
