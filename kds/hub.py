@@ -1090,7 +1090,7 @@ class OrderHub:
         o = self._order_for(session, msg.order_id)
         self._touch(o)
         before = o.stations()
-        live = live_tickets(o.model_dump(mode="json"))  # wire-print: pass the order itself
+        live = live_tickets(loads(self._order_json(o)))  # wire-print: pass the order itself
         changed = o.cancel(msg.reason, self.clock())
         d = self._applied(session, msg.ref, o, EventKind.ORDER_CANCELLED, before, changed)
         if d.events:
@@ -1225,11 +1225,10 @@ class OrderHub:
         return self.job_seq
 
     def _station_jobs(self, rec: EventRecord, stations: Iterable[str], banner: Banner | None) -> list[PrintJob]:
-        assert rec.order is not None  # (the decision's own event: its order is live and unchanged since)
         return station_jobs(
             self.config,
             rec.kind.value,
-            rec.order.model_dump(mode="json"),  # wire-print: pass the order itself
+            loads(rec.order_json),  # wire-print: pass the order itself
             stations,
             banner,
             next_id=self._next_job_id,
@@ -1243,11 +1242,12 @@ class OrderHub:
         now = self.clock()
         reason = f"print.request from {session.device.id}"
         if msg.layout is PrintLayout.STATION:
-            live = live_tickets(o.model_dump(mode="json"))  # wire-print: pass the order itself
+            doc = loads(order_json)  # wire-print: pass the order itself
+            live = live_tickets(doc)  # wire-print: pass the order itself
             jobs = station_jobs(
                 self.config,
                 reason,
-                o.model_dump(mode="json"),  # wire-print: pass the order itself
+                doc,  # wire-print: pass the order itself
                 live,
                 Banner.REPRINT,
                 next_id=self._next_job_id,
@@ -1269,7 +1269,7 @@ class OrderHub:
                     ErrorCode.CONFLICT.value, "the counter has no printer in the store config", ("layout",)
                 )
             if msg.layout is PrintLayout.CLAIM_TAG and not claim_items(
-                o.model_dump(mode="json")  # wire-print: pass the order itself
+                loads(order_json)  # wire-print: pass the order itself
             ):
                 raise DomainError(ErrorCode.CONFLICT.value, f"order {o.number} has no shelf item to tag", ("order_id",))
             jobs = [

@@ -21,7 +21,7 @@ import re
 from typing import Any
 
 from kds.config import Role
-from kds.protocol import Customer, Delivery, OrderView
+from kds.protocol import Customer, Delivery, Fulfilment, OrderView
 
 SEES_CUSTOMER = frozenset({Role.COUNTER})
 """Roles that get the customer's data as the source sent it (sources get none back: their frames carry none)."""
@@ -90,16 +90,35 @@ def redact_view(order: OrderView) -> OrderView:
     A copy otherwise (`order` is not changed): `customer` cut to a first name and no phone (or none at all), the
     delivery's `address` left out (null, which an order's fulfilment does not write).
     """
-    customer = order.customer
-    fulfilment = order.fulfilment
+    customer, fulfilment = order.customer, order.fulfilment
+    key = (id(customer), id(fulfilment))
+    hit = _SHOWN.get(key)
+    if hit is None or hit[0] is not customer or hit[1] is not fulfilment:
+        hit = (customer, fulfilment, _redacted(customer, fulfilment))
+        if len(_SHOWN) >= _SHOWN_MAX:
+            _SHOWN.clear()
+        _SHOWN[key] = hit
+    update = hit[2]
+    return order if update is None else order.model_copy(update=update)
+
+
+_SHOWN: dict[tuple[int, int], tuple[Customer | None, Fulfilment, dict[str, Any] | None]] = {}
+"""(customer, fulfilment) by identity → what kitchens see instead (None: the same). An order's customer and fulfilment
+are frozen models that do not change after it is submitted, and every event of the order shows them: the cut is
+worked out once per order. Holding the objects keeps their ids from being reused while they are keys."""
+_SHOWN_MAX = 8192
+
+
+def _redacted(customer: Customer | None, fulfilment: Fulfilment) -> dict[str, Any] | None:
+    """The fields of an order that kitchens see otherwise (None: nothing to cut)."""
     name = first_name(customer.name if customer is not None else None)
     cut_customer = customer is not None and (name is None or name != customer.name or customer.phone is not None)
     cut_address = isinstance(fulfilment, Delivery) and fulfilment.address is not None
     if not (cut_customer or cut_address):
-        return order
+        return None
     update: dict[str, Any] = {}
     if cut_customer:
         update["customer"] = None if name is None else Customer(name=name, phone=None)
     if cut_address:
         update["fulfilment"] = fulfilment.model_copy(update={"address": None})
-    return order.model_copy(update=update)
+    return update

@@ -143,14 +143,31 @@ def _client_time(value: Any) -> datetime:
 
 
 def _utc_text(t: datetime) -> str:
-    return t.astimezone(UTC).isoformat()
+    return _time_text(t if t.utcoffset() == _ZERO else t.astimezone(UTC))
 
 
-def _as_written(t: datetime) -> str:
-    return t.isoformat()
+_ZERO = timedelta(0)
 
 
-HubTime = Annotated[datetime, PlainSerializer(_as_written, return_type=str, when_used="json")]
+_TEXTS: dict[int, tuple[datetime, str]] = {}
+_TEXTS_MAX = 8192
+
+
+def _time_text(t: datetime) -> str:
+    """`t.isoformat()`, remembered for the time object itself: an order's times are the same few objects in every
+    frame and document written of it (three for each event), and `isoformat` of an aware time costs more than the
+    rest of writing it. Keyed by identity and holding the object, so a key is never another time's."""
+    hit = _TEXTS.get(id(t))
+    if hit is not None and hit[0] is t:
+        return hit[1]
+    if len(_TEXTS) >= _TEXTS_MAX:
+        _TEXTS.clear()
+    text = t.isoformat()
+    _TEXTS[id(t)] = (t, text)
+    return text
+
+
+HubTime = Annotated[datetime, PlainSerializer(_time_text, return_type=str, when_used="json")]
 """A time the hub writes (`created_at`, an event's `at`…): ISO 8601 in the offset it holds, as `datetime.isoformat`
 writes it (`2026-11-25T02:00:00+00:00`; pydantic's own serialiser would write `Z` for UTC). The text of every frame
 and stored document depends on it: a client that re-serialises a frame gets the same bytes."""
@@ -666,8 +683,8 @@ class OrderView(_Frame):
     `key` and another digest is refused with `conflict`. Null for orders stored before hubs kept it."""
     # Sequences, not lists: the hub's order (`kds.domain.Order`, a subclass) holds lists of its own item and ticket
     # classes. On the wire (and in the schema) they are arrays all the same.
-    items: Sequence[ItemView]
-    tickets: Sequence[TicketView]
+    items: Annotated[Sequence[ItemView], PlainSerializer(list, return_type=list[ItemView])]
+    tickets: Annotated[Sequence[TicketView], PlainSerializer(list, return_type=list[TicketView])]
 
 
 class EventKind(StrEnum):
