@@ -203,11 +203,14 @@ def _as_written(order: Order) -> bool:
     (a document of an older version, with fields missing, is made into JSON again) and its status is the one its
     tickets make (`_restored` sets `progress` to it)."""
     return (
-        len(order.model_fields_set) == len(Order.model_fields)
+        len(order.model_fields_set) == _ORDER_FIELDS
         and order.status is order.progress
-        and all(len(i.model_fields_set) == len(Item.model_fields) for i in order.items)
-        and all(len(t.model_fields_set) == len(Ticket.model_fields) for t in order.tickets)
+        and all(len(i.model_fields_set) == _ITEM_FIELDS for i in order.items)
+        and all(len(t.model_fields_set) == _TICKET_FIELDS for t in order.tickets)
     )
+
+
+_ORDER_FIELDS, _ITEM_FIELDS, _TICKET_FIELDS = len(Order.model_fields), len(Item.model_fields), len(Ticket.model_fields)
 
 
 @dataclass(slots=True, eq=False)
@@ -493,11 +496,10 @@ class OrderHub:
         for text in orders:
             order = _restored(text)
             self._remember(order)
-            derived = order.derived_status()
             if _as_written(order):
                 self._texts[order.id] = (order, order.version, text)
-            elif order.status is not derived:
-                order.status = derived  # (an older document's status is derived again, as it always was)
+            elif order.progress is not None and order.status is not order.progress:
+                order.status = order.progress  # (an older document's status is derived again, as it always was)
         # Recent keys only count the day's numbers; the database answers for keys of orders not in memory.
         for _source, _key, order_id, number in keys:
             self._count_number(order_id, number)
