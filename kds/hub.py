@@ -16,12 +16,12 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from kds.config import Channel, Device, Role, StoreConfig
 from kds.domain import DomainError, Item, Order, Ticket
-from kds.jsontext import loads
+from kds.jsontext import frame_text, loads, written
 from kds.printing import Banner, PrintJob, claim_items, live_tickets, notice_stations, station_jobs
 from kds.privacy import SEES_CUSTOMER, redact_view, view_for
 from kds.protocol import (
@@ -78,7 +78,6 @@ from kds.routing import Problem, check_item, route_item
 log = logging.getLogger("kds.hub")
 
 Clock = Callable[[], datetime]
-_T = TypeVar("_T")
 CHANNEL_LETTER = {Channel.APP.value: "A", Channel.KIOSK.value: "K", Channel.SHELF.value: "S"}
 READS = (Ping, OrdersClosed)
 """Messages that change nothing: answered from memory even while the database refuses writes."""
@@ -463,9 +462,9 @@ class OrderHub:
         an order raises its version; a rolled back or replaced order is another object): what a commit window keeps
         to undo a change (`_touch`), and the size of the order in a snapshot page. Filled from the database's text
         on restore and by every event; orders leave it when they leave memory."""
-        self._shown_sizes: dict[str, tuple[Order, int, int]] = {}
-        """Order id → (the order, its `version`, the UTF-8 size of its JSON as kitchens and monitors see it): how
-        snapshot pages are cut without writing each order twice."""
+        self._shown_texts: dict[str, tuple[Order, int, str]] = {}
+        """The same for the order as kitchens and monitors see it (`redact_view`): the very same text when there is
+        nothing to cut."""
 
     # ------------------------------------------------------------------ restore
 
@@ -568,6 +567,7 @@ class OrderHub:
             for oid, before in w.orders.items():
                 gone = self.orders.pop(oid, None)
                 self._texts.pop(oid, None)
+                self._shown_texts.pop(oid, None)
                 if gone is not None and self.keys.get((gone.source, gone.key), ("",))[0] == oid:
                     del self.keys[(gone.source, gone.key)]
                 if before is not None:
@@ -714,39 +714,43 @@ class OrderHub:
             return welcome(0, None).model_dump_json(), replay
         orders = self._snapshot_orders(session)
         if dev.role is Role.SOURCE:
-            statuses = [self._status(o, session.protocol) for o in orders]
-            sized = [(st, _utf8_len(st.model_dump_json())) for st in statuses]
-            pages = self._pages(welcome, sized)
-            return self._paged(welcome, [Snapshot(statuses=page) for page in pages])
-        shown = [(view_for(dev.role, o), self._order_size(o, dev.role)) for o in orders]
-        return self._paged(welcome, [Snapshot(orders=page) for page in self._pages(welcome, shown)])
+            statuses = [self._status(o, session.protocol).model_dump_json() for o in orders]
+            return self._paged(welcome, statuses, "statuses")
+        return self._paged(welcome, [self._order_text(o, dev.role) for o in orders], "orders")
 
-    def _pages(self, welcome: Callable[[int, Snapshot], Welcome], parts: list[tuple[_T, int]]) -> list[list[_T]]:
-        """The snapshot's orders or statuses (each with the UTF-8 size of its JSON) cut into pages: the welcome's
-        and then those of the `snapshot.page` frames, none of them much larger than `snapshot_page_bytes` (a page
-        holds at least one)."""
+    def _paged(
+        self, welcome: Callable[[int, Snapshot], Welcome], parts: list[str], field: str
+    ) -> tuple[str, list[str]]:
+        """The welcome and the `snapshot.page` frames that carry the rest of its snapshot: `parts`, the JSON of
+        each order or status (its snapshot's `field`), none of the frames much larger than `snapshot_page_bytes`
+        (a page holds at least one)."""
         limit = self.limits.snapshot_page_bytes
         head = _utf8_len(welcome(0, Snapshot()).model_dump_json()) - _EMPTY_SNAPSHOT + _PLACEHOLDER
-        pages: list[list[_T]] = [[]]
+        pages: list[list[str]] = [[]]
         room = max(limit - head, limit // 4)
-        for p, n in parts:
-            size = n + 1
+        for p in parts:
+            size = _utf8_len(p) + 1
             if pages[-1] and size > room:
                 pages.append([])
                 room = limit
             pages[-1].append(p)
             room -= size
-        return pages
 
-    def _paged(self, welcome: Callable[[int, Snapshot], Welcome], pages: list[Snapshot]) -> tuple[str, list[str]]:
-        """The welcome with the first page of its snapshot, and the `snapshot.page` frames with the others."""
+        def snapshot(texts: list[str]) -> dict[str, Any]:
+            data = Snapshot().model_dump(mode="json")
+            data[field] = [written(t) for t in texts]
+            return data
+
         n = len(pages) - 1
-        first = welcome(n, pages[0])
-        rest = [
-            SnapshotPage(type="snapshot.page", seq=first.seq, page=k, pages=n, snapshot=page).model_dump_json()
-            for k, page in enumerate(pages[1:], start=1)
-        ]
-        return first.model_dump_json(), rest
+        first = welcome(n, Snapshot()).model_dump(mode="json")
+        first["snapshot"] = snapshot(pages[0])
+        rest = []
+        for k, texts in enumerate(pages[1:], start=1):
+            page = SnapshotPage(type="snapshot.page", seq=self.seq, page=k, pages=n, snapshot=Snapshot())
+            data = page.model_dump(mode="json")
+            data["snapshot"] = snapshot(texts)
+            rest.append(frame_text(data))
+        return frame_text(first), rest
 
     def snapshot(self, session: Session) -> Snapshot:
         """What a device needs right now: open orders it may see, and the last few closed ones (`snapshot_closed`,
@@ -765,18 +769,17 @@ class OrderHub:
         self._texts[o.id] = (o, o.version, text)
         return text
 
-    def _order_size(self, o: Order, role: Role) -> int:
-        """The UTF-8 size of an order's JSON as a device of this role sees it (`view_for`), worked out once per
-        version."""
+    def _order_text(self, o: Order, role: Role) -> str:
+        """The JSON of an order as a device of this role may see it (`view_for`), written once per version."""
         if role in SEES_CUSTOMER:
-            return _utf8_len(self._order_json(o))
-        hit = self._shown_sizes.get(o.id)
+            return self._order_json(o)
+        hit = self._shown_texts.get(o.id)
         if hit is not None and hit[0] is o and hit[1] == o.version:
             return hit[2]
         shown = redact_view(o)
-        size = _utf8_len(self._order_json(o) if shown is o else shown.model_dump_json())
-        self._shown_sizes[o.id] = (o, o.version, size)
-        return size
+        text = self._order_json(o) if shown is o else shown.model_dump_json()
+        self._shown_texts[o.id] = (o, o.version, text)
+        return text
 
     def _snapshot_orders(self, session: Session) -> list[Order]:
         """The orders of a snapshot for this session, oldest first."""
@@ -805,16 +808,18 @@ class OrderHub:
             and (msg.before is None or o.updated_at < msg.before)
         ]
         found.sort(key=lambda o: o.updated_at, reverse=True)
-        shown: list[OrderView] = []
+        texts: list[str] = []
         room = self.limits.snapshot_page_bytes
         for o in found[: msg.limit]:
-            room -= self._order_size(o, dev.role) + 1
-            if shown and room < 0:
+            text = self._order_text(o, dev.role)
+            room -= _utf8_len(text) + 1
+            if texts and room < 0:
                 break
-            shown.append(view_for(dev.role, o))
-        more = len(found) > len(shown)
-        frame = ClosedOrders(type="orders.closed.list", ref=msg.ref, more=more, orders=shown)
-        return Decision(replies=[(session, frame.model_dump_json())])
+            texts.append(text)
+        more = len(found) > len(texts)
+        data = ClosedOrders(type="orders.closed.list", ref=msg.ref, more=more, orders=[]).model_dump(mode="json")
+        data["orders"] = [written(t) for t in texts]
+        return Decision(replies=[(session, frame_text(data))])
 
     def store_view(self, role: Role) -> StoreView:
         """The store as a device of this role sees it (stations; the catalogue for sources and the counter)."""
@@ -1353,9 +1358,18 @@ class OrderHub:
             status_changed=status_changed,
             order=o,
         )
-        frame = event.model_dump_json()
-        # One frame per audience: the counter's, and the kitchens' and monitors' (the same text when nothing is cut).
+        # One frame per audience, the order in it written once: the counter's (its order's text is also what the
+        # database stores), and the kitchens' and monitors' (the same frame when there is nothing to cut).
+        head = event.model_dump(mode="json", exclude={"order"})
+        frame = frame_text({**head, "order": written(order_json)})
         shown = redact_view(o)
+        if shown is o:
+            kitchen = frame
+            self._shown_texts[o.id] = (o, o.version, order_json)
+        else:
+            shown_json = shown.model_dump_json()
+            kitchen = frame_text({**head, "order": written(shown_json)})
+            self._shown_texts[o.id] = (o, o.version, shown_json)
         rec = EventRecord(
             seq=self.seq,
             at=at,
@@ -1365,7 +1379,7 @@ class OrderHub:
             stations=stations,
             status=o.status,
             frame=frame,
-            kitchen=frame if shown is o else event.model_copy(update={"order": shown}).model_dump_json(),
+            kitchen=kitchen,
             status_frame=self._status(o).model_dump_json() if o.status_seq == self.seq else None,
             order_json=order_json,
             order=o,
@@ -1406,6 +1420,7 @@ class OrderHub:
         if order is not None:
             self.keys[(order.source, order.key)] = existing
             self._texts.pop(order.id, None)
+            self._shown_texts.pop(order.id, None)
         d.events = []
         if order is not None and existing[2] is not None and existing[2] != order.digest:
             replies = []
@@ -1441,6 +1456,7 @@ class OrderHub:
         for o in (*closed, *stale):
             del self.orders[o.id]
             self._texts.pop(o.id, None)
+            self._shown_texts.pop(o.id, None)
             if self.keys.get((o.source, o.key), ("",))[0] == o.id:
                 del self.keys[(o.source, o.key)]
         today = now.astimezone(self.tz).date()
