@@ -15,7 +15,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from kds.config import StoreConfig
 from kds.domain import Item, Order, Ticket
-from kds.hub import Decision
+from kds.hub import Decision, OrderHub
 from kds.protocol import HubMessage, ItemView, OrderView, PrinterState, TicketView
 from tests.conftest import app_order, shelf_order
 from tests.test_hub_core import Core, mixed_order
@@ -120,3 +120,25 @@ def test_the_domain_order_is_the_wire_order(config: StoreConfig) -> None:
         assert set(Ticket.model_fields) == set(TicketView.model_fields)
         for name in ("to_wire", "from_wire"):
             assert not hasattr(order, name) and not hasattr(order.items[0], name)
+
+
+def test_an_order_document_of_an_older_version_still_loads(config: StoreConfig) -> None:
+    """Restoring validates the stored JSON into the domain's order; fields added since have their old meaning."""
+    core = Core(config)
+    session(core)
+    order = next(o for o in core.hub.orders.values() if o.is_open)
+    doc = json.loads(order.model_dump_json())
+    for field in ("status_seq", "status_at", "status_ready", "amend_refs", "digest"):
+        del doc[field]
+    for item in doc["items"]:
+        del item["declared_allergens"]
+    again = OrderHub(config, clock=core.clock)
+    again.restore([json.dumps(doc)], [], core.hub.seq, [])
+    old = again.orders[order.id]
+    assert (old.status_seq, old.status_at, old.status_ready, old.amend_refs, old.digest) == (0, None, [], [], None)
+    assert all(i.declared_allergens == [] for i in old.items)
+    assert old.status is order.status and old.progress is order.status
+    assert old.model_dump(exclude={"status_seq", "status_at", "status_ready", "amend_refs", "digest", "items"}) == (
+        order.model_dump(exclude={"status_seq", "status_at", "status_ready", "amend_refs", "digest", "items"})
+    )
+    assert order.id not in again._texts, "an older document is written again, not sent as stored"
