@@ -126,11 +126,11 @@ def fill(db: str, config: StoreConfig, *, open_orders: int, closed: int, seed: i
         return str(reply["order_id"])
 
     def cook(order_id: str, *, bump: bool) -> None:
-        for station, ticket in list(hub.orders[order_id].tickets.items()):
-            if station in cooks:
-                act(cooks[station], {"type": "ticket.start", "ticket_id": ticket.id})
+        for ticket in list(hub.orders[order_id].tickets):
+            if ticket.station in cooks:
+                act(cooks[ticket.station], {"type": "ticket.start", "ticket_id": ticket.id})
                 if bump:
-                    act(cooks[station], {"type": "ticket.bump", "ticket_id": ticket.id})
+                    act(cooks[ticket.station], {"type": "ticket.bump", "ticket_id": ticket.id})
 
     def hand_over(order_id: str) -> None:
         act(counter, {"type": "order.call", "order_id": order_id})

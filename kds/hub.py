@@ -21,19 +21,28 @@ from zoneinfo import ZoneInfo
 
 from kds.config import Channel, Device, Role, StoreConfig
 from kds.domain import DomainError, Item, Order, Ticket
-from kds.jsontext import dumps, loads
+from kds.jsontext import frame_text, loads, written
 from kds.printing import Banner, PrintJob, claim_items, live_tickets, notice_stations, station_jobs
-from kds.privacy import SEES_CUSTOMER, order_for, redact_json
+from kds.privacy import SEES_CUSTOMER, redact_view, view_for
 from kds.protocol import (
     PROTOCOLS,
     ROLE_MESSAGES,
+    Ack,
+    AllergenInfo,
+    CatalogueEntry,
+    ClosedOrders,
     Delivery,
+    Error,
     ErrorCode,
+    ErrorDetail,
+    Event,
     EventKind,
     FrameError,
     Hello,
     ItemBump,
     ItemIn,
+    MethodInfo,
+    OrderAccepted,
     OrderAmend,
     OrderCall,
     OrderCancel,
@@ -45,13 +54,21 @@ from kds.protocol import (
     OrderView,
     Pickup,
     Ping,
+    Pong,
     PrinterState,
+    PrinterStatus,
     PrintLayout,
     PrintRequest,
+    Snapshot,
+    SnapshotPage,
+    StationInfo,
+    StatusChanged,
+    StoreView,
     TicketBump,
     TicketRecall,
     TicketStart,
     TicketState,
+    Welcome,
     order_digest,
     parse_client_frame,
     time_window_problem,
@@ -67,9 +84,10 @@ READS = (Ping, OrdersClosed)
 RECENT = timedelta(minutes=30)
 """Closed orders and bumped tickets stay in snapshots this long (recall lists, handed-over lists)."""
 
-
-_SNAPSHOT = "\x00snapshot\x00"
-"""Stands for the snapshot in a welcome while its pages are cut (`OrderHub._paged`)."""
+_EMPTY_SNAPSHOT = len(Snapshot().model_dump_json())
+_PLACEHOLDER = len('"\\u0000snapshot\\u0000"')
+"""Pages are cut as the hub always cut them: after the welcome's own size with this 22-byte string in the place of
+its snapshot (`OrderHub._paged`)."""
 
 
 def utc_now() -> datetime:
@@ -95,13 +113,11 @@ def _day_of(prefix: str) -> date:
     return datetime.strptime(prefix, "%Y%m%d").date()
 
 
-_dumps = dumps
-"""Every frame the hub writes (`kds.jsontext`)."""
-
-
-def _kitchen_frame(ev: dict[str, Any], payload: str) -> str:
-    """The kitchen's and monitor's `event` frame for a stored one (`payload`, parsed as `ev`)."""
-    return redact_json(ev["order"], payload, rebuild=lambda shown: _dumps({**ev, "order": shown}))
+def _kitchen_frame(payload: str) -> str:
+    """The kitchen's and monitor's `event` frame for a stored one: `payload` itself when there is nothing to cut."""
+    ev = Event.model_validate_json(payload)
+    shown = redact_view(ev.order)
+    return payload if shown is ev.order else ev.model_copy(update={"order": shown}).model_dump_json()
 
 
 def stored_json(text: str) -> Any:
@@ -145,36 +161,55 @@ def _event_head(payload: str) -> dict[str, Any] | None:
     return ev
 
 
-class StoredOrder(dict[str, Any]):
-    """An order document read from the database, with the JSON text it was parsed from (`text`): restored and
-    unchanged since, the order is sent in snapshots as that text instead of being made into JSON again."""
-
-    __slots__ = ("text",)
-
-    def __init__(self, text: str, doc: dict[str, Any]) -> None:
-        super().__init__(doc)
-        self.text = text
+def _told(status: OrderStatus, called: bool, protocol: int) -> OrderStatus:
+    """The status an `order.status` says: a ready order whose number was called is `called` from protocol 2 on."""
+    return OrderStatus.CALLED if status is OrderStatus.READY and called and protocol >= 2 else status
 
 
-_ORDER_KEYS = [
-    *("id", "number", "key", "source", "channel", "fulfilment", "customer", "priority", "note", "status", "version"),
-    *("created_at", "updated_at", "called_at", "handed_over_at", "handed_over_to", "cancelled_at", "cancel_reason"),
-    *("amended_at", "status_seq", "status_at", "status_ready", "amend_refs", "digest", "items", "tickets"),
-]
-_ITEM_KEYS = len(Item.__slots__)
-_TICKET_KEYS = len(Ticket.__slots__)
-
-
-def _as_written(doc: dict[str, Any], order: Order) -> bool:
-    """Whether a stored document has what `Order.to_wire` writes for the order rebuilt from it: every field, and
-    the status it derives (a document of an older version, with fields missing, is made into JSON again)."""
-    return (
-        list(doc) == _ORDER_KEYS
-        and order.progress is not None
-        and doc["status"] == order.progress.value  # (`Order.from_wire` derives it)
-        and all(map(_ITEM_KEYS.__eq__, map(len, doc["items"])))
-        and all(map(_TICKET_KEYS.__eq__, map(len, doc["tickets"])))
+def _stored_status(doc: dict[str, Any]) -> str:
+    """The `order.status` frame of a stored event's order (`doc`, its fields before its items; see `_event_head`)."""
+    status = _STATUSES.get(doc["status"]) or OrderStatus(doc["status"])
+    frame = StatusChanged.model_validate(
+        {
+            "type": "order.status",
+            "seq": doc["status_seq"],
+            "at": doc["status_at"],
+            "order_id": doc["id"],
+            "key": doc["key"],
+            "number": doc["number"],
+            "status": _told(status, doc.get("called_at") is not None, PROTOCOLS[-1]),
+            "ready": doc["status_ready"],
+            "reason": doc.get("cancel_reason"),
+        }
     )
+    return frame.model_dump_json()
+
+
+def _utf8_len(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
+
+
+def _restored(text: str) -> Order:
+    """An order from its stored JSON (a document of an older version, without the fields added since, too), its
+    `progress` the status its tickets make."""
+    order = Order.model_validate_json(text)
+    order.progress = order.derived_status()
+    return order
+
+
+def _as_written(order: Order) -> bool:
+    """Whether the stored text an order was restored from is what the hub writes for it: every field was there
+    (a document of an older version, with fields missing, is made into JSON again) and its status is the one its
+    tickets make (`_restored` sets `progress` to it)."""
+    return (
+        len(order.model_fields_set) == _ORDER_FIELDS
+        and order.status is order.progress
+        and all(len(i.model_fields_set) == _ITEM_FIELDS for i in order.items)
+        and all(len(t.model_fields_set) == _TICKET_FIELDS for t in order.tickets)
+    )
+
+
+_ORDER_FIELDS, _ITEM_FIELDS, _TICKET_FIELDS = len(Order.model_fields), len(Item.model_fields), len(Ticket.model_fields)
 
 
 @dataclass(slots=True, eq=False)
@@ -241,22 +276,19 @@ class EventRecord:
     """What it costs in the replay log (set when it enters the log)."""
     kitchen: str | None = None
     """The `event` frame for kitchen and monitor devices (see `kitchen_frame`), once made."""
-    doc: dict[str, Any] | None = None
-    """The order after the change as a document, while its decision is made (its print jobs read it)."""
 
     def kitchen_frame(self) -> str:
         """The `event` frame for kitchen and monitor devices: the customer's data cut (`kds.privacy`); the same
         object as `frame` when there is nothing to cut. Made once (on first use for events restored from the
         database: most are never replayed)."""
         if self.kitchen is None:
-            self.kitchen = _kitchen_frame(json.loads(self.frame), self.frame)
+            self.kitchen = _kitchen_frame(self.frame)
         return self.kitchen
 
     def committed(self) -> None:
         """The event is stored: drop what only the commit needed (the live order, the order's JSON)."""
         self.order = None
         self.order_json = ""
-        self.doc = None
 
     def frame_for(self, session: Session) -> str | None:
         """What this session gets of the event, if anything."""
@@ -309,8 +341,8 @@ class Window:
     seq: int
     job_seq: int
     numbers: dict[date, int]
-    orders: dict[str, dict[str, Any] | None] = field(default_factory=dict)
-    """Order id → its state before the window (`OrderView` dict), or None for an order created in the window."""
+    orders: dict[str, str | None] = field(default_factory=dict)
+    """Order id → its state before the window (`OrderView` JSON), or None for an order created in the window."""
 
 
 @dataclass(slots=True)
@@ -347,9 +379,9 @@ class AuthError(Exception):
         self.frame = error_frame(None, code, message, errors or [{"loc": loc, "msg": message}])
 
 
-def ack_frame(ref: str | None, seq: int | None) -> str:
+def ack_frame(ref: str, seq: int | None) -> str:
     """An `ack` frame: `seq` of the event the action made, or None when it changed nothing."""
-    return _dumps({"type": "ack", "ref": ref, "seq": seq})
+    return Ack(type="ack", ref=ref, seq=seq).model_dump_json()
 
 
 def unavailable_frame(ref: str | None) -> str:
@@ -371,16 +403,24 @@ def error_frame(
     retry_after_s: int | None = None,
 ) -> str:
     """An `error` frame (`retry_after_s` only when given)."""
-    frame: dict[str, Any] = {
-        "type": "error",
-        "ref": ref,
-        "code": code.value if isinstance(code, ErrorCode) else code,
-        "message": message,
-        "errors": list(errors),
-    }
-    if retry_after_s is not None:
-        frame["retry_after_s"] = retry_after_s
-    return _dumps(frame)
+    return _error(ref, code, message, errors, retry_after_s=retry_after_s).model_dump_json()
+
+
+def _error(
+    ref: str | None,
+    code: ErrorCode | str,
+    message: str,
+    errors: Iterable[dict[str, Any]] = (),
+    **more: Any,
+) -> Error:
+    return Error(
+        type="error",
+        ref=ref,
+        code=ErrorCode(code),
+        message=message,
+        errors=[ErrorDetail(loc=e["loc"], msg=e["msg"]) for e in errors],
+        **more,
+    )
 
 
 class OrderHub:
@@ -410,7 +450,7 @@ class OrderHub:
         self.writable = True
         """False while the database refuses writes: changes are answered `unavailable`, reads go on."""
         self.window = Window(0, 0, {})
-        self._store_view: dict[Role, dict[str, Any]] = {}
+        self._store_view: dict[Role, StoreView] = {}
         self.job_seq = 0
         """The id of the last print job made (restored from the database)."""
         self.printer_trouble: dict[str, PrinterNotice] = {}
@@ -418,28 +458,33 @@ class OrderHub:
         self.printer_ok: dict[str, PrinterNotice] = {}
         """Printers last heard to be fine: their last notice, also sent to every device that connects."""
         self._texts: dict[str, tuple[Order, int, str]] = {}
-        """Order id → (the order, its `version`, its `OrderView` JSON): the text a snapshot sends while the order is
-        unchanged (every change of an order raises its version; a rolled back or replaced order is another object).
-        Filled from the database's text on restore and by snapshots; orders leave it when they leave memory."""
+        """Order id → (the order, its `version`, its `OrderView` JSON) while the order is unchanged (every change of
+        an order raises its version; a rolled back or replaced order is another object): what a commit window keeps
+        to undo a change (`_touch`), and the size of the order in a snapshot page. Filled from the database's text
+        on restore and by every event; orders leave it when they leave memory."""
+        self._shown_texts: dict[str, tuple[Order, int, str]] = {}
+        """The same for the order as kitchens and monitors see it (`redact_view`): the very same text when there is
+        nothing to cut."""
 
     # ------------------------------------------------------------------ restore
 
     def restore(
         self,
-        orders: Iterable[dict[str, Any]],
+        orders: Iterable[str],
         events: Iterable[tuple[int, str]],
         seq: int,
         keys: Iterable[tuple[str, str, str, str]],
         *,
         last_job: int = 0,
     ) -> None:
-        """Rebuild state from the database: order documents, the tail of the event log, the last seq, keys."""
+        """Rebuild state from the database: order documents (their JSON text), the tail of the event log, the last
+        seq, keys."""
         with collector_paused():  # thousands of objects and no cycles among them
             self._restore(orders, events, seq, keys, last_job)
 
     def _restore(
         self,
-        orders: Iterable[dict[str, Any]],
+        orders: Iterable[str],
         events: Iterable[tuple[int, str]],
         seq: int,
         keys: Iterable[tuple[str, str, str, str]],
@@ -447,11 +492,13 @@ class OrderHub:
     ) -> None:
         self.seq = seq
         self.job_seq = last_job
-        for doc in orders:
-            order = Order.from_wire(doc)
+        for text in orders:
+            order = _restored(text)
             self._remember(order)
-            if isinstance(doc, StoredOrder) and _as_written(doc, order):
-                self._texts[order.id] = (order, order.version, doc.text)
+            if _as_written(order):
+                self._texts[order.id] = (order, order.version, text)
+            elif order.progress is not None and order.status is not order.progress:
+                order.status = order.progress  # (an older document's status is derived again, as it always was)
         # Recent keys only count the day's numbers; the database answers for keys of orders not in memory.
         for _source, _key, order_id, number in keys:
             self._count_number(order_id, number)
@@ -477,11 +524,14 @@ class OrderHub:
         The event carries the whole order after the change, so the order is replaced; the key index, the day's
         numbers and the event log follow, so this hub can welcome, resume and (once it leads) decide like the other.
         """
-        ev = json.loads(payload)
+        ev = stored_json(payload)
         rec = self._record_from_payload(seq, payload, ev)
-        rec.kitchen = _kitchen_frame(ev, payload)
-        rec.order = Order.from_wire(ev["order"])
-        self._remember(rec.order)
+        order = Order.model_validate(ev["order"])
+        order.progress = order.derived_status()
+        shown = redact_view(order)
+        rec.kitchen = payload if shown is order else Event.model_validate({**ev, "order": shown}).model_dump_json()
+        rec.order = order
+        self._remember(order)
         self.seq = max(self.seq, seq)
         self._log_append(rec)
         return rec
@@ -505,7 +555,7 @@ class OrderHub:
     def _touch(self, o: Order) -> None:
         """Remember an order's state before the first change in this window."""
         if o.id not in self.window.orders:
-            self.window.orders[o.id] = o.to_wire()
+            self.window.orders[o.id] = self._order_json(o)
 
     def rollback(self, windows: Iterable[Window]) -> None:
         """Undo the decisions of these windows, newest first: their commit failed, nobody was told of them.
@@ -517,10 +567,11 @@ class OrderHub:
             for oid, before in w.orders.items():
                 gone = self.orders.pop(oid, None)
                 self._texts.pop(oid, None)
+                self._shown_texts.pop(oid, None)
                 if gone is not None and self.keys.get((gone.source, gone.key), ("",))[0] == oid:
                     del self.keys[(gone.source, gone.key)]
                 if before is not None:
-                    self._remember(Order.from_wire(before))
+                    self._remember(_restored(before))
             self.seq = w.seq
             self.job_seq = w.job_seq
             self.numbers = dict(w.numbers)
@@ -560,7 +611,7 @@ class OrderHub:
             order_json="",
         )
         if ev.get("status_changed") or doc.get("status_seq") == s:  # (a call changes no status, but is told)
-            rec.status_frame = self._status_frame(doc)
+            rec.status_frame = _stored_status(doc)
         # Stored already, so like a committed event it holds no copy of the order; it is counted in the replay
         # log as a new event is (the order's JSON is the frame's tail), so a restarted hub keeps the same events.
         start = payload.find(',"order":{')
@@ -641,79 +692,94 @@ class OrderHub:
                             resumable, replay = False, []
                             break
         dev = session.device
-        welcome = {
-            "type": "welcome",
-            "protocol": session.protocol,
-            "seq": self.seq,
-            "device": dev.id,
-            "role": dev.role.value,
-            "station": dev.station,
-            "resumed": resumable,
-            "replay": len(replay),
-            "pages": 0,
-            "snapshot": None if resumable else _SNAPSHOT,
-            "store": self.store_view(dev.role),
-            "server_time": self.clock().isoformat(),
-        }
+        now = self.clock()
+
+        def welcome(pages: int, snapshot: Snapshot | None) -> Welcome:
+            return Welcome(
+                type="welcome",
+                protocol=session.protocol,
+                seq=self.seq,
+                device=dev.id,
+                role=dev.role,
+                station=dev.station,
+                resumed=resumable,
+                replay=len(replay),
+                pages=pages,
+                snapshot=snapshot,
+                store=self.store_view(dev.role),
+                server_time=now,
+            )
+
         if resumable:
-            return _dumps(welcome), replay
+            return welcome(0, None).model_dump_json(), replay
         orders = self._snapshot_orders(session)
         if dev.role is Role.SOURCE:
-            p = session.protocol
-            return self._paged(welcome, [self._status_frame(o.to_wire(), p) for o in orders], True)
-        return self._paged(welcome, [self._order_text(o, dev.role) for o in orders], False)
+            statuses = [self._status(o, session.protocol).model_dump_json() for o in orders]
+            return self._paged(welcome, statuses, "statuses")
+        return self._paged(welcome, [self._order_text(o, dev.role) for o in orders], "orders")
 
-    def _paged(self, welcome: dict[str, Any], parts: list[str], statuses: bool) -> tuple[str, list[str]]:
-        """The welcome and the `snapshot.page` frames that carry the rest of its snapshot (`parts`, the JSON of
-        each order or status): none of them is much larger than `snapshot_page_bytes` (a page holds at least one)."""
+    def _paged(
+        self, welcome: Callable[[int, Snapshot], Welcome], parts: list[str], field: str
+    ) -> tuple[str, list[str]]:
+        """The welcome and the `snapshot.page` frames that carry the rest of its snapshot: `parts`, the JSON of
+        each order or status (its snapshot's `field`), none of the frames much larger than `snapshot_page_bytes`
+        (a page holds at least one)."""
         limit = self.limits.snapshot_page_bytes
-        head = len(_dumps(welcome).encode("utf-8"))
+        head = _utf8_len(welcome(0, Snapshot()).model_dump_json()) - _EMPTY_SNAPSHOT + _PLACEHOLDER
         pages: list[list[str]] = [[]]
         room = max(limit - head, limit // 4)
         for p in parts:
-            size = (len(p) if p.isascii() else len(p.encode("utf-8"))) + 1
+            size = _utf8_len(p) + 1
             if pages[-1] and size > room:
                 pages.append([])
                 room = limit
             pages[-1].append(p)
             room -= size
 
-        def snap(items: list[str]) -> str:
-            body = "[" + ",".join(items) + "]"
-            return f'{{"orders":[],"statuses":{body}}}' if statuses else f'{{"orders":{body},"statuses":[]}}'
+        def snapshot(texts: list[str]) -> dict[str, Any]:
+            data = Snapshot().model_dump(mode="json")
+            data[field] = [written(t) for t in texts]
+            return data
 
-        welcome["pages"] = len(pages) - 1
-        frame = _dumps(welcome).replace(_dumps(_SNAPSHOT), snap(pages[0]), 1)
-        n, seq = len(pages) - 1, welcome["seq"]
-        rest = [
-            f'{{"type":"snapshot.page","seq":{seq},"page":{k},"pages":{n},"snapshot":{snap(items)}}}'
-            for k, items in enumerate(pages[1:], start=1)
-        ]
-        return frame, rest
+        n = len(pages) - 1
+        first = welcome(n, Snapshot()).model_dump(mode="json")
+        first["snapshot"] = snapshot(pages[0])
+        rest = []
+        for k, texts in enumerate(pages[1:], start=1):
+            page = SnapshotPage(type="snapshot.page", seq=self.seq, page=k, pages=n, snapshot=Snapshot())
+            data = page.model_dump(mode="json")
+            data["snapshot"] = snapshot(texts)
+            rest.append(frame_text(data))
+        return frame_text(first), rest
 
-    def snapshot(self, session: Session) -> dict[str, Any]:
+    def snapshot(self, session: Session) -> Snapshot:
         """What a device needs right now: open orders it may see, and the last few closed ones (`snapshot_closed`,
         of the last 30 minutes and still in memory; `orders.closed` fetches more)."""
         orders = self._snapshot_orders(session)
         if session.device.role is Role.SOURCE:
-            return {
-                "orders": [],
-                "statuses": [json.loads(self._status_frame(o.to_wire(), session.protocol)) for o in orders],
-            }
-        return {"orders": [order_for(session.device.role, o.to_wire()) for o in orders], "statuses": []}
+            return Snapshot(statuses=[self._status(o, session.protocol) for o in orders])
+        return Snapshot(orders=[view_for(session.device.role, o) for o in orders])
 
-    def _order_text(self, o: Order, role: Role) -> str:
-        """The JSON of an order as a device of this role may see it (`order_for`), made once per version."""
+    def _order_json(self, o: Order) -> str:
+        """The JSON of an order (`OrderView`), written once per version."""
         hit = self._texts.get(o.id)
         if hit is not None and hit[0] is o and hit[1] == o.version:
-            text = hit[2]
-        else:
-            text = _dumps(o.to_wire())
-            self._texts[o.id] = (o, o.version, text)
+            return hit[2]
+        text = o.model_dump_json()
+        self._texts[o.id] = (o, o.version, text)
+        return text
+
+    def _order_text(self, o: Order, role: Role) -> str:
+        """The JSON of an order as a device of this role may see it (`view_for`), written once per version."""
         if role in SEES_CUSTOMER:
-            return text
-        private = {"id": o.id, "fulfilment": o.fulfilment, "customer": o.customer}
-        return redact_json(private, text, rebuild=lambda _shown: _dumps(order_for(role, o.to_wire())))
+            return self._order_json(o)
+        hit = self._shown_texts.get(o.id)
+        if hit is not None and hit[0] is o and hit[1] == o.version:
+            return hit[2]
+        shown = redact_view(o)
+        text = self._order_json(o) if shown is o else shown.model_dump_json()
+        self._shown_texts[o.id] = (o, o.version, text)
+        return text
 
     def _snapshot_orders(self, session: Session) -> list[Order]:
         """The orders of a snapshot for this session, oldest first."""
@@ -722,7 +788,7 @@ class OrderHub:
         mine = [
             o
             for o in self.orders.values()
-            if (dev.role is not Role.KITCHEN or dev.station in o.tickets)
+            if (dev.role is not Role.KITCHEN or dev.station in o.stations())
             and (dev.role is not Role.SOURCE or o.source == dev.id)
         ]
         closed = [o for o in mine if not o.is_open and now - o.updated_at <= RECENT]
@@ -738,78 +804,74 @@ class OrderHub:
             o
             for o in self.orders.values()
             if not o.is_open
-            and (dev.role is not Role.KITCHEN or dev.station in o.tickets)
+            and (dev.role is not Role.KITCHEN or dev.station in o.stations())
             and (msg.before is None or o.updated_at < msg.before)
         ]
         found.sort(key=lambda o: o.updated_at, reverse=True)
-        parts: list[str] = []
+        texts: list[str] = []
         room = self.limits.snapshot_page_bytes
         for o in found[: msg.limit]:
-            p = self._order_text(o, dev.role)
-            room -= len(p.encode("utf-8")) + 1
-            if parts and room < 0:
+            text = self._order_text(o, dev.role)
+            room -= _utf8_len(text) + 1
+            if texts and room < 0:
                 break
-            parts.append(p)
-        more = len(found) > len(parts)
-        head = _dumps({"type": "orders.closed.list", "ref": msg.ref, "more": more})
-        frame = head[:-1] + ',"orders":[' + ",".join(parts) + "]}"
-        return Decision(replies=[(session, frame)])
+            texts.append(text)
+        more = len(found) > len(texts)
+        data = ClosedOrders(type="orders.closed.list", ref=msg.ref, more=more, orders=[]).model_dump(mode="json")
+        data["orders"] = [written(t) for t in texts]
+        return Decision(replies=[(session, frame_text(data))])
 
-    def store_view(self, role: Role) -> dict[str, Any]:
+    def store_view(self, role: Role) -> StoreView:
         """The store as a device of this role sees it (stations; the catalogue for sources and the counter)."""
         cached = self._store_view.get(role)
         if cached is not None:
             return cached
         c = self.config
-        view: dict[str, Any] = {
-            "id": c.store.id,
-            "name": c.store.name,
-            "timezone": c.store.timezone,
-            "currency": c.store.currency,
-            "stations": [
-                {
-                    "id": s.id,
-                    "name": s.name,
-                    "name_zh": s.name_zh,
-                    "warn_after_s": s.timers.warn_after_s,
-                    "late_after_s": s.timers.late_after_s,
-                }
+        sells = role in (Role.SOURCE, Role.COUNTER)
+        view = StoreView(
+            id=c.store.id,
+            name=c.store.name,
+            timezone=c.store.timezone,
+            currency=c.store.currency,
+            stations=[
+                StationInfo(
+                    id=s.id,
+                    name=s.name,
+                    name_zh=s.name_zh,
+                    warn_after_s=s.timers.warn_after_s,
+                    late_after_s=s.timers.late_after_s,
+                )
                 for s in c.stations
             ],
-            "counter_warn_after_s": c.counter.timers.warn_after_s,
-            "counter_late_after_s": c.counter.timers.late_after_s,
-            "language": c.store.language.value,
-            "allergens": [{"id": a.id, "name": a.name, "name_zh": a.name_zh} for a in c.allergens],
-            "methods": [],
-            "catalogue": [],
-        }
-        if role in (Role.SOURCE, Role.COUNTER):
-            view["methods"] = [
-                {
-                    "id": m.id,
-                    "name": m.name,
-                    "name_zh": m.name_zh,
-                    "station": m.station,
-                    "fee_cents": m.fee_cents,
-                }
+            counter_warn_after_s=c.counter.timers.warn_after_s,
+            counter_late_after_s=c.counter.timers.late_after_s,
+            language=c.store.language.value,
+            allergens=[AllergenInfo(id=a.id, name=a.name, name_zh=a.name_zh) for a in c.allergens],
+            methods=[
+                MethodInfo(id=m.id, name=m.name, name_zh=m.name_zh, station=m.station, fee_cents=m.fee_cents)
                 for m in c.methods
             ]
-            view["catalogue"] = [
-                {
-                    "sku": i.sku,
-                    "name": i.name,
-                    "name_zh": i.name_zh,
-                    "category": i.category,
-                    "barcode": i.barcode,
-                    "sold_by": i.sold_by.value,
-                    "price_cents": i.price_cents,
-                    "min_weight_g": i.min_weight_g,
-                    "max_weight_g": i.max_weight_g,
-                    "methods": {m: i.fee_for(mm) for m in i.methods if (mm := c.method(m)) is not None},
-                    "allergens": list(i.allergens),
-                }
+            if sells
+            else [],
+            catalogue=[
+                CatalogueEntry(
+                    sku=i.sku,
+                    name=i.name,
+                    name_zh=i.name_zh,
+                    category=i.category,
+                    barcode=i.barcode,
+                    sold_by=i.sold_by.value,
+                    price_cents=i.price_cents,
+                    min_weight_g=i.min_weight_g,
+                    max_weight_g=i.max_weight_g,
+                    methods={m: i.fee_for(mm) for m in i.methods if (mm := c.method(m)) is not None},
+                    allergens=list(i.allergens),
+                )
                 for i in c.catalogue
             ]
+            if sells
+            else [],
+        )
         self._store_view[role] = view
         return view
 
@@ -847,7 +909,7 @@ class OrderHub:
             if isinstance(msg, OrderSubmit):
                 return self._submit(session, msg)
             if isinstance(msg, Ping):
-                return Decision(replies=[(session, _dumps({"type": "pong", "ref": msg.ref, "seq": self.seq}))])
+                return Decision(replies=[(session, Pong(type="pong", ref=msg.ref, seq=self.seq).model_dump_json())])
             if isinstance(msg, OrdersClosed):
                 return self._closed(session, msg)
             if not self.writable and not isinstance(msg, READS):
@@ -900,15 +962,11 @@ class OrderHub:
         if known is not None:
             if known[2] is not None and known[2] != digest:
                 return self._key_conflict(session, msg.ref, o.key, known)
-            frame = {
-                "type": "order.accepted",
-                "ref": msg.ref,
-                "order_id": known[0],
-                "number": known[1],
-                "duplicate": True,
-            }
+            frame = OrderAccepted(
+                type="order.accepted", ref=msg.ref, order_id=known[0], number=known[1], duplicate=True
+            )
             return Decision(
-                replies=[(session, _dumps(frame))],
+                replies=[(session, frame.model_dump_json())],
                 logs=[f"duplicate submit {o.key!r} from {dev.id} → {known[1]}"],
             )
         if not self.writable:
@@ -943,9 +1001,9 @@ class OrderHub:
             number=number,
             key=o.key,
             source=dev.id,
-            channel=o.channel.value,
-            fulfilment=o.fulfilment.model_dump(mode="json", exclude_none=True),
-            customer=o.customer.model_dump(mode="json") if o.customer else None,
+            channel=o.channel,
+            fulfilment=o.fulfilment,
+            customer=o.customer,
             priority=o.priority,
             note=o.note,
             created_at=now,
@@ -962,21 +1020,9 @@ class OrderHub:
         rec = self._event(EventKind.ORDER_CREATED, order, frozenset(), None)
         d.events.append(rec)
         d.jobs = self._station_jobs(rec, order.stations(), None)
-        d.replies.append(
-            (
-                session,
-                _dumps(
-                    {
-                        "type": "order.accepted",
-                        "ref": msg.ref,
-                        "order_id": order_id,
-                        "number": number,
-                        "duplicate": False,
-                    }
-                ),
-            )
-        )
-        stations = ",".join(f"{t.station}×{len(t.items)}" for t in order.tickets.values())
+        accepted = OrderAccepted(type="order.accepted", ref=msg.ref, order_id=order_id, number=number, duplicate=False)
+        d.replies.append((session, accepted.model_dump_json()))
+        stations = ",".join(f"{t.station}×{len(t.items)}" for t in order.tickets)
         unrouted = sum(1 for i in order.items if i.unrouted)
         d.logs.append(
             f"accepted {number} ({order_id}) {o.channel.value} from {dev.id} key={o.key!r} → {stations}"
@@ -990,10 +1036,10 @@ class OrderHub:
             f"key {key!r} was used for another order ({known[1]}, {known[0]}): a resubmission must be the same order;"
             " a new order needs a new key"
         )
-        frame = json.loads(error_frame(ref, ErrorCode.CONFLICT, message, [{"loc": ["order", "key"], "msg": message}]))
-        frame.update(key=key, order_id=known[0], number=known[1])
+        errors = [{"loc": ["order", "key"], "msg": message}]
+        frame = _error(ref, ErrorCode.CONFLICT, message, errors, key=key, order_id=known[0], number=known[1])
         return Decision(
-            replies=[(session, _dumps(frame))],
+            replies=[(session, frame.model_dump_json())],
             logs=[f"error to {session.device.id}: conflict: key {key!r} reused for another order → {known[1]}"],
             refused=True,
         )
@@ -1051,7 +1097,7 @@ class OrderHub:
         o = self._order_for(session, msg.order_id)
         self._touch(o)
         before = o.stations()
-        live = live_tickets(OrderView.model_validate(o.to_wire()))  # wire-print: pass the order itself
+        live = live_tickets(o)
         changed = o.cancel(msg.reason, self.clock())
         d = self._applied(session, msg.ref, o, EventKind.ORDER_CANCELLED, before, changed)
         if d.events:
@@ -1109,7 +1155,7 @@ class OrderHub:
         d = self._applied(session, msg.ref, o, EventKind.ORDER_AMENDED, before, True)
         # Each touched station gets its ticket again: AMENDED, or CANCELLED when the amendment emptied it.
         rec = d.events[0]
-        emptied = {st for st in touched if o.tickets[st].state is TicketState.CANCELLED}
+        emptied = {t.station for t in o.tickets if t.station in touched and t.state is TicketState.CANCELLED}
         d.jobs = self._station_jobs(rec, touched - emptied, Banner.AMENDED) + self._station_jobs(
             rec, emptied, Banner.CANCELLED
         )
@@ -1123,7 +1169,7 @@ class OrderHub:
     def _kitchen(self, session: Session, msg: TicketStart | TicketBump | ItemBump | TicketRecall) -> Decision:
         order_id, _, station = msg.ticket_id.rpartition("/")
         o = self.orders.get(order_id)
-        t: Ticket | None = o.tickets.get(station) if o else None
+        t: Ticket | None = o.ticket_at(station) if o else None
         if o is None or t is None:
             raise DomainError(ErrorCode.NOT_FOUND.value, f"no ticket {msg.ticket_id!r}", ("ticket_id",))
         if station != session.station:
@@ -1186,11 +1232,11 @@ class OrderHub:
         return self.job_seq
 
     def _station_jobs(self, rec: EventRecord, stations: Iterable[str], banner: Banner | None) -> list[PrintJob]:
-        doc = rec.doc if rec.doc is not None else json.loads(rec.order_json)
+        assert rec.order is not None, "an event this hub just made carries its order"
         return station_jobs(
             self.config,
             rec.kind.value,
-            OrderView.model_validate(doc),  # wire-print: pass the order itself
+            rec.order,
             stations,
             banner,
             next_id=self._next_job_id,
@@ -1200,16 +1246,15 @@ class OrderHub:
 
     def _print(self, session: Session, msg: PrintRequest) -> Decision:
         o = self._order_for(session, msg.order_id)
-        doc = o.to_wire()
-        order_json = _dumps(doc)
+        order_json = self._order_json(o)
         now = self.clock()
         reason = f"print.request from {session.device.id}"
         if msg.layout is PrintLayout.STATION:
-            live = live_tickets(OrderView.model_validate(doc))  # wire-print: pass the order itself
+            live = live_tickets(o)
             jobs = station_jobs(
                 self.config,
                 reason,
-                OrderView.model_validate(doc),  # wire-print: pass the order itself
+                o,
                 live,
                 Banner.REPRINT,
                 next_id=self._next_job_id,
@@ -1230,8 +1275,7 @@ class OrderHub:
                 raise DomainError(
                     ErrorCode.CONFLICT.value, "the counter has no printer in the store config", ("layout",)
                 )
-            tagged = claim_items(OrderView.model_validate(doc))  # wire-print: pass the order itself
-            if msg.layout is PrintLayout.CLAIM_TAG and not tagged:
+            if msg.layout is PrintLayout.CLAIM_TAG and not claim_items(o):
                 raise DomainError(ErrorCode.CONFLICT.value, f"order {o.number} has no shelf item to tag", ("order_id",))
             jobs = [
                 PrintJob(
@@ -1266,18 +1310,16 @@ class OrderHub:
     def _printer_notice(self, printer: str, state: PrinterState, message: str) -> PrinterNotice:
         ok = state is PrinterState.OK
         stations = notice_stations(self.config, printer)
-        frame = _dumps(
-            {
-                "type": "printer.status",
-                "printer": printer,
-                "stations": stations,
-                "ok": ok,
-                "state": state.value,
-                "message": message,
-                "at": self.clock().isoformat(),
-            }
+        frame = PrinterStatus(
+            type="printer.status",
+            printer=printer,
+            stations=stations,
+            ok=ok,
+            state=state,
+            message=message,
+            at=self.clock(),
         )
-        return PrinterNotice(printer, frozenset(stations), frame, ok)
+        return PrinterNotice(printer, frozenset(stations), frame.model_dump_json(), ok)
 
     # ------------------------------------------------------------------ events
 
@@ -1300,24 +1342,32 @@ class OrderHub:
             o.status_seq = self.seq
             o.status_at = at
             o.status_ready = o.stations_done()
-        doc = o.to_wire()
-        order_json = _dumps(doc)
+        order_json = o.model_dump_json()
+        self._texts[o.id] = (o, o.version, order_json)
         stations = before | o.stations()
-        head = _dumps(
-            {
-                "type": "event",
-                "seq": self.seq,
-                "at": at.isoformat(),
-                "kind": kind.value,
-                "ticket_id": ticket_id,
-                "item_id": item_id,
-                "stations": sorted(stations),
-                "status_changed": status_changed,
-            }
+        event = Event(
+            type="event",
+            seq=self.seq,
+            at=at,
+            kind=kind,
+            ticket_id=ticket_id,
+            item_id=item_id,
+            stations=sorted(stations),
+            status_changed=status_changed,
+            order=o,
         )
-        frame = f'{head[:-1]},"order":{order_json}}}'
-        shown = redact_json(doc, order_json)
-        status = o.status
+        # One frame per audience, the order in it written once: the counter's (its order's text is also what the
+        # database stores), and the kitchens' and monitors' (the same frame when there is nothing to cut).
+        head = event.model_dump(mode="json", exclude={"order"})
+        frame = frame_text({**head, "order": written(order_json)})
+        shown = redact_view(o)
+        if shown is o:
+            kitchen = frame
+            self._shown_texts[o.id] = (o, o.version, order_json)
+        else:
+            shown_json = shown.model_dump_json()
+            kitchen = frame_text({**head, "order": written(shown_json)})
+            self._shown_texts[o.id] = (o, o.version, shown_json)
         rec = EventRecord(
             seq=self.seq,
             at=at,
@@ -1325,37 +1375,31 @@ class OrderHub:
             order_id=o.id,
             source=o.source,
             stations=stations,
-            status=status,
+            status=o.status,
             frame=frame,
-            kitchen=frame if shown is order_json else f'{head[:-1]},"order":{shown}}}',
-            status_frame=self._status_frame(doc) if o.status_seq == self.seq else None,
+            kitchen=kitchen,
+            status_frame=self._status(o).model_dump_json() if o.status_seq == self.seq else None,
             order_json=order_json,
             order=o,
-            doc=doc,
         )
         self._log_append(rec)
         return rec
 
     @staticmethod
-    def _status_frame(doc: dict[str, Any], protocol: int = PROTOCOLS[-1]) -> str:
+    def _status(o: OrderView, protocol: int = PROTOCOLS[-1]) -> StatusChanged:
         """The `order.status` frame a source gets for an order (as of its last status change or call), in this
         protocol version: a ready order whose number was called is `called` from version 2 on, else `ready`."""
-        status = doc["status"]
-        if status == "ready" and doc.get("called_at") is not None and protocol >= 2:
-            status = "called"
-        frame = {
-            "type": "order.status",
-            "seq": doc["status_seq"],
-            "at": doc["status_at"],
-            "order_id": doc["id"],
-            "key": doc["key"],
-            "number": doc["number"],
-            "status": status,
-            "ready": doc["status_ready"],
-        }
-        if status == "cancelled":
-            frame["reason"] = doc.get("cancel_reason")
-        return _dumps(frame)
+        return StatusChanged(
+            type="order.status",
+            seq=o.status_seq,
+            at=o.status_at or o.updated_at,
+            order_id=o.id,
+            key=o.key,
+            number=o.number,
+            status=_told(o.status, o.called_at is not None, protocol),
+            ready=list(o.status_ready),
+            reason=o.cancel_reason,
+        )
 
     def withdraw(self, d: Decision, existing: tuple[str, str, str | None]) -> None:
         """The database already holds an order with this decision's key (older than the in-memory key index):
@@ -1374,11 +1418,13 @@ class OrderHub:
         if order is not None:
             self.keys[(order.source, order.key)] = existing
             self._texts.pop(order.id, None)
+            self._shown_texts.pop(order.id, None)
         d.events = []
         if order is not None and existing[2] is not None and existing[2] != order.digest:
             replies = []
             for session, frame in d.replies:
-                c = self._key_conflict(session, json.loads(frame)["ref"], order.key, existing)
+                ref = OrderAccepted.model_validate_json(frame).ref
+                c = self._key_conflict(session, ref, order.key, existing)
                 replies.extend(c.replies)
                 d.logs = c.logs
             d.replies = replies
@@ -1387,14 +1433,9 @@ class OrderHub:
         d.replies = [
             (
                 session,
-                _dumps(
-                    {
-                        **json.loads(frame),
-                        "order_id": existing[0],
-                        "number": existing[1],
-                        "duplicate": True,
-                    }
-                ),
+                OrderAccepted.model_validate_json(frame)
+                .model_copy(update={"order_id": existing[0], "number": existing[1], "duplicate": True})
+                .model_dump_json(),
             )
             for session, frame in d.replies
         ]
@@ -1413,6 +1454,7 @@ class OrderHub:
         for o in (*closed, *stale):
             del self.orders[o.id]
             self._texts.pop(o.id, None)
+            self._shown_texts.pop(o.id, None)
             if self.keys.get((o.source, o.key), ("",))[0] == o.id:
                 del self.keys[(o.source, o.key)]
         today = now.astimezone(self.tz).date()

@@ -10,20 +10,18 @@
 The free texts (order and item notes, `cancel_reason`) and the source's idempotency `key` reach every role as they
 are: the kitchen needs the notes, and the hub cannot tell personal data in free text from cooking instructions.
 
-`redact_order` is the policy over an order document (`OrderView` as a dict); `redact_json` gives the same result
-for the JSON text of an order or of an event frame, without serialising the order again (the hub builds one
-redacted frame per event and sends those same bytes to every kitchen screen and monitor).
+`redact_view` is the policy over an order (`OrderView`): the hub builds one redacted `event` frame per event from it
+and sends those same bytes to every kitchen screen and monitor. `redact_order` is the same policy over an order
+document (`OrderView` as a dict), for code that still holds documents.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Any
 
 from kds.config import Role
-from kds.jsontext import dumps
-from kds.protocol import Delivery, OrderView
+from kds.protocol import Customer, Delivery, Fulfilment, OrderView
 
 SEES_CUSTOMER = frozenset({Role.COUNTER})
 """Roles that get the customer's data as the source sent it (sources get none back: their frames carry none)."""
@@ -32,19 +30,6 @@ _UNSPACED = re.compile(
     "[\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003134f]"
 )
 """Scripts whose names are written without a space between family name and given name (Chinese, Japanese, Korean)."""
-
-
-_dumps = dumps
-"""The hub's serialisation (what `kds.hub._dumps` writes): the splice in `redact_json` relies on the same text."""
-
-_SPLICES: dict[str, tuple[str, str]] = {}
-"""Order id → (the JSON of the order's fulfilment and customer, what kitchens see instead).
-
-An order's fulfilment and customer do not change after it is submitted and every event of the order carries them,
-so the splice is worked out once per order. The id is only a hint: a splice is used only where its first part is
-found in the text, and then it is right whatever order it was made from (the second part is a function of the
-first), so another hub's order of the same id (tests run several) cannot get a wrong one."""
-_SPLICES_MAX = 4096
 
 
 def first_name(name: str | None) -> str | None:
@@ -94,53 +79,46 @@ def order_for(role: Role, doc: dict[str, Any]) -> dict[str, Any]:
     return doc if role in SEES_CUSTOMER else redact_order(doc)
 
 
-def _private_part(doc: dict[str, Any]) -> str:
-    return f'"fulfilment":{_dumps(doc.get("fulfilment"))},"customer":{_dumps(doc.get("customer"))}'
-
-
-def redact_json(doc: dict[str, Any], text: str, *, rebuild: Callable[[dict[str, Any]], str] = _dumps) -> str:
-    """`text`, JSON that carries the order `doc` as the hub writes it (the order, or an event frame holding it),
-    as kitchen and monitor devices see it: `text` itself when there is nothing to cut.
-
-    The order's `fulfilment` and `customer` are replaced in the text (`_dumps` writes them next to each other, and
-    the quoted key cannot occur inside a JSON string, where every quote is escaped), so the order is not serialised
-    again. When `text` was not written that way, `rebuild(redact_order(doc))` is returned instead.
-    """
-    hint = str(doc.get("id"))
-    splice = _SPLICES.get(hint)
-    if splice is not None and (at := text.find(splice[0])) >= 0:
-        return text[:at] + splice[1] + text[at + len(splice[0]) :]
-    shown = redact_order(doc)
-    if shown is doc:
-        return text
-    old = _private_part(doc)
-    at = text.find(old)
-    if at < 0:
-        return rebuild(shown)
-    if len(_SPLICES) >= _SPLICES_MAX:
-        _SPLICES.clear()
-    new = _private_part(shown)
-    _SPLICES[hint] = (old, new)
-    return text[:at] + new + text[at + len(old) :]
+def view_for(role: Role, order: OrderView) -> OrderView:
+    """An order as a device of this role may see it (`redact_view` but for the roles that see the customer)."""
+    return order if role in SEES_CUSTOMER else redact_view(order)
 
 
 def redact_view(order: OrderView) -> OrderView:
-    """`redact_order` for a typed order: the order as kitchen and monitor devices see it; `order` itself when there
-    is nothing to cut.
+    """The order as kitchen and monitor devices see it; `order` itself when there is nothing to cut.
 
-    A copy otherwise (`model_copy`, `order` is not changed): `customer` cut to its `first_name` with `phone` None,
-    or None; a delivery without its `address` (None).
+    A copy otherwise (`order` is not changed): `customer` cut to a first name and no phone (or none at all), the
+    delivery's `address` left out (null, which an order's fulfilment does not write).
     """
-    customer = order.customer
+    customer, fulfilment = order.customer, order.fulfilment
+    key = (id(customer), id(fulfilment))
+    hit = _SHOWN.get(key)
+    if hit is None or hit[0] is not customer or hit[1] is not fulfilment:
+        hit = (customer, fulfilment, _redacted(customer, fulfilment))
+        if len(_SHOWN) >= _SHOWN_MAX:
+            _SHOWN.clear()
+        _SHOWN[key] = hit
+    update = hit[2]
+    return order if update is None else order.model_copy(update=update)
+
+
+_SHOWN: dict[tuple[int, int], tuple[Customer | None, Fulfilment, dict[str, Any] | None]] = {}
+"""(customer, fulfilment) by identity → what kitchens see instead (None: the same). An order's customer and fulfilment
+are frozen models that do not change after it is submitted, and every event of the order shows them: the cut is
+worked out once per order. Holding the objects keeps their ids from being reused while they are keys."""
+_SHOWN_MAX = 8192
+
+
+def _redacted(customer: Customer | None, fulfilment: Fulfilment) -> dict[str, Any] | None:
+    """The fields of an order that kitchens see otherwise (None: nothing to cut)."""
     name = first_name(customer.name if customer is not None else None)
-    shown = customer
-    if customer is not None and (name is None or customer.name != name or customer.phone is not None):
-        shown = None if name is None else customer.model_copy(update={"name": name, "phone": None})
-    fulfilment = order.fulfilment
-    hides_address = isinstance(fulfilment, Delivery) and fulfilment.address is not None
-    if shown is customer and not hides_address:
-        return order
-    update: dict[str, object] = {"customer": shown}
-    if hides_address:
+    cut_customer = customer is not None and (name is None or name != customer.name or customer.phone is not None)
+    cut_address = isinstance(fulfilment, Delivery) and fulfilment.address is not None
+    if not (cut_customer or cut_address):
+        return None
+    update: dict[str, Any] = {}
+    if cut_customer:
+        update["customer"] = None if name is None else Customer(name=name, phone=None)
+    if cut_address:
         update["fulfilment"] = fulfilment.model_copy(update={"address": None})
-    return order.model_copy(update=update)
+    return update

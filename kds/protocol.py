@@ -1,9 +1,9 @@
 """The wire protocol: every frame the hub accepts or sends, as pydantic models.
 
 This module is the contract that apps and kiosks of other vendors are written against. `kds schema` prints the JSON
-Schema generated from these models, and the hub validates every incoming frame with `parse_client_frame`. Outgoing
-frames are built as plain dicts on the hot path (see `kds.hub` and `kds.domain`); the tests check them
-against these models.
+Schema generated from these models, and the hub validates every incoming frame with `parse_client_frame`. The hub
+builds every outgoing frame from these models too (`kds.hub`; its orders are `OrderView`s, `kds.domain`), and
+pydantic writes their text: one definition of each frame.
 
 Naming: requests are imperative (`order.submit`, `ticket.bump`), events are past tense (`ticket.bumped`).
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -23,10 +24,14 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
     StringConstraints,
     TypeAdapter,
     ValidationError,
     WithJsonSchema,
+    WrapSerializer,
+    model_serializer,
 )
 from pydantic_core import PydanticCustomError
 
@@ -101,6 +106,9 @@ _RFC3339 = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?"
     r"(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))"
 )
+_UTC_AS_WRITTEN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-5][0-9](?:\.[0-9]{6})?\+00:00")
+"""A UTC time as the hub echoes it (`isoformat`): no leap second, no digits past the sixth, which
+`datetime.fromisoformat` reads as the general rules below do."""
 RFC3339_PATTERN = "^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
 """The JSON Schema `pattern` of a time a client sends (the shape of RFC 3339's `date-time`, offset required)."""
 
@@ -118,6 +126,11 @@ def _client_time(value: Any) -> datetime:
         raise PydanticCustomError(
             "time_type", "a time must be an RFC 3339 string with an offset, such as 2026-11-25T12:40:00+08:00"
         )
+    if _UTC_AS_WRITTEN.fullmatch(value):  # what the hub writes (a restart reads thousands): the same time, sooner
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            raise PydanticCustomError("time_range", "not a valid date, time or offset") from None
     m = _RFC3339.fullmatch(value)
     if m is None:
         raise PydanticCustomError(
@@ -138,8 +151,34 @@ def _client_time(value: Any) -> datetime:
 
 
 def _utc_text(t: datetime) -> str:
-    return t.astimezone(UTC).isoformat()
+    return _time_text(t if t.utcoffset() == _ZERO else t.astimezone(UTC))
 
+
+_ZERO = timedelta(0)
+
+
+_TEXTS: dict[int, tuple[datetime, str]] = {}
+_TEXTS_MAX = 8192
+
+
+def _time_text(t: datetime) -> str:
+    """`t.isoformat()`, remembered for the time object itself: an order's times are the same few objects in every
+    frame and document written of it (three for each event), and `isoformat` of an aware time costs more than the
+    rest of writing it. Keyed by identity and holding the object, so a key is never another time's."""
+    hit = _TEXTS.get(id(t))
+    if hit is not None and hit[0] is t:
+        return hit[1]
+    if len(_TEXTS) >= _TEXTS_MAX:
+        _TEXTS.clear()
+    text = t.isoformat()
+    _TEXTS[id(t)] = (t, text)
+    return text
+
+
+HubTime = Annotated[datetime, PlainSerializer(_time_text, return_type=str, when_used="json")]
+"""A time the hub writes (`created_at`, an event's `at`…): ISO 8601 in the offset it holds, as `datetime.isoformat`
+writes it (`2026-11-25T02:00:00+00:00`; pydantic's own serialiser would write `Z` for UTC). The text of every frame
+and stored document depends on it: a client that re-serialises a frame gets the same bytes."""
 
 ClientTime = Annotated[
     AwareDatetime,
@@ -207,6 +246,22 @@ class ErrorCode(StrEnum):
 
 class _Msg(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+def _listed_as(schema: dict[str, Any], *names: str) -> None:
+    """List a model's properties (and its required ones) in the schema in this order, not in the order of its
+    fields: a frame the hub writes with its largest field last is published as it always was."""
+    props = schema["properties"]
+    schema["properties"] = {n: props[n] for n in names if n in props} | props
+    if "required" in schema:
+        schema["required"] = [n for n in names if n in schema["required"]]
+
+
+class _Frame(_Msg):
+    """A frame the hub sends (or a part of one): its strings are kept exactly as the hub wrote them (a `ref` is
+    echoed as sent, white space and all), so parsing a frame and writing it again gives the same text."""
+
+    model_config = ConfigDict(str_strip_whitespace=False)
 
 
 # --------------------------------------------------------------------------------------------- order content
@@ -548,7 +603,7 @@ class ItemChange(StrEnum):
     NOTE = "note"
 
 
-class ItemView(_Msg):
+class ItemView(_Frame):
     """An order line as the hub shows it."""
 
     id: str
@@ -568,13 +623,13 @@ class ItemView(_Msg):
     unrouted: bool
     """True when nothing routed the item and it went to the store's default station."""
     removed: bool
-    done_at: datetime | None
+    done_at: HubTime | None
     change: ItemChange | None
     declared_allergens: list[str] = []
     """Allergies the customer declared for this line; `allergens` lists these and the dish's own ingredients."""
 
 
-class TicketView(_Msg):
+class TicketView(_Frame):
     """The part of an order one station makes."""
 
     id: str
@@ -582,14 +637,25 @@ class TicketView(_Msg):
     state: TicketState
     items: list[str]
     """Ids of the order's items made at this station."""
-    created_at: datetime
-    started_at: datetime | None
-    done_at: datetime | None
-    recalled_at: datetime | None
-    amended_at: datetime | None
+    created_at: HubTime
+    started_at: HubTime | None
+    done_at: HubTime | None
+    recalled_at: HubTime | None
+    amended_at: HubTime | None
 
 
-class OrderView(_Msg):
+def _without_nulls(value: Any, handler: SerializerFunctionWrapHandler) -> Any:
+    """A fulfilment as orders carry it: its fields that are not null (a pickup with no `at` is `{"type":"pickup"}`),
+    as the hub has always written it."""
+    return {k: v for k, v in handler(value).items() if v is not None}
+
+
+ShownFulfilment = Annotated[Fulfilment, WrapSerializer(_without_nulls)]
+"""The fulfilment of an `OrderView`: written without its null fields (an order submitted with an `address` of null
+is stored and shown without one), while `OrderIn`'s digest form keeps them."""
+
+
+class OrderView(_Frame):
     """An order with its items and station tickets, as sent to kitchen, counter and monitor devices."""
 
     id: str
@@ -597,23 +663,23 @@ class OrderView(_Msg):
     key: str
     source: str
     channel: Channel
-    fulfilment: Fulfilment
+    fulfilment: ShownFulfilment
     customer: Customer | None
     priority: Priority
     note: str | None
     status: OrderStatus
     version: int
-    created_at: datetime
-    updated_at: datetime
-    called_at: datetime | None
-    handed_over_at: datetime | None
+    created_at: HubTime
+    updated_at: HubTime
+    called_at: HubTime | None
+    handed_over_at: HubTime | None
     handed_over_to: HandoverTo | None
-    cancelled_at: datetime | None
+    cancelled_at: HubTime | None
     cancel_reason: str | None
-    amended_at: datetime | None
+    amended_at: HubTime | None
     status_seq: int
     """The seq of the event that made the source's last `order.status` (a change of status, or a call)."""
-    status_at: datetime | None
+    status_at: HubTime | None
     """When that status was reached (the `at` of that `order.status`)."""
     status_ready: list[str]
     """Stations done when the status last changed (the `ready` of that `order.status`)."""
@@ -623,8 +689,10 @@ class OrderView(_Msg):
     digest: str | None = None
     """A digest of the order as submitted (its canonical form, see `order_digest`): a resubmission with the same
     `key` and another digest is refused with `conflict`. Null for orders stored before hubs kept it."""
-    items: list[ItemView]
-    tickets: list[TicketView]
+    # Sequences, not lists: the hub's order (`kds.domain.Order`, a subclass) holds lists of its own item and ticket
+    # classes. On the wire (and in the schema) they are arrays all the same.
+    items: Annotated[Sequence[ItemView], PlainSerializer(list, return_type=list[ItemView])]
+    tickets: Annotated[Sequence[TicketView], PlainSerializer(list, return_type=list[TicketView])]
 
 
 class EventKind(StrEnum):
@@ -642,18 +710,23 @@ class EventKind(StrEnum):
     ORDER_RECALLED = "order.recalled"
 
 
-class Event(_Msg):
+class Event(_Frame):
     """A state change, sent to kitchen (orders touching its station), counter and monitor devices.
 
     It carries the whole order after the change, so applying it is an upsert: a client that applies every event
     it receives, in `seq` order, holds the same orders as the hub.
     """
 
+    model_config = ConfigDict(
+        json_schema_extra=lambda schema, _cls: _listed_as(
+            schema, "type", "seq", "at", "kind", "order", "ticket_id", "item_id", "stations", "status_changed"
+        )
+    )
+
     type: Literal["event"]
     seq: int
-    at: datetime
+    at: HubTime
     kind: EventKind
-    order: OrderView
     ticket_id: str | None = None
     """The ticket the event is about, for ticket and item events."""
     item_id: str | None = None
@@ -661,9 +734,11 @@ class Event(_Msg):
     """Stations holding a ticket of the order before or after the change (the kitchen screens that got it)."""
     status_changed: bool = False
     """True when the order's status changed (its source got an `order.status`)."""
+    order: OrderView
+    # Last: the hub writes the order at the end of the frame (what a restart reads first is the frame's head).
 
 
-class StatusChanged(_Msg):
+class StatusChanged(_Frame):
     """The status of one of its orders changed, or the counter called it; what a source (app, kiosk) sees.
 
     In a welcome's snapshot, each order's last `order.status`, with that frame's own `seq` and `at`. Clients ignore
@@ -673,7 +748,7 @@ class StatusChanged(_Msg):
     type: Literal["order.status"]
     seq: int
     """The seq of the event that made this status (the order's `status_seq`)."""
-    at: datetime
+    at: HubTime
     """When the status changed (the order's `status_at`)."""
     order_id: str
     key: str
@@ -685,8 +760,16 @@ class StatusChanged(_Msg):
     reason: str | None = None
     """On a `cancelled` status only (there always, `null` when none was given): the `reason` of the `order.cancel`."""
 
+    @model_serializer(mode="wrap")
+    def _reason_when_cancelled(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        """`reason` is written on a cancelled status only (there always, even `null`)."""
+        data = handler(self)
+        if self.status is not OrderStatus.CANCELLED and isinstance(data, dict):
+            data.pop("reason", None)
+        return data
 
-class StationInfo(_Msg):
+
+class StationInfo(_Frame):
     """A station, as listed in `welcome`."""
 
     id: str
@@ -696,7 +779,7 @@ class StationInfo(_Msg):
     late_after_s: int
 
 
-class AllergenInfo(_Msg):
+class AllergenInfo(_Frame):
     """An allergen the store declares (`[[allergens]]`), as listed in `welcome`: the only ids an order line's
     `allergens` may hold."""
 
@@ -705,7 +788,7 @@ class AllergenInfo(_Msg):
     name_zh: str
 
 
-class MethodInfo(_Msg):
+class MethodInfo(_Frame):
     """A cooking method, as listed in `welcome` for sources and the counter."""
 
     id: str
@@ -715,7 +798,7 @@ class MethodInfo(_Msg):
     fee_cents: int
 
 
-class CatalogueEntry(_Msg):
+class CatalogueEntry(_Frame):
     """A catalogue item, as listed in `welcome` for sources and the counter."""
 
     sku: str
@@ -737,7 +820,7 @@ class CatalogueEntry(_Msg):
     allergens: list[str]
 
 
-class StoreView(_Msg):
+class StoreView(_Frame):
     """What a device needs to know of the store."""
 
     id: str
@@ -756,7 +839,7 @@ class StoreView(_Msg):
     catalogue: list[CatalogueEntry] = []
 
 
-class Snapshot(_Msg):
+class Snapshot(_Frame):
     """The orders a device needs, as of the welcome's `seq`."""
 
     orders: list[OrderView] = []
@@ -765,7 +848,7 @@ class Snapshot(_Msg):
     own `seq` and `at`, not the welcome's)."""
 
 
-class Welcome(_Msg):
+class Welcome(_Frame):
     """The hub's answer to a good `hello`.
 
     With `resumed` true, the `replay` events the client missed since `resume_from` follow; otherwise `snapshot`
@@ -786,10 +869,10 @@ class Welcome(_Msg):
     snapshot once it has them all."""
     snapshot: Snapshot | None
     store: StoreView
-    server_time: datetime
+    server_time: HubTime
 
 
-class SnapshotPage(_Msg):
+class SnapshotPage(_Frame):
     """The rest of a large snapshot: `pages` of them follow a `welcome` (page 1 first), before any other frame."""
 
     type: Literal["snapshot.page"]
@@ -799,17 +882,22 @@ class SnapshotPage(_Msg):
     snapshot: Snapshot
 
 
-class ClosedOrders(_Msg):
+class ClosedOrders(_Frame):
     """The answer to `orders.closed`: closed orders, newest first."""
+
+    model_config = ConfigDict(
+        json_schema_extra=lambda schema, _cls: _listed_as(schema, "type", "ref", "orders", "more")
+    )
 
     type: Literal["orders.closed.list"]
     ref: str
-    orders: list[OrderView]
     more: bool
     """True when older closed orders are still in the hub's memory: ask again with `before`."""
+    orders: list[OrderView]
+    # Last: the hub writes the orders at the end of the frame.
 
 
-class OrderAccepted(_Msg):
+class OrderAccepted(_Frame):
     """The order is durably stored. A resubmission with the same key gets the same answer, with `duplicate`."""
 
     type: Literal["order.accepted"]
@@ -819,7 +907,7 @@ class OrderAccepted(_Msg):
     duplicate: bool = False
 
 
-class Ack(_Msg):
+class Ack(_Frame):
     """An action was applied (or was already in effect); `seq` is its event's, when it made one."""
 
     type: Literal["ack"]
@@ -827,14 +915,18 @@ class Ack(_Msg):
     seq: int | None = None
 
 
-class ErrorDetail(_Msg):
+def _is_none(value: Any) -> bool:
+    return value is None
+
+
+class ErrorDetail(_Frame):
     """One problem: where (path into the frame) and what."""
 
     loc: list[str | int]
     msg: str
 
 
-class Error(_Msg):
+class Error(_Frame):
     """A frame was refused; nothing of it was applied or stored."""
 
     type: Literal["error"]
@@ -842,13 +934,13 @@ class Error(_Msg):
     code: ErrorCode
     message: str
     errors: list[ErrorDetail] = []
-    retry_after_s: Annotated[int, Field(ge=1)] | None = None
+    retry_after_s: Annotated[Annotated[int, Field(ge=1)] | None, Field(exclude_if=_is_none)] = None
     """Seconds to wait before connecting again (`locked_out`); absent otherwise."""
-    key: str | None = None
+    key: Annotated[str | None, Field(exclude_if=_is_none)] = None
     """(`conflict` of an `order.submit` whose `key` the source used for another order.) The key; absent otherwise."""
-    order_id: str | None = None
+    order_id: Annotated[str | None, Field(exclude_if=_is_none)] = None
     """(Same.) The order the key was used for; absent otherwise."""
-    number: str | None = None
+    number: Annotated[str | None, Field(exclude_if=_is_none)] = None
     """(Same.) That order's number; absent otherwise."""
 
 
@@ -863,7 +955,7 @@ class PrinterState(StrEnum):
     """Reachable but not printing for another reason (cover open, printer error)."""
 
 
-class PrinterStatus(_Msg):
+class PrinterStatus(_Frame):
     """A printer got into trouble, or out of it: sent to the kitchen screens of its stations, to those of the
     stations whose printer is its backup (they print its tickets meanwhile), and to the counter.
 
@@ -879,10 +971,10 @@ class PrinterStatus(_Msg):
     state: PrinterState
     message: str
     """For people: what is wrong, and where the tickets go meanwhile."""
-    at: datetime
+    at: HubTime
 
 
-class Pong(_Msg):
+class Pong(_Frame):
     """Answer to `ping`."""
 
     type: Literal["pong"]

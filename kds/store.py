@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, SQLModel
 
-from kds.hub import EventRecord, StoredOrder, collector_paused, stored_json
+from kds.hub import EventRecord, collector_paused, stored_json
 from kds.printing import Banner, JobMark, JobState, Layout, PrintJob
 from kds.protocol import EventKind
 
@@ -541,7 +541,7 @@ class Store:
             "number": o.number,
             "source": o.source,
             "key": o.key,
-            "channel": o.channel,
+            "channel": o.channel.value,
             "status": r.status.value,
             "created_at": _utc(o.created_at),
             "updated_at": _utc(r.at),
@@ -863,9 +863,9 @@ class Store:
         replay_window: int = 20_000,
         replay_bytes: int | None = None,
         open_max_age: timedelta = timedelta(hours=12),
-    ) -> tuple[list[dict[str, Any]], list[tuple[int, str]], int, list[tuple[str, str, str, str]]]:
-        """What the hub needs on start: open and recent orders, the event tail, the last seq, recent keys (for the
-        day's numbers; the database answers for older keys at commit).
+    ) -> tuple[list[str], list[tuple[int, str]], int, list[tuple[str, str, str, str]]]:
+        """What the hub needs on start: open and recent orders (their stored JSON text), the event tail, the last seq,
+        recent keys (for the day's numbers; the database answers for older keys at commit).
 
         Open orders older than `open_max_age` stay in the database only (the hub flags and drops them too). The
         tail is at most `replay_window` events, read newest first, and no further than the hub's replay log can
@@ -897,7 +897,7 @@ class Store:
                 found = sorted(conn.execute(current).all(), key=lambda r: str(r[0]))
             else:
                 found = list(conn.execute(current.order_by(o.c.created_at)).all())
-            docs: list[dict[str, Any]] = [StoredOrder(r[1], stored_json(r[1])) for r in found]
+            docs: list[str] = [r[1] for r in found]
             seq = conn.execute(sa.select(sa.func.max(e.c.seq)).where(e.c.store_id == self.store_id)).scalar() or 0
             tail: list[Any] = []
             budget = replay_bytes

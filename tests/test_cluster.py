@@ -8,6 +8,7 @@ increasing; when the leading hub dies, another takes the lead and the terminals 
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -228,7 +229,7 @@ async def test_a_starting_hub_loads_one_consistent_view_of_the_store(
         assert late["type"] == "order.accepted"
         go.set()
         docs, events, seq, _keys = await asyncio.wait_for(load, 10)
-        ids = {d["id"] for d in docs}
+        ids = {json.loads(d)["id"] for d in docs}
         assert (late["order_id"] in ids) == (seq >= a.hub.seq), (seq, a.hub.seq, late["order_id"] in ids)
         assert all(s <= seq for s, _ in events)
     finally:

@@ -297,7 +297,7 @@ def test_an_order_stored_without_a_digest_answers_a_duplicate(config: StoreConfi
     doc = core.order(first["order_id"])
     doc["digest"] = None
     again = Core(config, clock=Clock(core.clock.t))
-    again.hub.restore([doc], [], core.hub.seq, [])
+    again.hub.restore([json.dumps(doc)], [], core.hub.seq, [])
     r = again.ask("app-backend", {"type": "order.submit", "order": app_order("k-old", note="other")})
     assert r["type"] == "order.accepted" and r["duplicate"] is True, r
 
@@ -336,7 +336,7 @@ async def test_the_rules_over_a_real_websocket(hub: HubServer, config: StoreConf
         await src.ping()
         created = next(b for b in src.broadcasts if b["type"] == "order.status")
         assert created["order_id"] == ok["order_id"]
-        view = hub.hub.orders[ok["order_id"]].to_wire()
+        view = hub.hub.orders[ok["order_id"]].model_dump(mode="json")
         assert view["fulfilment"]["due"] == due.replace(second=59, microsecond=999_999).isoformat()
         assert view["items"][0]["qty"] == 2
         # The same key with another order: conflict; with the same order: a duplicate.

@@ -228,7 +228,7 @@ async def test_a_lock_held_elsewhere_undoes_bumps_and_amendments_and_the_same_fr
         assert all(unavailable(a, f["ref"]) for f, a in zip(frames, answers, strict=True)), answers
 
         # The order is as it was: in the hub's memory, in the database, on the screen, in a fresh welcome.
-        assert server.hub.orders[oid].to_wire() == before
+        assert server.hub.orders[oid].model_dump(mode="json") == before
         assert stored_doc(db, oid) == before
         assert wok.book.orders[oid] == before
         pong = await wok.request({"type": "ping"})

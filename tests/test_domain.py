@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from kds.domain import DomainError, Item, Order, Ticket, ticket_id
-from kds.protocol import HandoverTo, ItemChange, OrderStatus, OrderView, Priority, TicketState
+from kds.protocol import Customer, HandoverTo, ItemChange, OrderStatus, OrderView, Priority, TicketState
 
 T0 = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
 
@@ -58,7 +58,7 @@ def order(*stations: str) -> Order:
 
 
 def states(o: Order) -> dict[str, str]:
-    return {st: t.state.value for st, t in o.tickets.items()}
+    return {st: t.state.value for st, t in o.by_station.items()}
 
 
 def status(o: Order) -> OrderStatus:
@@ -75,15 +75,15 @@ def conflict(fn: Callable[..., object], *args: object) -> DomainError:
 
 def test_tickets_are_built_per_station() -> None:
     o = order("wok", "cold", "wok", "bar")
-    assert {st: t.items for st, t in o.tickets.items()} == {"wok": ["1", "3"], "cold": ["2"], "bar": ["4"]}
-    assert o.tickets["wok"].id == ticket_id(o.id, "wok") == "20261125-A001/wok"
+    assert {st: t.items for st, t in o.by_station.items()} == {"wok": ["1", "3"], "cold": ["2"], "bar": ["4"]}
+    assert o.by_station["wok"].id == ticket_id(o.id, "wok") == "20261125-A001/wok"
     assert o.stations() == {"wok", "cold", "bar"}
     assert status(o) is OrderStatus.ACCEPTED and o.next_item_id() == 5 and o.is_open
 
 
 def test_ticket_new_started_done() -> None:
     o = order("wok", "wok")
-    t = o.tickets["wok"]
+    t = o.by_station["wok"]
     assert o.start(t, at(10)) is True
     assert (t.state, t.started_at, o.version, o.updated_at) == (TicketState.STARTED, at(10), 2, at(10))
     assert o.start(t, at(11)) is False and o.version == 2  # idempotent
@@ -96,14 +96,14 @@ def test_ticket_new_started_done() -> None:
 
 def test_bump_without_start_sets_both_times() -> None:
     o = order("bar")
-    t = o.tickets["bar"]
+    t = o.by_station["bar"]
     o.bump(t, at(5))
     assert (t.started_at, t.done_at) == (at(5), at(5))
 
 
 def test_item_bumps_finish_the_ticket() -> None:
     o = order("wok", "wok", "cold")
-    t = o.tickets["wok"]
+    t = o.by_station["wok"]
     assert o.bump_item(t, "1", at(3)) is True
     assert t.state is TicketState.STARTED and t.started_at == at(3) and status(o) is OrderStatus.PREPARING
     assert o.bump_item(t, "1", at(4)) is False
@@ -119,10 +119,10 @@ def test_item_bumps_finish_the_ticket() -> None:
 
 def test_recall_reopens() -> None:
     o = order("wok", "cold")
-    wok = o.tickets["wok"]
+    wok = o.by_station["wok"]
     assert o.recall_ticket(wok, at(1)) is False  # not done
     o.bump(wok, at(2))
-    o.bump(o.tickets["cold"], at(3))
+    o.bump(o.by_station["cold"], at(3))
     assert status(o) is OrderStatus.READY
     assert o.recall_ticket(wok, at(4)) is True
     assert (wok.state, wok.done_at, wok.recalled_at) == (TicketState.STARTED, None, at(4))
@@ -133,12 +133,12 @@ def test_recall_reopens() -> None:
 def test_status_derivation_across_stations() -> None:
     o = order("wok", "cold", "bar")
     assert status(o) is OrderStatus.ACCEPTED
-    o.start(o.tickets["bar"], at(1))
+    o.start(o.by_station["bar"], at(1))
     assert status(o) is OrderStatus.PREPARING
-    o.bump(o.tickets["bar"], at(2))
-    o.bump(o.tickets["wok"], at(3))
+    o.bump(o.by_station["bar"], at(2))
+    o.bump(o.by_station["wok"], at(3))
     assert status(o) is OrderStatus.PREPARING
-    o.bump(o.tickets["cold"], at(4))
+    o.bump(o.by_station["cold"], at(4))
     assert status(o) is OrderStatus.READY
     o.handover(HandoverTo.CUSTOMER, at(5))
     assert status(o) is OrderStatus.HANDED_OVER and not o.is_open
@@ -150,16 +150,16 @@ def test_call_and_handover_only_when_ready() -> None:
     o = order("wok", "cold")
     assert "not ready (it is accepted)" in conflict(o.call, at(1)).message
     conflict(o.handover, HandoverTo.RIDER, at(1))
-    o.bump(o.tickets["wok"], at(2))
+    o.bump(o.by_station["wok"], at(2))
     assert "not ready (it is preparing)" in conflict(o.call, at(3)).message
-    o.bump(o.tickets["cold"], at(4))
+    o.bump(o.by_station["cold"], at(4))
     assert o.call(at(5)) is True and o.called_at == at(5)
     assert o.call(at(6)) is False and o.called_at == at(5)
     assert o.handover(HandoverTo.RIDER, at(7)) is True
     assert (o.handed_over_at, o.handed_over_to) == (at(7), HandoverTo.RIDER)
     assert o.handover(HandoverTo.CUSTOMER, at(8)) is False and o.handed_over_to is HandoverTo.RIDER
     conflict(o.call, at(9))
-    conflict(o.bump, o.tickets["wok"], at(9))
+    conflict(o.bump, o.by_station["wok"], at(9))
     assert o.recall_handover(at(10)) is True
     assert o.recall_handover(at(11)) is False
     assert status(o) is OrderStatus.READY
@@ -167,16 +167,16 @@ def test_call_and_handover_only_when_ready() -> None:
 
 def test_cancel() -> None:
     o = order("wok", "cold")
-    o.start(o.tickets["wok"], at(1))
+    o.start(o.by_station["wok"], at(1))
     assert o.cancel("out of lobster", at(2)) is True
     assert status(o) is OrderStatus.CANCELLED and (o.cancelled_at, o.cancel_reason) == (at(2), "out of lobster")
     assert states(o) == {"wok": "cancelled", "cold": "cancelled"}
     assert o.cancel(None, at(3)) is False and o.cancelled_at == at(2)
     calls: list[tuple[Callable[..., object], tuple[object, ...]]] = [
-        (o.bump, (o.tickets["wok"], at(4))),
-        (o.start, (o.tickets["cold"], at(4))),
-        (o.bump_item, (o.tickets["wok"], "1", at(4))),
-        (o.recall_ticket, (o.tickets["wok"], at(4))),
+        (o.bump, (o.by_station["wok"], at(4))),
+        (o.start, (o.by_station["cold"], at(4))),
+        (o.bump_item, (o.by_station["wok"], "1", at(4))),
+        (o.recall_ticket, (o.by_station["wok"], at(4))),
         (o.call, (at(4),)),
         (o.handover, (HandoverTo.CUSTOMER, at(4))),
         (o.recall_handover, (at(4),)),
@@ -188,7 +188,7 @@ def test_cancel() -> None:
 
 def test_cancel_after_handover_conflicts() -> None:
     o = order("bar")
-    o.bump(o.tickets["bar"], at(1))
+    o.bump(o.by_station["bar"], at(1))
     o.handover(HandoverTo.CUSTOMER, at(2))
     assert "handed over" in conflict(o.cancel, None, at(3)).message
     assert status(o) is OrderStatus.HANDED_OVER
@@ -196,13 +196,13 @@ def test_cancel_after_handover_conflicts() -> None:
 
 def test_amend_add_creates_and_reopens_tickets() -> None:
     o = order("wok", "bar")
-    o.bump(o.tickets["wok"], at(1))
-    o.bump(o.tickets["bar"], at(2))
+    o.bump(o.by_station["wok"], at(1))
+    o.bump(o.by_station["bar"], at(2))
     touched = o.amend([item("3", "wok", "WOK-GREENS"), item("4", "bakery", "BAK-EGGTART")], [], None, {}, at(3))
     assert touched == {"wok", "bakery"}
     assert states(o) == {"wok": "started", "bar": "done", "bakery": "new"}
-    assert o.tickets["wok"].items == ["1", "3"] and o.tickets["wok"].done_at is None
-    assert o.tickets["wok"].amended_at == at(3) and o.tickets["bar"].amended_at is None
+    assert o.by_station["wok"].items == ["1", "3"] and o.by_station["wok"].done_at is None
+    assert o.by_station["wok"].amended_at == at(3) and o.by_station["bar"].amended_at is None
     assert [i.change for i in o.items] == [None, None, ItemChange.ADDED, ItemChange.ADDED]
     assert o.items[0].done_at == at(1)  # work already done stays done
     assert status(o) is OrderStatus.PREPARING and o.amended_at == at(3)
@@ -210,7 +210,7 @@ def test_amend_add_creates_and_reopens_tickets() -> None:
 
 def test_amend_remove_cancels_an_emptied_ticket_and_finishes_a_completed_one() -> None:
     o = order("wok", "wok", "cold")
-    o.bump_item(o.tickets["wok"], "1", at(1))
+    o.bump_item(o.by_station["wok"], "1", at(1))
     touched = o.amend([], ["2", "3"], None, {}, at(2))
     assert touched == {"wok", "cold"}
     assert [(i.removed, i.change) for i in o.items] == [
@@ -224,12 +224,12 @@ def test_amend_remove_cancels_an_emptied_ticket_and_finishes_a_completed_one() -
     assert o.stations() == {"wok", "cold"}  # the cancelled ticket is kept (its station still sees the order)
     assert [i.id for i in o.live_items()] == ["1"]
     with pytest.raises(DomainError) as exc:
-        o.bump_item(o.tickets["wok"], "2", at(3))
+        o.bump_item(o.by_station["wok"], "2", at(3))
     assert exc.value.code == "conflict"
-    conflict(o.bump, o.tickets["cold"], at(3))
+    conflict(o.bump, o.by_station["cold"], at(3))
     # Adding to the cancelled station brings its ticket back.
     o.amend([item("4", "cold", "COLD-SALMON")], [], None, {}, at(4))
-    assert states(o) == {"wok": "done", "cold": "new"} and o.tickets["cold"].items == ["3", "4"]
+    assert states(o) == {"wok": "done", "cold": "new"} and o.by_station["cold"].items == ["3", "4"]
 
 
 def test_amend_notes() -> None:
@@ -247,17 +247,38 @@ def test_amend_notes() -> None:
 
 
 def test_wire_round_trip() -> None:
+    """The domain's order is the wire's `OrderView`: its JSON validates as one and loads back into the same order."""
     o = order("wok", "cold", "bar")
-    o.customer = {"name": "李雷", "phone": None}
-    o.bump_item(o.tickets["wok"], "1", at(1))
-    o.bump(o.tickets["bar"], at(2))
+    o.customer = Customer(name="李雷", phone=None)
+    o.bump_item(o.by_station["wok"], "1", at(1))
+    o.bump(o.by_station["bar"], at(2))
     o.amend([item("4", "grill", "GRL-LAMB")], ["2"], "for table 5", {"1": "mild"}, at(3))
-    o.bump(o.tickets["grill"], at(4))
-    o.recall_ticket(o.tickets["bar"], at(5))
-    wire = o.to_wire()
-    OrderView.model_validate(wire)
-    again = Order.from_wire(wire)
-    assert again.to_wire() == wire
-    assert again.status is o.status and again.tickets["cold"].state is TicketState.CANCELLED
-    assert Ticket.from_wire(o.tickets["grill"].to_wire()) == o.tickets["grill"]
-    assert Item.from_wire(o.items[0].to_wire()) == o.items[0]
+    o.bump(o.by_station["grill"], at(4))
+    o.recall_ticket(o.by_station["bar"], at(5))
+    text = o.model_dump_json()
+    assert OrderView.model_validate_json(text).model_dump_json() == text
+    again = Order.model_validate_json(text)
+    assert again.model_dump_json() == text and again == o
+    assert again.status is o.status is o.derived_status() and again.by_station["cold"].state is TicketState.CANCELLED
+    assert isinstance(again.items[0], Item) and isinstance(again.tickets[0], Ticket)
+    assert Ticket.model_validate_json(o.by_station["grill"].model_dump_json()) == o.by_station["grill"]
+    assert Item.model_validate_json(o.items[0].model_dump_json()) == o.items[0]
+
+
+def test_the_status_field_follows_every_change() -> None:
+    """`status` is a field of the wire's order: every transition keeps it what the tickets make it."""
+    o = order("wok", "bar")
+    seen = [o.status]
+    o.start(o.by_station["wok"], at(1))
+    seen.append(o.status)
+    o.bump(o.by_station["wok"], at(2))
+    o.bump(o.by_station["bar"], at(3))
+    seen.append(o.status)
+    o.handover(HandoverTo.CUSTOMER, at(4))
+    seen.append(o.status)
+    o.recall_handover(at(5))
+    seen.append(o.status)
+    o.amend([item("3", "wok")], [], None, {}, at(6))
+    seen.append(o.status)
+    assert seen == ["accepted", "preparing", "ready", "handed_over", "ready", "preparing"]
+    assert o.status is o.derived_status()

@@ -102,7 +102,7 @@ class Kitchen:
         """(ticket id, station) of the order's tickets not done or cancelled, from the hub's state."""
         order = self.server.hub.orders[order_id]
         live = (TicketState.DONE, TicketState.CANCELLED)
-        return [(t.id, t.station) for t in order.tickets.values() if t.state not in live]
+        return [(t.id, t.station) for t in order.tickets if t.state not in live]
 
     async def preparing(self, order_id: str) -> None:
         ticket, station = self.open_tickets(order_id)[0]

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from kds.config import Role, StoreConfig
-from kds.hub import Session, _dumps
-from kds.privacy import first_name, order_for, redact_customer, redact_json, redact_order, redact_view
+from kds.hub import Session
+from kds.jsontext import dumps as _dumps
+from kds.privacy import first_name, order_for, redact_customer, redact_order, redact_view, view_for
 from kds.protocol import Event, OrderView
 from kdsapp.simulate import OrderMix
 from tests.conftest import app_order
@@ -73,7 +74,7 @@ def test_redact_order_cuts_phone_address_and_surname_and_keeps_the_rest() -> Non
         "customer": {"name": "Mei", "phone": None},
         "note": "call 13812345521 on arrival",  # free text reaches every role (docs/protocol.md says so)
     }
-    assert list(shown) == list(doc), "same keys, same order (the splice in redact_json relies on it)"
+    assert list(shown) == list(doc), "same keys, same order"
 
 
 def test_redact_order_returns_the_same_object_when_there_is_nothing_to_cut() -> None:
@@ -82,8 +83,21 @@ def test_redact_order_returns_the_same_object_when_there_is_nothing_to_cut() -> 
         {"id": "x", "fulfilment": {"type": "dine_in", "table": "3"}, "customer": {"name": "Emma", "phone": None}},
     ):
         assert redact_order(doc) is doc
-        text = _dumps(doc)
-        assert redact_json(doc, text) is text
+
+
+def test_redact_view_returns_the_same_object_when_there_is_nothing_to_cut(config: StoreConfig) -> None:
+    core = Core(config)
+    for k, over in enumerate(
+        [
+            {"fulfilment": {"type": "pickup"}},
+            {"fulfilment": {"type": "dine_in", "table": "3"}, "customer": {"name": "Emma"}},
+            {"fulfilment": {"type": "delivery", "due": "2026-11-25T12:40:00+08:00"}, "customer": {"name": "Li"}},
+        ]
+    ):
+        r = core.submit("app-backend", {**app_order(f"plain-{k}"), **over})
+        order = core.hub.orders[r["order_id"]]
+        assert redact_view(order) is order
+        assert view_for(Role.KITCHEN, order) is order is view_for(Role.COUNTER, order)
 
 
 def test_only_the_counter_sees_the_customer_as_sent() -> None:
@@ -143,26 +157,30 @@ def test_the_kitchen_frame_of_every_event_is_the_event_with_the_order_redacted(c
     assert cut >= 40, f"only {cut} events had anything to cut: the mix does not test much"
 
 
-def test_redact_json_on_text_the_hub_did_not_write_falls_back_to_a_fresh_dump(config: StoreConfig) -> None:
+def test_redact_view_is_the_policy_of_redact_order_over_the_model(config: StoreConfig) -> None:
+    """The typed policy (`redact_view`, what the hub uses) cuts exactly what the document policy (`redact_order`)
+    cuts, to the byte; the order given is not changed."""
     core = shift(config, seed=3)
     cut = 0
     for rec in core.events:
         doc = json.loads(rec.order_json)
-        spaced = json.dumps(doc, ensure_ascii=True)  # another writer: no splice can be found
+        view = OrderView.model_validate_json(rec.order_json)
+        shown = redact_view(view)
+        assert view.model_dump_json() == rec.order_json, "redact_view changed the order it was given"
         if redact_order(doc) is doc:
-            assert redact_json(doc, spaced) is spaced
+            assert shown is view
             continue
         cut += 1
-        assert redact_json(doc, spaced) == _dumps(redact_order(doc))
-        assert redact_json(doc, rec.order_json) == _dumps(redact_order(doc))
-        OrderView.model_validate(redact_order(doc))
+        assert shown is not view
+        assert shown.model_dump_json() == _dumps(redact_order(doc))
+        assert view_for(Role.MONITOR, view) == shown and view_for(Role.COUNTER, view) is view
     assert cut >= 40
 
 
 def test_two_hubs_with_the_same_order_ids_and_other_customers_each_get_their_own_redaction(
     config: StoreConfig,
 ) -> None:
-    # The splices are remembered by order id; the second hub's A001 is somebody else.
+    # Two hubs' orders of the same id (tests run several): each frame is made from its own order.
     frames = []
     for name, phone in (("Li Wei", "13800000001"), ("Emma Stone", "13800000002")):
         core = Core(config)

@@ -44,7 +44,7 @@ class Floor:
     def state(self) -> tuple[int, int, dict[str, Any], dict[str, Any]]:
         """The hub's seq, the stored events and orders, and the hub's live orders."""
         events, docs = db_state(self.db_path, self.config)
-        live = {oid: o.to_wire() for oid, o in self.hub.hub.orders.items()}
+        live = {oid: o.model_dump(mode="json") for oid, o in self.hub.hub.orders.items()}
         return self.hub.hub.seq, events, docs, live
 
 
@@ -192,7 +192,7 @@ async def test_wok_may_act_on_its_own_ticket(floor: Floor) -> None:
     tid = f"{floor.fresh}/wok"
     assert (await ok(wok, {"type": "ticket.start", "ticket_id": tid}))["seq"] is not None
     assert (await ok(wok, {"type": "ticket.bump", "ticket_id": tid}))["seq"] is not None
-    assert floor.hub.hub.orders[floor.fresh].tickets["wok"].state.value == "done"
+    assert floor.hub.hub.orders[floor.fresh].by_station["wok"].state.value == "done"
 
 
 # --------------------------------------------------------------------------------------------- sources' orders

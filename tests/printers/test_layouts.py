@@ -9,6 +9,7 @@ inverted, nothing is cut off, Chinese prints as GB18030 text or as an image depe
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from pathlib import Path
 
@@ -235,9 +236,11 @@ def test_layout_names_match_the_protocol() -> None:
 def test_a_ticket_prints_the_order_not_its_spelling(
     case: str, jobs: dict[str, list[PrintJob]], labels: StoreLabels
 ) -> None:
-    # The layouts read the parsed `OrderView`: the same order written by pydantic (times in `Z`, keys in model
-    # order) prints the same bytes as the hub's text of it.
+    # The layouts read the parsed `OrderView`: the same order spelled otherwise (keys sorted, indented, non-ASCII
+    # escaped) prints the same bytes as the hub's text of it.
     job = job_of(jobs, case)
-    respelled = dataclasses.replace(job, order_json=job.order.model_dump_json())
+    respelled = dataclasses.replace(
+        job, order_json=json.dumps(json.loads(job.order_json), indent=2, sort_keys=True, ensure_ascii=True)
+    )
     assert respelled.order_json != job.order_json
     assert render(respelled, gb(48), labels) == render(job, gb(48), labels)

@@ -9,6 +9,7 @@ from typing import Any
 from textual.widgets import DataTable, Static
 
 from kds.config import StoreConfig
+from kds.protocol import Pickup
 from kds.server import HubServer
 from terminals.counter.widgets import BigNumber, FieldError, WeightInput
 from tests.conftest import app_order, shelf_order
@@ -100,7 +101,7 @@ async def test_scanner_scale_label_chinese_name_and_a_walk_up_pickup(hub: HubSer
         await until(lambda: intake.accepted is not None, what="order accepted")
         assert intake.accepted is not None and intake.accepted.number.startswith("K")
         order = hub.hub.orders[intake.accepted.order_id]
-        assert order.channel == "kiosk" and order.fulfilment == {"type": "pickup"}
+        assert order.channel == "kiosk" and order.fulfilment == Pickup(type="pickup", at=None)
         assert [(i.sku, i.qty) for i in order.items] == [("WOK-KUNGPAO", 2), ("BAR-MILKTEA", 1)]
 
 

@@ -23,7 +23,7 @@ T0 = datetime(2026, 11, 25, 4, 0, tzinfo=UTC)
 @pytest.fixture(scope="module")
 def store(config: StoreConfig) -> dict[str, Any]:
     """`welcome.store` as the hub sends it to a counter."""
-    return OrderHub(config).store_view(Role.COUNTER)
+    return OrderHub(config).store_view(Role.COUNTER).model_dump(mode="json")
 
 
 @pytest.fixture(scope="module")
@@ -221,10 +221,10 @@ class _Store:
         assert answer["type"] == "ack", answer
 
     def orders(self) -> list[dict[str, Any]]:
-        return [o.to_wire() for o in self.hub.orders.values()]
+        return [o.model_dump(mode="json") for o in self.hub.orders.values()]
 
     def order(self, name: str) -> dict[str, Any]:
-        return self.hub.orders[self.ids[name]].to_wire()
+        return self.hub.orders[self.ids[name]].model_dump(mode="json")
 
 
 def test_progress_per_station_ready_and_the_counter_timers(config: StoreConfig, store: dict[str, Any]) -> None:

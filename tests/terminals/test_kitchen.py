@@ -67,7 +67,7 @@ def numbers(app: KitchenApp) -> list[str]:
 
 def ticket(hub: HubServer, order_id: str, station: str = "wok") -> Any:
     """The hub's own ticket."""
-    return hub.hub.orders[order_id].tickets[station]
+    return hub.hub.orders[order_id].by_station[station]
 
 
 async def submit(client: HubClient, order: dict[str, Any]) -> dict[str, Any]:
@@ -139,11 +139,11 @@ async def test_bump_one_item_then_the_other(config: StoreConfig, hub: HubServer,
         order = hub.hub.orders[a["order_id"]]
         kungpao, tofu = order.items[0], order.items[1]
         await until(lambda: tofu.done_at is not None, what="item bump reached the hub")
-        assert kungpao.done_at is None and order.tickets["wok"].state.value == "started"
+        assert kungpao.done_at is None and order.by_station["wok"].state.value == "started"
         await until(lambda: "✓ 1× Mapo tofu" in board(app))
         assert app.cursor == "1"
         await pilot.press("space")
-        await until(lambda: order.tickets["wok"].state.value == "done", what="last item bumps the ticket")
+        await until(lambda: order.by_station["wok"].state.value == "done", what="last item bumps the ticket")
         await until(lambda: not app.entries)
         assert "No open tickets" in board(app)
 
