@@ -11,75 +11,7 @@ import pytest
 
 from kds.protocol import Event, EventKind, ItemView, OrderStatus, OrderView, Pong, StatusChanged, TicketState
 from kds.wire import BadFrame, parse_hub_frame
-
-AT = "2026-11-25T04:00:00+00:00"
-
-
-def order_json(**over: Any) -> dict[str, Any]:
-    """An order as the hub sends it (an `OrderView`'s JSON)."""
-    o: dict[str, Any] = {
-        "id": "20261125-K001",
-        "number": "K001",
-        "key": "k-1",
-        "source": "kiosk-1",
-        "channel": "kiosk",
-        "fulfilment": {"type": "dine_in", "table": "7"},
-        "customer": None,
-        "priority": "normal",
-        "note": None,
-        "status": "accepted",
-        "version": 1,
-        "created_at": AT,
-        "updated_at": AT,
-        "called_at": None,
-        "handed_over_at": None,
-        "handed_over_to": None,
-        "cancelled_at": None,
-        "cancel_reason": None,
-        "amended_at": None,
-        "status_seq": 1,
-        "status_at": AT,
-        "status_ready": [],
-        "amend_refs": [],
-        "digest": None,
-        "items": [
-            {
-                "id": "1",
-                "sku": "WOK-MAPO",
-                "name": "Mapo tofu",
-                "name_zh": "麻婆豆腐",
-                "qty": 2,
-                "weight_g": None,
-                "cook": None,
-                "cook_name": None,
-                "fee_cents": 0,
-                "modifiers": [],
-                "allergens": ["soy"],
-                "note": None,
-                "tag": None,
-                "station": "wok",
-                "unrouted": False,
-                "removed": False,
-                "done_at": None,
-                "change": None,
-            }
-        ],
-        "tickets": [
-            {
-                "id": "20261125-K001/wok",
-                "station": "wok",
-                "state": "new",
-                "items": ["1"],
-                "created_at": AT,
-                "started_at": None,
-                "done_at": None,
-                "recalled_at": None,
-                "amended_at": None,
-            }
-        ],
-    }
-    o.update(over)
-    return o
+from tests.support import AT, order_json
 
 
 def event_json(**over: Any) -> dict[str, Any]:
