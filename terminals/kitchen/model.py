@@ -261,9 +261,10 @@ class Entry:
         return [(s, n, states.get(s) is TicketState.DONE) for s, n in qty.items()]
 
 
-def board_order(e: Entry) -> tuple[int, int, datetime, str]:
-    """Unacknowledged cancellations first (stop cooking!), then rush, then oldest first."""
-    return (0 if e.needs_ack else 1, 0 if e.rush else 1, e.ticket.created_at, e.number)
+def board_order(e: Entry) -> tuple[int, int, float, str]:
+    """Unacknowledged cancellations first (stop cooking!), then rush, then oldest first (a timestamp: floats sort
+    faster than aware datetimes)."""
+    return (0 if e.needs_ack else 1, 0 if e.rush else 1, e.ticket.created_at.timestamp(), e.number)
 
 
 @dataclass(slots=True)
