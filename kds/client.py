@@ -440,6 +440,8 @@ class HubClient:
                 return
             except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError, BadFrame) as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
+                if isinstance(exc, BadFrame):  # a hub bug (or not a KDS hub): say so, then connect again
+                    log.error("%s: %s", self.device, exc)
             except InvalidURI as exc:
                 self._refused = Refused(None, str(exc))
                 self._set_state(LinkState.REFUSED)
