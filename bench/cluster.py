@@ -28,7 +28,9 @@ sys.path.insert(0, str(ROOT))
 from bench.run import _free_port, _pct, _wait_port  # noqa: E402
 from kds.client import HubClient  # noqa: E402
 from kds.config import load_config  # noqa: E402
+from kds.protocol import Event, EventKind, OrderAccepted  # noqa: E402
 from kds.store import database_url  # noqa: E402
+from kds.wire import HubFrame  # noqa: E402
 
 
 async def one_way(config: Any, src_url: str, screen_url: str, label: str, orders: int, rate: float) -> dict[str, Any]:
@@ -41,9 +43,9 @@ async def one_way(config: Any, src_url: str, screen_url: str, label: str, orders
     seen: dict[str, float] = {}
     acks: list[float] = []
 
-    def on_frame(f: dict[str, Any]) -> None:
-        if f.get("type") == "event" and f.get("kind") == "order.created":
-            seen.setdefault(f["order"]["key"], time.perf_counter())
+    def on_frame(f: HubFrame) -> None:
+        if isinstance(f, Event) and f.kind is EventKind.ORDER_CREATED:
+            seen.setdefault(f.order.key, time.perf_counter())
 
     screen.listeners.append(on_frame)
     t0 = time.perf_counter()
@@ -54,7 +56,7 @@ async def one_way(config: Any, src_url: str, screen_url: str, label: str, orders
         order = {"key": key, "channel": "kiosk", "fulfilment": {"type": "pickup"}, "items": [{"sku": "WOK-MAPO"}]}
         sent[key] = time.perf_counter()
         r = await src.request({"type": "order.submit", "order": order}, timeout=30)
-        if r["type"] == "order.accepted":
+        if isinstance(r, OrderAccepted):
             acks.append((time.perf_counter() - sent[key]) * 1000)
 
     await asyncio.gather(*(submit(k) for k in range(orders)))

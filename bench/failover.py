@@ -55,6 +55,7 @@ from bench.soak import quiet_printers  # noqa: E402
 from kds.client import HubClient  # noqa: E402
 from kds.config import Role, StoreConfig, load_config  # noqa: E402
 from kds.hub import Decision, OrderHub, Session  # noqa: E402
+from kds.protocol import Error, ErrorCode, OrderAccepted  # noqa: E402
 from kds.store import JOBS, Store, database_url  # noqa: E402
 from kdsapp.simulate import OrderMix  # noqa: E402
 
@@ -270,7 +271,7 @@ class _LockWatch:
         self.engine.dispose()
 
 
-async def _order_through(client: HubClient, label: str, deadline_s: float = 120.0) -> dict[str, Any]:
+async def _order_through(client: HubClient, label: str, deadline_s: float = 120.0) -> OrderAccepted:
     """Submit one order and wait for its acceptance, sending it again after a retryable answer."""
     order = {"key": label, "channel": "app", "fulfilment": {"type": "pickup"}, "items": [{"sku": "WOK-MAPO"}]}
     deadline = time.monotonic() + deadline_s
@@ -280,9 +281,9 @@ async def _order_through(client: HubClient, label: str, deadline_s: float = 120.
         except Exception:  # not connected (yet): try again shortly
             await asyncio.sleep(0.02)
             continue
-        if r.get("type") == "order.accepted":
+        if isinstance(r, OrderAccepted):
             return r
-        if r.get("code") not in ("unavailable", "rate_limited"):
+        if not isinstance(r, Error) or r.code not in (ErrorCode.UNAVAILABLE, ErrorCode.RATE_LIMITED):
             raise SystemExit(f"takeover: the order was refused: {r}")
         await asyncio.sleep(0.02)
     raise TimeoutError("takeover: no order.accepted in time")

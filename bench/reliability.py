@@ -38,6 +38,8 @@ from bench.run import _free_port, _pct, _wait_port  # noqa: E402
 from bench.soak import quiet_printers, rss_mb  # noqa: E402
 from kds.client import HubClient  # noqa: E402
 from kds.config import Device, StoreConfig, load_config  # noqa: E402
+from kds.protocol import Error, ErrorCode, OrderAccepted  # noqa: E402
+from kds.wire import HubFrame  # noqa: E402
 
 
 def device_of(config: StoreConfig, device: str) -> Device:
@@ -223,8 +225,9 @@ async def fill(url: str, config: StoreConfig, open_orders: int, closed: int) -> 
             answers = await asyncio.gather(
                 *(src.enqueue({"type": "order.submit", "order": app(f"c{k}")}) for k in keys)
             )
+            ids = [a.order_id for a in answers if isinstance(a, OrderAccepted)]
             await asyncio.gather(
-                *(src.enqueue({"type": "order.cancel", "order_id": a["order_id"], "reason": "test"}) for a in answers)
+                *(src.enqueue({"type": "order.cancel", "order_id": oid, "reason": "test"}) for oid in ids)
             )
         for start in range(0, open_orders, 200):
             keys = range(start, min(open_orders, start + 200))
@@ -323,11 +326,11 @@ async def probe_amend_growth(url: str, config: StoreConfig) -> dict[str, Any]:
     src = HubClient.for_device(url, device_of(config, "app-backend"))
     await src.connect()
     try:
-        r = await src.request({"type": "order.submit", "order": app("grow")})
+        r = await src.request({"type": "order.submit", "order": app("grow")}, expect=OrderAccepted)
         answers: dict[str, int] = {}
         for _ in range(40):
-            a = await src.request({"type": "order.amend", "order_id": r["order_id"], "add": [{"sku": "WOK-MAPO"}] * 25})
-            key = a["type"] if a["type"] != "error" else a["code"]
+            a = await src.request({"type": "order.amend", "order_id": r.order_id, "add": [{"sku": "WOK-MAPO"}] * 25})
+            key = a.code.value if isinstance(a, Error) else a.type
             answers[key] = answers.get(key, 0) + 1
     finally:
         await src.close()
@@ -339,9 +342,9 @@ async def probe_db_lock(url: str, config: StoreConfig, db: Path, hold_s: float, 
     await src.connect()
     unavailable = 0
 
-    def seen(f: dict[str, Any]) -> None:
+    def seen(f: HubFrame) -> None:
         nonlocal unavailable
-        if f.get("type") == "error" and f.get("code") == "unavailable":
+        if isinstance(f, Error) and f.code is ErrorCode.UNAVAILABLE:
             unavailable += 1
 
     src.listeners.append(seen)
@@ -369,7 +372,7 @@ async def probe_db_lock(url: str, config: StoreConfig, db: Path, hold_s: float, 
     lock.close()
     answers = await asyncio.wait_for(asyncio.gather(*futures), 60)
     await src.close()
-    accepted = sum(a["type"] == "order.accepted" for a in answers)
+    accepted = sum(isinstance(a, OrderAccepted) for a in answers)
     with sqlite3.connect(db) as conn:
         rows = conn.execute(
             f"SELECT key, count(*) FROM orders WHERE key IN ({','.join('?' * len(keys))}) GROUP BY key", keys

@@ -51,6 +51,8 @@ from bench.run import _free_port, _pct, _wait_port  # noqa: E402
 from bench.soak import quiet_printers, rss_mb  # noqa: E402
 from kds.client import Backoff, HubClient, LinkState  # noqa: E402
 from kds.config import StoreConfig, load_config  # noqa: E402
+from kds.protocol import Event, EventKind, OrderAccepted, TicketState  # noqa: E402
+from kds.wire import HubFrame  # noqa: E402
 from terminals.kitchen.app import KitchenApp, freeze_start_up  # noqa: E402
 
 SIZE = (160, 45)
@@ -145,10 +147,10 @@ async def submit_all(kiosk: HubClient, orders: list[dict[str, Any]]) -> list[str
         answers = await asyncio.gather(
             *(kiosk.request({"type": "order.submit", "order": o}, timeout=60) for o in orders[k : k + 50])
         )
-        bad = [a for a in answers if a["type"] != "order.accepted"]
-        if bad:
-            raise SystemExit(f"the hub refused an order: {bad[0]}")
-        ids += [a["order_id"] for a in answers]
+        accepted = [a for a in answers if isinstance(a, OrderAccepted)]
+        if len(accepted) != len(answers):
+            raise SystemExit(f"the hub refused an order: {next(a for a in answers if a not in accepted)}")
+        ids += [a.order_id for a in accepted]
     return ids
 
 
@@ -157,8 +159,8 @@ def open_on(client: HubClient, station: str) -> int:
     return sum(
         1
         for o in client.book.orders.values()
-        for t in o["tickets"]
-        if t["station"] == station and t["state"] in ("new", "started")
+        for t in o.tickets
+        if t.station == station and t.state in (TicketState.NEW, TicketState.STARTED)
     )
 
 
@@ -313,8 +315,8 @@ async def bench_screen(
     key_ms: dict[str, list[float]] = {k: [] for k in dict.fromkeys(KEYS)}
     arrived: list[float] = []
 
-    def on_frame(frame: dict[str, Any]) -> None:
-        if frame.get("type") == "event" and frame.get("kind") == "order.created":
+    def on_frame(frame: HubFrame) -> None:
+        if isinstance(frame, Event) and frame.kind is EventKind.ORDER_CREATED:
             arrived.append(time.perf_counter())
 
     async with app.run_test(size=SIZE):

@@ -43,7 +43,7 @@ from websockets.exceptions import ConnectionClosed  # noqa: E402
 from kds.client import Backoff, HubClient  # noqa: E402
 from kds.config import StoreConfig, load_config  # noqa: E402
 from kds.hub import OrderHub  # noqa: E402
-from kds.protocol import PrinterState  # noqa: E402
+from kds.protocol import PrinterState, Pong  # noqa: E402
 from kds.server import HubServer  # noqa: E402
 from kds.store import Store  # noqa: E402
 
@@ -124,12 +124,12 @@ class FixedClock:
 
 
 class Recorder:
-    """Every frame one HubClient received, in order."""
+    """Every frame one HubClient received, in order, as it came over the wire (the client's `tap`: its listeners and
+    `request` get the frames parsed into their models; the document shows the JSON)."""
 
-    def __init__(self, client: HubClient) -> None:
-        self.client = client
+    def __init__(self, make: Callable[[Callable[[str | bytes], None]], HubClient]) -> None:
         self.frames: list[dict[str, Any]] = []
-        client.listeners.append(self.frames.append)
+        self.client = make(lambda raw: self.frames.append(json.loads(raw)))
 
     def find(self, pred: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
         """The first received frame matching pred."""
@@ -211,16 +211,23 @@ async def _script(
     async def device(device_id: str) -> Recorder:
         dev = config.device(device_id)
         assert dev is not None
-        c = HubClient.for_device(url, dev, backoff=Backoff(first=0.05, cap=0.5), client_name="docs-example")
-        rec = Recorder(c)
-        clients.append(c)
-        await c.connect(timeout=10)
+        rec = Recorder(
+            lambda tap: HubClient.for_device(
+                url, dev, backoff=Backoff(first=0.05, cap=0.5), client_name="docs-example", tap=tap
+            )
+        )
+        clients.append(rec.client)
+        await rec.client.connect(timeout=10)
         return rec
 
     async def ask(rec: Recorder, name: str | None, msg: dict[str, Any], kind: str = "client") -> dict[str, Any]:
         if name:
             client(name, msg, kind)
-        return await rec.client.request(dict(msg))
+        sent = dict(msg)
+        await rec.client.request(sent)  # (the ref it was given is the answer's: the answer as it came)
+        answer = rec.find(lambda f: f.get("ref") == sent["ref"])
+        assert answer is not None
+        return answer
 
     async def hello(name: str, msg: dict[str, Any]) -> tuple[list[dict[str, Any]], int | None, str]:
         client(name, msg)
@@ -482,7 +489,7 @@ async def _script(
 
     # --- the sources change their minds
     clock.at(500)
-    resume_point = (await app.client.request({"type": "ping", "ref": "seq-probe"}))["seq"]
+    resume_point = (await app.client.request({"type": "ping", "ref": "seq-probe"}, expect=Pong)).seq
     r = await ask(
         app,
         "order.amend",

@@ -11,6 +11,12 @@ Terminals, the simulator, the demo and the benchmarks all use `HubClient`; nobod
   connection never applies anything twice.
 - `book` holds the state the role sees (`OrderBook`), kept in step with `welcome` and events; `resume_from` on
   reconnect replays exactly what was missed.
+
+Every frame from the hub is parsed once, into its `kds.protocol` model (`kds.wire.parse_hub_frame`: fields this
+client does not know are ignored, a frame of an unknown type is skipped): the book holds `OrderView` and
+`StatusChanged` models, listeners get the frames' models, `request` and `enqueue` answer with `Ack`,
+`OrderAccepted`, `Pong`, `ClosedOrders` or `Error`. Queued actions stay JSON objects on disk (the queue file's
+format), and what is sent are those objects.
 """
 
 from __future__ import annotations
@@ -29,23 +35,42 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from kds.config import Device
-from kds.protocol import PROTOCOLS
+from kds.protocol import (
+    PROTOCOLS,
+    Ack,
+    ClosedOrders,
+    Error,
+    Event,
+    OrderAccepted,
+    Pong,
+    Snapshot,
+    SnapshotPage,
+    StatusChanged,
+    Welcome,
+)
 from kds.tls import client_context, websockets_log
 from kds.view import OrderBook
+from kds.wire import Answer, BadFrame, HubFrame, parse_hub_frame
 
 log = logging.getLogger("kds.client")
+A = TypeVar("A", bound=Answer)
 
-Listener = Callable[[dict[str, Any]], Awaitable[None] | None]
+Listener = Callable[[HubFrame], Awaitable[None] | None]
+"""Called with every frame from the hub, as its model (`kds.wire`), once the book has applied it."""
 RETRYABLE = frozenset({"unavailable", "rate_limited"})
 """Error codes that mean "nothing was done, send it again later": a queued action stays queued."""
 PASSING = frozenset({"rate_limited", "locked_out", "too_many_connections"})
 """Refusals of a hello that pass: the client connects again later (after `retry_after_s` when the hub says)."""
+ANSWERS = (Ack, OrderAccepted, Error, Pong, ClosedOrders)
+"""The frames that answer a `ref` (`kds.wire.Answer`)."""
+QUEUE_ANSWERS = (Ack, OrderAccepted, Error)
+"""The answers that take a queued action out of the queue."""
 
 
 class LinkState(StrEnum):
@@ -84,6 +109,14 @@ def hub_url_problem(url: str) -> str | None:
         if not parts.hostname:
             return f"{u} names no host (such as ws://127.0.0.1:8765)"
     return None
+
+
+class UnexpectedAnswer(Exception):
+    """`HubClient.request(..., expect=...)` got another answer (an `Error`, mostly): `answer` is it."""
+
+    def __init__(self, answer: Answer, expected: type[Answer]) -> None:
+        super().__init__(f"expected {expected.__name__}, the hub answered {answer!r}")
+        self.answer = answer
 
 
 class NotConnected(Exception):
@@ -206,6 +239,7 @@ class HubClient:
         client_name: str = "kds-client",
         request_timeout: float = 10.0,
         ca_file: str | Path | None = None,
+        tap: Callable[[str | bytes], None] | None = None,
     ) -> None:
         problem = hub_url_problem(url)
         if problem is not None:
@@ -223,20 +257,23 @@ class HubClient:
         self.backoff = backoff
         self.client_name = client_name
         self.request_timeout = request_timeout
+        self.tap = tap
+        """Called with every frame from the hub as it came, before it is parsed (recording the wire, tests of it)."""
         self.queue = ActionQueue(queue_path)
         self.book = OrderBook()
         self.state = LinkState.CONNECTING
         self.last_event_at: float | None = None
         """time.monotonic() of the last event or welcome."""
         self.last_error: str | None = None
-        self.welcome: dict[str, Any] | None = None
+        self.welcome: Welcome | None = None
+        """The last welcome (its snapshot as sent: the book holds the pages' orders too)."""
         self.protocol: int | None = None
         """The protocol version the hub's last welcome agreed (this client states every version it speaks)."""
         self.listeners: list[Listener] = []
         self.state_listeners: list[Callable[[LinkState], None]] = []
         self.connections = 0
         self._conn: ClientConnection | None = None
-        self._waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._waiters: dict[str, asyncio.Future[Answer]] = {}
         self._online = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._replay_left = 0
@@ -315,12 +352,28 @@ class HubClient:
 
     # ------------------------------------------------------------------ sending
 
-    async def request(self, msg: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
-        """Send a frame now and wait for the hub's answer to its ref (a ref is added when missing)."""
+    @overload
+    async def request(self, msg: dict[str, Any], timeout: float | None = None) -> Answer: ...
+
+    @overload
+    async def request(self, msg: dict[str, Any], timeout: float | None = None, *, expect: type[A]) -> A: ...
+
+    async def request(
+        self, msg: dict[str, Any], timeout: float | None = None, *, expect: type[Any] | None = None
+    ) -> Answer:
+        """Send a frame now and wait for the hub's answer to its ref (a ref is added when missing), as its model:
+        `Ack`, `OrderAccepted`, `Pong`, `ClosedOrders` or `Error`. With `expect`, an answer of another type (an
+        `Error`, mostly) raises `UnexpectedAnswer`."""
+        answer = await self._request(msg, timeout)
+        if expect is not None and not isinstance(answer, expect):
+            raise UnexpectedAnswer(answer, expect)
+        return answer
+
+    async def _request(self, msg: dict[str, Any], timeout: float | None) -> Answer:
         msg.setdefault("ref", new_ref())
         if self._conn is None or not self._online.is_set():
             raise NotConnected(self.last_error or "not connected")
-        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._waiters[msg["ref"]] = fut
         self._requests.add(msg["ref"])
         try:
@@ -336,13 +389,10 @@ class HubClient:
         """Fill `book` with the orders closed lately (`orders.closed`): a snapshot holds only the last few. Orders
         already known are kept when newer. Returns how many orders the hub sent."""
         r = await self.request({"type": "orders.closed", "limit": limit})
-        if r.get("type") != "orders.closed.list":
+        if not isinstance(r, ClosedOrders):
             return 0
-        for o in r["orders"]:
-            known = self.book.orders.get(o["id"])
-            if known is None or known["version"] < o["version"]:
-                self.book.orders[o["id"]] = o
-        return len(r["orders"])
+        self.book.keep(r.orders)
+        return len(r.orders)
 
     async def send_raw(self, frame: str | bytes) -> None:
         """Send a frame as is (tests of bad input)."""
@@ -350,10 +400,11 @@ class HubClient:
             raise NotConnected("not connected")
         await self._conn.send(frame)
 
-    def enqueue(self, msg: dict[str, Any]) -> asyncio.Future[dict[str, Any]]:
-        """Queue an action durably; it is sent now if online, else on reconnect. The future gets the answer."""
+    def enqueue(self, msg: dict[str, Any]) -> asyncio.Future[Answer]:
+        """Queue an action durably; it is sent now if online, else on reconnect. The future gets the answer (as in
+        `request`)."""
         msg.setdefault("ref", new_ref(self.device))
-        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._waiters[msg["ref"]] = fut
         self.queue.push(msg)
         if self._conn is not None and self._online.is_set():
@@ -387,8 +438,10 @@ class HubClient:
                 self.last_error = str(exc)
                 self._set_state(LinkState.REFUSED)
                 return
-            except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError) as exc:
+            except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError, BadFrame) as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
+                if isinstance(exc, BadFrame):  # a hub bug (or not a KDS hub): say so, then connect again
+                    log.error("%s: %s", self.device, exc)
             except InvalidURI as exc:
                 self._refused = Refused(None, str(exc))
                 self._set_state(LinkState.REFUSED)
@@ -428,42 +481,52 @@ class HubClient:
             hello["station"] = self.station
         await conn.send(json.dumps(hello))
         try:
-            first = json.loads(await conn.recv())
+            first = self._parse(await conn.recv())
         except ConnectionClosed as exc:
             if exc.rcvd is not None and 4000 <= exc.rcvd.code < 4010:
                 raise Refused(exc.rcvd.code, exc.rcvd.reason) from None
             raise
-        if first.get("type") == "error":
+        if isinstance(first, Error):
             # The hub closes right after; take its reason from the error frame.
             with contextlib.suppress(ConnectionClosed):
                 await conn.recv()
-            message = str(first.get("message", "refused"))
-            if first.get("code") in PASSING:
-                after = first.get("retry_after_s")
-                raise _Later(message, float(after) if isinstance(after, int) else 0.0)
-            raise Refused(conn.close_code, message)
-        if first.get("type") != "welcome":
+            if first.code in PASSING:
+                raise _Later(first.message, float(first.retry_after_s or 0))
+            raise Refused(conn.close_code, first.message)
+        if not isinstance(first, Welcome):
             raise ConnectionClosed(None, None)
-        for _ in range(int(first.get("pages") or 0)):
+        if first.pages:
             # A large snapshot comes in pages right after the welcome: the welcome is applied once all are in.
-            page = json.loads(await conn.recv())
-            if page.get("type") != "snapshot.page":
-                raise ConnectionClosed(None, None)
-            for key in ("orders", "statuses"):
-                first["snapshot"][key].extend(page["snapshot"].get(key, []))
+            snapshot = first.snapshot or Snapshot()
+            orders, statuses = list(snapshot.orders), list(snapshot.statuses)
+            for _ in range(first.pages):
+                page = self._parse(await conn.recv())
+                if not isinstance(page, SnapshotPage):
+                    raise ConnectionClosed(None, None)
+                orders.extend(page.snapshot.orders)
+                statuses.extend(page.snapshot.statuses)
+            # The welcome as if it had come whole (models already validated: a copy, not a new validation).
+            whole = snapshot.model_copy(update={"orders": orders, "statuses": statuses})
+            first = first.model_copy(update={"snapshot": whole})
         self._conn = conn
         self.connections += 1
         self.welcome = first
-        self.protocol = int(first.get("protocol", 1))
+        self.protocol = first.protocol
         self._on_welcome(first)
         await self._emit(first)
         if self._replay_left == 0:
             await self._went_online(conn)
         async for raw in conn:
-            frame = json.loads(raw)
-            await self._on_frame(frame)
+            frame = self._parse(raw)
+            if frame is not None:
+                await self._on_frame(frame)
             if self._replay_left == 0 and not self._online.is_set():
                 await self._went_online(conn)
+
+    def _parse(self, raw: str | bytes) -> HubFrame | None:
+        if self.tap is not None:
+            self.tap(raw)
+        return parse_hub_frame(raw)
 
     def _fail_requests(self) -> None:
         for ref in list(self._requests):
@@ -471,19 +534,19 @@ class HubClient:
             if fut is not None and not fut.done():
                 fut.set_exception(NotConnected(f"connection lost before the answer to {ref}"))
 
-    def _on_welcome(self, w: dict[str, Any]) -> None:
+    def _on_welcome(self, w: Welcome) -> None:
         self.last_event_at = time.monotonic()
-        if w.get("resumed"):
-            self._replay_left = int(w.get("replay", 0))
-            self._replay_target = int(w["seq"])
-            self.book.store = w.get("store") or self.book.store
+        if w.resumed:
+            self._replay_left = w.replay
+            self._replay_target = w.seq
+            self.book.store = w.store
             if self._replay_left == 0:
                 self._resume_from = self._replay_target
                 self.book.seq = self._replay_target
         else:
             self._replay_left = 0
             self.book.reset(w)
-            self._resume_from = int(w["seq"])
+            self._resume_from = w.seq
 
     async def _went_online(self, conn: ClientConnection) -> None:
         self._online.set()
@@ -491,9 +554,8 @@ class HubClient:
         for msg in list(self.queue.items):
             await conn.send(json.dumps(msg, ensure_ascii=False))
 
-    async def _on_frame(self, frame: dict[str, Any]) -> None:
-        kind = frame.get("type")
-        if kind in ("event", "order.status"):
+    async def _on_frame(self, frame: HubFrame) -> None:
+        if isinstance(frame, (Event, StatusChanged)):
             self.book.apply(frame)
             self.last_event_at = time.monotonic()
             if self._replay_left > 0:
@@ -501,16 +563,16 @@ class HubClient:
                 if self._replay_left == 0:
                     self._resume_from = self._replay_target
             else:
-                self._resume_from = max(self._resume_from, int(frame["seq"]))
-        ref = frame.get("ref")
-        if isinstance(ref, str):
-            if kind == "error" and frame.get("code") in RETRYABLE and self._queued(ref):
+                self._resume_from = max(self._resume_from, frame.seq)
+        elif isinstance(frame, ANSWERS) and frame.ref is not None:
+            ref = frame.ref
+            if isinstance(frame, Error) and frame.code in RETRYABLE and self._queued(ref):
                 # Nothing was done (database fault, rate limit): the action stays queued and goes again later.
                 self._retry_later(ref)
                 await self._emit(frame)
                 return
             self._retries.pop(ref, None)
-            if kind in ("ack", "order.accepted", "error"):
+            if isinstance(frame, QUEUE_ANSWERS):
                 self.queue.remove(ref)
             fut = self._waiters.pop(ref, None)
             if fut is not None and not fut.done():
@@ -535,7 +597,7 @@ class HubClient:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _emit(self, frame: dict[str, Any]) -> None:
+    async def _emit(self, frame: HubFrame) -> None:
         for listener in list(self.listeners):
             result = listener(frame)
             if inspect.isawaitable(result):

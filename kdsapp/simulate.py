@@ -29,6 +29,21 @@ from zoneinfo import ZoneInfo
 
 from kds.client import Backoff, HubClient, NotConnected, Refused
 from kds.config import CatalogueItem, Channel, Device, Role, SoldBy, StoreConfig
+from kds.protocol import (
+    Ack,
+    Error,
+    ErrorCode,
+    Event,
+    OrderAccepted,
+    OrderStatus,
+    OrderView,
+    Priority,
+    TicketState,
+    TicketView,
+    Welcome,
+)
+from kds.view import CLOSED
+from kds.wire import Answer, HubFrame
 
 DEFAULT_ORDERS = 100
 CHANNEL_SHARES: dict[Channel, float] = {Channel.APP: 0.60, Channel.KIOSK: 0.25, Channel.SHELF: 0.15}
@@ -541,7 +556,7 @@ class _Run:
         if len(self.report.error_samples) < 20:
             self.report.error_samples.append(what)
 
-    async def _request(self, client: HubClient, msg: dict[str, Any]) -> dict[str, Any]:
+    async def _request(self, client: HubClient, msg: dict[str, Any]) -> Answer:
         # A dropped connection is retried with the same frame: the key (or the action) is idempotent on the hub.
         for attempt in range(3):
             try:
@@ -565,15 +580,16 @@ class _Run:
         except (NotConnected, TimeoutError) as exc:
             self._fail(f"{planned.order['key']}: no answer ({type(exc).__name__}: {exc})")
             return
-        if answer.get("type") != "order.accepted":
-            self._fail(f"{planned.order['key']}: {answer.get('code')}: {answer.get('message')}")
+        if not isinstance(answer, OrderAccepted):
+            code, message = (answer.code.value, answer.message) if isinstance(answer, Error) else (answer.type, "")
+            self._fail(f"{planned.order['key']}: {code}: {message}")
             return
         r.latencies_ms.append((time.perf_counter() - t0) * 1000)
         r.accepted += 1
-        r.duplicates += bool(answer.get("duplicate"))
-        r.orders[planned.order["key"]] = answer["order_id"]
+        r.duplicates += answer.duplicate
+        r.orders[planned.order["key"]] = answer.order_id
         if planned.followup is not None:
-            self._spawn(self.followup(planned, answer["order_id"]))
+            self._spawn(self.followup(planned, answer.order_id))
 
     async def followup(self, planned: PlannedOrder, order_id: str) -> None:
         assert planned.followup is not None
@@ -588,15 +604,16 @@ class _Run:
         except (NotConnected, TimeoutError) as exc:
             self._fail(f"{msg['type']} {order_id}: no answer ({type(exc).__name__})")
             return
-        if answer.get("type") == "ack":
+        if isinstance(answer, Ack):
             if msg["type"] == "order.cancel":
                 self.report.cancels += 1
             else:
                 self.report.amends += 1
-        elif answer.get("code") == "conflict":
+        elif isinstance(answer, Error) and answer.code is ErrorCode.CONFLICT:
             self.report.too_late += 1
         else:
-            self._fail(f"{msg['type']} {order_id}: {answer.get('code')}: {answer.get('message')}")
+            code, message = (answer.code.value, answer.message) if isinstance(answer, Error) else (answer.type, "")
+            self._fail(f"{msg['type']} {order_id}: {code}: {message}")
 
     async def send_all(self) -> None:
         opts = self.opts
@@ -691,7 +708,7 @@ class _Bot:
         self.client = client
         self.rng = rng
         self.speed = speed
-        self.watch: dict[str, dict[str, Any]] = {}
+        self.watch: dict[str, OrderView] = {}
         """What this bot may act on, by ticket id (kitchen) or order id (counter): the latest order document."""
         self.plan: dict[str, tuple[str, float]] = {}
         """Id → (the state the plan was made for, when to act)."""
@@ -699,15 +716,14 @@ class _Bot:
         self.acting: set[asyncio.Task[None]] = set()
         client.listeners.append(self._on_frame)
 
-    def _on_frame(self, frame: dict[str, Any]) -> None:
-        kind = frame.get("type")
-        if kind == "welcome":
+    def _on_frame(self, frame: HubFrame) -> None:
+        if isinstance(frame, Welcome):
             self.watch.clear()
             self._see(self.client.book.orders.values())
-        elif kind == "event":
-            self._see([frame["order"]])
+        elif isinstance(frame, Event):
+            self._see([frame.order])
 
-    def _see(self, orders: Iterable[dict[str, Any]]) -> None:
+    def _see(self, orders: Iterable[OrderView]) -> None:
         raise NotImplementedError
 
     def _delay(self, lo: float, hi: float) -> float:
@@ -761,26 +777,26 @@ class _Cook(_Bot):
         self.station = station
         super().__init__(client, rng, speed)
 
-    def _see(self, orders: Iterable[dict[str, Any]]) -> None:
+    def _see(self, orders: Iterable[OrderView]) -> None:
         for o in orders:
-            for t in o["tickets"]:
-                if t["station"] != self.station:
+            for t in o.tickets:
+                if t.station != self.station:
                     continue
-                if o["status"] in ("handed_over", "cancelled") or t["state"] in ("done", "cancelled"):
-                    self.watch.pop(t["id"], None)
-                    self.plan.pop(t["id"], None)
+                if o.status in CLOSED or t.state in (TicketState.DONE, TicketState.CANCELLED):
+                    self.watch.pop(t.id, None)
+                    self.plan.pop(t.id, None)
                 else:
-                    self.watch[t["id"]] = o
+                    self.watch[t.id] = o
 
-    def _ticket(self, key: str) -> dict[str, Any]:
-        return next(t for t in self.watch[key]["tickets"] if t["id"] == key)
+    def _ticket(self, key: str) -> TicketView:
+        return next(t for t in self.watch[key].tickets if t.id == key)
 
     def _state(self, key: str) -> str:
-        return str(self._ticket(key)["state"])
+        return self._ticket(key).state.value
 
     def _wait_for(self, key: str, state: str) -> float:
         if state == "new":
-            return self._delay(0.3, 2.0) * (0.5 if self.watch[key]["priority"] == "rush" else 1.0)
+            return self._delay(0.3, 2.0) * (0.5 if self.watch[key].priority is Priority.RUSH else 1.0)
         lo, hi = COOK_S.get(self.station, (3.0, 8.0))
         return self._delay(lo, hi)
 
@@ -791,24 +807,24 @@ class _Cook(_Bot):
 class _Runner(_Bot):
     """The counter: calls pickup numbers of ready orders and hands orders over."""
 
-    def _see(self, orders: Iterable[dict[str, Any]]) -> None:
+    def _see(self, orders: Iterable[OrderView]) -> None:
         for o in orders:
-            if o["status"] == "ready":
-                self.watch[o["id"]] = o
+            if o.status is OrderStatus.READY:
+                self.watch[o.id] = o
             else:
-                self.watch.pop(o["id"], None)
-                self.plan.pop(o["id"], None)
+                self.watch.pop(o.id, None)
+                self.plan.pop(o.id, None)
 
     def _state(self, key: str) -> str:
         o = self.watch[key]
-        return "called" if o["called_at"] else "ready"
+        return "called" if o.called_at else "ready"
 
     def _wait_for(self, key: str, state: str) -> float:
         return self._delay(0.5, 2.0) if state == "ready" else self._delay(1.0, 4.0)
 
     def _action(self, key: str, state: str) -> dict[str, Any] | None:
         o = self.watch[key]
-        kind = o["fulfilment"]["type"]
+        kind = o.fulfilment.type
         if state == "ready" and kind == "pickup":
             return {"type": "order.call", "order_id": key}
         to = {"delivery": "rider", "dine_in": "runner"}.get(kind, "customer")

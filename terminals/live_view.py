@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import ClassVar
 from zoneinfo import ZoneInfo
 
 from textual.app import App, ComposeResult
@@ -19,6 +19,22 @@ from textual.content import Content
 from textual.widgets import Static
 
 from kds.client import HubClient, LinkState
+from kds.protocol import (
+    Delivery,
+    DineIn,
+    Event,
+    Fulfilment,
+    ItemChange,
+    ItemView,
+    OrderView,
+    Priority,
+    StationInfo,
+    TicketState,
+    TicketView,
+    Welcome,
+)
+from kds.view import CLOSED
+from kds.wire import HubFrame
 
 FOOTER_NOTE = "Kitchen station and counter screens come in later issues  ·  q or Ctrl+C quits"
 MIN_COLUMN_WIDTH = 18
@@ -31,11 +47,12 @@ STATE_WORDS = {
     LinkState.REFUSED: "refused by the hub",
     LinkState.CLOSED: "disconnected",
 }
-TICKET_STATE_STYLE = {"new": "bold $warning", "started": "bold $accent", "done": "bold $success"}
-
-
-def _dt(s: str | None) -> datetime | None:
-    return datetime.fromisoformat(s) if s else None
+TICKET_STATE_STYLE = {
+    TicketState.NEW: "bold $warning",
+    TicketState.STARTED: "bold $accent",
+    TicketState.DONE: "bold $success",
+}
+SHOWN = (TicketState.NEW, TicketState.STARTED, TicketState.DONE)
 
 
 def _clock(seconds: float) -> str:
@@ -59,16 +76,16 @@ class StationColumn(Static):
     }
     """
 
-    def __init__(self, station: dict[str, Any]) -> None:
-        super().__init__(id=f"station-{station['id']}")
+    def __init__(self, station: StationInfo) -> None:
+        super().__init__(id=f"station-{station.id}")
         self.station = station
-        self.border_title = f"{station['name']} {station.get('name_zh', '')}".strip()
+        self.border_title = f"{station.name} {station.name_zh}".strip()
         self.plain = ""
         """The text shown, without styles (for tests and logs)."""
 
-    def show(self, tickets: list[tuple[dict[str, Any], dict[str, Any]]], now: datetime, tz: ZoneInfo) -> None:
+    def show(self, tickets: list[tuple[OrderView, TicketView]], now: datetime, tz: ZoneInfo) -> None:
         """Render these (order, ticket) pairs."""
-        counts = {s: sum(1 for _, t in tickets if t["state"] == s) for s in ("new", "started", "done")}
+        counts = {s.value: sum(1 for _, t in tickets if t.state is s) for s in SHOWN}
         self.border_subtitle = " · ".join(f"{n} {s}" for s, n in counts.items() if n) or "idle"
         room = max(1, self.content_size.height or 1000)
         lines: list[Content] = []
@@ -89,65 +106,63 @@ class StationColumn(Static):
         self.plain = content.plain
         self.update(content)
 
-    def _block(self, o: dict[str, Any], t: dict[str, Any], now: datetime, tz: ZoneInfo) -> list[Content]:
-        created = _dt(t["created_at"]) or now
-        end = _dt(t["done_at"]) if t["state"] == "done" else None
+    def _block(self, o: OrderView, t: TicketView, now: datetime, tz: ZoneInfo) -> list[Content]:
+        created = t.created_at
+        end = t.done_at if t.state is TicketState.DONE else None
         age = ((end or now) - created).total_seconds()
-        warn, late = self.station.get("warn_after_s", 300), self.station.get("late_after_s", 600)
+        warn, late = self.station.warn_after_s, self.station.late_after_s
         age_style = "bold $error" if age >= late else "$warning" if age >= warn else ""
-        if t["state"] == "done":
+        if t.state is TicketState.DONE:
             age_style = "$text-muted"
-        head: list[str | tuple[str, str]] = [(o["number"], "bold"), " ", (o["channel"], "$text-muted")]
-        if o["priority"] == "rush":
+        head: list[str | tuple[str, str]] = [(o.number, "bold"), " ", (o.channel.value, "$text-muted")]
+        if o.priority is Priority.RUSH:
             head += [" ", ("RUSH", "bold reverse $error")]
-        head += [" ", (_clock(age), age_style), " ", (t["state"], TICKET_STATE_STYLE.get(t["state"], ""))]
+        head += [" ", (_clock(age), age_style), " ", (t.state.value, TICKET_STATE_STYLE.get(t.state, ""))]
         lines = [Content.assemble(*head)]
-        where = self._fulfilment(o["fulfilment"], tz)
-        if o.get("customer") and o["customer"].get("name"):
-            where += f" · {o['customer']['name']}"
+        where = self._fulfilment(o.fulfilment, tz)
+        if o.customer and o.customer.name:
+            where += f" · {o.customer.name}"
         lines.append(Content.styled(where, "$text-muted"))
-        items = {i["id"]: i for i in o["items"]}
-        for iid in t["items"]:
+        items = {i.id: i for i in o.items}
+        for iid in t.items:
             it = items.get(iid)
             if it is None:
                 continue
             lines.extend(self._item(it))
-        if o.get("note"):
-            lines.append(Content.styled(f"✎ {o['note']}", "italic"))
+        if o.note:
+            lines.append(Content.styled(f"✎ {o.note}", "italic"))
         return lines
 
     @staticmethod
-    def _fulfilment(f: dict[str, Any], tz: ZoneInfo) -> str:
-        if f["type"] == "dine_in":
-            return f"table {f['table']}"
-        if f["type"] == "delivery":
-            due = _dt(f.get("due"))
-            return f"delivery due {due.astimezone(tz):%H:%M}" if due else "delivery"
-        at = _dt(f.get("at"))
-        return f"pickup {at.astimezone(tz):%H:%M}" if at else "pickup"
+    def _fulfilment(f: Fulfilment, tz: ZoneInfo) -> str:
+        if isinstance(f, DineIn):
+            return f"table {f.table}"
+        if isinstance(f, Delivery):
+            return f"delivery due {f.due.astimezone(tz):%H:%M}"
+        return f"pickup {f.at.astimezone(tz):%H:%M}" if f.at else "pickup"
 
     @staticmethod
-    def _item(it: dict[str, Any]) -> list[Content]:
+    def _item(it: ItemView) -> list[Content]:
         style = ""
         mark = ""
-        if it.get("removed"):
+        if it.removed:
             style, mark = "strike $text-muted", "− "
-        elif it.get("change") == "added":
+        elif it.change is ItemChange.ADDED:
             style, mark = "bold $success", "+ "
-        elif it.get("done_at"):
+        elif it.done_at:
             style = "$text-muted"
-        out = [Content.styled(f"{mark}{it['qty']}× {it['name']}", style)]
+        out = [Content.styled(f"{mark}{it.qty}× {it.name}", style)]
         # Shelf goods: weight, cooking method and claim tag on their own line (they matter most to the cook).
         shelf = [
-            f"{it['weight_g']} g" if it.get("weight_g") else "",
-            str(it.get("cook_name") or it.get("cook") or ""),
-            f"#{it['tag']}" if it.get("tag") else "",
+            f"{it.weight_g} g" if it.weight_g else "",
+            it.cook_name or it.cook or "",
+            f"#{it.tag}" if it.tag else "",
         ]
         if any(shelf):
             out.append(Content.styled("   " + " · ".join(p for p in shelf if p), style or "bold"))
-        details = [*it.get("modifiers", [])]
-        if it.get("note"):
-            details.append(f"“{it['note']}”")
+        details = [*it.modifiers]
+        if it.note:
+            details.append(f"“{it.note}”")
         if details:
             out.append(Content.styled("   " + ", ".join(details), "italic"))
         return out
@@ -213,8 +228,8 @@ class LiveView(App[None]):
 
     # ------------------------------------------------------------------ hub
 
-    def _on_frame(self, frame: dict[str, Any]) -> None:
-        if frame.get("type") in ("welcome", "event"):
+    def _on_frame(self, frame: HubFrame) -> None:
+        if isinstance(frame, (Welcome, Event)):
             self._dirty = True
 
     def _on_state(self, _state: LinkState) -> None:
@@ -229,13 +244,14 @@ class LiveView(App[None]):
             self._draw()
 
     def _mount_columns(self) -> None:
-        stations = self.client.book.store.get("stations") or []
+        store = self.client.book.store
+        stations = store.stations if store is not None else []
         if not stations or self.columns:
             return
         grid = self.query_one("#stations", Grid)
         for s in stations:
             col = StationColumn(s)
-            self.columns[s["id"]] = col
+            self.columns[s.id] = col
             grid.mount(col)
         grid.display = True
         self.query_one("#waiting").display = False
@@ -256,8 +272,8 @@ class LiveView(App[None]):
         state = STATE_WORDS.get(c.state, c.state.value)
         if c.state in (LinkState.OFFLINE, LinkState.REFUSED) and c.last_error:
             state += f" ({c.last_error})"
-        store = book.store.get("name", "")
-        open_n = sum(1 for o in book.orders.values() if o["status"] not in ("handed_over", "cancelled"))
+        store = book.store.name if book.store is not None else ""
+        open_n = sum(1 for o in book.orders.values() if o.status not in CLOSED)
         parts = [
             state,
             f"{len(book.orders)} orders accepted",
@@ -277,21 +293,24 @@ class LiveView(App[None]):
         self._mount_columns()
         if not self.columns:
             return
-        tz = ZoneInfo(self.client.book.store.get("timezone") or "UTC")
-        by_station: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {s: [] for s in self.columns}
+        store = self.client.book.store
+        tz = ZoneInfo((store.timezone if store is not None else None) or "UTC")
+        by_station: dict[str, list[tuple[OrderView, TicketView]]] = {s: [] for s in self.columns}
         for o in self.client.book.orders.values():
-            if o["status"] in ("handed_over", "cancelled"):
+            if o.status in CLOSED:
                 continue
-            for t in o["tickets"]:
-                if t["state"] != "cancelled" and t["station"] in by_station:
-                    by_station[t["station"]].append((o, t))
+            for t in o.tickets:
+                if t.state is not TicketState.CANCELLED and t.station in by_station:
+                    by_station[t.station].append((o, t))
         for station, tickets in by_station.items():
             # Work to do first (rush, then oldest), then what is done and waits for the counter (latest first).
             todo = sorted(
-                (p for p in tickets if p[1]["state"] != "done"),
-                key=lambda p: (p[0]["priority"] != "rush", p[1]["created_at"]),
+                (p for p in tickets if p[1].state is not TicketState.DONE),
+                key=lambda p: (p[0].priority is not Priority.RUSH, p[1].created_at),
             )
             done = sorted(
-                (p for p in tickets if p[1]["state"] == "done"), key=lambda p: p[1]["done_at"] or "", reverse=True
+                (p for p in tickets if p[1].state is TicketState.DONE),
+                key=lambda p: p[1].done_at or p[1].created_at,
+                reverse=True,
             )
             self.columns[station].show(todo + done, now, tz)

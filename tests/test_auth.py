@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed
 
 from kds.client import Backoff, HubClient, LinkState, Refused
 from kds.config import Role, StoreConfig
-from kds.protocol import MAX_FRAME_BYTES, CloseCode, Error, ErrorCode, Welcome
+from kds.protocol import MAX_FRAME_BYTES, CloseCode, Error, ErrorCode, OrderAccepted, Welcome
 from kds.server import HubServer
 from tests.conftest import shelf_order
 from tests.support import until
@@ -163,15 +163,14 @@ async def refused(conn: ClientConnection) -> tuple[dict[str, Any], ConnectionClo
 
 async def assert_still_serving(kiosk: HubClient, wok: HubClient, key: str) -> None:
     """Devices connected before keep working, and a new device can still say hello."""
-    acc = await kiosk.request({"type": "order.submit", "order": kiosk_order(key)})
-    assert acc["type"] == "order.accepted", acc
-    await until(lambda: acc["order_id"] in wok.book.orders)
+    acc = await kiosk.request({"type": "order.submit", "order": kiosk_order(key)}, expect=OrderAccepted)
+    await until(lambda: acc.order_id in wok.book.orders)
     conn = await open_ws_url(wok.urls[0])
     await conn.send(json.dumps(hello("monitor-1", "dev-monitor-1-token", "monitor")))
     async with asyncio.timeout(5):
         w = json.loads(await conn.recv())
     assert w["type"] == "welcome" and w["device"] == "monitor-1"
-    assert acc["order_id"] in {o["id"] for o in w["snapshot"]["orders"]}
+    assert acc.order_id in {o["id"] for o in w["snapshot"]["orders"]}
     await conn.close()
 
 
@@ -281,7 +280,7 @@ async def test_good_hello_gets_welcome_for_its_role(
     second = await shelf.request(
         {"type": "order.submit", "order": shelf_order("w-2", items=[{"sku": "BAR-MILKTEA"}])}  # bar
     )
-    assert first["type"] == second["type"] == "order.accepted"
+    assert isinstance(first, OrderAccepted) and isinstance(second, OrderAccepted), (first, second)
 
     dev = config.device(device)
     assert dev is not None and dev.token is not None
@@ -316,15 +315,15 @@ async def test_good_hello_gets_welcome_for_its_role(
         assert store["catalogue"] == [] and store["methods"] == []
 
     snap = w["snapshot"]
-    ids = {first["order_id"], second["order_id"]}
+    ids = {first.order_id, second.order_id}
     if dev.role is Role.SOURCE:
         mine = ids if dev.id == "shelf-1" else set()
         assert snap["orders"] == []
         assert {s["order_id"] for s in snap["statuses"]} == mine
     elif dev.role is Role.KITCHEN:
-        seen = {first["order_id"]} if dev.station in ("wok", "cold") else set()
+        seen = {first.order_id} if dev.station in ("wok", "cold") else set()
         if dev.station == "bar":
-            seen = {second["order_id"]}
+            seen = {second.order_id}
         assert {o["id"] for o in snap["orders"]} == seen
     else:
         assert {o["id"] for o in snap["orders"]} == ids

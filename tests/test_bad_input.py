@@ -21,11 +21,11 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
 from kds.config import Role, StoreConfig
-from kds.protocol import MAX_FRAME_BYTES, ROLE_MESSAGES, CloseCode, Error, ErrorCode
+from kds.protocol import MAX_FRAME_BYTES, ROLE_MESSAGES, Ack, CloseCode, Error, ErrorCode, OrderAccepted, OrderView
 from kds.server import HubServer
 from kds.store import Store
 from tests.conftest import app_order, shelf_order
-from tests.support import until
+from tests.support import status_of, until
 
 # --------------------------------------------------------------------------------------------- helpers
 
@@ -595,9 +595,8 @@ async def test_malformed_frame_gets_structured_error_and_nothing_is_stored(
 ) -> None:
     monitor = await connect("monitor-1")
     src = await connect("shelf-1")
-    base = await src.request({"type": "order.submit", "order": shelf_order("base")})
-    assert base["type"] == "order.accepted"
-    ctx = Ctx(oid=base["order_id"])
+    base = await src.request({"type": "order.submit", "order": shelf_order("base")}, expect=OrderAccepted)
+    ctx = Ctx(oid=base.order_id)
     await until(lambda: ctx.oid in monitor.book.orders)
     events_before, docs_before = db_state(db_path, config)
     seq_before = hub.hub.seq
@@ -623,17 +622,16 @@ async def test_malformed_frame_gets_structured_error_and_nothing_is_stored(
 
     # Nothing of the bad frame reached the database or the monitor. A last order from another device is the
     # marker: events arrive in seq order, so once the monitor has it, it has everything before it.
-    sync = await src.request({"type": "order.submit", "order": shelf_order("sync")})
-    assert sync["type"] == "order.accepted"
-    await until(lambda: sync["order_id"] in monitor.book.orders)
+    sync = await src.request({"type": "order.submit", "order": shelf_order("sync")}, expect=OrderAccepted)
+    await until(lambda: sync.order_id in monitor.book.orders)
     events_after, docs_after = db_state(db_path, config)
-    new = follow_ups | {sync["order_id"]}
+    new = follow_ups | {sync.order_id}
     assert set(docs_after) == set(docs_before) | new
     for oid, doc in docs_before.items():
         assert docs_after[oid] == doc, f"{oid} changed"
     assert events_after == events_before + len(new)
     assert set(monitor.book.orders) == set(docs_after)
-    assert monitor.book.orders[ctx.oid] == docs_before[ctx.oid]
+    assert monitor.book.orders[ctx.oid] == OrderView.model_validate(docs_before[ctx.oid])
 
     assert_loc(err, case)  # last, so a loc bug does not hide the checks above
 
@@ -646,8 +644,8 @@ async def test_other_clients_are_served_while_one_sends_the_whole_corpus(
 ) -> None:
     """A kitchen screen and a kiosk keep working while misbehaving devices send every bad frame, three times."""
     shelf = await connect("shelf-1")
-    base = await shelf.request({"type": "order.submit", "order": shelf_order("base")})
-    ctx = Ctx(oid=base["order_id"])
+    base = await shelf.request({"type": "order.submit", "order": shelf_order("base")}, expect=OrderAccepted)
+    ctx = Ctx(oid=base.order_id)
     wok = await connect("wok-2")
     kiosk = await connect("kiosk-2")
     await until(lambda: ctx.oid in wok.book.orders)
@@ -671,15 +669,17 @@ async def test_other_clients_are_served_while_one_sends_the_whole_corpus(
 
     async def good_kiosk() -> list[str]:
         answers = await asyncio.gather(
-            *(kiosk.request({"type": "order.submit", "order": kiosk_order(f"good-{k}")}) for k in range(n_good))
+            *(
+                kiosk.request({"type": "order.submit", "order": kiosk_order(f"good-{k}")}, expect=OrderAccepted)
+                for k in range(n_good)
+            )
         )
-        assert all(a["type"] == "order.accepted" for a in answers), answers
-        ids = [a["order_id"] for a in answers]
+        ids = [a.order_id for a in answers]
         await until(lambda: all(i in wok.book.orders for i in ids))
         for i in ids:
-            ack = await wok.request({"type": "ticket.bump", "ticket_id": f"{i}/wok"})
-            assert ack["type"] == "ack" and ack["seq"] is not None, ack
-        await until(lambda: all(kiosk.book.statuses.get(i, {}).get("status") == "ready" for i in ids))
+            ack = await wok.request({"type": "ticket.bump", "ticket_id": f"{i}/wok"}, expect=Ack)
+            assert ack.seq is not None, ack
+        await until(lambda: all(status_of(kiosk, i) == "ready" for i in ids))
         return ids
 
     results = await asyncio.gather(good_kiosk(), *(misbehave(d) for d in by_device))
@@ -732,17 +732,16 @@ async def test_oversized_frame_closes_4009_and_hub_keeps_serving(
     await _assert_closed_too_large(big)
 
     # Everyone else is still served.
-    acc = await kiosk.request({"type": "order.submit", "order": kiosk_order("after-big")})
-    assert acc["type"] == "order.accepted"
-    await until(lambda: acc["order_id"] in wok.book.orders)
-    assert (await wok.request({"type": "ticket.bump", "ticket_id": f"{acc['order_id']}/wok"}))["type"] == "ack"
-    await until(lambda: kiosk.book.statuses.get(acc["order_id"], {}).get("status") == "ready")
+    acc = await kiosk.request({"type": "order.submit", "order": kiosk_order("after-big")}, expect=OrderAccepted)
+    await until(lambda: acc.order_id in wok.book.orders)
+    await wok.request({"type": "ticket.bump", "ticket_id": f"{acc.order_id}/wok"}, expect=Ack)
+    await until(lambda: status_of(kiosk, acc.order_id) == "ready")
     # And the device that sent it may come back.
     again = await Raw.open(hub.url, config, "shelf-1")
     await again.ping()
     await again.close()
     events, docs = db_state(db_path, config)
-    assert set(docs) == {acc["order_id"]} and events == 2
+    assert set(docs) == {acc.order_id} and events == 2
 
 
 def _padded(size: int, text: str = "x") -> str:

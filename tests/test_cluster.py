@@ -19,16 +19,29 @@ import sqlalchemy as sa
 
 from kds.config import StoreConfig
 from kds.hub import OrderHub
-from kds.protocol import PrinterState
+from kds.protocol import (
+    Ack,
+    ClosedOrders,
+    Error,
+    ErrorCode,
+    Event,
+    OrderAccepted,
+    Pong,
+    PrinterState,
+    PrinterStatus,
+    StatusChanged,
+    TicketState,
+)
 from kds.server import HubServer
 from kds.store import NotLeading, Store
+from kds.wire import HubFrame
 from tests.conftest import Devices, app_order, shelf_order
-from tests.support import db_rows, free_port, until
+from tests.support import db_rows, free_port, status_of, until
 from tests.test_durability import HubProcess
 
 
-def seqs(frames: list[dict[str, Any]]) -> list[int]:
-    return [int(f["seq"]) for f in frames if f.get("type") in ("event", "order.status")]
+def seqs(frames: list[HubFrame]) -> list[int]:
+    return [f.seq for f in frames if isinstance(f, (Event, StatusChanged))]
 
 
 async def test_two_hubs_serve_one_store(config: StoreConfig, pg_db: str, devices: Devices) -> None:
@@ -43,8 +56,8 @@ async def test_two_hubs_serve_one_store(config: StoreConfig, pg_db: str, devices
         wok_a, wok_b = await devices.connect(a.url, "wok-1"), await devices.connect(b.url, "wok-2")
         counter_b = await devices.connect(b.url, "counter-1")
         mon_a, mon_b = await devices.connect(a.url, "monitor-1"), await devices.connect(b.url, "monitor-1")
-        seen_a: list[dict[str, Any]] = []
-        seen_b: list[dict[str, Any]] = []
+        seen_a: list[HubFrame] = []
+        seen_b: list[HubFrame] = []
         mon_a.listeners.append(seen_a.append)
         mon_b.listeners.append(seen_b.append)
 
@@ -53,41 +66,43 @@ async def test_two_hubs_serve_one_store(config: StoreConfig, pg_db: str, devices
             for n in range(15)
         ]
         replies = await asyncio.gather(
-            *(kiosk.request({"type": "order.submit", "order": o}) for o in kiosk_orders),
-            *(app.request({"type": "order.submit", "order": app_order(f"a-{n}")}) for n in range(15)),
+            *(kiosk.request({"type": "order.submit", "order": o}, expect=OrderAccepted) for o in kiosk_orders),
+            *(
+                app.request({"type": "order.submit", "order": app_order(f"a-{n}")}, expect=OrderAccepted)
+                for n in range(15)
+            ),
         )
-        assert all(r["type"] == "order.accepted" for r in replies), replies
-        numbers = [r["number"] for r in replies]
+        numbers = [r.number for r in replies]
         assert len(set(int(n[1:]) for n in numbers)) == 30, "order numbers are unique across both hubs"
-        ids = {r["order_id"] for r in replies}
+        ids = {r.order_id for r in replies}
         await until(lambda: ids <= set(wok_a.book.orders) and ids <= set(wok_b.book.orders), 10, "both woks")
 
         # A bump on the following hub is decided by the leader and reaches the other hub's screen.
-        oid = replies[-1]["order_id"]
-        ack = await wok_b.request({"type": "ticket.bump", "ticket_id": f"{oid}/wok"})
-        assert ack["type"] == "ack" and ack["seq"] is not None
+        oid = replies[-1].order_id
+        ack = await wok_b.request({"type": "ticket.bump", "ticket_id": f"{oid}/wok"}, expect=Ack)
+        assert ack.seq is not None
         await until(
-            lambda: {t["station"]: t["state"] for t in wok_a.book.orders[oid]["tickets"]}.get("wok") == "done",
+            lambda: {t.station: t.state for t in wok_a.book.orders[oid].tickets}.get("wok") is TicketState.DONE,
             10,
             "the bump on hub A's screen",
         )
         # The counter on the follower hands over; the app on the follower hears every status of its order.
         bar = await devices.connect(a.url, "bar-1")
         await bar.request({"type": "ticket.bump", "ticket_id": f"{oid}/bar"})
-        await until(lambda: app.book.statuses.get(oid, {}).get("status") == "ready", 10, "ready for the app")
-        assert (await counter_b.request({"type": "order.handover", "order_id": oid, "to": "rider"}))["type"] == "ack"
-        await until(lambda: app.book.statuses.get(oid, {}).get("status") == "handed_over", 10, "handed over")
+        await until(lambda: status_of(app, oid) == "ready", 10, "ready for the app")
+        await counter_b.request({"type": "order.handover", "order_id": oid, "to": "rider"}, expect=Ack)
+        await until(lambda: status_of(app, oid) == "handed_over", 10, "handed over")
         # A resubmission through the other hub is the same order.
-        again = await kiosk.request({"type": "order.submit", "order": kiosk_orders[0]})
-        assert again["duplicate"] and again["order_id"] == replies[0]["order_id"]
+        again = await kiosk.request({"type": "order.submit", "order": kiosk_orders[0]}, expect=OrderAccepted)
+        assert again.duplicate and again.order_id == replies[0].order_id
 
         # Printer trouble seen by the leader's spooler reaches the screens of the other hub too.
-        notices: list[dict[str, Any]] = []
-        wok_b.listeners.append(lambda f: notices.append(f) if f.get("type") == "printer.status" else None)
+        notices: list[PrinterStatus] = []
+        wok_b.listeners.append(lambda f: notices.append(f) if isinstance(f, PrinterStatus) else None)
         a.printer_status("wok-printer", PrinterState.PAPER_OUT, "Wok station printer: out of paper")
-        await until(lambda: any(n["printer"] == "wok-printer" and not n["ok"] for n in notices), 10, "paper out on B")
+        await until(lambda: any(n.printer == "wok-printer" and not n.ok for n in notices), 10, "paper out on B")
         a.printer_status("wok-printer", PrinterState.OK, "Wok station printer: printing again")
-        await until(lambda: notices[-1]["ok"] is True, 10, "the all-clear on B")
+        await until(lambda: notices[-1].ok is True, 10, "the all-clear on B")
 
         await until(lambda: mon_a.seq == mon_b.seq == a.hub.seq == b.hub.seq, 10, "both hubs at the same seq")
         for frames in (seen_a, seen_b):
@@ -113,31 +128,34 @@ async def test_when_the_leading_hub_dies_its_terminals_fail_over_and_miss_nothin
         wok = await devices.connect(both, "wok-1")  # on A, the leader, with B to fall back on
         assert wok.welcome is not None
         kiosk = await devices.connect(b.url, "shelf-1")
-        frames: list[dict[str, Any]] = []
+        frames: list[HubFrame] = []
         wok.listeners.append(frames.append)
-        first = [await kiosk.request({"type": "order.submit", "order": shelf_order(f"s-{n}")}) for n in range(5)]
-        await until(lambda: all(r["order_id"] in wok.book.orders for r in first), 10, "first orders on the wok")
+        first = [
+            await kiosk.request({"type": "order.submit", "order": shelf_order(f"s-{n}")}, expect=OrderAccepted)
+            for n in range(5)
+        ]
+        await until(lambda: all(r.order_id in wok.book.orders for r in first), 10, "first orders on the wok")
 
         a.kill()  # SIGKILL: no goodbye, its database connections just vanish
-        more = []
+        more: list[OrderAccepted] = []
         for n in range(5):
             # B takes the lead within a second or two; until then its answer waits in the relay.
-            more.append(await kiosk.request({"type": "order.submit", "order": shelf_order(f"t-{n}")}, timeout=30))
-        assert all(r["type"] == "order.accepted" for r in more)
-        await until(lambda: all(r["order_id"] in wok.book.orders for r in more), 20, "the wok resumed on B")
+            frame = {"type": "order.submit", "order": shelf_order(f"t-{n}")}
+            more.append(await kiosk.request(frame, timeout=30, expect=OrderAccepted))
+        await until(lambda: all(r.order_id in wok.book.orders for r in more), 20, "the wok resumed on B")
         assert wok.connections >= 2
 
         # A bump made now goes through B (the new leader), once.
-        oid = more[0]["order_id"]
+        oid = more[0].order_id
         fut = wok.enqueue({"type": "ticket.bump", "ticket_id": f"{oid}/wok"})
         ack = await asyncio.wait_for(fut, 20)
-        assert ack["type"] == "ack" and ack["seq"] is not None
+        assert isinstance(ack, Ack) and ack.seq is not None
 
         fresh = await devices.connect(b.url, "wok-2")
         await until(lambda: fresh.book.orders == wok.book.orders, 10, "a fresh screen on B agrees with the wok")
         s = seqs(frames)
         assert s == sorted(set(s)), "nothing missed out of order, nothing twice"
-        numbers = [r["number"] for r in first + more]
+        numbers = [r.number for r in first + more]
         assert len(set(numbers)) == 10
     finally:
         for h in hubs:
@@ -186,18 +204,17 @@ async def test_a_following_hub_answers_pings_and_bad_frames_itself(
         assert a.leading and not b.leading
         wok = await devices.connect(b.url, "wok-2")
         before = db_rows(pg_db, "SELECT count(*) FROM hub_commands")[0][0]
-        assert (await wok.request({"type": "ping", "ref": "p-1"}))["type"] == "pong"
-        bad = await wok.request({"type": "ticket.bump", "ticket_id": 7})
-        assert bad["type"] == "error" and bad["code"] == "invalid_message"
-        refused = await wok.request({"type": "order.cancel", "order_id": "x"})
-        assert refused["type"] == "error" and refused["code"] == "forbidden"
-        closed = await wok.request({"type": "orders.closed"})
-        assert closed["type"] == "orders.closed.list"
+        await wok.request({"type": "ping", "ref": "p-1"}, expect=Pong)
+        bad = await wok.request({"type": "ticket.bump", "ticket_id": 7}, expect=Error)
+        assert bad.code is ErrorCode.INVALID_MESSAGE
+        refused = await wok.request({"type": "order.cancel", "order_id": "x"}, expect=Error)
+        assert refused.code is ErrorCode.FORBIDDEN
+        await wok.request({"type": "orders.closed"}, expect=ClosedOrders)
         assert db_rows(pg_db, "SELECT count(*) FROM hub_commands")[0][0] == before, "answered here, not relayed"
         # A frame that needs the leader still goes to it, and the answer comes back.
         kiosk = await devices.connect(b.url, "kiosk-1")
         order = {"key": "via-b", "channel": "kiosk", "fulfilment": {"type": "pickup"}, "items": [{"sku": "WOK-MAPO"}]}
-        assert (await kiosk.request({"type": "order.submit", "order": order}))["type"] == "order.accepted"
+        await kiosk.request({"type": "order.submit", "order": order}, expect=OrderAccepted)
         assert db_rows(pg_db, "SELECT count(*) FROM hub_commands")[0][0] == before + 1
     finally:
         await devices.close()
@@ -222,15 +239,14 @@ async def test_a_starting_hub_loads_one_consistent_view_of_the_store(
     try:
         kiosk = await devices.connect(a.url, "kiosk-1")
         order = {"key": "k-0", "channel": "kiosk", "fulfilment": {"type": "pickup"}, "items": [{"sku": "WOK-MAPO"}]}
-        assert (await kiosk.request({"type": "order.submit", "order": order}))["type"] == "order.accepted"
+        await kiosk.request({"type": "order.submit", "order": order}, expect=OrderAccepted)
         load = asyncio.ensure_future(asyncio.to_thread(lambda: loader.load(now=a.hub.clock())))
         await until(paused.is_set, what="the load to have read the orders")
-        late = await kiosk.request({"type": "order.submit", "order": {**order, "key": "k-late"}})
-        assert late["type"] == "order.accepted"
+        late = await kiosk.request({"type": "order.submit", "order": {**order, "key": "k-late"}}, expect=OrderAccepted)
         go.set()
         docs, events, seq, _keys = await asyncio.wait_for(load, 10)
         ids = {json.loads(d)["id"] for d in docs}
-        assert (late["order_id"] in ids) == (seq >= a.hub.seq), (seq, a.hub.seq, late["order_id"] in ids)
+        assert (late.order_id in ids) == (seq >= a.hub.seq), (seq, a.hub.seq, late.order_id in ids)
         assert all(s <= seq for s, _ in events)
     finally:
         go.set()
@@ -308,10 +324,10 @@ async def test_a_follower_whose_listen_connection_dies_listens_again(
                 "items": [{"sku": "WOK-MAPO"}],
             }
             t0 = loop.time()
-            r = await kiosk.request({"type": "order.submit", "order": order})
+            r = await kiosk.request({"type": "order.submit", "order": order}, expect=OrderAccepted)
 
-            def on_screen(r: dict[str, Any] = r) -> bool:
-                return r["order_id"] in wok.book.orders
+            def on_screen(r: OrderAccepted = r) -> bool:
+                return r.order_id in wok.book.orders
 
             await until(on_screen, 5, "the order on the follower's screen")
             delays.append(loop.time() - t0)

@@ -20,7 +20,9 @@ import pytest
 import sqlalchemy as sa
 
 from kds.client import HubClient
+from kds.protocol import Ack, Error, OrderAccepted
 from kds.store import OPEN_STATUSES
+from kds.wire import Answer
 from tests.conftest import Devices
 from tests.support import db_rows, free_port
 from tests.test_durability import HubProcess
@@ -90,21 +92,21 @@ def _order(n: int) -> dict[str, Any]:
     }
 
 
-async def _load(kiosk: HubClient, wok: HubClient, fault: Callable[[], Awaitable[None]]) -> list[dict[str, Any]]:
+async def _load(kiosk: HubClient, wok: HubClient, fault: Callable[[], Awaitable[None]]) -> list[Answer]:
     """ORDERS orders at RATE through the kiosk's durable queue, each one's wok ticket bumped once accepted; `fault`
     runs once FAULT_AFTER are acknowledged. Returns the kiosk's answers."""
     loop = asyncio.get_running_loop()
-    acked: list[dict[str, Any]] = []
-    bumps: list[asyncio.Future[dict[str, Any]]] = []
+    acked: list[Answer] = []
+    bumps: list[asyncio.Future[Answer]] = []
     struck = asyncio.Event()
 
-    def accepted(fut: asyncio.Future[dict[str, Any]]) -> None:
+    def accepted(fut: asyncio.Future[Answer]) -> None:
         if fut.cancelled() or fut.exception() is not None:
             return
         answer = fut.result()
         acked.append(answer)
-        if answer.get("type") == "order.accepted" and not answer.get("duplicate"):
-            bumps.append(wok.enqueue({"type": "ticket.bump", "ticket_id": f"{answer['order_id']}/wok"}))
+        if isinstance(answer, OrderAccepted) and not answer.duplicate:
+            bumps.append(wok.enqueue({"type": "ticket.bump", "ticket_id": f"{answer.order_id}/wok"}))
         if len(acked) == FAULT_AFTER:
             struck.set()
 
@@ -122,7 +124,7 @@ async def _load(kiosk: HubClient, wok: HubClient, fault: Callable[[], Awaitable[
     answers = await asyncio.wait_for(asyncio.gather(*futures), 90)
     await asyncio.wait_for(fault_task, 60)
     done = await asyncio.wait_for(asyncio.gather(*bumps), 90)
-    assert all(b["type"] == "ack" for b in done), [b for b in done if b["type"] != "ack"][:3]
+    assert all(isinstance(b, Ack) for b in done), [b for b in done if not isinstance(b, Ack)][:3]
     return answers
 
 
@@ -142,8 +144,8 @@ async def _snapshot_equals_database(devices: Devices, url: str, db: str) -> None
         seq, orders = _database(db)
         mon = await devices.connect(url, "monitor-1")
         assert mon.welcome is not None
-        seen = {oid: int(o["version"]) for oid, o in mon.book.orders.items() if o["status"] in OPEN_STATUSES}
-        got = (int(mon.welcome["seq"]), seen)
+        seen = {oid: o.version for oid, o in mon.book.orders.items() if o.status in OPEN_STATUSES}
+        got = (mon.welcome.seq, seen)
         await mon.close()
         if got == (seq, orders):
             return
@@ -152,9 +154,9 @@ async def _snapshot_equals_database(devices: Devices, url: str, db: str) -> None
     raise AssertionError(f"hub at {url}: welcome seq vs database seq, missing orders, wrong versions: {last}")
 
 
-async def _check(cluster: TwoHubs, devices: Devices, answers: list[dict[str, Any]]) -> None:
-    assert [a["type"] for a in answers] == ["order.accepted"] * ORDERS, [a for a in answers if "error" in a["type"]]
-    ids = {a["order_id"] for a in answers}
+async def _check(cluster: TwoHubs, devices: Devices, answers: list[Answer]) -> None:
+    assert [a.type for a in answers] == ["order.accepted"] * ORDERS, [a for a in answers if isinstance(a, Error)]
+    ids = {a.order_id for a in answers if isinstance(a, OrderAccepted)}
     assert len(ids) == ORDERS, "one order per key, whatever was resent"
     stored = {r[0] for r in db_rows(cluster.db, "SELECT id FROM orders")}
     assert ids <= stored, f"acknowledged but not stored: {ids - stored}"

@@ -29,7 +29,9 @@ from kds.protocol import (
     TIME_PAST_MAX,
     WHITE_SPACE,
     Error,
+    ErrorCode,
     FrameError,
+    OrderAccepted,
     json_schema,
     parse_client_frame,
 )
@@ -310,15 +312,15 @@ async def test_a_key_older_than_the_hubs_memory_used_for_another_order_is_a_conf
 ) -> None:
     long_ago = datetime(2026, 11, 1, 4, 0, tzinfo=UTC)
     first, ids = await _submit(config, db_path, long_ago, app_order("old-key"))
-    assert first["type"] == "order.accepted" and ids == [first["order_id"]]
+    assert isinstance(first, OrderAccepted) and ids == [first.order_id], first
     later = long_ago + timedelta(days=20)  # the database answers for this key, not the hub's memory
     other, ids = await _submit(config, db_path, later, app_order("old-key", note="another order"))
-    assert other["type"] == "error" and other["code"] == "conflict", other
-    assert (other["key"], other["order_id"], other["number"]) == ("old-key", first["order_id"], first["number"])
-    assert ids == [first["order_id"]], "nothing new is stored"
+    assert isinstance(other, Error) and other.code is ErrorCode.CONFLICT, other
+    assert (other.key, other.order_id, other.number) == ("old-key", first.order_id, first.number)
+    assert ids == [first.order_id], "nothing new is stored"
     same, ids = await _submit(config, db_path, later, app_order("old-key"))
-    assert same["type"] == "order.accepted" and same["duplicate"] is True and same["order_id"] == first["order_id"]
-    assert ids == [first["order_id"]]
+    assert isinstance(same, OrderAccepted) and same.duplicate is True and same.order_id == first.order_id, same
+    assert ids == [first.order_id]
 
 
 async def test_the_rules_over_a_real_websocket(hub: HubServer, config: StoreConfig) -> None:

@@ -17,10 +17,20 @@ from websockets.exceptions import ConnectionClosed
 from kds.client import HubClient
 from kds.config import StoreConfig
 from kds.hub import AuthError, OrderHub, Session
-from kds.protocol import PROTOCOL_VERSION, PROTOCOLS, CloseCode, OrderStatus, StatusChanged, Welcome
+from kds.protocol import (
+    PROTOCOL_VERSION,
+    PROTOCOLS,
+    Ack,
+    CloseCode,
+    OrderAccepted,
+    OrderStatus,
+    StatusChanged,
+    Welcome,
+)
 from kds.server import HubServer
+from kds.wire import HubFrame
 from tests.conftest import ClientFactory
-from tests.support import until
+from tests.support import status_of, until
 from tests.test_hub_core import Core, mixed_order
 
 
@@ -240,7 +250,7 @@ async def test_negotiation_on_a_real_hub(hub: HubServer, config: StoreConfig, co
     assert "this hub speaks 1, 2" in refused[0]["message"] and "1, 2" in reason
     # The real client states every version it speaks and gets the newest.
     client: HubClient = await connect("app-backend")
-    assert client.protocol == 2 == client.welcome["protocol"] if client.welcome else False
+    assert client.protocol == 2 == client.welcome.protocol if client.welcome else False
 
 
 @pytest.mark.parametrize("db_path", ["sqlite"], indirect=True)
@@ -248,15 +258,15 @@ async def test_the_client_hears_called_and_the_cancel_reason_from_a_real_hub(con
     app: HubClient = await connect("app-backend")
     counter: HubClient = await connect("counter-1")
     kitchens = {s: await connect(f"{s}-1") for s in ("wok", "cold", "bar")}
-    frames: list[dict[str, Any]] = []
+    frames: list[HubFrame] = []
     app.listeners.append(frames.append)
-    oid = (await app.request({"type": "order.submit", "order": mixed_order("real-1")}))["order_id"]
+    oid = (await app.request({"type": "order.submit", "order": mixed_order("real-1")}, expect=OrderAccepted)).order_id
     for station, c in kitchens.items():
-        assert (await c.request({"type": "ticket.bump", "ticket_id": f"{oid}/{station}"}))["type"] == "ack"
-    call = await counter.request({"type": "order.call", "order_id": oid})
-    await until(lambda: app.book.statuses.get(oid, {}).get("status") == "called", what="called status")
-    assert app.book.statuses[oid]["seq"] == call["seq"] == app.seq
-    other = (await app.request({"type": "order.submit", "order": mixed_order("real-2")}))["order_id"]
+        await c.request({"type": "ticket.bump", "ticket_id": f"{oid}/{station}"}, expect=Ack)
+    call = await counter.request({"type": "order.call", "order_id": oid}, expect=Ack)
+    await until(lambda: status_of(app, oid) == "called", what="called status")
+    assert app.book.statuses[oid].seq == call.seq == app.seq
+    other = (await app.request({"type": "order.submit", "order": mixed_order("real-2")}, expect=OrderAccepted)).order_id
     await app.request({"type": "order.cancel", "order_id": other, "reason": "out of lobster"})
-    await until(lambda: app.book.statuses.get(other, {}).get("status") == "cancelled", what="cancelled status")
-    assert app.book.statuses[other]["reason"] == "out of lobster"
+    await until(lambda: status_of(app, other) == "cancelled", what="cancelled status")
+    assert app.book.statuses[other].reason == "out of lobster"

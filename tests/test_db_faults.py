@@ -23,11 +23,13 @@ import sqlalchemy as sa
 from kds.client import HubClient
 from kds.config import StoreConfig
 from kds.hub import OrderHub
+from kds.protocol import Ack, Error, ErrorCode, Event, EventKind, OrderAccepted, OrderView, Pong
 from kds.server import HubServer
 from kds.store import Store, database_url
+from kds.wire import Answer, HubFrame
 from tests import pg
 from tests.conftest import Devices, shelf_order
-from tests.support import db_rows, until
+from tests.support import accepted, db_rows, until
 
 RETRY_S = 0.1
 """`limits.db_retry_s` of these hubs: the first backoff after a failed commit (doubling to RETRY_MAX_S)."""
@@ -70,13 +72,13 @@ def submit(order: dict[str, Any]) -> dict[str, Any]:
     return {"type": "order.submit", "order": order}
 
 
-def created(frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def created(frames: list[HubFrame]) -> list[Event]:
     """The `order.created` events among the frames a client received."""
-    return [f for f in frames if f.get("type") == "event" and f.get("kind") == "order.created"]
+    return [f for f in frames if isinstance(f, Event) and f.kind is EventKind.ORDER_CREATED]
 
 
-def event_seqs(frames: list[dict[str, Any]]) -> list[int]:
-    return [int(f["seq"]) for f in frames if f.get("type") == "event"]
+def event_seqs(frames: list[HubFrame]) -> list[int]:
+    return [f.seq for f in frames if isinstance(f, Event)]
 
 
 def stored_keys(db: Path | str) -> collections.Counter[str]:
@@ -84,9 +86,9 @@ def stored_keys(db: Path | str) -> collections.Counter[str]:
     return collections.Counter(k for (k,) in db_rows(db, "select key from orders"))
 
 
-def record(client: HubClient) -> list[dict[str, Any]]:
+def record(client: HubClient) -> list[HubFrame]:
     """Every frame the client receives from now on."""
-    frames: list[dict[str, Any]] = []
+    frames: list[HubFrame] = []
     client.listeners.append(frames.append)
     return frames
 
@@ -95,8 +97,8 @@ def wok_state(order: dict[str, Any]) -> str:
     return str(next(t["state"] for t in order["tickets"] if t["station"] == "wok"))
 
 
-def unavailable(answer: dict[str, Any], ref: str) -> bool:
-    return bool(answer["type"] == "error" and answer["code"] == "unavailable" and answer["ref"] == ref)
+def unavailable(answer: Answer, ref: str) -> bool:
+    return isinstance(answer, Error) and answer.code is ErrorCode.UNAVAILABLE and answer.ref == ref
 
 
 # --------------------------------------------------------------------------------------------- SQLite: disk full
@@ -111,12 +113,12 @@ async def test_full_disk_answers_unavailable_serves_reads_and_takes_the_same_fra
     wok = await devices.connect(server.url, "wok-1")
     monitor = await devices.connect(server.url, "monitor-1")
     assert monitor.welcome is not None
-    first_seq = monitor.welcome["seq"]
+    first_seq = monitor.welcome.seq
     wok_frames, monitor_frames = record(wok), record(monitor)
 
-    before = [await shelf.request(submit(big_order(f"pre-{n}"))) for n in range(5)]
-    assert all(r["type"] == "order.accepted" and not r["duplicate"] for r in before), before
-    await until(lambda: {r["order_id"] for r in before} <= set(wok.book.orders), what="the first orders on the wok")
+    before = [accepted(await shelf.request(submit(big_order(f"pre-{n}")))) for n in range(5)]
+    assert all(not r.duplicate for r in before), before
+    await until(lambda: {r.order_id for r in before} <= set(wok.book.orders), what="the first orders on the wok")
     stored_seq = server.hub.seq
 
     # The disk is full: the file may not grow past the pages it has (every new connection is capped).
@@ -138,25 +140,25 @@ async def test_full_disk_answers_unavailable_serves_reads_and_takes_the_same_fra
     frames = [submit(big_order(f"full-{n}")) for n in range(50)]
     answers = await asyncio.gather(*(shelf.request(f) for f in frames))
     refused = {f["order"]["key"] for f, a in zip(frames, answers, strict=True) if unavailable(a, f["ref"])}
-    fitted = {f["order"]["key"]: a for f, a in zip(frames, answers, strict=True) if a["type"] == "order.accepted"}
+    fitted = {f["order"]["key"]: a for f, a in zip(frames, answers, strict=True) if isinstance(a, OrderAccepted)}
     assert refused, "the full disk refused nothing"
-    assert len(refused) + len(fitted) == len(frames), [a for a in answers if a["type"] != "order.accepted"]
+    assert len(refused) + len(fitted) == len(frames), [a for a in answers if not isinstance(a, OrderAccepted)]
     assert server.commit_failures >= 1
 
     # Nothing refused is stored, nor shown to anyone; what fitted is stored once.
     on_disk = stored_keys(db)
     assert not refused & set(on_disk), "an order answered 'unavailable' is in the database"
     assert all(on_disk[k] == 1 for k in fitted)
-    assert {e["order"]["key"] for e in created(wok_frames[mark:])} == set(fitted)
-    assert not refused & {o["key"] for o in wok.book.orders.values()}
+    assert {e.order.key for e in created(wok_frames[mark:])} == set(fitted)
+    assert not refused & {o.key for o in wok.book.orders.values()}
     assert server.hub.seq == stored_seq + len(fitted)
 
     # Still full: the kitchen's ping is answered, a counter that connects now is welcomed with what is stored.
-    pong = await wok.request({"type": "ping"})
-    assert pong["type"] == "pong" and pong["seq"] == server.hub.seq
+    pong = await wok.request({"type": "ping"}, expect=Pong)
+    assert pong.seq == server.hub.seq
     counter = await devices.connect(server.url, "counter-1")
-    assert counter.welcome is not None and counter.welcome["seq"] == server.hub.seq
-    assert {o["key"] for o in counter.book.orders.values()} == set(on_disk)
+    assert counter.welcome is not None and counter.welcome.seq == server.hub.seq
+    assert {o.key for o in counter.book.orders.values()} == set(on_disk)
 
     # The disk has room again: the same frames (same refs, same keys) are all accepted, each stored once.
     sa.event.remove(server.store.engine, "connect", cap)
@@ -165,18 +167,18 @@ async def test_full_disk_answers_unavailable_serves_reads_and_takes_the_same_fra
     again = await asyncio.gather(*(shelf.request(f) for f in frames))
     for f, a in zip(frames, again, strict=True):
         key = f["order"]["key"]
-        assert a["type"] == "order.accepted" and a["ref"] == f["ref"], a
-        assert a["duplicate"] is (key in fitted)
+        assert isinstance(a, OrderAccepted) and a.ref == f["ref"], a
+        assert a.duplicate is (key in fitted)
         if key in fitted:
-            assert a["order_id"] == fitted[key]["order_id"]
-    ids = {f["order"]["key"]: a["order_id"] for f, a in zip(frames, again, strict=True)}
+            assert a.order_id == fitted[key].order_id
+    ids = {f["order"]["key"]: accepted(a).order_id for f, a in zip(frames, again, strict=True)}
     on_disk = stored_keys(db)
     assert all(on_disk[k] == 1 for k in ids), on_disk
     assert len(on_disk) == len(before) + len(frames)
 
     await until(lambda: set(ids.values()) <= set(wok.book.orders), what="every order on the wok")
     await until(lambda: monitor.seq == server.hub.seq, what="the monitor caught up")
-    per_order = collections.Counter(e["order"]["id"] for e in created(wok_frames))
+    per_order = collections.Counter(e.order.id for e in created(wok_frames))
     assert all(per_order[i] == 1 for i in ids.values()), per_order
     assert sum(per_order.values()) == len(before) + len(frames)
     assert event_seqs(monitor_frames) == list(range(first_seq + 1, server.hub.seq + 1)), "gaps or repeats"
@@ -201,9 +203,7 @@ async def test_a_lock_held_elsewhere_undoes_bumps_and_amendments_and_the_same_fr
     shelf = await devices.connect(server.url, "shelf-1")
     wok = await devices.connect(server.url, "wok-1")
     monitor = await devices.connect(server.url, "monitor-1")
-    accepted = await shelf.request(submit(shelf_order("lock-0")))
-    assert accepted["type"] == "order.accepted"
-    oid = accepted["order_id"]
+    oid = (await shelf.request(submit(shelf_order("lock-0")), expect=OrderAccepted)).order_id
     await until(lambda: oid in wok.book.orders, what="the order on the wok")
     before = stored_doc(db, oid)
     assert wok_state(before) == "new" and before["note"] is None
@@ -211,7 +211,12 @@ async def test_a_lock_held_elsewhere_undoes_bumps_and_amendments_and_the_same_fr
     wok_frames, monitor_frames = record(wok), record(monitor)
 
     bump = {"type": "ticket.bump", "ticket_id": f"{oid}/wok"}
-    amend = {"type": "order.amend", "order_id": oid, "note": "no ginger", "add": [{"sku": "BAR-MILKTEA"}]}
+    amend: dict[str, Any] = {
+        "type": "order.amend",
+        "order_id": oid,
+        "note": "no ginger",
+        "add": [{"sku": "BAR-MILKTEA"}],
+    }
     frames = [submit(shelf_order(f"lock-{n}")) for n in range(1, 6)]
     blocker = sqlite3.connect(db, isolation_level=None)
     try:
@@ -230,14 +235,14 @@ async def test_a_lock_held_elsewhere_undoes_bumps_and_amendments_and_the_same_fr
         # The order is as it was: in the hub's memory, in the database, on the screen, in a fresh welcome.
         assert server.hub.orders[oid].model_dump(mode="json") == before
         assert stored_doc(db, oid) == before
-        assert wok.book.orders[oid] == before
-        pong = await wok.request({"type": "ping"})
-        assert pong["type"] == "pong" and pong["seq"] == stored_seq == server.hub.seq
+        assert wok.book.orders[oid] == OrderView.model_validate(before)
+        pong = await wok.request({"type": "ping"}, expect=Pong)
+        assert pong.seq == stored_seq == server.hub.seq
         fresh = await devices.connect(server.url, "wok-2")
-        assert fresh.welcome is not None and fresh.welcome["seq"] == stored_seq
-        assert fresh.book.orders == {oid: before}
-        assert [f for f in wok_frames if f.get("type") == "event"] == []
-        assert [f for f in monitor_frames if f.get("type") == "event"] == []
+        assert fresh.welcome is not None and fresh.welcome.seq == stored_seq
+        assert fresh.book.orders == {oid: OrderView.model_validate(before)}
+        assert [f for f in wok_frames if isinstance(f, Event)] == []
+        assert [f for f in monitor_frames if isinstance(f, Event)] == []
         assert stored_keys(db) == {"lock-0": 1}
         assert db_rows(db, "select count(*) from events") == [(stored_seq,)]
     finally:
@@ -246,17 +251,17 @@ async def test_a_lock_held_elsewhere_undoes_bumps_and_amendments_and_the_same_fr
 
     # The lock is gone: the same frames apply, once; sent again they change nothing.
     await until(lambda: server.hub.writable, 5, "the hub taking writes again")
-    bumped = await wok.request(bump)
-    assert bumped["type"] == "ack" and bumped["ref"] == bump["ref"] and isinstance(bumped["seq"], int)
-    amended = await shelf.request(amend)
-    assert amended["type"] == "ack" and isinstance(amended["seq"], int)
-    answers = await asyncio.gather(*(shelf.request(f) for f in frames))
-    assert all(a["type"] == "order.accepted" and not a["duplicate"] for a in answers), answers
-    ids = {a["order_id"] for a in answers}
-    assert (await wok.request(bump))["seq"] is None
-    assert (await shelf.request(amend))["seq"] is None
-    again = await asyncio.gather(*(shelf.request(f) for f in frames))
-    assert [(a["order_id"], a["duplicate"]) for a in again] == [(a["order_id"], True) for a in answers]
+    bumped = await wok.request(bump, expect=Ack)
+    assert bumped.ref == bump["ref"] and isinstance(bumped.seq, int)
+    amended = await shelf.request(amend, expect=Ack)
+    assert isinstance(amended.seq, int)
+    applied = [accepted(a) for a in await asyncio.gather(*(shelf.request(f) for f in frames))]
+    assert all(not a.duplicate for a in applied), applied
+    ids = {a.order_id for a in applied}
+    assert (await wok.request(bump, expect=Ack)).seq is None
+    assert (await shelf.request(amend, expect=Ack)).seq is None
+    again = [accepted(a) for a in await asyncio.gather(*(shelf.request(f) for f in frames))]
+    assert [(a.order_id, a.duplicate) for a in again] == [(a.order_id, True) for a in applied]
 
     after = stored_doc(db, oid)
     assert wok_state(after) == "done" and after["note"] == "no ginger"
@@ -266,9 +271,9 @@ async def test_a_lock_held_elsewhere_undoes_bumps_and_amendments_and_the_same_fr
     assert server.hub.seq == final_seq
     assert [s for (s,) in db_rows(db, "select seq from events order by seq")] == list(range(1, final_seq + 1))
     await until(lambda: monitor.seq == wok.seq == final_seq, what="the screens caught up")
-    kinds = collections.Counter((f["kind"], f["order"]["id"]) for f in wok_frames if f.get("type") == "event")
+    kinds = collections.Counter((f.kind, f.order.id) for f in wok_frames if isinstance(f, Event))
     assert kinds == {("ticket.bumped", oid): 1, ("order.amended", oid): 1, **{("order.created", i): 1 for i in ids}}
-    assert wok.book.orders[oid] == after
+    assert wok.book.orders[oid] == OrderView.model_validate(after)
     assert event_seqs(monitor_frames) == list(range(stored_seq + 1, final_seq + 1))
     assert not server.stopped.is_set() and server.failed is None
 
@@ -286,7 +291,7 @@ async def test_new_orders_wait_out_the_backoff_like_every_other_change(
     await server.start()
     shelf = await devices.connect(server.url, "shelf-1")
     wok = await devices.connect(server.url, "wok-1")
-    oid = (await shelf.request(submit(shelf_order("backoff-0"))))["order_id"]
+    oid = (await shelf.request(submit(shelf_order("backoff-0")), expect=OrderAccepted)).order_id
     await until(lambda: oid in wok.book.orders, what="the order on the wok")
     blocker = sqlite3.connect(db, isolation_level=None)
     try:
@@ -321,8 +326,7 @@ async def test_a_commit_whose_answer_was_lost_is_taken_in_not_repeated(
     server = await start_hub(servers, config, Store(db, store_id=config.store.id))
     shelf = await devices.connect(server.url, "shelf-1")
     wok = await devices.connect(server.url, "wok-1")
-    first = await shelf.request(submit(shelf_order("lost-0")))
-    assert first["type"] == "order.accepted"
+    await shelf.request(submit(shelf_order("lost-0")), expect=OrderAccepted)
     wok_frames = record(wok)
 
     real_commit = server.store.commit
@@ -341,16 +345,15 @@ async def test_a_commit_whose_answer_was_lost_is_taken_in_not_repeated(
     assert stored_keys(db) == {"lost-0": 1, "lost-1": 1}, "the commit did reach the database"
 
     await until(lambda: server.hub.writable, 5, "the hub taking writes again")
-    resent = await shelf.request(frame)
-    assert resent["type"] == "order.accepted", resent
+    resent = await shelf.request(frame, expect=OrderAccepted)
     [(stored_id,)] = db_rows(db, "select id from orders where key = ?", "lost-1")
-    assert resent["order_id"] == stored_id
-    newer = await shelf.request(submit(shelf_order("lost-2")))
-    assert newer["type"] == "order.accepted" and not newer["duplicate"], newer
+    assert resent.order_id == stored_id
+    newer = await shelf.request(submit(shelf_order("lost-2")), expect=OrderAccepted)
+    assert not newer.duplicate, newer
     assert stored_keys(db) == {"lost-0": 1, "lost-1": 1, "lost-2": 1}
     assert [s for (s,) in db_rows(db, "select seq from events order by seq")] == [1, 2, 3]
-    await until(lambda: {stored_id, newer["order_id"]} <= set(wok.book.orders), what="both orders on the wok")
-    assert collections.Counter(e["order"]["key"] for e in created(wok_frames)) == {"lost-1": 1, "lost-2": 1}
+    await until(lambda: {stored_id, newer.order_id} <= set(wok.book.orders), what="both orders on the wok")
+    assert collections.Counter(e.order.key for e in created(wok_frames)) == {"lost-1": 1, "lost-2": 1}
 
 
 # --------------------------------------------------------------------------------------------- PostgreSQL
@@ -407,7 +410,7 @@ async def eventually(check: Any, what: str, timeout: float = 10.0) -> None:
 
 async def submit_until_accepted(
     client: HubClient, frame: dict[str, Any], refusals: list[str], attempts: int = 30
-) -> dict[str, Any]:
+) -> Answer:
     """What a source does: send the same frame again (same ref, same key) while the hub says `unavailable`."""
     for attempt in range(attempts):
         answer = await client.request(frame, timeout=15)
@@ -427,10 +430,9 @@ async def test_terminated_postgresql_backends_lose_nothing_and_the_hub_leads_aga
     wok = await devices.connect(server.url, "wok-1")
     monitor = await devices.connect(server.url, "monitor-1")
     assert monitor.welcome is not None
-    first_seq = monitor.welcome["seq"]
+    first_seq = monitor.welcome.seq
     wok_frames, monitor_frames = record(wok), record(monitor)
-    before = [await shelf.request(submit(shelf_order(f"pg-pre-{n}"))) for n in range(3)]
-    assert all(r["type"] == "order.accepted" for r in before)
+    before = [await shelf.request(submit(shelf_order(f"pg-pre-{n}")), expect=OrderAccepted) for n in range(3)]
     refusals: list[str] = []
 
     # Idle: every connection of the hub goes (the one holding the lead and its advisory lock, LISTEN, and its pool's
@@ -459,7 +461,7 @@ async def test_terminated_postgresql_backends_lose_nothing_and_the_hub_leads_aga
         lock_engine.dispose()
     answers += await asyncio.gather(*sending)
     assert server.commit_failures >= 1 and refusals, "no commit failed"
-    assert all(a["type"] == "order.accepted" for a in answers), answers
+    assert all(isinstance(a, OrderAccepted) for a in answers), answers
 
     await eventually(lambda: pg_admin.leads() == 1, "the hub leading its store")
     await until(lambda: server.leading, 5, "the hub knowing it leads")
@@ -468,18 +470,18 @@ async def test_terminated_postgresql_backends_lose_nothing_and_the_hub_leads_aga
     stored = stored_keys(pg_db)
     assert all(stored[k] == 1 for k in keys), stored
     assert len(stored) == len(before) + len(keys)
-    ids = {a["order_id"] for a in answers}
+    ids = {accepted(a).order_id for a in answers}
     assert len(ids) == len(keys)
     await until(lambda: ids <= set(wok.book.orders), 10, "every order on the wok")
     await until(lambda: monitor.seq == server.hub.seq, 10, "the monitor caught up")
-    per_order = collections.Counter(e["order"]["id"] for e in created(wok_frames))
+    per_order = collections.Counter(e.order.id for e in created(wok_frames))
     assert all(per_order[i] == 1 for i in ids) and sum(per_order.values()) == len(before) + len(keys), per_order
     assert event_seqs(monitor_frames) == list(range(first_seq + 1, server.hub.seq + 1)), "gaps or repeats"
     seqs = [s for (s,) in db_rows(pg_db, "select seq from events order by seq")]
     assert seqs == list(range(1, server.hub.seq + 1))
     # And it goes on taking orders, as the leader.
-    last = await shelf.request(submit(shelf_order("pg-last")))
-    assert last["type"] == "order.accepted" and not last["duplicate"] and server.leading
+    last = await shelf.request(submit(shelf_order("pg-last")), expect=OrderAccepted)
+    assert not last.duplicate and server.leading
 
 
 @pytest.mark.parametrize("db_path", ["sqlite"], indirect=True)
@@ -501,7 +503,7 @@ async def test_reads_are_answered_while_a_commit_waits_on_the_database(
         t0 = loop.time()
         pong = await wok.request({"type": "ping", "ref": "while-locked"}, timeout=2)
         waited = loop.time() - t0
-        assert pong["type"] == "pong" and waited < 1.0, f"a read waited {waited:.2f} s behind another device's commit"
+        assert isinstance(pong, Pong) and waited < 1.0, f"a read waited {waited:.2f} s behind another device's commit"
         # The shelf's own ping comes after the answer to its order (frames of one connection stay in order).
         mine = asyncio.ensure_future(shelf.request({"type": "ping", "ref": "shelf-after"}, timeout=10))
         assert not order.done() and not mine.done()
@@ -509,5 +511,5 @@ async def test_reads_are_answered_while_a_commit_waits_on_the_database(
         blocker.execute("ROLLBACK")
         blocker.close()
     answer = await asyncio.wait_for(order, 10)
-    assert answer["type"] in ("order.accepted", "error"), answer
-    assert (await asyncio.wait_for(mine, 10))["type"] == "pong"
+    assert isinstance(answer, (OrderAccepted, Error)), answer
+    assert isinstance(await asyncio.wait_for(mine, 10), Pong)

@@ -11,6 +11,7 @@ from textual.pilot import Pilot
 
 from kds.client import Backoff, HubClient
 from kds.config import StoreConfig
+from kds.protocol import OrderAccepted
 from kds.server import HubServer
 from kdsapp.demo import demo
 from terminals.live_view import LiveView
@@ -45,14 +46,17 @@ async def test_live_view_shows_an_order_in_its_station_columns(
             assert hub.url in app.header_text and "0 orders accepted" in app.header_text
             shelf = await connect("shelf-1")
             kiosk = await connect("kiosk-1")
-            lobster = await shelf.request({"type": "order.submit", "order": shelf_order("demo-1")})
+            lobster = await shelf.request(
+                {"type": "order.submit", "order": shelf_order("demo-1")}, expect=OrderAccepted
+            )
             drinks = await kiosk.request(
                 {
                     "type": "order.submit",
                     "order": app_order("demo-2", channel="kiosk", fulfilment={"type": "dine_in", "table": "7"}),
-                }
+                },
+                expect=OrderAccepted,
             )
-            s, k = lobster["number"], drinks["number"]
+            s, k = lobster.number, drinks.number
             cols = app.columns
             await until(pilot, lambda: s in cols["wok"].plain and k in cols["bar"].plain)
             # The lobster goes to wok (ginger-scallion) and cold (sashimi), with weight, method and claim tag.
@@ -66,9 +70,9 @@ async def test_live_view_shows_an_order_in_its_station_columns(
 
             # A bump shows as done; a cancellation takes the order off the columns.
             wok = await connect("wok-1")
-            await wok.request({"type": "ticket.bump", "ticket_id": f"{lobster['order_id']}/wok"})
+            await wok.request({"type": "ticket.bump", "ticket_id": f"{lobster.order_id}/wok"})
             await until(pilot, lambda: f"{s} shelf" in cols["wok"].plain and "done" in cols["wok"].plain)
-            await shelf.request({"type": "order.cancel", "order_id": lobster["order_id"]})
+            await shelf.request({"type": "order.cancel", "order_id": lobster.order_id})
             await until(pilot, lambda: s not in cols["wok"].plain and s not in cols["cold"].plain)
 
             await pilot.press("q")
@@ -107,7 +111,7 @@ async def test_demo_opens_a_kitchen_screen_on_a_live_station_within_five_seconds
     async def drive(app: KitchenApp) -> None:
         async with app.run_test(size=(120, 36)) as pilot:
             await until(pilot, lambda: bool(getattr(app, "entries", None)), timeout=5)
-            seen.extend(e.ticket["id"] for e in app.entries)
+            seen.extend(e.ticket.id for e in app.entries)
             await pilot.press("ctrl+q")
 
     code = await demo(config, rate=20, port=0, speed=20, workdir=tmp_path, drive=drive, station="wok")

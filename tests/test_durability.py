@@ -17,6 +17,8 @@ import pytest
 
 from kds.client import Backoff, HubClient, LinkState, NotConnected
 from kds.config import StoreConfig
+from kds.protocol import Event, OrderAccepted
+from kds.wire import Answer
 from tests.conftest import ROOT, SAMPLE_CONFIG, app_order, shelf_order
 from tests.support import free_port, until
 
@@ -143,15 +145,20 @@ async def test_sigkill_loses_no_accepted_order(
     accepted: dict[tuple[str, str], tuple[str, str]] = {}
     """(device, key) → (order_id, number) of every order.accepted received."""
 
-    async def submit(device: str, key: str, timeout: float | None = None) -> dict[str, Any]:
+    async def submit(device: str, key: str, timeout: float | None = None) -> Answer:
         r = await sources[device].request({"type": "order.submit", "order": order_for(device, key)}, timeout)
-        if r["type"] == "order.accepted":
-            accepted[(device, key)] = (r["order_id"], r["number"])
+        if isinstance(r, OrderAccepted):
+            accepted[(device, key)] = (r.order_id, r.number)
+        return r
+
+    async def submitted(device: str, key: str) -> OrderAccepted:
+        r = await submit(device, key)
+        assert isinstance(r, OrderAccepted), r
         return r
 
     # 200 orders in flight at once, all accepted.
     answers = await asyncio.gather(*(submit(names[i % 3], f"one-{i}", 20) for i in range(200)))
-    assert all(a["type"] == "order.accepted" and not a["duplicate"] for a in answers)
+    assert all(isinstance(a, OrderAccepted) and not a.duplicate for a in answers)
     assert sorted(num(n) for _, n in accepted.values()) == list(range(1, 201))
 
     # More keep coming, 24 in flight at any time, until the hub is killed.
@@ -208,32 +215,32 @@ async def test_sigkill_loses_no_accepted_order(
     hubs.append(second)
     await second.start()
     monitor = await clients.connect(second.url, "monitor-1")
-    assert monitor.welcome is not None and monitor.welcome["seq"] == last_seq
+    assert monitor.welcome is not None and monitor.welcome.seq == last_seq
     for (_, _), (oid, number) in before_restart.items():
-        assert monitor.book.orders[oid]["number"] == number
+        assert monitor.book.orders[oid].number == number
     assert len(monitor.book.orders) == len(rows)
-    events: list[dict[str, Any]] = []
-    monitor.listeners.append(lambda f: events.append(f) if f.get("type") == "event" else None)
+    events: list[Event] = []
+    monitor.listeners.append(lambda f: events.append(f) if isinstance(f, Event) else None)
     for c in sources.values():
         await c.wait_online(10)
 
     # The next order gets the next number; seq goes on from where the database left off.
-    nxt = await submit("kiosk-1", "after-restart")
-    assert (nxt["duplicate"], num(nxt["number"]), nxt["number"][0]) == (False, top + 1, "K")
+    nxt = await submitted("kiosk-1", "after-restart")
+    assert (nxt.duplicate, num(nxt.number), nxt.number[0]) == (False, top + 1, "K")
     await until(lambda: len(events) == 1, what="the new order's event at the monitor")
-    assert events[0]["seq"] == last_seq + 1 and events[0]["order"]["id"] == nxt["order_id"]
+    assert events[0].seq == last_seq + 1 and events[0].order.id == nxt.order_id
 
     # Resubmitting an order accepted before the crash answers with its number, and creates nothing.
     for key in [("app-backend", "one-0"), ("shelf-1", "one-2"), ("kiosk-1", "one-199"), *list(before_restart)[-3:]]:
-        again = await submit(*key)
-        assert (again["order_id"], again["number"], again["duplicate"]) == (*before_restart[key], True)
+        again = await submitted(*key)
+        assert (again.order_id, again.number, again.duplicate) == (*before_restart[key], True)
     # An order whose answer was lost in the crash is either stored whole (same number again) or not at all.
     for key in failed:
-        again = await submit(*key)
+        again = await submitted(*key)
         if key in stored:
-            assert (again["order_id"], again["number"], again["duplicate"]) == (*stored[key], True)
+            assert (again.order_id, again.number, again.duplicate) == (*stored[key], True)
         else:
-            assert again["duplicate"] is False and num(again["number"]) > top
+            assert again.duplicate is False and num(again.number) > top
     final = query(db, "select number from orders")
     assert len({n for (n,) in final}) == len(final)
     assert [s for (s,) in query(db, "select seq from events order by seq")] == list(
@@ -250,11 +257,10 @@ async def test_sigterm_stops_cleanly(
     await hub.start()
     shelf = await clients.connect(hub.url, "shelf-1")
     await clients.connect(hub.url, "counter-1")
-    r = await shelf.request({"type": "order.submit", "order": shelf_order("term-1")})
-    assert r["type"] == "order.accepted"
+    r = await shelf.request({"type": "order.submit", "order": shelf_order("term-1")}, expect=OrderAccepted)
     assert hub.proc is not None
     hub.proc.send_signal(signal.SIGTERM)
     assert await hub.exited() == 0, hub.log.read_text(errors="replace")
     assert "Traceback" not in hub.log.read_text(errors="replace")
-    assert query(db, "select id, number from orders") == [(r["order_id"], r["number"])]
+    assert query(db, "select id, number from orders") == [(r.order_id, r.number)]
     await until(lambda: shelf.state is not LinkState.ONLINE, what="the client noticing the shutdown")

@@ -17,6 +17,7 @@ from sqlmodel import SQLModel
 from kds.client import HubClient
 from kds.config import StoreConfig
 from kds.hub import OrderHub
+from kds.protocol import Ack, OrderAccepted, OrderStatus, Pickup, Pong
 from kds.server import HubServer
 from kds.store import SCHEMA_HEAD, SchemaError, Store
 from tests import pg
@@ -133,17 +134,12 @@ async def test_a_hub_serves_the_orders_of_an_upgraded_database(config: StoreConf
     try:
         counter, kiosk, monitor = await device("counter-1"), await device("kiosk-1"), await device("monitor-1")
         for c in (counter, monitor):
-            assert c.welcome is not None and c.welcome["snapshot"] is not None
+            assert c.welcome is not None and c.welcome.snapshot is not None
             old = c.book.orders["20261101-K001"]
-            assert (old["number"], old["key"], old["source"], old["status"]) == ("K001", "old-1", "kiosk-1", "accepted")
-            assert (old["channel"], old["fulfilment"], old["items"], old["tickets"]) == (
-                "kiosk",
-                {"type": "pickup"},
-                [],
-                [],
-            )
+            assert (old.number, old.key, old.source, old.status) == ("K001", "old-1", "kiosk-1", "accepted")
+            assert (old.channel, old.fulfilment, old.items, old.tickets) == ("kiosk", Pickup(type="pickup"), [], [])
         # Its source follows it: the welcome restates its status.
-        assert {k: s["status"] for k, s in kiosk.book.statuses.items()} == {"20261101-K001": "accepted"}
+        assert {k: s.status for k, s in kiosk.book.statuses.items()} == {"20261101-K001": "accepted"}
 
         new = await kiosk.request(
             {
@@ -154,10 +150,10 @@ async def test_a_hub_serves_the_orders_of_an_upgraded_database(config: StoreConf
                     "fulfilment": {"type": "pickup"},
                     "items": [{"sku": "WOK-KUNGPAO"}],
                 },
-            }
+            },
+            expect=OrderAccepted,
         )
-        assert new["type"] == "order.accepted", new
-        assert (new["order_id"], new["number"]) == ("20261101-K002", "K002")  # numbering goes on after the old one
+        assert (new.order_id, new.number) == ("20261101-K002", "K002")  # numbering goes on after the old one
         # The same key again is the old order's duplicate, not a new order: the key index came through the upgrade.
         again = await kiosk.request(
             {
@@ -168,23 +164,23 @@ async def test_a_hub_serves_the_orders_of_an_upgraded_database(config: StoreConf
                     "fulfilment": {"type": "pickup"},
                     "items": [{"sku": "WOK-KUNGPAO"}],
                 },
-            }
+            },
+            expect=OrderAccepted,
         )
-        assert again["type"] == "order.accepted" and again["order_id"] == "20261101-K001", again
-        cancel = await counter.request({"type": "order.cancel", "order_id": "20261101-K001", "reason": "old"})
-        assert cancel["type"] == "ack", cancel
+        assert again.order_id == "20261101-K001", again
+        await counter.request({"type": "order.cancel", "order_id": "20261101-K001", "reason": "old"}, expect=Ack)
         for c in (counter, monitor, kiosk):
-            assert (await c.request({"type": "ping"}))["type"] == "pong"  # every event before it has arrived
-        assert counter.book.orders["20261101-K001"]["status"] == "cancelled"
-        assert counter.book.orders["20261101-K001"]["cancel_reason"] == "old"
-        assert monitor.book.orders[new["order_id"]]["status"] == "accepted"
-        assert kiosk.book.statuses["20261101-K001"]["status"] == "cancelled"
+            await c.request({"type": "ping"}, expect=Pong)  # every event before it has arrived
+        assert counter.book.orders["20261101-K001"].status is OrderStatus.CANCELLED
+        assert counter.book.orders["20261101-K001"].cancel_reason == "old"
+        assert monitor.book.orders[new.order_id].status is OrderStatus.ACCEPTED
+        assert kiosk.book.statuses["20261101-K001"].status is OrderStatus.CANCELLED
     finally:
         for c in clients:
             await c.close()
         await server.stop()
     rows = db_rows(empty_db, "select id, status from orders order by id")
-    assert rows == [("20261101-K001", "cancelled"), (new["order_id"], "accepted")]
+    assert rows == [("20261101-K001", "cancelled"), (new.order_id, "accepted")]
 
 
 def test_a_schema_newer_than_the_hub_is_refused(config: StoreConfig, empty_db: Path | str) -> None:
@@ -268,10 +264,10 @@ async def test_a_hub_serves_from_a_freshly_upgraded_database(config: StoreConfig
                     "fulfilment": {"type": "pickup"},
                     "items": [{"sku": "WOK-KUNGPAO"}],
                 },
-            }
+            },
+            expect=OrderAccepted,
         )
-        assert r["type"] == "order.accepted"
     finally:
         await client.close()
         await server.stop()
-    assert db_rows(empty_db, "select number from orders") == [(r["number"],)]
+    assert db_rows(empty_db, "select number from orders") == [(r.number,)]

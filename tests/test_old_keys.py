@@ -9,14 +9,16 @@ from typing import Any
 from kds.client import HubClient
 from kds.config import StoreConfig
 from kds.hub import OrderHub
+from kds.protocol import OrderAccepted
 from kds.server import HubServer
 from kds.store import Store
+from kds.wire import Answer
 from tests.conftest import app_order
 
 
 async def _submit(
     config: StoreConfig, db: Path | str, now: datetime, order: dict[str, Any]
-) -> tuple[dict[str, Any], list[str]]:
+) -> tuple[Answer, list[str]]:
     """Submit `order` as app-backend to a hub over `db` whose clock says `now`; the reply and the stored order ids."""
     server = HubServer(
         OrderHub(config, clock=lambda: now), Store(db, store_id=config.store.id), host="127.0.0.1", port=0
@@ -43,16 +45,16 @@ async def test_resubmission_of_a_key_older_than_the_window_gets_the_original_ans
 ) -> None:
     long_ago = datetime(2026, 11, 1, 4, 0, tzinfo=UTC)
     first, ids = await _submit(config, db_path, long_ago, app_order("old-key-1"))
-    assert first["type"] == "order.accepted" and not first["duplicate"]
-    assert ids == [first["order_id"]]
+    assert isinstance(first, OrderAccepted) and not first.duplicate, first
+    assert ids == [first.order_id]
 
     later = long_ago + timedelta(days=20)  # far beyond the 7 days of keys the hub loads on start
     again, ids = await _submit(config, db_path, later, app_order("old-key-1"))
-    assert again["type"] == "order.accepted"
-    assert again["duplicate"] is True
-    assert (again["order_id"], again["number"]) == (first["order_id"], first["number"])
-    assert ids == [first["order_id"]], "nothing new is stored"
+    assert isinstance(again, OrderAccepted), again
+    assert again.duplicate is True
+    assert (again.order_id, again.number) == (first.order_id, first.number)
+    assert ids == [first.order_id], "nothing new is stored"
 
     fresh, ids = await _submit(config, db_path, later, app_order("new-key-1"))
-    assert fresh["type"] == "order.accepted" and not fresh["duplicate"]
+    assert isinstance(fresh, OrderAccepted) and not fresh.duplicate, fresh
     assert len(ids) == 2

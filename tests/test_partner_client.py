@@ -30,7 +30,7 @@ import pytest
 from kds.client import HubClient
 from kds.config import StoreConfig
 from kds.hub import OrderHub
-from kds.protocol import TicketState, json_schema
+from kds.protocol import Ack, TicketState, json_schema
 from kds.server import HubServer
 from kds.store import Store
 from tests.conftest import Devices
@@ -96,7 +96,7 @@ class Kitchen:
 
     async def act(self, device: str, frame: dict[str, Any]) -> None:
         answer = await (await self.client(device)).request(frame)
-        assert answer["type"] == "ack", (frame, answer)
+        assert isinstance(answer, Ack), (frame, answer)
 
     def open_tickets(self, order_id: str) -> list[tuple[str, str]]:
         """(ticket id, station) of the order's tickets not done or cancelled, from the hub's state."""

@@ -18,8 +18,10 @@ from typing import Any
 
 from websockets.asyncio.client import connect as ws_connect
 
+from kds.client import HubClient
 from kds.config import StoreConfig
 from kds.hub import OrderHub
+from kds.protocol import Ack, Error, ErrorCode, Event, OrderAccepted
 from kds.server import HubServer
 from kds.store import Store
 from tests.conftest import Devices, app_order
@@ -42,18 +44,20 @@ async def _hub(config: StoreConfig, db: Path | str, clock: Clock) -> HubServer:
     return server
 
 
-async def _evicted(server: HubServer, clock: Clock, app: Any, key: str) -> dict[str, Any]:
+async def _evicted(server: HubServer, clock: Clock, app: HubClient, key: str) -> OrderAccepted:
     """Submit an order with `key`, cancel it, and let it leave the hub's memory: only the database knows it then."""
-    first: dict[str, Any] = await app.request({"type": "order.submit", "order": app_order(key)})
-    assert first["type"] == "order.accepted" and not first["duplicate"], first
-    cancel = await app.request({"type": "order.cancel", "order_id": first["order_id"], "reason": "customer left"})
-    assert cancel["type"] == "ack" and cancel["seq"] is not None, cancel
+    first = await app.request({"type": "order.submit", "order": app_order(key)}, expect=OrderAccepted)
+    assert not first.duplicate, first
+    cancel = await app.request(
+        {"type": "order.cancel", "order_id": first.order_id, "reason": "customer left"}, expect=Ack
+    )
+    assert cancel.seq is not None, cancel
     clock.now += timedelta(seconds=server.hub.limits.closed_keep_s + 60)
     closed, stale = server.hub.evict()
     assert (closed, stale) == (1, []), "the cancelled order leaves memory"
     # The precondition of what follows: the hub's own key index cannot answer for this key any more.
     assert ("app-backend", key) not in server.hub.keys
-    assert first["order_id"] not in server.hub.orders
+    assert first.order_id not in server.hub.orders
     return first
 
 
@@ -70,19 +74,19 @@ async def test_a_key_whose_order_left_memory_is_answered_by_the_database(
         first = await _evicted(server, clock, app, "evicted-1")
 
         again = await app.request({"type": "order.submit", "order": app_order("evicted-1")})
-        assert again["type"] == "order.accepted", f"a resubmission of an evicted key must be accepted: {again}"
-        assert again["duplicate"] is True, f"the database knows this key: the answer is a duplicate: {again}"
-        assert (again["order_id"], again["number"]) == (first["order_id"], first["number"])
+        assert isinstance(again, OrderAccepted), f"a resubmission of an evicted key must be accepted: {again}"
+        assert again.duplicate is True, f"the database knows this key: the answer is a duplicate: {again}"
+        assert (again.order_id, again.number) == (first.order_id, first.number)
 
         other = app_order("evicted-1", items=[{"sku": "WOK-MAPO"}])
         conflict = await app.request({"type": "order.submit", "order": other})
-        assert conflict["type"] == "error" and conflict["code"] == "conflict", (
+        assert isinstance(conflict, Error) and conflict.code is ErrorCode.CONFLICT, (
             f"another order under a key only the database holds is a conflict: {conflict}"
         )
-        assert conflict["order_id"] == first["order_id"]
+        assert conflict.order_id == first.order_id
 
         rows = db_rows(db_path, "SELECT id FROM orders WHERE store_id = ? AND key = ?", config.store.id, "evicted-1")
-        assert rows == [(first["order_id"],)], "nothing new is stored under the key"
+        assert rows == [(first.order_id,)], "nothing new is stored under the key"
         assert ("app-backend", "evicted-1") in server.hub.keys, "the database's answer is remembered"
     finally:
         await server.stop()
@@ -122,25 +126,23 @@ async def test_a_withdrawn_order_reaches_no_screen_live_or_in_a_replay(
         app = await devices.connect(server.url, "app-backend")
         first = await _evicted(server, clock, app, "evicted-2")
         monitor = await devices.connect(server.url, "monitor-1")
-        live: list[dict[str, Any]] = []
-        monitor.listeners.append(lambda f: live.append(f) if f.get("type") == "event" else None)
+        live: list[Event] = []
+        monitor.listeners.append(lambda f: live.append(f) if isinstance(f, Event) else None)
         before = server.hub.seq
 
-        again = await app.request({"type": "order.submit", "order": app_order("evicted-2")})
-        assert again["duplicate"] is True and again["order_id"] == first["order_id"], again
-        fresh = await app.request({"type": "order.submit", "order": app_order("fresh-2")})
-        assert fresh["type"] == "order.accepted" and not fresh["duplicate"], fresh
-        await until(lambda: fresh["order_id"] in monitor.book.orders, 5, "the fresh order on the monitor")
+        again = await app.request({"type": "order.submit", "order": app_order("evicted-2")}, expect=OrderAccepted)
+        assert again.duplicate is True and again.order_id == first.order_id, again
+        fresh = await app.request({"type": "order.submit", "order": app_order("fresh-2")}, expect=OrderAccepted)
+        assert not fresh.duplicate, fresh
+        await until(lambda: fresh.order_id in monitor.book.orders, 5, "the fresh order on the monitor")
 
         stored = {r[0] for r in db_rows(db_path, "SELECT id FROM orders WHERE store_id = ?", config.store.id)}
-        assert stored == {first["order_id"], fresh["order_id"]}
-        assert [(f["kind"], f["order"]["id"]) for f in live] == [("order.created", fresh["order_id"])], (
-            "live: only the fresh order"
-        )
+        assert stored == {first.order_id, fresh.order_id}
+        assert [(f.kind, f.order.id) for f in live] == [("order.created", fresh.order_id)], "live: only the fresh order"
         for device in ("wok-1", "bar-1", "monitor-1", "counter-1"):
             _welcome, frames = await _replay(server.url, config, device, before)
             replayed = [(f["kind"], f["order"]["id"]) for f in frames]
-            assert replayed == [("order.created", fresh["order_id"])], (
+            assert replayed == [("order.created", fresh.order_id)], (
                 f"{device} resuming from seq {before} must get the fresh order only, never the withdrawn one "
                 f"(the database has {sorted(stored)}): got {replayed}"
             )
@@ -183,9 +185,8 @@ async def test_a_new_leader_takes_in_the_old_leaders_last_commits_before_it_deci
         wok_b = await devices.connect(b.url, "wok-1")
         lagging.lagging = True
         app = await devices.connect(a.url, "app-backend")
-        last = await app.request({"type": "order.submit", "order": app_order("the-last-one")})
-        assert last["type"] == "order.accepted", last
-        oid = last["order_id"]
+        last = await app.request({"type": "order.submit", "order": app_order("the-last-one")}, expect=OrderAccepted)
+        oid = last.order_id
         assert oid not in b.hub.orders, "the follower has not taken in the leader's last order (the race)"
 
         await a.stop()  # the old leader goes; its lock goes with its connections
@@ -194,7 +195,7 @@ async def test_a_new_leader_takes_in_the_old_leaders_last_commits_before_it_deci
         assert oid in b.hub.orders, "a hub leads only after taking in what the old leader committed"
         await until(lambda: oid in wok_b.book.orders, 5, "the old leader's last order on B's wok screen")
         ack = await wok_b.request({"type": "ticket.start", "ticket_id": f"{oid}/wok"})
-        assert ack["type"] == "ack" and ack["seq"] is not None, f"the new leader decides on the newest state: {ack}"
+        assert isinstance(ack, Ack) and ack.seq is not None, f"the new leader decides on the newest state: {ack}"
         kiosk = await devices.connect(b.url, "kiosk-1")
         order = {
             "key": "after-takeover",
@@ -203,7 +204,7 @@ async def test_a_new_leader_takes_in_the_old_leaders_last_commits_before_it_deci
             "items": [{"sku": "WOK-MAPO"}],
         }
         after = await kiosk.request({"type": "order.submit", "order": order})
-        assert after["type"] == "order.accepted", f"the new leader's first order is stored: {after}"
+        assert isinstance(after, OrderAccepted), f"the new leader's first order is stored: {after}"
         seqs = [r[0] for r in db_rows(pg_db, "SELECT seq FROM events WHERE store_id = ? ORDER BY seq", config.store.id)]
         assert seqs == list(range(1, len(seqs) + 1)), "one log, no seq twice or skipped"
     finally:

@@ -28,11 +28,11 @@ import sqlalchemy as sa
 from kds.client import ActionQueue, HubClient
 from kds.config import StoreConfig
 from kds.hub import EventRecord, OrderHub
-from kds.protocol import CloseCode
+from kds.protocol import Ack, CloseCode, Event, EventKind, OrderAccepted, Pong
 from kds.server import HubServer
 from kds.store import Store, database_url
 from tests.conftest import Devices, app_order, shelf_order
-from tests.support import until
+from tests.support import accepted, until
 from tests.test_hub_core import Clock
 from tests.test_reliability import (  # noqa: F401 (make_hub and silent are fixtures)
     SLACK,
@@ -67,7 +67,7 @@ async def test_every_sqlite_connection_of_the_hub_runs_wal_and_synchronous_full(
         answers = await asyncio.gather(
             *(src.request({"type": "order.submit", "order": shelf_order(f"sync-{k}")}) for k in range(20))
         )
-        assert all(a["type"] == "order.accepted" for a in answers)
+        assert all(isinstance(a, OrderAccepted) for a in answers)
 
         def side_by_side() -> None:
             # Three of the engine's connections out of its pool at once: it opens new ones (the hub's connect path).
@@ -115,12 +115,12 @@ async def test_eviction_lets_closed_orders_go_and_keeps_every_open_one(
 
         async def submit(src: HubClient, order: dict[str, Any]) -> str:
             r = await src.request({"type": "order.submit", "order": order})
-            assert r["type"] == "order.accepted", r
-            return str(r["order_id"])
+            assert isinstance(r, OrderAccepted), r
+            return r.order_id
 
         async def ok(client: HubClient, msg: dict[str, Any]) -> None:
             r = await client.request(msg)
-            assert r["type"] == "ack", (msg, r)
+            assert isinstance(r, Ack), (msg, r)
 
         accepted = await submit(shelf, shelf_order("open-accepted"))
         preparing = await submit(shelf, shelf_order("open-preparing"))
@@ -155,7 +155,7 @@ async def test_eviction_lets_closed_orders_go_and_keeps_every_open_one(
         fresh = await devices.connect(server.url, "monitor-1")
         assert open_ids <= set(fresh.book.orders), "a fresh welcome still carries every open order"
         again = await shelf.request({"type": "order.submit", "order": shelf_order("open-ready")})
-        assert (again["type"], again["order_id"], again["duplicate"]) == ("order.accepted", ready, True)
+        assert isinstance(again, OrderAccepted) and (again.order_id, again.duplicate) == (ready, True), again
         await ok(cold, {"type": "ticket.bump", "ticket_id": f"{preparing}/cold"})
         await ok(counter, {"type": "order.handover", "order_id": called, "to": "rider"})
     finally:
@@ -205,7 +205,7 @@ async def test_a_device_that_stops_reading_is_closed_4011_by_the_cap_alone(
     assert server.closes[CloseCode.TOO_SLOW] == 1 and server.closes[1006] == 0, server.closes
     assert watch.of(link) <= lim.outbox_max_bytes + SLACK, watch.of(link)
     r = await kiosk.request({"type": "ping"})
-    assert r["type"] == "pong" and kiosk.connections == 1
+    assert isinstance(r, Pong) and kiosk.connections == 1
 
 
 # ------------------------------------------------------------------------------- 9. the client's durable queue
@@ -354,7 +354,9 @@ async def test_an_order_is_acknowledged_only_once_the_database_holds_it(
         shelf = await devices.connect(server.url, "shelf-1")
         wok = await devices.connect(server.url, "wok-1")
         created: list[str] = []
-        wok.listeners.append(lambda f: created.append(f["order"]["id"]) if f.get("kind") == "order.created" else None)
+        wok.listeners.append(
+            lambda f: created.append(f.order.id) if isinstance(f, Event) and f.kind is EventKind.ORDER_CREATED else None
+        )
         for link in server._links.values():
             watch(link.conn.transport)
         server.after_commit = after_commit
@@ -363,7 +365,7 @@ async def test_an_order_is_acknowledged_only_once_the_database_holds_it(
         first = await kiosk.request(
             {"type": "order.submit", "order": app_order("one", channel="kiosk", fulfilment=DINE_IN)}
         )
-        assert first["type"] == "order.accepted"
+        assert isinstance(first, OrderAccepted)
         answers = await asyncio.gather(
             *(
                 (kiosk if k % 2 else shelf).request(
@@ -377,9 +379,9 @@ async def test_an_order_is_acknowledged_only_once_the_database_holds_it(
                 for k in range(40)
             )
         )
-        assert all(a["type"] == "order.accepted" for a in answers), answers
+        assert all(isinstance(a, OrderAccepted) for a in answers), answers
         await until(lambda: len(created) == 41, what="the kitchen screen has every order")
-        acked = {first["order_id"]} | {a["order_id"] for a in answers}
+        acked = {first.order_id} | {accepted(a).order_id for a in answers}
         assert problems == [], problems[:5]
         assert acked <= written and acked <= committed, "every acknowledgement was seen at the socket"
     finally:

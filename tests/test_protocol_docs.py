@@ -44,6 +44,7 @@ from kds.protocol import (
     TicketState,
     parse_client_frame,
 )
+from tests.support import event_frame, order_view, welcome_frame
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC_PATH = ROOT / "docs" / "protocol.md"
@@ -362,13 +363,13 @@ async def test_the_documented_resume_point_is_the_clients() -> None:
     assert RESUME_CODE in section, "the resume pseudo-code changed: check it against HubClient, then this test"
     assert "resume again from the same `resume_from`" in section
     client = HubClient("ws://127.0.0.1:1", device="d", token="t", role="kitchen")
-    client._on_welcome({"type": "welcome", "seq": 5, "resumed": False, "replay": 0, "snapshot": None})
+    client._on_welcome(welcome_frame(5))
     assert client.seq == 5
-    client._on_welcome({"type": "welcome", "seq": 9, "resumed": True, "replay": 2, "snapshot": None})
-    order = {"id": "o", "version": 1}
+    client._on_welcome(welcome_frame(9, resumed=True, replay=2))
+    order = order_view(id="o", version=1)
     seen = []
     for seq in (7, 8, 11):  # two replayed frames (the device's own: not up to the welcome's seq), then a live one
-        await client._on_frame({"type": "event", "seq": seq, "order": order})
+        await client._on_frame(event_frame(seq, order))
         seen.append(client.seq)
     # The prose and the pseudo-code: `resume_from` until the replay is applied, then welcome.seq, then live seqs.
     assert seen == [5, 9, 11]

@@ -33,9 +33,20 @@ from kds.client import HubClient
 from kds.config import Limits, StoreConfig
 from kds.hub import OrderHub
 from kds.outbox import Outbox
-from kds.protocol import CloseCode, Error, ErrorCode
+from kds.protocol import (
+    Ack,
+    CloseCode,
+    Error,
+    ErrorCode,
+    Event,
+    EventKind,
+    OrderAccepted,
+    OrderView,
+    Pong,
+)
 from kds.server import CLOSE_TIMEOUT_S, TICK_S, HubServer, Link
 from kds.store import Store
+from kds.wire import HubFrame
 from tests.conftest import Devices
 from tests.support import until
 from tests.test_auth import hello, open_ws_url, refused
@@ -105,10 +116,10 @@ def fat_order(key: str, lines: int, note: int = 300) -> dict[str, Any]:
 async def is_served(client: HubClient, key: str | None = None) -> None:
     """The client's device is answered: a ping, and (a source) an order."""
     pong = await client.request({"type": "ping"}, timeout=5)
-    assert pong["type"] == "pong", pong
+    assert isinstance(pong, Pong), pong
     if key is not None:
         acc = await client.request({"type": "order.submit", "order": kiosk_order(key)}, timeout=5)
-        assert acc["type"] == "order.accepted" and acc["duplicate"] is False, acc
+        assert isinstance(acc, OrderAccepted) and acc.duplicate is False, acc
 
 
 async def link_of(server: HubServer, port: int) -> Link:
@@ -249,9 +260,9 @@ class Latency:
         self.seen: dict[str, float] = {}
         screen.listeners.append(self._on_frame)
 
-    def _on_frame(self, frame: dict[str, Any]) -> None:
-        if frame.get("type") == "event" and frame.get("kind") == "order.created":
-            self.seen.setdefault(frame["order"]["key"], time.monotonic())
+    def _on_frame(self, frame: HubFrame) -> None:
+        if isinstance(frame, Event) and frame.kind is EventKind.ORDER_CREATED:
+            self.seen.setdefault(frame.order.key, time.monotonic())
 
     async def rush(self, source: HubClient, prefix: str, n: int, lines: int, batch: int = 10) -> list[str]:
         """Submit `n` orders of `lines` lines, `batch` at a time; every one must be accepted."""
@@ -263,8 +274,8 @@ class Latency:
             answers = await asyncio.gather(
                 *(source.request({"type": "order.submit", "order": fat_order(k, lines)}, timeout=10) for k in keys)
             )
-            assert all(a["type"] == "order.accepted" for a in answers), answers
-            ids += [a["order_id"] for a in answers]
+            assert all(isinstance(a, OrderAccepted) for a in answers), answers
+            ids += [a.order_id for a in answers if isinstance(a, OrderAccepted)]
         return ids
 
     async def p99(self, prefix: str) -> float:
@@ -331,7 +342,7 @@ async def test_lone_surrogate_is_invalid_message_and_the_hub_serves_on(
     await bad.ping()
     await is_served(kiosk, "after-hostile")
     ping = await wok.request({"type": "ping"})
-    assert ping["type"] == "pong"
+    assert isinstance(ping, Pong)
     await until(lambda: len(wok.book.orders) == 1)
     _, docs = db_state(db_path, config)
     assert [d["key"] for d in docs.values()] == ["after-hostile"]
@@ -357,7 +368,7 @@ async def test_escapes_that_are_text_are_accepted(
     acc = await bad.reply()
     assert acc["type"] == "order.accepted", acc
     await until(lambda: acc["order_id"] in wok.book.orders)
-    assert wok.book.orders[acc["order_id"]]["items"][0]["note"] == stored
+    assert wok.book.orders[acc["order_id"]].items[0].note == stored
     _, docs = db_state(db_path, config)
     assert docs[acc["order_id"]]["items"][0]["note"] == stored
     await bad.close()
@@ -748,33 +759,32 @@ async def test_amendments_cannot_grow_an_order_past_max_items(
     cap = server.hub.limits.max_items_per_order
     kiosk = await devices.connect(server.url, "kiosk-1")
     monitor = await devices.connect(server.url, "monitor-1")
-    acc = await kiosk.request({"type": "order.submit", "order": kiosk_order("grow", items=[{"sku": "WOK-MAPO"}] * 2)})
-    oid = acc["order_id"]
+    frame = {"type": "order.submit", "order": kiosk_order("grow", items=[{"sku": "WOK-MAPO"}] * 2)}
+    oid = (await kiosk.request(frame, expect=OrderAccepted)).order_id
 
     def amend(**fields: Any) -> dict[str, Any]:
         return {"type": "order.amend", "order_id": oid, **fields}
 
     one = [{"sku": "WOK-KUNGPAO"}]
-    assert (await kiosk.request(amend(add=one)))["type"] == "ack"  # 3
-    assert (await kiosk.request(amend(add=one * 2)))["type"] == "ack"  # 5: the cap
+    await kiosk.request(amend(add=one), expect=Ack)  # 3
+    await kiosk.request(amend(add=one * 2), expect=Ack)  # 5: the cap
     refusals = [
         await kiosk.request(amend(add=one)),  # 6
         await kiosk.request(amend(add=one * 3)),
     ]
-    assert (await kiosk.request(amend(remove=["1"])))["type"] == "ack"
+    await kiosk.request(amend(remove=["1"]), expect=Ack)
     refusals.append(await kiosk.request(amend(add=one)))  # removed lines count
     for err in refusals:
-        assert err["type"] == "error" and err["code"] == ErrorCode.INVALID_ORDER.value, err
-        assert [e["loc"] for e in err["errors"]] == [["add"]], err
-        Error.model_validate(err)
+        assert isinstance(err, Error) and err.code is ErrorCode.INVALID_ORDER, err
+        assert [e.loc for e in err.errors] == [["add"]], err
     # Nothing of the refused amendments anywhere: the database, the hub, the kitchen screen.
-    sync = await kiosk.request({"type": "order.submit", "order": kiosk_order("sync")})
-    await until(lambda: sync["order_id"] in monitor.book.orders)
+    sync = await kiosk.request({"type": "order.submit", "order": kiosk_order("sync")}, expect=OrderAccepted)
+    await until(lambda: sync.order_id in monitor.book.orders)
     _, docs = db_state(db_path, config)
     assert len(docs[oid]["items"]) == cap
     assert sum(not i["removed"] for i in docs[oid]["items"]) == cap - 1
     assert len(server.hub.orders[oid].items) == cap
-    assert docs[oid] == monitor.book.orders[oid]
+    assert OrderView.model_validate(docs[oid]) == monitor.book.orders[oid]
 
 
 async def test_submit_cannot_pass_max_items(
@@ -785,8 +795,8 @@ async def test_submit_cannot_pass_max_items(
     ans = await kiosk.request({"type": "order.submit", "order": kiosk_order("six", items=[{"sku": "WOK-MAPO"}] * 6)})
     _, docs = db_state(db_path, config)
     assert all(len(d["items"]) <= server.hub.limits.max_items_per_order for d in docs.values())
-    assert ans["type"] == "error" and ans["code"] == ErrorCode.INVALID_ORDER.value, ans
-    assert ans["errors"][0]["loc"][:2] == ["order", "items"], ans
+    assert isinstance(ans, Error) and ans.code is ErrorCode.INVALID_ORDER, ans
+    assert ans.errors[0].loc[:2] == ["order", "items"], ans
 
 
 # --------------------------------------------------------------------------------------------- 7. quiet logs

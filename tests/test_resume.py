@@ -15,8 +15,10 @@ from typing import Any
 from kds.client import ActionQueue, Backoff, HubClient, LinkState
 from kds.config import StoreConfig
 from kds.hub import OrderHub
+from kds.protocol import Ack, OrderAccepted, Pong, TicketState
 from kds.server import HubServer
 from kds.store import Store
+from kds.wire import HubFrame
 from tests.conftest import Devices, app_order, shelf_order
 from tests.support import db_rows, until
 
@@ -27,7 +29,7 @@ SLOW = Backoff(first=1.0, cap=1.0)
 async def synced(*clients: HubClient) -> None:
     """Every frame the hub decided before now has reached these clients (a ping goes through the same pipeline)."""
     for c in clients:
-        assert (await c.request({"type": "ping"}))["type"] == "pong"
+        await c.request({"type": "ping"}, expect=Pong)
 
 
 async def start_hub(config: StoreConfig, db: Path, port: int = 0, replay_window: int = 20_000) -> HubServer:
@@ -38,10 +40,15 @@ async def start_hub(config: StoreConfig, db: Path, port: int = 0, replay_window:
     return server
 
 
-async def ok(client: HubClient, msg: dict[str, Any]) -> dict[str, Any]:
+async def ok(client: HubClient, msg: dict[str, Any]) -> Ack | OrderAccepted:
     r = await client.request(msg)
-    assert r["type"] in ("ack", "order.accepted"), r
+    assert isinstance(r, (Ack, OrderAccepted)), r
     return r
+
+
+async def submitted(client: HubClient, order: dict[str, Any]) -> str:
+    """Submit an order; its id (it must be accepted)."""
+    return (await client.request({"type": "order.submit", "order": order}, expect=OrderAccepted)).order_id
 
 
 def mixed(key: str) -> dict[str, Any]:
@@ -65,7 +72,7 @@ AWAY_3 = {
 async def traffic_while_away(d: dict[str, HubClient], o1: str, o2: str) -> None:
     """Submit, start, bump (ticket and item), amend, cancel, hand over, recall: every kind of change."""
     app, shelf, wok, cold, bar, counter = (d[k] for k in ("app", "shelf", "wok", "cold", "bar", "counter"))
-    o3 = (await ok(app, {"type": "order.submit", "order": app_order("away-3", **AWAY_3)}))["order_id"]
+    o3 = await submitted(app, app_order("away-3", **AWAY_3))
     await ok(wok, {"type": "ticket.bump", "ticket_id": f"{o1}/wok"})
     await ok(cold, {"type": "item.bump", "ticket_id": f"{o1}/cold", "item_id": "2"})
     await ok(bar, {"type": "ticket.bump", "ticket_id": f"{o1}/bar"})
@@ -79,8 +86,8 @@ async def traffic_while_away(d: dict[str, HubClient], o1: str, o2: str) -> None:
 
 
 async def before_the_drop(d: dict[str, HubClient]) -> tuple[str, str]:
-    o1 = (await ok(d["app"], {"type": "order.submit", "order": mixed("pre-1")}))["order_id"]
-    o2 = (await ok(d["shelf"], {"type": "order.submit", "order": shelf_order("pre-2")}))["order_id"]
+    o1 = await submitted(d["app"], mixed("pre-1"))
+    o2 = await submitted(d["shelf"], shelf_order("pre-2"))
     await ok(d["wok"], {"type": "ticket.start", "ticket_id": f"{o2}/wok"})
     return o1, o2
 
@@ -159,13 +166,13 @@ def expected_orders(role: str, station: str | None = None) -> dict[str, dict[str
 def held(client: HubClient) -> dict[str, dict[str, Any]]:
     """The client's book in EXPECTED's terms."""
     return {
-        o["number"]: {
-            "status": o["status"],
-            "note": o["note"],
-            "tickets": {t["station"]: (t["state"], t["items"]) for t in o["tickets"]},
-            "items": {i["id"]: (i["sku"], i["removed"]) for i in o["items"]},
-            "customer": o["customer"],
-            "fulfilment": o["fulfilment"],
+        o.number: {
+            "status": o.status,
+            "note": o.note,
+            "tickets": {t.station: (t.state, t.items) for t in o.tickets},
+            "items": {i.id: (i.sku, i.removed) for i in o.items},
+            "customer": o.customer.model_dump(mode="json", exclude_unset=True) if o.customer else None,
+            "fulfilment": o.fulfilment.model_dump(mode="json", exclude_unset=True),
         }
         for o in client.book.orders.values()
     }
@@ -173,7 +180,7 @@ def held(client: HubClient) -> dict[str, dict[str, Any]]:
 
 def statuses(client: HubClient) -> dict[str, tuple[str, set[str]]]:
     """A source's followed statuses: number → (status, stations ready)."""
-    return {s["number"]: (s["status"], set(s["ready"])) for s in client.book.statuses.values()}
+    return {s.number: (s.status, set(s.ready)) for s in client.book.statuses.values()}
 
 
 def check_holds_what_it_must(client: HubClient, role: str, station: str | None = None) -> None:
@@ -229,12 +236,12 @@ async def test_dropped_clients_resume_to_the_same_state(config: StoreConfig, db_
         d, away = await drop_and_come_back(devices, server.url)
         for name, a in away.items():
             assert a.welcome is not None
-            assert (a.welcome["resumed"], a.welcome["snapshot"]) == (True, None), a.device
+            assert (a.welcome.resumed, a.welcome.snapshot) == (True, None), a.device
             check_holds_what_it_must(a, *ROLES[name])
         # Every change while away reaches the counter and the monitor; the wok all but none (every order has a wok
         # ticket); the bar all but the shelf order's cancel (no bar ticket); the source only the statuses of its own
         # orders: A003 accepted, preparing; A001 ready, handed over, ready; A004 accepted; A003 amended (7).
-        assert {n: a.welcome["replay"] for n, a in away.items() if a.welcome} == {
+        assert {n: a.welcome.replay for n, a in away.items() if a.welcome} == {
             "wok": 11,
             "bar": 10,
             "counter": 11,
@@ -258,8 +265,8 @@ async def test_resume_older_than_the_replay_window_gets_a_snapshot(
         d, away = await drop_and_come_back(devices, server.url)
         for name, a in away.items():
             assert a.welcome is not None
-            assert (a.welcome["resumed"], a.welcome["replay"]) == (False, 0), a.device
-            assert a.welcome["snapshot"] is not None
+            assert (a.welcome.resumed, a.welcome.replay) == (False, 0), a.device
+            assert a.welcome.snapshot is not None
             # For a source, the snapshot restates each order's status.
             check_holds_what_it_must(a, *ROLES[name])
         for name in ("wok", "counter"):
@@ -303,7 +310,7 @@ async def test_bumps_queued_while_the_hub_is_down_are_applied_once(
     second: HubServer | None = None
     try:
         app = await devices.connect(server.url, "app-backend")
-        oids = [(await ok(app, {"type": "order.submit", "order": app_order(f"q-{n}")}))["order_id"] for n in range(3)]
+        oids = [await submitted(app, app_order(f"q-{n}")) for n in range(3)]
         wok = await devices.connect(server.url, "wok-1", queue_path=queue_file)
         await until(lambda: set(oids) <= set(wok.book.orders), what="orders on the wok screen")
         before = events_in(db_path)
@@ -322,26 +329,26 @@ async def test_bumps_queued_while_the_hub_is_down_are_applied_once(
         second = await start_hub(config, db_path, port=port)  # same database, same port
         assert second.hub.seq == 3
         answers = await asyncio.wait_for(asyncio.gather(*futures), timeout=10)
-        assert [(a["type"], a["seq"]) for a in answers] == [("ack", 4), ("ack", 5), ("ack", 6)]
+        assert [(a.type, a.seq) for a in answers if isinstance(a, Ack)] == [("ack", 4), ("ack", 5), ("ack", 6)]
         assert len(wok.queue) == 0 and queue_file.read_text(encoding="utf-8") == ""
         after = events_in(db_path)
         assert [(s, k) for s, k, _ in after[3:]] == [(4, "ticket.bumped"), (5, "ticket.bumped"), (6, "ticket.bumped")]
         assert [json.loads(p)["ticket_id"] for _, _, p in after[3:]] == [f"{oid}/wok" for oid in oids]
         await synced(wok)
-        assert wok.welcome is not None and wok.welcome["resumed"] is True  # it resumed across the restart
-        assert all(wok.book.orders[oid]["tickets"][0]["state"] == "done" for oid in oids)
+        assert wok.welcome is not None and wok.welcome.resumed is True  # it resumed across the restart
+        assert all(wok.book.orders[oid].tickets[0].state is TicketState.DONE for oid in oids)
         assert wok.seq == 6
 
         # The ack of a bump was lost (the screen died after sending it): the bump is still in the queue
         # and is sent again on the next connection. It changes nothing.
         lost = dict(on_disk.items[0])
-        answers_seen: list[dict[str, Any]] = []
-        wok.listeners.append(lambda f: answers_seen.append(f) if f.get("ref") == lost["ref"] else None)
+        answers_seen: list[HubFrame] = []
+        wok.listeners.append(lambda f: answers_seen.append(f) if getattr(f, "ref", None) == lost["ref"] else None)
         wok.queue.push(lost)
         assert ActionQueue(queue_file).items == [lost]
         await wok.drop()
         await until(lambda: len(wok.queue) == 0 and wok.connections == 3, what="the resent bump answered")
-        assert [(a["type"], a["seq"]) for a in answers_seen] == [("ack", None)]
+        assert answers_seen == [Ack(type="ack", ref=lost["ref"], seq=None)]
         assert ActionQueue(queue_file).items == []
         assert events_in(db_path) == after and second.hub.seq == 6
     finally:

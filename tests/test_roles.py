@@ -12,10 +12,22 @@ import pytest
 
 from kds.client import HubClient
 from kds.config import Role, StoreConfig
-from kds.protocol import CLIENT_TYPES, ROLE_MESSAGES, Error, ErrorCode
+from kds.protocol import (
+    CLIENT_TYPES,
+    ROLE_MESSAGES,
+    Ack,
+    ClosedOrders,
+    Error,
+    ErrorCode,
+    OrderAccepted,
+    OrderStatus,
+    Pong,
+    TicketState,
+)
 from kds.server import HubServer
+from kds.wire import Answer
 from tests.conftest import shelf_order
-from tests.support import until
+from tests.support import accepted, acked, status_of, until
 from tests.test_bad_input import db_state, kiosk_order
 
 THREE_STATIONS = [
@@ -48,9 +60,9 @@ class Floor:
         return self.hub.hub.seq, events, docs, live
 
 
-async def ok(client: HubClient, msg: dict[str, Any]) -> dict[str, Any]:
+async def ok(client: HubClient, msg: dict[str, Any]) -> Answer:
     answer = await client.request(msg)
-    assert answer["type"] in ("ack", "order.accepted", "pong", "orders.closed.list"), answer
+    assert isinstance(answer, (Ack, OrderAccepted, Pong, ClosedOrders)), answer
     return answer
 
 
@@ -60,8 +72,8 @@ async def floor(hub: HubServer, connect: Any, config: StoreConfig, db_path: Path
     shelf = clients["shelf-1"]
     ids = []
     for key in ("fresh", "ready", "handed"):
-        acc = await ok(shelf, {"type": "order.submit", "order": shelf_order(key, items=THREE_STATIONS)})
-        ids.append(acc["order_id"])
+        acc = accepted(await ok(shelf, {"type": "order.submit", "order": shelf_order(key, items=THREE_STATIONS)}))
+        ids.append(acc.order_id)
     fresh, ready, handed = ids
     for oid in (ready, handed):
         for station, dev in (("wok", "wok-1"), ("cold", "cold-1"), ("seafood", "seafood-1")):
@@ -69,24 +81,23 @@ async def floor(hub: HubServer, connect: Any, config: StoreConfig, db_path: Path
     await ok(clients["counter-1"], {"type": "order.handover", "order_id": handed, "to": "runner"})
     monitor = clients["monitor-1"]
     await until(lambda: monitor.book.seq == hub.hub.seq)
-    assert monitor.book.orders[ready]["status"] == "ready"
-    assert monitor.book.orders[handed]["status"] == "handed_over"
+    assert monitor.book.orders[ready].status is OrderStatus.READY
+    assert monitor.book.orders[handed].status is OrderStatus.HANDED_OVER
     return Floor(hub, db_path, config, clients, fresh, ready, handed)
 
 
 async def assert_refused(
     f: Floor, client: HubClient, msg: dict[str, Any], code: ErrorCode, loc: list[str | int]
-) -> dict[str, Any]:
+) -> Error:
     """The hub answers with an error of this code and loc, and nothing at all changes."""
     before = f.state()
     msg.setdefault("ref", f"refused-{msg['type']}")
     err = await client.request(msg)
-    assert err["type"] == "error", err
-    Error.model_validate(err)
-    assert err["code"] == code.value, err
-    assert err["ref"] == msg["ref"]
-    assert err["message"]
-    assert [e["loc"] for e in err["errors"]] == [loc], err
+    assert isinstance(err, Error), err
+    assert err.code is code, err
+    assert err.ref == msg["ref"]
+    assert err.message
+    assert [e.loc for e in err.errors] == [loc], err
     after = f.state()
     assert after[0] == before[0], "the hub made an event"
     assert after[1] == before[1], "an event was stored"
@@ -132,9 +143,9 @@ async def test_role_matrix(device: str, kind: str, floor: Floor) -> None:
     if kind in ROLE_MESSAGES[role]:
         answer = await ok(client, msg)
         if kind == "orders.closed":  # a read: the closed orders the role may see
-            assert answer["type"] == "orders.closed.list" and isinstance(answer["orders"], list), answer
+            assert isinstance(answer, ClosedOrders) and isinstance(answer.orders, list), answer
         elif kind not in ("ping", "print.request"):  # a print request makes a print job, not an event
-            assert answer.get("seq") is not None or answer["type"] == "order.accepted", answer
+            assert isinstance(answer, OrderAccepted) or (isinstance(answer, Ack) and answer.seq is not None), answer
     else:
         await assert_refused(floor, client, msg, ErrorCode.FORBIDDEN, ["type"])
         await ok(client, {"type": "ping"})  # still connected
@@ -156,8 +167,8 @@ async def test_monitor_can_send_nothing_but_reads(floor: Floor) -> None:
             continue
         await assert_refused(floor, monitor, frame_for(kind, floor, "monitor-1"), ErrorCode.FORBIDDEN, ["type"])
     pong = await ok(monitor, {"type": "ping", "ref": "m-ping"})
-    assert pong == {"type": "pong", "ref": "m-ping", "seq": floor.hub.hub.seq}
-    assert monitor.book.orders[floor.fresh]["status"] == "accepted"
+    assert pong == Pong(type="pong", ref="m-ping", seq=floor.hub.hub.seq)
+    assert monitor.book.orders[floor.fresh].status is OrderStatus.ACCEPTED
 
 
 # --------------------------------------------------------------------------------------------- stations
@@ -174,24 +185,24 @@ async def test_wok_cannot_act_on_another_stations_ticket(action: str, station: s
     msg: dict[str, Any] = {"type": action, "ticket_id": f"{oid}/{station}"}
     if action == "item.bump":
         msg["item_id"] = ITEM_AT[station]
-    ticket_before = next(t for t in floor.clients["monitor-1"].book.orders[oid]["tickets"] if t["station"] == station)
+    ticket_before = next(t for t in floor.clients["monitor-1"].book.orders[oid].tickets if t.station == station)
 
     await assert_refused(floor, wok, dict(msg), ErrorCode.FORBIDDEN, ["ticket_id"])
 
     # The same frame from the station's own screen is applied: the refusal was about the station only.
-    ack = await ok(own, dict(msg))
-    assert ack["type"] == "ack" and ack["seq"] == floor.hub.hub.seq
+    ack = acked(await ok(own, dict(msg)))
+    assert ack.seq == floor.hub.hub.seq
     monitor = floor.clients["monitor-1"]
-    await until(lambda: monitor.book.seq == ack["seq"])
-    ticket_after = next(t for t in monitor.book.orders[oid]["tickets"] if t["station"] == station)
-    assert ticket_after["state"] != ticket_before["state"] or ticket_after["recalled_at"] is not None
+    await until(lambda: monitor.book.seq == ack.seq)
+    ticket_after = next(t for t in monitor.book.orders[oid].tickets if t.station == station)
+    assert ticket_after.state is not ticket_before.state or ticket_after.recalled_at is not None
 
 
 async def test_wok_may_act_on_its_own_ticket(floor: Floor) -> None:
     wok = floor.clients["wok-1"]
     tid = f"{floor.fresh}/wok"
-    assert (await ok(wok, {"type": "ticket.start", "ticket_id": tid}))["seq"] is not None
-    assert (await ok(wok, {"type": "ticket.bump", "ticket_id": tid}))["seq"] is not None
+    assert acked(await ok(wok, {"type": "ticket.start", "ticket_id": tid})).seq is not None
+    assert acked(await ok(wok, {"type": "ticket.bump", "ticket_id": tid})).seq is not None
     assert floor.hub.hub.orders[floor.fresh].by_station["wok"].state.value == "done"
 
 
@@ -201,9 +212,9 @@ async def test_wok_may_act_on_its_own_ticket(floor: Floor) -> None:
 @pytest.fixture
 async def kiosks(floor: Floor, connect: Any) -> tuple[HubClient, HubClient, str]:
     k1, k2 = await connect("kiosk-1"), await connect("kiosk-2")
-    acc = await ok(k1, {"type": "order.submit", "order": kiosk_order("k1-lunch")})
-    await until(lambda: acc["order_id"] in k1.book.statuses)
-    return k1, k2, acc["order_id"]
+    acc = accepted(await ok(k1, {"type": "order.submit", "order": kiosk_order("k1-lunch")}))
+    await until(lambda: acc.order_id in k1.book.statuses)
+    return k1, k2, acc.order_id
 
 
 @pytest.mark.parametrize(
@@ -222,11 +233,11 @@ async def test_source_cannot_touch_another_sources_order(
     await assert_refused(floor, k2, {**msg, "order_id": oid}, ErrorCode.FORBIDDEN, ["order_id"])
     # kiosk-2 was told nothing about the order, and kiosk-1's order is as it was.
     assert oid not in k2.book.statuses
-    assert k1.book.statuses[oid]["status"] == "accepted"
+    assert k1.book.statuses[oid].status is OrderStatus.ACCEPTED
     assert floor.hub.hub.orders[oid].version == 1
     # Its own source may do exactly this.
-    ack = await ok(k1, {**msg, "order_id": oid})
-    assert ack["type"] == "ack" and ack["seq"] is not None
+    ack = acked(await ok(k1, {**msg, "order_id": oid}))
+    assert ack.seq is not None
 
 
 async def test_source_cannot_cancel_a_shelf_order_of_another_device(
@@ -240,20 +251,20 @@ async def test_source_cannot_cancel_a_shelf_order_of_another_device(
 
 def cancelled_on(client: HubClient, order_id: str) -> Callable[[], bool]:
     """Whether the client's book holds the order cancelled (a predicate for `until`)."""
-    return lambda: client.book.orders.get(order_id, {}).get("status") == "cancelled"
+    return lambda: order_id in client.book.orders and client.book.orders[order_id].status is OrderStatus.CANCELLED
 
 
 async def test_counter_can_cancel_any_order(floor: Floor, kiosks: tuple[HubClient, HubClient, str]) -> None:
     k1, _k2, oid = kiosks
     counter, monitor, wok = floor.clients["counter-1"], floor.clients["monitor-1"], floor.clients["wok-1"]
     for order_id in (oid, floor.fresh):  # a kiosk's order and a shelf order, neither the counter's
-        ack = await ok(counter, {"type": "order.cancel", "order_id": order_id, "reason": "kitchen out of stock"})
-        assert ack["seq"] is not None
+        ack = acked(await ok(counter, {"type": "order.cancel", "order_id": order_id, "reason": "kitchen out of stock"}))
+        assert ack.seq is not None
         await until(cancelled_on(monitor, order_id))
-        assert monitor.book.orders[order_id]["cancel_reason"] == "kitchen out of stock"
+        assert monitor.book.orders[order_id].cancel_reason == "kitchen out of stock"
         await until(cancelled_on(wok, order_id))
-        assert {t["state"] for t in wok.book.orders[order_id]["tickets"]} == {"cancelled"}
-    await until(lambda: k1.book.statuses[oid]["status"] == "cancelled")
+        assert {t.state for t in wok.book.orders[order_id].tickets} == {TicketState.CANCELLED}
+    await until(lambda: status_of(k1, oid) is OrderStatus.CANCELLED)
     _events, docs = db_state(floor.db_path, floor.config)
     assert docs[oid]["status"] == docs[floor.fresh]["status"] == "cancelled"
 
@@ -271,9 +282,9 @@ async def test_counter_calls_and_hands_over_but_cannot_bump(
     assert floor.hub.hub.orders[oid].status.value == "accepted"
 
     await ok(wok, {"type": "ticket.bump", "ticket_id": f"{oid}/wok"})
-    assert (await ok(counter, {"type": "order.call", "order_id": oid}))["seq"] is not None
-    assert (await ok(counter, {"type": "order.handover", "order_id": oid, "to": "customer"}))["seq"] is not None
-    await until(lambda: k1.book.statuses[oid]["status"] == "handed_over")
+    assert acked(await ok(counter, {"type": "order.call", "order_id": oid})).seq is not None
+    assert acked(await ok(counter, {"type": "order.handover", "order_id": oid, "to": "customer"})).seq is not None
+    await until(lambda: status_of(k1, oid) is OrderStatus.HANDED_OVER)
     _events, docs = db_state(floor.db_path, floor.config)
     assert docs[oid]["status"] == "handed_over" and docs[oid]["handed_over_to"] == "customer"
     assert docs[oid]["called_at"] is not None

@@ -22,11 +22,23 @@ from websockets.exceptions import ConnectionClosed
 
 from kds.client import HubClient
 from kds.config import Role, StoreConfig
-from kds.protocol import CLIENT_TYPES, EventKind, HubMessage, OrderStatus, PrinterState, json_schema
+from kds.protocol import (
+    CLIENT_TYPES,
+    Ack,
+    ClosedOrders,
+    Error,
+    EventKind,
+    HubMessage,
+    OrderAccepted,
+    OrderStatus,
+    Pong,
+    PrinterState,
+    json_schema,
+)
 from kds.server import HubServer
 from kdsapp.cli import main
 from tests.conftest import app_order, shelf_order
-from tests.support import until
+from tests.support import status_of, until
 
 ROOT = Path(__file__).resolve().parent.parent
 HUB = TypeAdapter(HubMessage)
@@ -136,31 +148,27 @@ async def _play(server: HubServer, connect: Any, config: StoreConfig) -> list[di
     received: list[dict[str, Any]] = []
     clients: dict[str, HubClient] = {}
     for dev in ("wok-1", "cold-1", "bar-1", "counter-1", "monitor-1", "shelf-1", "app-backend", "kiosk-1"):
-        c = await connect(dev)
-        assert c.welcome is not None
-        received.append(c.welcome)
-        c.listeners.append(received.append)
+        # Every frame as it came over the wire, the welcome first (the client's listeners get them parsed).
+        c = await connect(dev, tap=lambda raw: received.append(json.loads(raw)))
+        assert c.welcome is not None and received[-1]["type"] == "welcome"
         clients[dev] = c
     wok, cold, bar = clients["wok-1"], clients["cold-1"], clients["bar-1"]
     counter, monitor = clients["counter-1"], clients["monitor-1"]
     shelf, app, kiosk = clients["shelf-1"], clients["app-backend"], clients["kiosk-1"]
 
-    async def ok(c: HubClient, msg: dict[str, Any], answer: str = "ack") -> dict[str, Any]:
-        r = await c.request(msg)
-        assert r["type"] == answer, r
-        return r
+    async def ok(c: HubClient, msg: dict[str, Any]) -> Ack:
+        return await c.request(msg, expect=Ack)
 
     async def refused(c: HubClient, msg: dict[str, Any], code: str) -> None:
         r = await c.request(msg)
-        assert r["type"] == "error" and r["code"] == code, r
+        assert isinstance(r, Error) and r.code == code, r
 
     # orders in, duplicates, refusals
-    s = (await ok(shelf, {"type": "order.submit", "order": shelf_order("rt-shelf")}, "order.accepted"))["order_id"]
-    dup = await ok(shelf, {"type": "order.submit", "order": shelf_order("rt-shelf")}, "order.accepted")
-    assert dup["duplicate"] is True and dup["order_id"] == s
-    a = (await ok(app, {"type": "order.submit", "order": app_order("rt-app")}, "order.accepted"))["order_id"]
-    await ok(
-        counter,
+    s = (await shelf.request({"type": "order.submit", "order": shelf_order("rt-shelf")}, expect=OrderAccepted)).order_id
+    dup = await shelf.request({"type": "order.submit", "order": shelf_order("rt-shelf")}, expect=OrderAccepted)
+    assert dup.duplicate is True and dup.order_id == s
+    a = (await app.request({"type": "order.submit", "order": app_order("rt-app")}, expect=OrderAccepted)).order_id
+    await counter.request(
         {
             "type": "order.submit",
             "order": shelf_order(
@@ -170,7 +178,7 @@ async def _play(server: HubServer, connect: Any, config: StoreConfig) -> list[di
                 fulfilment={"type": "pickup"},
             ),
         },
-        "order.accepted",
+        expect=OrderAccepted,
     )
     await refused(
         shelf,
@@ -202,8 +210,8 @@ async def _play(server: HubServer, connect: Any, config: StoreConfig) -> list[di
     await until(lambda: sum(1 for f in received if f["type"] == "error") > errors_before, what="invalid_json error")
 
     # the kitchen and the counter
-    assert (await ok(wok, {"type": "ticket.start", "ticket_id": f"{s}/wok"}))["seq"] is not None
-    assert (await ok(wok, {"type": "ticket.start", "ticket_id": f"{s}/wok"}))["seq"] is None
+    assert (await ok(wok, {"type": "ticket.start", "ticket_id": f"{s}/wok"})).seq is not None
+    assert (await ok(wok, {"type": "ticket.start", "ticket_id": f"{s}/wok"})).seq is None
     await ok(cold, {"type": "item.bump", "ticket_id": f"{s}/cold", "item_id": "2"})
     await ok(wok, {"type": "ticket.bump", "ticket_id": f"{s}/wok"})
     await ok(wok, {"type": "ticket.recall", "ticket_id": f"{s}/wok"})
@@ -230,13 +238,13 @@ async def _play(server: HubServer, connect: Any, config: StoreConfig) -> list[di
     )
     await ok(bar, {"type": "ticket.start", "ticket_id": f"{a}/bar"})
     await ok(app, {"type": "order.cancel", "order_id": a, "reason": "rider unavailable"})
-    closed = await ok(counter, {"type": "orders.closed", "limit": 5}, "orders.closed.list")
-    assert [o["id"] for o in closed["orders"]] == [a, s], "newest first: the cancelled app order, the handed-over one"
+    closed = await counter.request({"type": "orders.closed", "limit": 5}, expect=ClosedOrders)
+    assert [o.id for o in closed.orders] == [a, s], "newest first: the cancelled app order, the handed-over one"
     for c in clients.values():
-        await ok(c, {"type": "ping"}, "pong")
+        await c.request({"type": "ping"}, expect=Pong)
     await until(lambda: monitor.seq == server.hub.seq, what="the monitor to see every event")
-    await until(lambda: shelf.book.statuses.get(s, {}).get("status") == "handed_over", what="the shelf's status")
-    await until(lambda: app.book.statuses.get(a, {}).get("status") == "cancelled", what="the app's status")
+    await until(lambda: status_of(shelf, s) == "handed_over", what="the shelf's status")
+    await until(lambda: status_of(app, a) == "cancelled", what="the app's status")
 
     # reconnecting, fresh and resumed, and refused connections
     def hello(device: str, **over: Any) -> dict[str, Any]:

@@ -9,13 +9,13 @@ import random
 import re
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from kds.config import SoldBy, StoreConfig
-from kds.protocol import OrderIn
+from kds.protocol import Delivery, DineIn, OrderIn, OrderStatus, Pickup, TicketState
 from kds.routing import check_item
 from kds.server import HubServer
 from kdsapp.simulate import OrderMix, SimulationError, SimulationOptions, run_kitchen_bots, run_simulation
@@ -86,40 +86,39 @@ async def test_small_simulation_is_all_accepted_and_the_hub_holds_the_mix(
 
     # What the hub stored, as the manager's monitor sees it.
     monitor = await connect("monitor-1")
-    orders = {o["key"]: o for o in monitor.book.orders.values()}
+    orders = {o.key: o for o in monitor.book.orders.values()}
     mine = {k: o for k, o in orders.items() if k.startswith(f"sim-{report.run_id}-")}
-    assert len(mine) == 60 and {o["id"] for o in mine.values()} == set(report.orders.values())
-    by_channel = Counter(o["channel"] for o in mine.values())
+    assert len(mine) == 60 and {o.id for o in mine.values()} == set(report.orders.values())
+    by_channel = Counter(o.channel.value for o in mine.values())
     assert by_channel == report.channels
     assert by_channel["app"] > by_channel["kiosk"] and by_channel["app"] > by_channel["shelf"] > 0
 
     for o in mine.values():
-        f = o["fulfilment"]
-        if o["channel"] == "shelf":
-            assert f["type"] == "dine_in" and f["table"]
-            assert o["source"] == "shelf-1"
-            seafood = [i for i in o["items"] if i["tag"]]
+        f = o.fulfilment
+        if o.channel == "shelf":
+            assert isinstance(f, DineIn) and f.table
+            assert o.source == "shelf-1"
+            seafood = [i for i in o.items if i.tag]
             assert seafood
             for it in seafood:
-                cat = config.item(it["sku"])
-                assert cat is not None and it["cook"] in cat.methods and it["cook_name"]
-                assert re.fullmatch(r"T-\d{4}", it["tag"])
+                cat = config.item(it.sku)
+                assert cat is not None and it.cook in cat.methods and it.cook_name
+                assert it.tag is not None and re.fullmatch(r"T-\d{4}", it.tag)
                 if cat.sold_by is SoldBy.WEIGHT:
                     assert cat.min_weight_g is not None and cat.max_weight_g is not None
-                    assert cat.min_weight_g <= it["weight_g"] <= cat.max_weight_g
-        elif o["channel"] == "app":
-            assert o["source"] == "app-backend"
-            if f["type"] == "delivery":
-                due = datetime.fromisoformat(f["due"])
-                assert due.tzinfo is not None
-                ahead = due - datetime.fromisoformat(o["created_at"])
+                    assert it.weight_g is not None and cat.min_weight_g <= it.weight_g <= cat.max_weight_g
+        elif o.channel == "app":
+            assert o.source == "app-backend"
+            if isinstance(f, Delivery):
+                assert f.due.tzinfo is not None
+                ahead = f.due - o.created_at
                 assert timedelta(minutes=29) <= ahead <= timedelta(minutes=45)
         else:
-            assert o["source"] in ("kiosk-1", "kiosk-2") and f["type"] in ("dine_in", "pickup")
+            assert o.source in ("kiosk-1", "kiosk-2") and isinstance(f, (DineIn, Pickup))
 
     # The follow-ups reached the hub: cancelled and amended orders, as many as the report says.
-    assert sum(o["status"] == "cancelled" for o in mine.values()) == report.cancels
-    assert sum(o["amended_at"] is not None for o in mine.values()) == report.amends
+    assert sum(o.status is OrderStatus.CANCELLED for o in mine.values()) == report.cancels
+    assert sum(o.amended_at is not None for o in mine.values()) == report.amends
 
 
 async def test_keys_are_unique_per_run_even_with_the_same_seed(config: StoreConfig, hub: HubServer) -> None:
@@ -154,7 +153,7 @@ async def test_kitchen_bots_cook_and_hand_over_what_the_simulator_sends(
         ids = set(report.orders.values())
 
         def all_handed_over() -> bool:
-            return all(monitor.book.orders.get(i, {}).get("status") == "handed_over" for i in ids)
+            return all(i in monitor.book.orders and monitor.book.orders[i].status == "handed_over" for i in ids)
 
         await until(all_handed_over, timeout=10)
     finally:
@@ -162,8 +161,8 @@ async def test_kitchen_bots_cook_and_hand_over_what_the_simulator_sends(
         await asyncio.wait_for(bots, 5)
     for i in ids:
         o = monitor.book.orders[i]
-        assert all(t["state"] == "done" and t["started_at"] for t in o["tickets"])
-        expected = {"delivery": "rider", "dine_in": "runner", "pickup": "customer"}[o["fulfilment"]["type"]]
-        assert o["handed_over_to"] == expected
-        if o["fulfilment"]["type"] == "pickup":
-            assert o["called_at"] is not None
+        assert all(t.state is TicketState.DONE and t.started_at for t in o.tickets)
+        expected = {"delivery": "rider", "dine_in": "runner", "pickup": "customer"}[o.fulfilment.type]
+        assert o.handed_over_to == expected
+        if o.fulfilment.type == "pickup":
+            assert o.called_at is not None

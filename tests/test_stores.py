@@ -9,6 +9,7 @@ import pytest
 from kds.client import HubClient
 from kds.config import StoreConfig, parse_config
 from kds.hub import OrderHub
+from kds.protocol import Error, ErrorCode, OrderAccepted
 from kds.server import HubServer
 from kds.store import Store
 from tests.conftest import SAMPLE_CONFIG, app_order, shelf_order
@@ -45,23 +46,22 @@ async def test_two_stores_in_one_database_stay_isolated(config: StoreConfig, db_
     try:
         shelf_a, app_b = await client(a, config, "shelf-1"), await client(b, xuhui, "app-backend")
         monitor_a, monitor_b = await client(a, config, "monitor-1"), await client(b, xuhui, "monitor-1")
-        ra = await shelf_a.request({"type": "order.submit", "order": shelf_order("same-key")})
-        rb = await app_b.request({"type": "order.submit", "order": app_order("same-key")})
-        assert ra["type"] == rb["type"] == "order.accepted"
+        ra = await shelf_a.request({"type": "order.submit", "order": shelf_order("same-key")}, expect=OrderAccepted)
+        rb = await app_b.request({"type": "order.submit", "order": app_order("same-key")}, expect=OrderAccepted)
         # Each store counts its own day: both start at 001, and the same key in two stores is two orders.
-        assert (ra["number"], rb["number"]) == ("S001", "A001")
-        await until(lambda: ra["order_id"] in monitor_a.book.orders and rb["order_id"] in monitor_b.book.orders)
-        assert set(monitor_a.book.orders) == {ra["order_id"]}
-        assert set(monitor_b.book.orders) == {rb["order_id"]}
+        assert (ra.number, rb.number) == ("S001", "A001")
+        await until(lambda: ra.order_id in monitor_a.book.orders and rb.order_id in monitor_b.book.orders)
+        assert set(monitor_a.book.orders) == {ra.order_id}
+        assert set(monitor_b.book.orders) == {rb.order_id}
         assert monitor_a.book.seq == monitor_b.book.seq == 1, "each store has its own seq"
 
         # A device of one store cannot touch the other's order, even knowing its id (and with the same token).
         wok_b = await client(b, xuhui, "wok-1")
-        r = await wok_b.request({"type": "ticket.bump", "ticket_id": f"{ra['order_id']}/wok"})
-        assert (r["type"], r["code"]) == ("error", "not_found")
+        r = await wok_b.request({"type": "ticket.bump", "ticket_id": f"{ra.order_id}/wok"})
+        assert isinstance(r, Error) and r.code is ErrorCode.NOT_FOUND, r
         counter_b = await client(b, xuhui, "counter-1")
-        r = await counter_b.request({"type": "order.cancel", "order_id": ra["order_id"]})
-        assert (r["type"], r["code"]) == ("error", "not_found")
+        r = await counter_b.request({"type": "order.cancel", "order_id": ra.order_id})
+        assert isinstance(r, Error) and r.code is ErrorCode.NOT_FOUND, r
     finally:
         for c in clients:
             await c.close()
@@ -69,18 +69,18 @@ async def test_two_stores_in_one_database_stay_isolated(config: StoreConfig, db_
         await b.stop()
 
     stores = db_rows(db_path, "select store_id, id from orders order by store_id")
-    assert stores == [("sh-jinqiao", ra["order_id"]), ("sh-xuhui", rb["order_id"])]
+    assert stores == [("sh-jinqiao", ra.order_id), ("sh-xuhui", rb.order_id)]
     assert db_rows(db_path, "select store_id, count(*) from events group by store_id order by store_id") == [
         ("sh-jinqiao", 1),
         ("sh-xuhui", 1),
     ]
     jobs = db_rows(db_path, "select distinct store_id, order_id from print_jobs order by store_id")
-    assert jobs == [("sh-jinqiao", ra["order_id"]), ("sh-xuhui", rb["order_id"])]
+    assert jobs == [("sh-jinqiao", ra.order_id), ("sh-xuhui", rb.order_id)]
 
     # A restarted hub rebuilds its own store only.
     again = await _hub(xuhui, db_path)
     try:
-        assert set(again.hub.orders) == {rb["order_id"]}
+        assert set(again.hub.orders) == {rb.order_id}
         assert again.hub.seq == 1
     finally:
         await again.stop()

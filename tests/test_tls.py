@@ -31,6 +31,7 @@ from websockets.exceptions import InvalidHandshake
 from kds.client import HubClient, LinkState
 from kds.config import ConfigError, StoreConfig, load_config
 from kds.hub import OrderHub
+from kds.protocol import Event, OrderAccepted
 from kds.server import HubServer
 from kds.store import Store
 from kds.tls import MINIMUM_VERSION, TlsError, client_context, server_context
@@ -195,15 +196,14 @@ async def test_a_client_with_the_ca_submits_and_the_kitchen_gets_it_over_wss(
     assert tls_hub.url.startswith("wss://127.0.0.1:")
     kiosk = await _client(tls_hub.url, config, "app-backend", ca_file=pki.ca)
     wok = await _client(tls_hub.url, config, "wok-1", ca_file=pki.ca)
-    events: list[dict[str, Any]] = []
-    wok.listeners.append(lambda f: events.append(f) if f.get("type") == "event" else None)
+    events: list[Event] = []
+    wok.listeners.append(lambda f: events.append(f) if isinstance(f, Event) else None)
     try:
         await kiosk.connect(timeout=10)
         await wok.connect(timeout=10)
-        acc = await kiosk.request({"type": "order.submit", "order": app_order("tls-1")})
-        assert acc["type"] == "order.accepted", acc
-        await until(lambda: any(e["order"]["id"] == acc["order_id"] for e in events), what="the event over wss")
-        assert acc["order_id"] in wok.book.orders
+        acc = await kiosk.request({"type": "order.submit", "order": app_order("tls-1")}, expect=OrderAccepted)
+        await until(lambda: any(e.order.id == acc.order_id for e in events), what="the event over wss")
+        assert acc.order_id in wok.book.orders
     finally:
         await kiosk.close()
         await wok.close()

@@ -16,6 +16,7 @@ from websockets.asyncio.client import connect as ws_connect
 
 from kds.config import StoreConfig
 from kds.hub import OrderHub
+from kds.protocol import OrderAccepted, OrderStatus
 from kds.server import HubServer
 from kds.store import Store
 from tests.conftest import Devices, app_order, shelf_order
@@ -123,7 +124,7 @@ async def test_a_client_with_a_1_mib_limit_connects_to_a_busy_hub(hub: HubServer
     answers = await asyncio.gather(
         *(src.request({"type": "order.submit", "order": app_order(f"busy-{k}")}) for k in range(OPEN))
     )
-    assert all(a["type"] == "order.accepted" for a in answers)
+    assert all(isinstance(a, OrderAccepted) for a in answers)
     dev = hub.hub.config.device("counter-1")
     assert dev is not None
     async with ws_connect(hub.url, max_size=MIB) as conn:
@@ -136,7 +137,7 @@ async def test_a_client_with_a_1_mib_limit_connects_to_a_busy_hub(hub: HubServer
     assert largest < MIB
     assert len(welcome["snapshot"]["orders"]) == OPEN
     counter = await connect("counter-1")  # HubClient puts the pages together before it is online
-    assert len([o for o in counter.book.orders.values() if o["status"] == "accepted"]) == OPEN
+    assert len([o for o in counter.book.orders.values() if o.status is OrderStatus.ACCEPTED]) == OPEN
 
 
 def test_orders_leave_memory_on_schedule(config: StoreConfig) -> None:
@@ -167,19 +168,18 @@ async def test_a_forgotten_open_order_is_logged_and_leaves_memory_but_not_the_da
     await server.start()
     try:
         src = await devices.connect(server.url, "shelf-1")
-        r = await src.request({"type": "order.submit", "order": shelf_order("left-behind")})
-        assert r["type"] == "order.accepted"
+        r = await src.request({"type": "order.submit", "order": shelf_order("left-behind")}, expect=OrderAccepted)
         clock.advance(config.limits.open_max_age_h * 3600 + 60)
         with caplog.at_level(logging.WARNING, logger="kds.server"):
             await server._evict(time.monotonic())
-        assert any(r["number"] in m and "open_max_age_h" in m for m in caplog.messages), caplog.messages
-        assert r["order_id"] not in server.hub.orders
-        assert db_rows(db_path, "SELECT status FROM orders WHERE id = ?", r["order_id"]) == [("accepted",)]
+        assert any(r.number in m and "open_max_age_h" in m for m in caplog.messages), caplog.messages
+        assert r.order_id not in server.hub.orders
+        assert db_rows(db_path, "SELECT status FROM orders WHERE id = ?", r.order_id) == [("accepted",)]
         # The manager finds it with `kds db stale` (this query).
         age = timedelta(hours=config.limits.open_max_age_h)
-        assert [o["id"] for o in server.store.stale_orders(now=clock(), older_than=age)] == [r["order_id"]]
+        assert [o["id"] for o in server.store.stale_orders(now=clock(), older_than=age)] == [r.order_id]
         counter = await devices.connect(server.url, "counter-1")
-        assert r["order_id"] not in counter.book.orders, "a fresh welcome no longer carries it"
+        assert r.order_id not in counter.book.orders, "a fresh welcome no longer carries it"
     finally:
         await devices.close()
         await server.stop()

@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from kds.client import HubClient, NotConnected
+from kds.protocol import Error, ErrorCode
+from kds.wire import Answer
 
 LAYOUTS = {
     "claim_tag": "claim tags",
@@ -40,12 +42,14 @@ def submit(order: dict[str, Any]) -> dict[str, Any]:
     return {"type": "order.submit", "order": order}
 
 
-def error_words(frame: dict[str, Any]) -> str:
-    """The hub's `error` frame as a sentence: its message, or the first field problem."""
-    if frame.get("code") == "unknown_type":
-        return f"the hub does not handle this yet ({frame.get('message', 'unknown message type')})"
-    message = str(frame.get("message") or frame.get("code") or "refused")
-    return message
+def error_words(frame: Answer) -> str:
+    """The hub's `error` frame as a sentence: its message, or the first field problem (for another answer where an
+    `error` was expected: what it is)."""
+    if not isinstance(frame, Error):
+        return f"the hub answered {frame.type}"
+    if frame.code is ErrorCode.UNKNOWN_TYPE:
+        return f"the hub does not handle this yet ({frame.message or 'unknown message type'})"
+    return frame.message or frame.code.value or "refused"
 
 
 async def request_print(client: HubClient, order_id: str, layout: str, timeout: float = 5.0) -> str | None:
@@ -57,6 +61,6 @@ async def request_print(client: HubClient, order_id: str, layout: str, timeout: 
         return "offline: nothing was printed"
     except TimeoutError:
         return "the hub did not answer: nothing was printed"
-    if answer.get("type") == "error":
+    if isinstance(answer, Error):
         return error_words(answer)
     return None

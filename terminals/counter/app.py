@@ -18,6 +18,8 @@ from textual.binding import Binding, BindingType
 
 from kds.client import Backoff, HubClient, LinkState
 from kds.config import StoreConfig
+from kds.protocol import Event, OrderAccepted, PrinterStatus, Welcome
+from kds.wire import HubFrame
 from terminals.connection import ConnectionBar, OfflineBanner
 from terminals.counter.context import CounterContext
 from terminals.counter.expo import ExpoScreen
@@ -84,29 +86,28 @@ class CounterApp(App[int]):
         self.notices.append(text)
         self.notify(text, **kwargs)
 
-    def _on_frame(self, frame: dict[str, Any]) -> None:
+    def _on_frame(self, frame: HubFrame) -> None:
         """Every frame from the hub (called in the app's event loop by the client)."""
-        kind = frame.get("type")
-        if kind == "welcome":
+        if isinstance(frame, Welcome):
             self.ctx.printers.clear()  # the hub sends the status of every printer in trouble right after
-            if not frame.get("resumed"):
+            if not frame.resumed:
                 # A fresh snapshot holds only the last few closed orders: fetch the recall list once online.
                 self.run_worker(self._fetch_closed(), exclusive=True, group="closed")
             if self.client.connections > 1:
                 w = self.ctx.w
                 how = (
-                    w("replayed {n} missed events").format(n=frame.get("replay", 0))
-                    if frame.get("resumed")
+                    w("replayed {n} missed events").format(n=frame.replay)
+                    if frame.resumed
                     else w("fresh snapshot of every open order")
                 )
                 self._say(w("Back online — resynced ({how}).").format(how=how), timeout=5)
-        elif kind == "order.accepted" and frame.get("ref") not in self.intake.refs:
+        elif isinstance(frame, OrderAccepted) and frame.ref not in self.intake.refs:
             # An order from a queue left by an earlier run of this screen reached the hub.
-            self._say(self.ctx.w("Queued order accepted: {number}").format(number=frame.get("number")), timeout=15)
-        elif kind == "printer.status":
+            self._say(self.ctx.w("Queued order accepted: {number}").format(number=frame.number), timeout=15)
+        elif isinstance(frame, PrinterStatus):
             self._printer_status(frame)
         self._refresh_link()
-        if kind in ("welcome", "event", "printer.status"):
+        if isinstance(frame, (Welcome, Event, PrinterStatus)):
             self.expo.mark_dirty()
             if self.intake.is_mounted:
                 self.intake.refresh_title()
@@ -132,21 +133,21 @@ class CounterApp(App[int]):
                 for banner in screen.query(OfflineBanner):
                     banner.check()
 
-    def _printer_status(self, frame: dict[str, Any]) -> None:
+    def _printer_status(self, frame: PrinterStatus) -> None:
         """A printer got into trouble or out of it: on the title line while it lasts, and said once."""
-        printer = str(frame.get("printer", "?"))
+        printer = frame.printer
         was = printer in self.ctx.printers
-        ours = not frame.get("stations")  # the counter's own printer; the kitchen's are only counted
+        ours = not frame.stations  # the counter's own printer; the kitchen's are only counted
         w = self.ctx.w
-        if frame.get("ok"):
+        if frame.ok:
             self.ctx.printers.pop(printer, None)
             if was and ours:
-                message = frame.get("message", w("ok"))
+                message = frame.message
                 self._say(w("Printer {printer} is back: {message}").format(printer=printer, message=message), timeout=8)
         else:
             self.ctx.printers[printer] = frame
             if not was and ours:
-                message = frame.get("message", w("in trouble"))
+                message = frame.message
                 said = w("Printer {printer}: {message}").format(printer=printer, message=message)
                 self._say(said, severity="warning", timeout=15)
 

@@ -15,6 +15,18 @@ from datetime import datetime, timedelta
 from enum import IntEnum
 from typing import Any
 
+from kds.protocol import (
+    Delivery,
+    DineIn,
+    Fulfilment,
+    OrderStatus,
+    OrderView,
+    Priority,
+    StoreView,
+    TicketState,
+)
+from kds.view import CLOSED
+
 RIDER_MARGIN = timedelta(minutes=10)
 """A delivery must be with its rider this long before its due time."""
 RECENTLY_CLOSED = timedelta(minutes=30)
@@ -27,10 +39,6 @@ class Level(IntEnum):
     OK = 0
     WARN = 1
     LATE = 2
-
-
-def _dt(s: str | None) -> datetime | None:
-    return datetime.fromisoformat(s) if s else None
 
 
 def clock(delta: timedelta) -> str:
@@ -47,7 +55,7 @@ class StationProgress:
     done: int
     """Items of the ticket done."""
     total: int
-    state: str
+    state: TicketState
     """The ticket's state: new, started, done."""
     level: Level
     """WARN / LATE when the ticket has been open longer than the station's thresholds."""
@@ -55,7 +63,7 @@ class StationProgress:
     @property
     def finished(self) -> bool:
         """The station's part is done."""
-        return self.state == "done"
+        return self.state is TicketState.DONE
 
     def label(self) -> str:
         """`seafood ✓` or `wok 1/2`."""
@@ -66,7 +74,7 @@ class StationProgress:
 class Assembly:
     """One order on the expo list: progress per station, timing and warnings."""
 
-    order: dict[str, Any]
+    order: OrderView
     stations: list[StationProgress]
     destination: str
     """`table 12`, `pickup` or `delivery`."""
@@ -84,85 +92,85 @@ class Assembly:
     @property
     def id(self) -> str:
         """The order id."""
-        return str(self.order["id"])
+        return self.order.id
 
     @property
     def number(self) -> str:
         """The order number (`S012`)."""
-        return str(self.order["number"])
+        return self.order.number
 
     @property
-    def status(self) -> str:
+    def status(self) -> OrderStatus:
         """The order's status."""
-        return str(self.order["status"])
+        return self.order.status
 
     @property
     def ready(self) -> bool:
         """Every station's part is done and the order is still at the counter."""
-        return self.status == "ready"
+        return self.status is OrderStatus.READY
 
     @property
     def called(self) -> bool:
         """The number was called and the customer has not come yet."""
-        return self.ready and self.order.get("called_at") is not None
+        return self.ready and self.order.called_at is not None
 
     @property
     def closed(self) -> bool:
         """Handed over or cancelled."""
-        return self.status in ("handed_over", "cancelled")
+        return self.status in CLOSED
 
     @property
     def delivery(self) -> bool:
         """A rider takes it."""
-        return bool(self.order["fulfilment"]["type"] == "delivery")
+        return isinstance(self.order.fulfilment, Delivery)
 
     def sort_key(self) -> tuple[Any, ...]:
         """READY first (not yet called before called), then the rest by urgency and age; closed last, newest first."""
-        created = str(self.order["created_at"])
+        # Timestamps (floats) rather than the aware datetimes: they sort faster.
+        created = self.order.created_at
         if self.closed:
-            return (3, -datetime.fromisoformat(str(self.order["updated_at"])).timestamp())
+            return (3, -self.order.updated_at.timestamp())
         if self.ready:
-            return (0, 1 if self.called else 0, str(self.order.get("status_at") or created))
-        rush = 0 if self.order.get("priority") == "rush" else 1
-        return (1, -self.level, rush, created)
+            return (0, 1 if self.called else 0, (self.order.status_at or created).timestamp())
+        rush = 0 if self.order.priority is Priority.RUSH else 1
+        return (1, -self.level, rush, created.timestamp())
 
 
-def _destination(fulfilment: dict[str, Any]) -> str:
-    kind = fulfilment.get("type")
-    if kind == "dine_in":
-        return f"table {fulfilment.get('table', '?')}"
-    return "delivery" if kind == "delivery" else "pickup"
+def _destination(fulfilment: Fulfilment) -> str:
+    if isinstance(fulfilment, DineIn):
+        return f"table {fulfilment.table}"
+    return "delivery" if isinstance(fulfilment, Delivery) else "pickup"
 
 
-def station_progress(order: dict[str, Any], store: dict[str, Any], now: datetime) -> list[StationProgress]:
+def station_progress(order: OrderView, store: StoreView | None, now: datetime) -> list[StationProgress]:
     """Each live ticket's progress, in the order the hub lists the tickets."""
-    limits = {s["id"]: (s["warn_after_s"], s["late_after_s"]) for s in store.get("stations") or []}
-    items = {i["id"]: i for i in order["items"]}
+    limits = {s.id: (s.warn_after_s, s.late_after_s) for s in (store.stations if store is not None else ())}
+    items = {i.id: i for i in order.items}
     out = []
-    for t in order["tickets"]:
-        if t["state"] == "cancelled":
+    for t in order.tickets:
+        if t.state is TicketState.CANCELLED:
             continue
-        live = [items[i] for i in t["items"] if i in items and not items[i]["removed"]]
-        done = sum(1 for i in live if i["done_at"] is not None)
+        live = [items[i] for i in t.items if i in items and not items[i].removed]
+        done = sum(1 for i in live if i.done_at is not None)
         level = Level.OK
-        if t["state"] != "done" and order["status"] not in ("handed_over", "cancelled"):
-            warn_s, late_s = limits.get(t["station"], (None, None))
-            open_s = (now - datetime.fromisoformat(t["created_at"])).total_seconds()
+        if t.state is not TicketState.DONE and order.status not in CLOSED:
+            warn_s, late_s = limits.get(t.station, (None, None))
+            open_s = (now - t.created_at).total_seconds()
             if late_s is not None and open_s > late_s:
                 level = Level.LATE
             elif warn_s is not None and open_s > warn_s:
                 level = Level.WARN
-        out.append(StationProgress(t["station"], done, len(live), t["state"], level))
+        out.append(StationProgress(t.station, done, len(live), t.state, level))
     return out
 
 
-def assemble(order: dict[str, Any], store: dict[str, Any], now: datetime) -> Assembly:
-    """The expo view of one order (an `OrderView` dict) at `now`."""
+def assemble(order: OrderView, store: StoreView | None, now: datetime) -> Assembly:
+    """The expo view of one order at `now`."""
     stations = station_progress(order, store, now)
-    status = order["status"]
-    closed = status in ("handed_over", "cancelled")
-    fulfilment = order["fulfilment"]
-    created = datetime.fromisoformat(order["created_at"])
+    status = order.status
+    closed = status in CLOSED
+    fulfilment = order.fulfilment
+    created = order.created_at
     alerts: list[str] = []
     said: list[tuple[str, dict[str, str]]] = []
     level = Level.OK
@@ -176,25 +184,25 @@ def assemble(order: dict[str, Any], store: dict[str, Any], now: datetime) -> Ass
     # The most important alert first: a narrow screen shows only that one in the list.
     late_stations = [s.station for s in stations if s.level is Level.LATE]
     due_in: timedelta | None = None
-    if fulfilment.get("type") == "delivery" and fulfilment.get("due"):
-        due_in = datetime.fromisoformat(fulfilment["due"]) - now
+    if isinstance(fulfilment, Delivery):
+        due_in = fulfilment.due - now
         if not closed:
             if due_in.total_seconds() < 0:
                 alert("LATE {clock}", Level.LATE, clock=clock(due_in))
-            elif status != "ready" and (due_in <= RIDER_MARGIN or late_stations):
+            elif status is not OrderStatus.READY and (due_in <= RIDER_MARGIN or late_stations):
                 alert("WILL MISS DUE", Level.LATE)
     if not closed:
         for s in stations:
             if s.level is not Level.OK:
                 alert("{station} late" if s.level is Level.LATE else "{station} slow", s.level, station=s.station)
     waiting: timedelta | None = None
-    if status == "ready":
-        since = _dt(order.get("status_at")) or _dt(order["updated_at"]) or created
+    if status is OrderStatus.READY:
+        since = order.status_at or order.updated_at or created
         waiting = now - since
         secs = waiting.total_seconds()
-        if secs > int(store.get("counter_late_after_s") or 300):
+        if secs > ((store.counter_late_after_s if store is not None else 0) or 300):
             alert("waiting {clock}", Level.LATE, clock=clock(waiting))
-        elif secs > int(store.get("counter_warn_after_s") or 120):
+        elif secs > ((store.counter_warn_after_s if store is not None else 0) or 120):
             alert("waiting {clock}", Level.WARN, clock=clock(waiting))
     return Assembly(
         order=order,
@@ -209,14 +217,12 @@ def assemble(order: dict[str, Any], store: dict[str, Any], now: datetime) -> Ass
     )
 
 
-def expo_list(orders: list[dict[str, Any]], store: dict[str, Any], now: datetime) -> list[Assembly]:
+def expo_list(orders: list[OrderView], store: StoreView | None, now: datetime) -> list[Assembly]:
     """Open orders and recently closed ones, READY at the top, closed at the bottom."""
     rows = []
     for o in orders:
-        if o["status"] in ("handed_over", "cancelled"):
-            updated = datetime.fromisoformat(o["updated_at"])
-            if now - updated > RECENTLY_CLOSED:
-                continue
+        if o.status in CLOSED and now - o.updated_at > RECENTLY_CLOSED:
+            continue
         rows.append(assemble(o, store, now))
     rows.sort(key=Assembly.sort_key)
     return rows

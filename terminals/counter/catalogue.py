@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+
+from kds.protocol import CatalogueEntry, StoreView
 
 SCALE_PREFIX = "21"
 """EAN-13 labels printed by the store's scales: 21 + 5-digit item code + 5-digit weight in grams + check digit."""
@@ -122,20 +123,20 @@ class Product:
         return self.weighed or bool(self.methods)
 
     @classmethod
-    def from_wire(cls, d: dict[str, Any]) -> Product:
-        """From a `CatalogueEntry` dict."""
+    def from_entry(cls, d: CatalogueEntry) -> Product:
+        """From a welcome's `CatalogueEntry`."""
         return cls(
-            sku=d["sku"],
-            name=d["name"],
-            name_zh=d.get("name_zh", ""),
-            category=d.get("category", ""),
-            barcode=d.get("barcode"),
-            sold_by=d.get("sold_by", "unit"),
-            price_cents=int(d.get("price_cents", 0)),
-            min_weight_g=d.get("min_weight_g"),
-            max_weight_g=d.get("max_weight_g"),
-            methods=dict(d.get("methods") or {}),
-            allergens=tuple(d.get("allergens") or ()),
+            sku=d.sku,
+            name=d.name,
+            name_zh=d.name_zh,
+            category=d.category,
+            barcode=d.barcode,
+            sold_by=d.sold_by,
+            price_cents=d.price_cents,
+            min_weight_g=d.min_weight_g,
+            max_weight_g=d.max_weight_g,
+            methods=dict(d.methods),
+            allergens=tuple(d.allergens),
         )
 
 
@@ -175,15 +176,14 @@ class Catalogue:
         }
 
     @classmethod
-    def from_store(cls, store: dict[str, Any]) -> Catalogue:
-        """From `welcome.store` (a `StoreView` dict)."""
+    def from_store(cls, store: StoreView | None) -> Catalogue:
+        """From `welcome.store` (empty before the first welcome)."""
+        if store is None:
+            return cls([], [])
         return cls(
-            [Product.from_wire(d) for d in store.get("catalogue") or []],
-            [
-                Method(m["id"], m["name"], m.get("name_zh", ""), m["station"], int(m.get("fee_cents", 0)))
-                for m in store.get("methods") or []
-            ],
-            store.get("currency", "CNY"),
+            [Product.from_entry(d) for d in store.catalogue],
+            [Method(m.id, m.name, m.name_zh, m.station, m.fee_cents) for m in store.methods],
+            store.currency,
         )
 
     def __len__(self) -> int:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from kds.client import HubClient
 from kds.config import MAJOR_ALLERGENS, Language, StoreConfig
 from kds.i18n import allergen_name, item_names, method_name, station_name
+from kds.protocol import PrinterStatus, StoreView
 from terminals.counter.catalogue import AllergenChoice, Catalogue
 from terminals.counter.words import WORDS
 
@@ -30,13 +30,13 @@ class CounterContext:
     """The store's config when the counter has it (`kds counter` reads it for the device's token): the screen's
     language and the store's declared allergens. Without it the screen speaks English and offers the allergens the
     hub's welcome lists, else the major allergens (the hub's own default list)."""
-    printers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    printers: dict[str, PrinterStatus] = field(default_factory=dict)
     """Printers in trouble (the hub's last `printer.status` for each, while not ok)."""
-    _catalogue: tuple[dict[str, Any], Catalogue] | None = field(default=None, repr=False)
+    _catalogue: tuple[StoreView | None, Catalogue] | None = field(default=None, repr=False)
 
     @property
-    def store(self) -> dict[str, Any]:
-        """`welcome.store`: stations, thresholds, catalogue and cooking methods (empty before the first welcome)."""
+    def store(self) -> StoreView | None:
+        """`welcome.store`: stations, thresholds, catalogue and cooking methods (None before the first welcome)."""
         return self.client.book.store
 
     @property
@@ -51,7 +51,7 @@ class CounterContext:
     def tz(self) -> ZoneInfo:
         """The store's time zone (times on screen are the store's local times)."""
         try:
-            return ZoneInfo(str(self.store.get("timezone") or "UTC"))
+            return ZoneInfo((self.store.timezone if self.store is not None else None) or "UTC")
         except (KeyError, ValueError):
             return ZoneInfo("UTC")
 
@@ -73,9 +73,9 @@ class CounterContext:
     @property
     def allergens(self) -> list[AllergenChoice]:
         """The allergens the store declares: the clerk picks a customer's allergies from these only."""
-        wire = self.store.get("allergens")
+        wire = self.store.allergens if self.store is not None else []
         if wire:
-            return [AllergenChoice(a["id"], a["name"], a.get("name_zh") or a["name"]) for a in wire]
+            return [AllergenChoice(a.id, a.name, a.name_zh or a.name) for a in wire]
         declared = self.config.allergens if self.config is not None else MAJOR_ALLERGENS
         return [AllergenChoice(a.id, a.name, a.name_zh) for a in declared]
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -24,6 +23,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from kds.client import LinkState
+from kds.protocol import Delivery, DineIn, Error, OrderStatus, OrderView, Priority
+from kds.wire import Answer
 from terminals.connection import ConnectionBar, OfflineBanner
 from terminals.counter import actions
 from terminals.counter.assembly import Assembly, Level, clock, expo_list
@@ -68,7 +69,7 @@ class ExpoScreen(Screen[None]):
     class Answered(Message):
         """The hub answered a counter action (`ack` or `error`)."""
 
-        def __init__(self, order_id: str, what: str, number: str, answer: dict[str, Any]) -> None:
+        def __init__(self, order_id: str, what: str, number: str, answer: Answer) -> None:
             super().__init__()
             self.order_id = order_id
             self.what = what
@@ -164,30 +165,29 @@ class ExpoScreen(Screen[None]):
                 ctx.w("No open orders.") if ctx.client.book.store else ctx.w("Waiting for the hub…")
             )
 
-    def _for(self, order: dict[str, Any], *, short: bool) -> str:
+    def _for(self, order: OrderView, *, short: bool) -> str:
         """DINE-IN 12 (or `DINE-IN · table 12`), PICKUP, DELIVERY: how the customer gets it, in words."""
-        f, w = order["fulfilment"], self.ctx.w
-        kind = str(f.get("type"))
-        if kind == "dine_in":
-            table = str(f.get("table", "?"))
+        f, w = order.fulfilment, self.ctx.w
+        if isinstance(f, DineIn):
+            table = f.table
             return f"{w('DINE-IN')} {table}" if short else f"{w('DINE-IN')} · {w('table {table}').format(table=table)}"
-        return w("DELIVERY") if kind == "delivery" else w("PICKUP")
+        return w("DELIVERY") if isinstance(f, Delivery) else w("PICKUP")
 
     def _cells(self, row: Assembly) -> list[Text]:
         o = row.order
         w = self.ctx.w
-        number = Text(row.number + ("!" if o.get("priority") == "rush" else ""), style="bold")
+        number = Text(row.number + ("!" if o.priority is Priority.RUSH else ""), style="bold")
         pending = self.pending.get(row.id)
         if pending:
             status = Text(f"⧗ {self._act(pending)}", style="bold yellow")
-        elif row.status == "ready":
+        elif row.status is OrderStatus.READY:
             status = Text(f" {w('CALLED') if row.called else w('READY')} ", style="bold black on green")
-        elif row.status == "handed_over":
-            status = Text(f"→ {w(str(o.get('handed_over_to') or 'handed_over'))}", style="dim")
-        elif row.status == "cancelled":
+        elif row.status is OrderStatus.HANDED_OVER:
+            status = Text(f"→ {w(o.handed_over_to.value if o.handed_over_to else 'handed_over')}", style="dim")
+        elif row.status is OrderStatus.CANCELLED:
             status = Text(w("cancelled"), style="dim strike")
         else:
-            status = Text(w(row.status))
+            status = Text(w(row.status.value))
         stations = Text()
         for k, s in enumerate(row.stations):
             if k:
@@ -213,10 +213,10 @@ class ExpoScreen(Screen[None]):
     def _time_text(self, row: Assembly) -> str:
         o, w = row.order, self.ctx.w
         if row.closed:
-            when = o.get("handed_over_at") or o.get("cancelled_at") or o["updated_at"]
-            return w("at {time}").format(time=self.ctx.local(_parse(when)))
-        if row.due_in is not None:
-            due = self.ctx.local(_parse(o["fulfilment"]["due"]))
+            when = o.handed_over_at or o.cancelled_at or o.updated_at
+            return w("at {time}").format(time=self.ctx.local(when))
+        if row.due_in is not None and isinstance(o.fulfilment, Delivery):
+            due = self.ctx.local(o.fulfilment.due)
             late = row.due_in.total_seconds() < 0
             left = clock(row.due_in)
             if not self.wide:
@@ -238,39 +238,39 @@ class ExpoScreen(Screen[None]):
         head = [
             f"[b]{escape(row.number)}[/b]",
             escape(self._for(o, short=False)),
-            escape(w(str(o["channel"]))),
-            escape(w("from {source}").format(source=o["source"])),
+            escape(w(o.channel.value)),
+            escape(w("from {source}").format(source=o.source)),
         ]
-        head.append(w("placed {time}").format(time=self.ctx.local(_parse(o["created_at"]))))
-        if o.get("customer") and o["customer"].get("name"):
-            head.append(escape(str(o["customer"]["name"])))
+        head.append(w("placed {time}").format(time=self.ctx.local(o.created_at)))
+        if o.customer and o.customer.name:
+            head.append(escape(o.customer.name))
         head.append(self._time_text(row))
         lines = [" · ".join(head)]
         if row.alerts:
             lines.append(f"[{LEVEL_STYLE[row.level]}]⚠ {escape(', '.join(self._alerts(row)))}[/]")
-        if o.get("note"):
-            lines.append(f"[b $warning]{escape(w('note'))}: {escape(str(o['note']))}[/]")
-        for it in o["items"]:
-            if it["removed"]:
+        if o.note:
+            lines.append(f"[b $warning]{escape(w('note'))}: {escape(o.note)}[/]")
+        for it in o.items:
+            if it.removed:
                 continue
-            mark = "[green]✓[/]" if it["done_at"] else "·"
-            what = [w("{grams} g").format(grams=it["weight_g"]) if it.get("weight_g") else f"{it['qty']}×"]
-            if it.get("cook"):
-                what.append(self.ctx.method_name(str(it["cook"])))
-            elif it.get("cook_name"):
-                what.append(str(it["cook_name"]))
-            what[-1] += f" → {self.ctx.station_name(str(it['station']))}"
-            if it.get("tag"):
-                what.append(f"{w('tag')} {it['tag']}")
+            mark = "[green]✓[/]" if it.done_at else "·"
+            what = [w("{grams} g").format(grams=it.weight_g) if it.weight_g else f"{it.qty}×"]
+            if it.cook:
+                what.append(self.ctx.method_name(it.cook))
+            elif it.cook_name:
+                what.append(it.cook_name)
+            what[-1] += f" → {self.ctx.station_name(it.station)}"
+            if it.tag:
+                what.append(f"{w('tag')} {it.tag}")
             extra = []
-            if it.get("note"):
-                extra.append(f"{w('note')}: {it['note']}")
+            if it.note:
+                extra.append(f"{w('note')}: {it.note}")
             # The customer's own allergies (the catalogue's are known to everybody).
-            product = self.ctx.catalogue.get(str(it["sku"]))
-            told = [a for a in it.get("allergens") or [] if product is None or a not in product.allergens]
+            product = self.ctx.catalogue.get(it.sku)
+            told = [a for a in it.allergens if product is None or a not in product.allergens]
             if told:
                 extra.append(w("ALLERGY") + ": " + ", ".join(self.ctx.allergen_name(a) for a in told))
-            first, other = self.ctx.item_names(str(it["sku"]), str(it["name"]), str(it.get("name_zh") or ""))
+            first, other = self.ctx.item_names(it.sku, it.name, it.name_zh)
             name = first if other is None else f"{first} {other}"
             text = f" {mark} {escape(name)} · {escape(' · '.join(what))}"
             if extra:
@@ -308,9 +308,7 @@ class ExpoScreen(Screen[None]):
         self.refresh_orders()
         self.run_worker(self._await_answer(row.id, what, row.number, answer), name="counter-action", group="actions")
 
-    async def _await_answer(
-        self, order_id: str, what: str, number: str, answer: asyncio.Future[dict[str, Any]]
-    ) -> None:
+    async def _await_answer(self, order_id: str, what: str, number: str, answer: asyncio.Future[Answer]) -> None:
         """Worker: wait for the hub's answer to a queued action."""
         self.post_message(self.Answered(order_id, what, number, await answer))
 
@@ -318,7 +316,7 @@ class ExpoScreen(Screen[None]):
     def _answered(self, event: Answered) -> None:
         self.pending.pop(event.order_id, None)
         a, w = event.answer, self.ctx.w
-        if a.get("type") == "error":
+        if isinstance(a, Error):
             self._say(f"[b $error]✗ {self._act(event.what)} {event.number}:[/] {escape(actions.error_words(a))}")
         else:
             if event.what == "call":
@@ -342,7 +340,7 @@ class ExpoScreen(Screen[None]):
         if row is None:
             return
         if not row.ready:
-            self._not_ready("call", row, self.ctx.w(row.status).replace("_", " "))
+            self._not_ready("call", row, self.ctx.w(row.status.value).replace("_", " "))
             return
         self._send(row, "call", actions.call(row.id))
 
@@ -353,7 +351,8 @@ class ExpoScreen(Screen[None]):
             return
         if not row.ready:
             w = self.ctx.w
-            state = w("already handed over") if row.status == "handed_over" else w(row.status).replace("_", " ")
+            closed = row.status is OrderStatus.HANDED_OVER
+            state = w("already handed over") if closed else w(row.status.value).replace("_", " ")
             self._not_ready("hand over", row, state)
             return
 
@@ -361,7 +360,7 @@ class ExpoScreen(Screen[None]):
             if to:
                 self._send(row, f"hand over to {to}", actions.handover(row.id, to))
 
-        self.app.push_screen(handover_dialog(row.number, str(row.order["fulfilment"]["type"]), self.ctx.w), chosen)
+        self.app.push_screen(handover_dialog(row.number, row.order.fulfilment.type, self.ctx.w), chosen)
 
     def _not_ready(self, what: str, row: Assembly, state: str) -> None:
         self._say(
@@ -375,7 +374,7 @@ class ExpoScreen(Screen[None]):
         row = self._need("recall")
         if row is None:
             return
-        if row.status != "handed_over":
+        if row.status is not OrderStatus.HANDED_OVER:
             self._say(
                 self.ctx.w("[b $error]✗ {what} {number}:[/] only a handed-over order can be recalled.").format(
                     what=self._act("recall"), number=row.number
@@ -389,7 +388,7 @@ class ExpoScreen(Screen[None]):
         row = self._need("print")
         if row is None:
             return
-        has_tags = any(it.get("tag") for it in row.order["items"])
+        has_tags = any(it.tag for it in row.order.items)
 
         def chosen(layout: str | None) -> None:
             if layout:
@@ -416,7 +415,3 @@ class ExpoScreen(Screen[None]):
             if event.problem is None
             else w("[b $error]✗ {what} not printed:[/] {problem}").format(what=what, problem=escape(w(event.problem)))
         )
-
-
-def _parse(when: Any) -> datetime:
-    return datetime.fromisoformat(str(when))

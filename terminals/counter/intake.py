@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import ClassVar, TypeVar
 
 from textual import on
 from textual.actions import SkipAction
@@ -25,6 +25,8 @@ from textual.widgets import Footer, Input, Label, OptionList, RadioButton, Radio
 from textual.widgets.option_list import Option
 
 from kds.client import LinkState
+from kds.protocol import Error, OrderAccepted, OrderStatus
+from kds.wire import Answer
 from terminals.connection import ConnectionBar, OfflineBanner
 from terminals.counter import actions
 from terminals.counter.catalogue import AllergenChoice, Catalogue, Problem, Product, find_allergens
@@ -142,7 +144,7 @@ class IntakeScreen(Screen[None]):
     class Answered(Message):
         """The hub answered an order this screen sent (`order.accepted` or `error`)."""
 
-        def __init__(self, draft: Draft, answer: dict[str, Any]) -> None:
+        def __init__(self, draft: Draft, answer: Answer) -> None:
             super().__init__()
             self.draft = draft
             self.answer = answer
@@ -263,7 +265,7 @@ class IntakeScreen(Screen[None]):
     def refresh_title(self) -> None:
         """The title line (READY count changes with every event)."""
         book = self.ctx.client.book
-        ready = sum(1 for o in book.orders.values() if o["status"] == "ready")
+        ready = sum(1 for o in book.orders.values() if o.status is OrderStatus.READY)
         self.query_one(ViewTitle).show("intake", self.ctx, ready=ready)
 
     # ------------------------------------------------------------------ helpers
@@ -930,7 +932,7 @@ class IntakeScreen(Screen[None]):
         )
         self.run_worker(self._await_answer(draft, answer), name="order-answer", group="orders")
 
-    async def _await_answer(self, draft: Draft, answer: asyncio.Future[dict[str, Any]]) -> None:
+    async def _await_answer(self, draft: Draft, answer: asyncio.Future[Answer]) -> None:
         """Worker: wait for the hub's answer to a sent order (as long as it takes: the order is queued)."""
         self.post_message(self.Answered(draft, await answer))
 
@@ -939,12 +941,12 @@ class IntakeScreen(Screen[None]):
         if self.sending is event.draft:
             self.sending = None
         a = event.answer
-        if a.get("type") == "order.accepted":
-            self.accepted = Accepted(a["order_id"], a["number"], event.draft, bool(a.get("duplicate")))
+        if isinstance(a, OrderAccepted):
+            self.accepted = Accepted(a.order_id, a.number, event.draft, a.duplicate)
             if event.draft is self.draft:
                 self._reset_order()
             elif self.draft.lines:
-                self.notify(self.w("Queued order accepted: {number}").format(number=a["number"]), timeout=10)
+                self.notify(self.w("Queued order accepted: {number}").format(number=a.number), timeout=10)
                 return
             self._show_accepted()
             self.print_tag()
@@ -959,8 +961,8 @@ class IntakeScreen(Screen[None]):
         self._state(self.w("[b $error]The hub refused the order[/] — nothing was stored. Fix it and press F5 again."))
 
     @staticmethod
-    def _field_of(error: dict[str, Any]) -> str:
-        locs = [[str(p) for p in e.get("loc", [])] for e in error.get("errors") or []]
+    def _field_of(error: Answer) -> str:
+        locs = [[str(p) for p in e.loc] for e in error.errors] if isinstance(error, Error) else []
         loc = locs[0] if locs else []
         if "table" in loc or "fulfilment" in loc:
             return "table"
@@ -1033,7 +1035,7 @@ class IntakeScreen(Screen[None]):
             return
         w = self.w
         what = w(actions.LAYOUTS[event.layout]).capitalize()
-        stuck = [p for p, f in self.ctx.printers.items() if not f.get("stations")]
+        stuck = [p for p, f in self.ctx.printers.items() if not f.stations]
         if event.problem is not None:
             problem = escape(w(event.problem))
             text = w("[b $error]{what} not printed:[/] {problem} — F7 tries again").format(what=what, problem=problem)

@@ -191,13 +191,13 @@ class ViewTitle(Static):
         ready_text = f"[b $success]{w('{n} READY').format(n=ready)}[/]" if ready else w("none ready")
         # The counter's own printer (no stations) by name; the kitchen's printers counted (their screens say more).
         trouble = "".join(
-            f"  [b $text-error]⚠ {escape(p)}: {escape(w(str(f.get('state', 'trouble')).replace('_', ' ')))}[/]"
+            f"  [b $text-error]⚠ {escape(p)}: {escape(w(f.state.value.replace('_', ' ')))}[/]"
             for p, f in sorted(ctx.printers.items())
-            if not f.get("stations")
+            if not f.stations
         )
-        kitchen = sum(1 for f in ctx.printers.values() if f.get("stations"))
+        kitchen = sum(1 for f in ctx.printers.values() if f.stations)
         if kitchen:
             many = w("{n} kitchen printer in trouble" if kitchen == 1 else "{n} kitchen printers in trouble")
             trouble += f"  [b $warning]⚠ {many.format(n=kitchen)}[/]"
-        store = escape(str(ctx.store.get("name", "")))
+        store = escape(ctx.store.name if ctx.store is not None else "")
         self.update(f"[b]{w('COUNTER')}[/] {escape(ctx.client.device)}  {tabs}  {ready_text}{trouble}  [dim]{store}[/]")

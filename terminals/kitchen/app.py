@@ -26,8 +26,10 @@ from textual.css.query import NoMatches
 from textual.message import Message
 from textual.widget import Widget
 
+from kds import wire
 from kds.client import ActionQueue, HubClient, LinkState
 from kds.config import Language, StoreConfig
+from kds.protocol import Ack, Error, Event, PrinterStatus, Welcome
 from terminals.connection import ConnectionBar, OfflineBanner
 from terminals.kitchen import keymap as keymaps
 from terminals.kitchen import queues
@@ -60,7 +62,7 @@ class KitchenApp(App[int]):
     class HubFrame(Message):
         """A frame from the hub (welcome, event, ack, error, printer.status…), already applied to the book."""
 
-        def __init__(self, frame: dict[str, Any]) -> None:
+        def __init__(self, frame: wire.HubFrame) -> None:
             super().__init__()
             self.frame = frame
 
@@ -196,7 +198,7 @@ class KitchenApp(App[int]):
 
     # ------------------------------------------------------------------ the hub
 
-    def _on_frame(self, frame: dict[str, Any]) -> None:
+    def _on_frame(self, frame: wire.HubFrame) -> None:
         self.post_message(self.HubFrame(frame))
 
     def _on_state(self, state: LinkState) -> None:
@@ -205,32 +207,27 @@ class KitchenApp(App[int]):
     @on(HubFrame)
     def _frame(self, message: HubFrame) -> None:
         f = message.frame
-        kind = f.get("type")
         book = self.client.book
         now = self.now()
-        if kind == "welcome":
+        if isinstance(f, Welcome):
             self._take_store()
-            if f.get("snapshot") is not None:
+            if f.snapshot is not None:
                 changes = self.state.observe(book.orders.values(), now, quiet=not self._welcomed)
                 self.state.forget_missing(book.orders.values())
                 if changes.ring:
                     self.bell()
             self._welcomed = True
-        elif kind == "event":
-            order = book.orders.get(f["order"]["id"], f["order"])
+        elif isinstance(f, Event):
+            order = book.orders.get(f.order.id, f.order)
             if self.state.observe([order], now).ring:
                 self.bell()
             self.state.pending.settle(book.seq)
-        elif kind in ("ack", "error"):
+        elif isinstance(f, (Ack, Error)):
             action = self.state.pending.answered(f, book.seq)
-            if kind == "error" and action is not None:
+            if isinstance(f, Error) and action is not None:
                 number = action.ticket_id.split("/")[0].split("-")[-1]
-                self.notice(
-                    self.speech(
-                        "{number}: the hub refused it — {message}", number=number, message=f.get("message", "error")
-                    )
-                )
-        elif kind == "printer.status":
+                self.notice(self.speech("{number}: the hub refused it — {message}", number=number, message=f.message))
+        elif isinstance(f, PrinterStatus):
             self.show_printer_status(f)
             return
         else:
@@ -254,7 +251,7 @@ class KitchenApp(App[int]):
         except NoMatches:
             return None
 
-    def show_printer_status(self, frame: dict[str, Any]) -> None:
+    def show_printer_status(self, frame: PrinterStatus) -> None:
         """A `printer.status` frame: show or clear the printer's alert line."""
         alert = self._widget(PrinterAlert)
         if alert is None:
@@ -268,7 +265,7 @@ class KitchenApp(App[int]):
         self.info = StationInfo.from_store(store, self.station)
         self.speech.store = store
         with contextlib.suppress(ZoneInfoNotFoundError, ValueError):
-            self.tz = ZoneInfo(store.get("timezone") or "UTC")
+            self.tz = ZoneInfo((store.timezone if store is not None else None) or "UTC")
 
     # ------------------------------------------------------------------ drawing
 
@@ -364,7 +361,7 @@ class KitchenApp(App[int]):
             self.selected = ids[self._sel_index]
             self.cursor = None
         entry = self.entries[self._sel_index]
-        open_ids = [i["id"] for i in entry.open_items()]
+        open_ids = [i.id for i in entry.open_items()]
         if self.cursor not in open_ids and not (self.cursor is None and self._cursor_parked):
             self.cursor = open_ids[0] if open_ids else None
 
@@ -415,7 +412,7 @@ class KitchenApp(App[int]):
         e = self.selected_entry
         if e is None:
             return
-        ids = [i["id"] for i in e.open_items()]
+        ids = [i.id for i in e.open_items()]
         if not ids:
             return
         if self.cursor in ids:
@@ -467,7 +464,7 @@ class KitchenApp(App[int]):
         e = self.selected_entry
         if e is None or e.needs_ack or e.state not in ACTIVE or self.cursor is None:
             return
-        ids = [i["id"] for i in e.open_items()]
+        ids = [i.id for i in e.open_items()]
         if self.cursor not in ids:
             return
         item = self.cursor
@@ -534,7 +531,7 @@ class KitchenApp(App[int]):
         e = page[0]
         self._sel_index = board.index_of[e.id]
         self.selected = e.id
-        shown = [i["id"] for i in e.open_items() if target in board.pages_of(e.id, i["id"])]
+        shown = [i.id for i in e.open_items() if target in board.pages_of(e.id, i.id)]
         self.cursor = shown[0] if shown else None
         self._cursor_parked = not shown
         self.redraw(page=target)
@@ -561,7 +558,7 @@ class KitchenApp(App[int]):
             self._sel_index = board.index_of[e.id]
             if e.id != self.selected:
                 # The cursor on the ticket's first open item on this page: picking never turns the page.
-                shown = [i["id"] for i in e.open_items() if board.page_index in board.pages_of(e.id, i["id"])]
+                shown = [i.id for i in e.open_items() if board.page_index in board.pages_of(e.id, i.id)]
                 self.selected, self.cursor = e.id, (shown[0] if shown else None)
                 self._cursor_parked = not shown
             self.redraw()

@@ -16,8 +16,9 @@ from datetime import datetime, tzinfo
 
 from textual.content import Content
 
+from kds.protocol import Delivery, DineIn, ItemChange, OrderStatus, TicketState
 from terminals.kitchen import bigtext
-from terminals.kitchen.model import Entry, Item, StationInfo, Timing, clock, mmss, parse_dt
+from terminals.kitchen.model import ACTIVE, Entry, Item, StationInfo, Timing, clock, mmss
 from terminals.kitchen.words import ENGLISH, Speech
 
 TOP_ROWS = 1 + bigtext.HEIGHT
@@ -160,12 +161,12 @@ def card_top(
     label = _pick_label(pick)
     bar_w = width - 2 - sum(len(t) for t, _ in label)
     c = clock(e.order, e.ticket, station, now)
-    channel = w(CHANNEL_WORD.get(e.order["channel"], str(e.order["channel"]).upper()))
-    if e.state == "cancelled":
+    channel = w(CHANNEL_WORD.get(e.order.channel, e.order.channel.upper()))
+    if e.state is TicketState.CANCELLED:
         bar_style = CANCELLED
         left = [(f" {w('CANCELLED')}", "bold")]
         right = [(f"{w('clear: {key}', key='X')} ", "")]
-    elif e.state == "done":
+    elif e.state is TicketState.DONE:
         bar_style = DONE_BAR
         done = e.done_at.astimezone(tz).strftime("%H:%M") if e.done_at else ""
         left = [(f" {w('DONE')} {done}", "bold")]
@@ -180,11 +181,12 @@ def card_top(
         if e.rush:
             left += [(" ", ""), (f" {w('RUSH')} ", RUSH)]
         right = []
-        state = (w("★ NEW") if e.fresh else w("NEW")) if e.state == "new" else w(STATE_WORD.get(e.state, e.state))
+        fresh = w("★ NEW") if e.fresh else w("NEW")
+        state = fresh if e.state is TicketState.NEW else w(STATE_WORD.get(e.state, e.state))
         right.append((state, "bold"))
-        if e.ticket.get("recalled_at") and e.state == "started":
+        if e.ticket.recalled_at and e.state is TicketState.STARTED:
             right.append((f" {w('RECALLED')}", "bold"))
-        if e.ticket.get("amended_at"):
+        if e.ticket.amended_at:
             right.append((f" {w('AMENDED')}", "bold"))
         right.append((f" {channel} ", ""))
     bar = _fit(left, right, bar_w).stylize_before(bar_style)
@@ -218,9 +220,9 @@ def continues_foot(e: Entry, width: int, *, part: int, parts: int, selected: boo
 def customer_allergens(e: Entry) -> list[str]:
     """Every allergy the customer declared on the order (any station's line still on it), each once."""
     ids: list[str] = []
-    for it in e.order.get("items") or []:
-        if not it.get("removed"):
-            ids.extend(str(a) for a in it.get("declared_allergens") or [])
+    for it in e.order.items:
+        if not it.removed:
+            ids.extend(it.declared_allergens)
     return list(dict.fromkeys(ids))
 
 
@@ -243,7 +245,7 @@ def _number_rows(e: Entry, width: int, due_left: float | None, tz: tzinfo, fr: F
     lw = max(c.cell_length for c in left)
     rw = max(0, iw - lw - 2)
     right = _fulfilment(e, rw, due_left, tz, w)
-    strike = e.state == "cancelled"
+    strike = e.state is TicketState.CANCELLED
     return [
         _row(Content.assemble(lc.truncate(lw, pad=True), "  ", rc.right(rw, ellipsis=True)), width, fr, strike)
         for lc, rc in zip(left, right, strict=True)
@@ -252,11 +254,10 @@ def _number_rows(e: Entry, width: int, due_left: float | None, tz: tzinfo, fr: F
 
 def _fulfilment(e: Entry, width: int, due_left: float | None, tz: tzinfo, w: Speech) -> list[Content]:
     """Three rows: a big table number for dine-in; pickup or delivery with its time (and countdown)."""
-    f = e.order.get("fulfilment") or {}
-    kind = f.get("type")
-    customer = (e.order.get("customer") or {}).get("name") or ""
-    if kind == "dine_in":
-        table = str(f.get("table", ""))
+    f = e.order.fulfilment
+    customer = (e.order.customer.name if e.order.customer else None) or ""
+    if isinstance(f, DineIn):
+        table = f.table
         if bigtext.can_draw(table) and bigtext.width(table) + 6 <= width:
             rows = bigtext.big(table)
             word = Content(f"{w('TABLE')} ")
@@ -271,9 +272,8 @@ def _fulfilment(e: Entry, width: int, due_left: float | None, tz: tzinfo, w: Spe
             rows = bigtext.big(table)
             return [Content.styled(r, BIG) for r in rows]
         return [Content.styled(w("TABLE {table}", table=table), "bold"), Content(""), Content("")]
-    if kind == "delivery":
-        due = parse_dt(f.get("due"))
-        due_text = w("due {time}", time=f"{due.astimezone(tz):%H:%M}") if due else ""
+    if isinstance(f, Delivery):
+        due_text = w("due {time}", time=f"{f.due.astimezone(tz):%H:%M}")
         if due_left is None:
             count = Content("")
         elif due_left <= 0:
@@ -281,7 +281,7 @@ def _fulfilment(e: Entry, width: int, due_left: float | None, tz: tzinfo, w: Spe
         else:
             count = Content.styled(w("{t} left", t=mmss(due_left)), "bold")
         return [Content.styled(w("DELIVERY"), "bold"), Content(due_text), count]
-    at = parse_dt(f.get("at"))
+    at = f.at
     return [
         Content.styled(w("PICKUP"), "bold"),
         Content(w("at {time}", time=f"{at.astimezone(tz):%H:%M}") if at else ""),
@@ -306,21 +306,21 @@ def card_body(e: Entry, width: int, *, selected: bool, cursor: str | None, speec
     w = speech
     fr = frame_for(e, selected)
     iw = inner_width(width)
-    strike = e.state == "cancelled"
-    active = e.state in ("new", "started")
+    strike = e.state is TicketState.CANCELLED
+    active = e.state in ACTIVE
     notice: list[Content] = []
-    if e.state == "cancelled":
-        reason = e.order.get("cancel_reason")
-        what = w("ORDER CANCELLED") if e.order.get("status") == "cancelled" else w("ITEMS REMOVED")
+    if e.state is TicketState.CANCELLED:
+        reason = e.order.cancel_reason
+        what = w("ORDER CANCELLED") if e.order.status is OrderStatus.CANCELLED else w("ITEMS REMOVED")
         text = f"{what} — {w('stop, do not make')}" + (f": {reason}" if reason else "")
         notice = _wrap(Content.styled(text, "bold"), iw, 2)
     out = [_row(c, width, fr) for c in notice] + [_row(c, width, fr) for c in banner(e, iw, w)]
     lines: list[Content] = []
-    if e.order.get("note"):
-        lines.extend(_wrap(Content.assemble(("✎ ", NOTE), (str(e.order["note"]), NOTE)), iw, 2))
+    if e.order.note:
+        lines.extend(_wrap(Content.assemble(("✎ ", NOTE), (e.order.note, NOTE)), iw, 2))
     rows: dict[str, int] = {}
     for it in e.items():
-        rows[str(it["id"])] = TOP_ROWS + len(out) + len(lines)
+        rows[it.id] = TOP_ROWS + len(out) + len(lines)
         lines.extend(_item(it, e, iw, cursor=cursor if active else None, show_changes=active, w=w))
     others = e.others()
     if others:
@@ -353,56 +353,56 @@ def _weight(grams: int) -> str:
 
 
 def _item(it: Item, e: Entry, iw: int, *, cursor: str | None, show_changes: bool, w: Speech) -> list[Content]:
-    removed = bool(it["removed"])
-    done = it["id"] in e.done_items
-    change = it.get("change") if show_changes else None
-    if cursor == it["id"]:
+    removed = it.removed
+    done = it.id in e.done_items
+    change = it.change if show_changes else None
+    if cursor == it.id:
         mark = "▸ "
     elif removed:
         mark = "✗ "
     elif done:
         mark = "✓ "
-    elif change == "added":
+    elif change is ItemChange.ADDED:
         mark = "+ "
     else:
         mark = "  "
     name, other = w.item(it)
-    head: list[str | tuple[str, str] | Content] = [mark, (f"{it['qty']}×", QTY), " "]
-    if it.get("weight_g"):
-        head += [(_weight(int(it["weight_g"])), QTY), " "]
+    head: list[str | tuple[str, str] | Content] = [mark, (f"{it.qty}×", QTY), " "]
+    if it.weight_g:
+        head += [(_weight(it.weight_g), QTY), " "]
     head.append(name)
     if other:
         head += [" ", (other, OTHER_NAME)]
     if removed and show_changes:
         head += ["  ", (f" {w('REMOVED')} ", REMOVED)]
-    elif change == "added":
+    elif change is ItemChange.ADDED:
         head += ["  ", (f" {w('ADDED')} ", ADDED)]
     first = Content.assemble(*head)
     lines = _wrap(first, iw, 5)
-    if cursor == it["id"]:
+    if cursor == it.id:
         lines = [ln.stylize_before(CURSOR) for ln in lines]
     # Details start one cell right of the name; coloured blocks carry their own blank on each side.
     details: list[Content] = []
-    if it.get("cook"):
+    if it.cook:
         details.append(Content.styled(f" ▶ {w.method(it)} ", METHOD))
-    if it.get("tag"):
-        details.append(Content.styled(f" TAG {it['tag']}", TAG))
-    if it.get("modifiers"):
-        details.append(Content(" + " + ", ".join(str(m) for m in it["modifiers"])))
-    if it.get("note"):
-        note = Content.styled(f" ✎ {it['note']}", NOTE)
-        if change == "note":
+    if it.tag:
+        details.append(Content.styled(f" TAG {it.tag}", TAG))
+    if it.modifiers:
+        details.append(Content(" + " + ", ".join(it.modifiers)))
+    if it.note:
+        note = Content.styled(f" ✎ {it.note}", NOTE)
+        if change is ItemChange.NOTE:
             note = Content.assemble(note, "  ", (f" {w('NOTE CHANGED')} ", CHANGED))
         details.append(note)
-    declared = [str(a) for a in it.get("declared_allergens") or []]
-    contains = [str(a) for a in it.get("allergens") or [] if a not in declared]
+    declared = it.declared_allergens
+    contains = [a for a in it.allergens if a not in declared]
     if declared:
         # What the customer said is the one that must not be missed: loud, and in words.
         names = ", ".join(w.allergens(declared))
         details.append(Content.styled(f" ⚠ {w('CUSTOMER ALLERGY')}: {names} ", ALLERGEN))
     if contains:
         details.append(Content.styled(f" {w('contains')}: {', '.join(w.allergens(contains))}", NOTE))
-    if it.get("unrouted"):
+    if it.unrouted:
         details.append(Content.styled(f" {w('(no station set for this dish — tell the manager)')}", MUTED))
     for d in details:
         lines.extend(r.pad_left(4) for r in _wrap(d, iw - 4, 3))

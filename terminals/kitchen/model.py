@@ -14,21 +14,30 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-Order = dict[str, Any]
-Ticket = dict[str, Any]
-Item = dict[str, Any]
+from kds.protocol import (
+    Ack,
+    Delivery,
+    Error,
+    ItemView,
+    OrderStatus,
+    OrderView,
+    Priority,
+    StoreView,
+    TicketState,
+    TicketView,
+)
 
-ACTIVE = ("new", "started")
+Order = OrderView
+Ticket = TicketView
+Item = ItemView
+
+ACTIVE = (TicketState.NEW, TicketState.STARTED)
+CLOSED = (OrderStatus.CANCELLED, OrderStatus.HANDED_OVER)
 FRESH_FOR = timedelta(seconds=60)
 """A ticket that just arrived stays highlighted this long, or until it is started."""
 RECALL_WINDOW = timedelta(minutes=30)
 """Bumped tickets stay in the recall list this long (the hub keeps them in snapshots as long)."""
 TICKET_ACTIONS = ("ticket.start", "ticket.bump", "item.bump", "ticket.recall")
-
-
-def parse_dt(s: str | None) -> datetime | None:
-    """An ISO time from the wire, or None."""
-    return datetime.fromisoformat(s) if s else None
 
 
 # ------------------------------------------------------------------------------------------------ timers
@@ -45,16 +54,16 @@ class StationInfo:
     late_after_s: int = 600
 
     @classmethod
-    def from_store(cls, store: dict[str, Any], station: str) -> StationInfo:
+    def from_store(cls, store: StoreView | None, station: str) -> StationInfo:
         """The station `station` of a welcome's `store` (defaults when the hub has not said yet)."""
-        for s in store.get("stations") or []:
-            if s.get("id") == station:
+        for s in store.stations if store is not None else ():
+            if s.id == station:
                 return cls(
                     id=station,
-                    name=s.get("name") or station,
-                    name_zh=s.get("name_zh") or "",
-                    warn_after_s=int(s.get("warn_after_s") or 300),
-                    late_after_s=int(s.get("late_after_s") or 600),
+                    name=s.name or station,
+                    name_zh=s.name_zh,
+                    warn_after_s=s.warn_after_s or 300,
+                    late_after_s=s.late_after_s or 600,
                 )
         return cls(id=station, name=station)
 
@@ -86,14 +95,12 @@ def clock(order: Order, ticket: Ticket, station: StationInfo, now: datetime) -> 
     A delivery turns to warning when less time is left before its due time than the station's gap between its
     warning and late thresholds (the time the station reckons it needs to catch up).
     """
-    created = parse_dt(ticket.get("created_at")) or now
-    age = (now - created).total_seconds()
+    age = (now - ticket.created_at).total_seconds()
     timing = Timing.LATE if age >= station.late_after_s else Timing.WARNING if age >= station.warn_after_s else None
     late_in = station.late_after_s - age
     due_left: float | None = None
-    f = order.get("fulfilment") or {}
-    if f.get("type") == "delivery" and (due := parse_dt(f.get("due"))) is not None:
-        due_left = (due - now).total_seconds()
+    if isinstance(order.fulfilment, Delivery):
+        due_left = (order.fulfilment.due - now).total_seconds()
         late_in = min(late_in, due_left)
         if due_left <= 0:
             timing = Timing.LATE
@@ -145,13 +152,13 @@ class Pending:
         self.actions.append(action)
         return action
 
-    def answered(self, frame: dict[str, Any], book_seq: int) -> PendingAction | None:
+    def answered(self, frame: Ack | Error, book_seq: int) -> PendingAction | None:
         """Take the hub's `ack` or `error` for one of our refs; returns the action it answered."""
-        ref = frame.get("ref")
+        ref = frame.ref
         for k, a in enumerate(self.actions):
             if a.ref == ref:
-                seq = frame.get("seq") if frame.get("type") == "ack" else None
-                if isinstance(seq, int) and seq > book_seq:
+                seq = frame.seq if isinstance(frame, Ack) else None
+                if seq is not None and seq > book_seq:
                     a.seq = seq
                 else:
                     del self.actions[k]
@@ -171,27 +178,27 @@ class Pending:
 
 def effective(
     order: Order, ticket: Ticket, actions: list[PendingAction]
-) -> tuple[str, frozenset[str], datetime | None]:
+) -> tuple[TicketState, frozenset[str], datetime | None]:
     """The ticket as it will be once the hub has applied `actions`: (state, ids of done items, done time)."""
-    state = ticket["state"]
-    items = {i["id"]: i for i in order["items"]}
-    live = [iid for iid in ticket["items"] if iid in items and not items[iid]["removed"]]
-    done = {iid for iid in live if items[iid].get("done_at")}
-    done_at = parse_dt(ticket.get("done_at"))
-    if state == "cancelled" or order.get("status") in ("cancelled", "handed_over"):
+    state = ticket.state
+    items = {i.id: i for i in order.items}
+    live = [iid for iid in ticket.items if iid in items and not items[iid].removed]
+    done = {iid for iid in live if items[iid].done_at}
+    done_at = ticket.done_at
+    if state is TicketState.CANCELLED or order.status in CLOSED:
         return state, frozenset(done), done_at
     for a in actions:
-        if a.kind == "ticket.start" and state == "new":
-            state = "started"
+        if a.kind == "ticket.start" and state is TicketState.NEW:
+            state = TicketState.STARTED
         elif a.kind == "ticket.bump" and state in ACTIVE:
-            state, done, done_at = "done", set(live), a.at
+            state, done, done_at = TicketState.DONE, set(live), a.at
         elif a.kind == "item.bump" and state in ACTIVE and a.item_id in live:
             done.add(a.item_id)
-            state = "started"
+            state = TicketState.STARTED
             if done >= set(live):
-                state, done_at = "done", a.at
-        elif a.kind == "ticket.recall" and state == "done":
-            state, done, done_at = "started", set(), None
+                state, done_at = TicketState.DONE, a.at
+        elif a.kind == "ticket.recall" and state is TicketState.DONE:
+            state, done, done_at = TicketState.STARTED, set(), None
     return state, frozenset(done), done_at
 
 
@@ -204,7 +211,7 @@ class Entry:
 
     order: Order
     ticket: Ticket
-    state: str
+    state: TicketState
     """Effective state (pending actions applied): new, started, done or cancelled."""
     done_items: frozenset[str]
     done_at: datetime | None
@@ -218,45 +225,46 @@ class Entry:
     @property
     def id(self) -> str:
         """The ticket id (`order_id/station`)."""
-        return str(self.ticket["id"])
+        return self.ticket.id
 
     @property
     def number(self) -> str:
         """The order's number, as called at the counter (A023)."""
-        return str(self.order["number"])
+        return self.order.number
 
     @property
     def rush(self) -> bool:
         """A rush order."""
-        return bool(self.order.get("priority") == "rush")
+        return self.order.priority is Priority.RUSH
 
     @property
     def version(self) -> int:
         """The order's version (changes with every event)."""
-        return int(self.order["version"])
+        return self.order.version
 
     def items(self) -> list[Item]:
         """This station's items, in the order of the ticket."""
-        by_id = {i["id"]: i for i in self.order["items"]}
-        return [by_id[iid] for iid in self.ticket["items"] if iid in by_id]
+        by_id = {i.id: i for i in self.order.items}
+        return [by_id[iid] for iid in self.ticket.items if iid in by_id]
 
     def open_items(self) -> list[Item]:
         """Items still to make: not removed, not done."""
-        return [i for i in self.items() if not i["removed"] and i["id"] not in self.done_items]
+        return [i for i in self.items() if not i.removed and i.id not in self.done_items]
 
     def others(self) -> list[tuple[str, int, bool]]:
         """Other stations' share of the order: (station, quantity of live items, their ticket is done)."""
         qty: dict[str, int] = {}
-        for i in self.order["items"]:
-            if not i["removed"] and i["station"] != self.ticket["station"]:
-                qty[i["station"]] = qty.get(i["station"], 0) + int(i["qty"])
-        states = {t["station"]: t["state"] for t in self.order["tickets"]}
-        return [(s, n, states.get(s) == "done") for s, n in qty.items()]
+        for i in self.order.items:
+            if not i.removed and i.station != self.ticket.station:
+                qty[i.station] = qty.get(i.station, 0) + i.qty
+        states = {t.station: t.state for t in self.order.tickets}
+        return [(s, n, states.get(s) is TicketState.DONE) for s, n in qty.items()]
 
 
-def board_order(e: Entry) -> tuple[int, int, str, str]:
-    """Unacknowledged cancellations first (stop cooking!), then rush, then oldest first."""
-    return (0 if e.needs_ack else 1, 0 if e.rush else 1, str(e.ticket["created_at"]), e.number)
+def board_order(e: Entry) -> tuple[int, int, float, str]:
+    """Unacknowledged cancellations first (stop cooking!), then rush, then oldest first (a timestamp: floats sort
+    faster than aware datetimes)."""
+    return (0 if e.needs_ack else 1, 0 if e.rush else 1, e.ticket.created_at.timestamp(), e.number)
 
 
 @dataclass(slots=True)
@@ -279,7 +287,7 @@ class StationState:
 
     def __init__(self, station: str, *, acknowledged: Iterable[str] = ()) -> None:
         self.station = station
-        self.seen: dict[str, tuple[str, str | None]] = {}
+        self.seen: dict[str, tuple[TicketState, datetime | None]] = {}
         """Ticket id → (state, amended_at) as last observed."""
         self.arrived: dict[str, datetime] = {}
         self.acknowledged: set[str] = set(acknowledged)
@@ -288,15 +296,15 @@ class StationState:
     def tickets(self, orders: Iterable[Order]) -> Iterable[tuple[Order, Ticket]]:
         """(order, ticket) pairs of this station."""
         for o in orders:
-            for t in o["tickets"]:
-                if t["station"] == self.station:
+            for t in o.tickets:
+                if t.station == self.station:
                     yield o, t
 
     def observe(self, orders: Iterable[Order], now: datetime, *, quiet: bool = False) -> Changes:
         """Compare these orders' tickets with what was seen before; `quiet` (the first snapshot) marks nothing."""
         ch = Changes()
         for _o, t in self.tickets(orders):
-            tid, state, amended = t["id"], t["state"], t.get("amended_at")
+            tid, state, amended = t.id, t.state, t.amended_at
             prev = self.seen.get(tid)
             self.seen[tid] = (state, amended)
             if quiet or prev == (state, amended):
@@ -310,25 +318,25 @@ class StationState:
                     ch.amended.append(tid)
                 elif not was_active:
                     ch.recalled.append(tid)
-            elif state == "cancelled" and prev is not None and prev[0] != "cancelled":
+            elif state is TicketState.CANCELLED and prev is not None and prev[0] is not TicketState.CANCELLED:
                 ch.cancelled.append(tid)
                 self.acknowledged.discard(tid)
-            elif state == "cancelled" and prev is None:
+            elif state is TicketState.CANCELLED and prev is None:
                 ch.cancelled.append(tid)
         return ch
 
     def forget_missing(self, orders: Iterable[Order]) -> None:
         """Drop what is kept about tickets the book no longer holds (after a fresh snapshot)."""
-        present = {t["id"] for _o, t in self.tickets(orders)}
+        present = {t.id for _o, t in self.tickets(orders)}
         self.seen = {k: v for k, v in self.seen.items() if k in present}
         self.arrived = {k: v for k, v in self.arrived.items() if k in present}
         self.acknowledged &= present
 
     def entry(self, order: Order, ticket: Ticket, now: datetime) -> Entry:
         """One ticket with pending actions applied."""
-        actions = self.pending.for_ticket(ticket["id"]) if self.pending.actions else []
+        actions = self.pending.for_ticket(ticket.id) if self.pending.actions else []
         state, done, done_at = effective(order, ticket, actions)
-        arrived = self.arrived.get(ticket["id"])
+        arrived = self.arrived.get(ticket.id)
         return Entry(
             order,
             ticket,
@@ -336,17 +344,17 @@ class StationState:
             done,
             done_at,
             pending=bool(actions),
-            fresh=state == "new" and arrived is not None and now - arrived < FRESH_FOR,
-            needs_ack=state == "cancelled" and ticket["id"] not in self.acknowledged,
+            fresh=state is TicketState.NEW and arrived is not None and now - arrived < FRESH_FOR,
+            needs_ack=state is TicketState.CANCELLED and ticket.id not in self.acknowledged,
         )
 
     def entries(self, orders: Iterable[Order], now: datetime) -> list[Entry]:
         """The board: tickets to make and cancellations to acknowledge, in working order."""
         out = []
         for o, t in self.tickets(orders):
-            if t["state"] == "cancelled" and t["id"] in self.acknowledged:
+            if t.state is TicketState.CANCELLED and t.id in self.acknowledged:
                 continue
-            if t["state"] == "done" and not self.pending.actions:
+            if t.state is TicketState.DONE and not self.pending.actions:
                 continue
             e = self.entry(o, t, now)
             if e.state in ACTIVE or e.needs_ack:
@@ -358,18 +366,18 @@ class StationState:
         """Tickets bumped in the last `RECALL_WINDOW`, the latest first."""
         out = []
         for o, t in self.tickets(orders):
-            if t["state"] not in ("done", *ACTIVE):
+            if t.state not in (TicketState.DONE, *ACTIVE):
                 continue
             e = self.entry(o, t, now)
-            if e.state == "done" and e.done_at is not None and now - e.done_at <= RECALL_WINDOW:
+            if e.state is TicketState.DONE and e.done_at is not None and now - e.done_at <= RECALL_WINDOW:
                 out.append(e)
         out.sort(key=lambda e: e.done_at or now, reverse=True)
         return out
 
     def acknowledge(self, ticket_id: str) -> bool:
         """The cook has seen this cancellation; False when there was nothing to acknowledge."""
-        state = self.seen.get(ticket_id, ("", None))[0]
-        if state != "cancelled" or ticket_id in self.acknowledged:
+        seen = self.seen.get(ticket_id)
+        if seen is None or seen[0] is not TicketState.CANCELLED or ticket_id in self.acknowledged:
             return False
         self.acknowledged.add(ticket_id)
         return True
@@ -377,7 +385,7 @@ class StationState:
 
 def recallable(e: Entry) -> bool:
     """The hub reopens a bumped ticket only while its order is open."""
-    return e.order.get("status") not in ("handed_over", "cancelled")
+    return e.order.status not in CLOSED
 
 
 # ------------------------------------------------------------------------------------------------ all-day totals
@@ -404,14 +412,14 @@ def all_day(entries: Iterable[Entry]) -> list[Total]:
             continue
         seen: set[tuple[str, str | None]] = set()
         for it in e.open_items():
-            key = (it["sku"], it.get("cook_name") or it.get("cook"))
+            key = (it.sku, it.cook_name or it.cook)
             t = totals.get(key)
             if t is None:
-                t = totals[key] = Total(it["sku"], it["name"], it.get("name_zh") or "", key[1])
-            elif t.name == t.name_zh and it["name"] != it.get("name_zh"):
-                t.name = it["name"]  # prefer a name the other language does not already show
-            t.qty += int(it["qty"])
-            t.weight_g += int(it.get("weight_g") or 0)
+                t = totals[key] = Total(it.sku, it.name, it.name_zh, key[1])
+            elif t.name == t.name_zh and it.name != it.name_zh:
+                t.name = it.name  # prefer a name the other language does not already show
+            t.qty += it.qty
+            t.weight_g += it.weight_g or 0
             if key not in seen:
                 t.tickets += 1
                 seen.add(key)

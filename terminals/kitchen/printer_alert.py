@@ -9,12 +9,11 @@ last heard it, good ones too, so an alert left from before a reconnect (or a hub
 
 from __future__ import annotations
 
-from typing import Any
-
 from textual.widgets import Static
 
 from kds.config import Language
 from kds.i18n import COMMON, Words
+from kds.protocol import PrinterStatus
 
 STATE_WORDS = {"paper_out": "paper out", "offline": "offline", "error": "error", "ok": "ok"}
 
@@ -58,16 +57,16 @@ class PrinterAlert(Static):
         super().__init__(id=id)
         self.station = station
         self.language = language
-        self.troubles: dict[str, dict[str, Any]] = {}
+        self.troubles: dict[str, PrinterStatus] = {}
         """Printer id → its last `printer.status` frame with ok false."""
 
-    def apply(self, frame: dict[str, Any]) -> bool:
+    def apply(self, frame: PrinterStatus) -> bool:
         """Take a `printer.status` frame; True when it concerns this station."""
-        printer = str(frame.get("printer") or "")
-        stations = frame.get("stations") or []
+        printer = frame.printer
+        stations = frame.stations
         if not printer or (stations and self.station not in stations):
             return False
-        if frame.get("ok"):
+        if frame.ok:
             self.troubles.pop(printer, None)
         else:
             self.troubles[printer] = frame
@@ -78,15 +77,13 @@ class PrinterAlert(Static):
     def text(self) -> str:
         """The alert as shown (empty when none): one line per printer, this station's own printer first."""
         lang = self.language
-        ordered = sorted(
-            self.troubles.items(), key=lambda kv: (self.station not in (kv[1].get("stations") or [])[:1], kv[0])
-        )
+        ordered = sorted(self.troubles.items(), key=lambda kv: (self.station not in kv[1].stations[:1], kv[0]))
         lines = []
         for printer, f in ordered:
-            state = WORDS(lang, STATE_WORDS.get(str(f.get("state")), str(f.get("state") or "not working")))
+            state = WORDS(lang, STATE_WORDS.get(f.state, f.state.value or "not working"))
             line = f"⚠ {WORDS(lang, 'PRINTER')} {printer}: {state}"
-            if f.get("message"):
-                line += f" — {f['message']}"
+            if f.message:
+                line += f" — {f.message}"
             lines.append(line)
         if len(lines) > MAX_LINES:
             rest = [p for p, _ in ordered[MAX_LINES - 1 :]]

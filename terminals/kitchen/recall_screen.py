@@ -12,16 +12,17 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from kds.protocol import DineIn
 from terminals.kitchen import keymap
 from terminals.kitchen.model import Entry, recallable
 from terminals.kitchen.words import ENGLISH, Speech
 
 
 def _fulfilment(e: Entry, w: Speech) -> str:
-    f = e.order.get("fulfilment") or {}
-    if f.get("type") == "dine_in":
-        return w("table {table}", table=f.get("table"))
-    kind = str(f.get("type", ""))
+    f = e.order.fulfilment
+    if isinstance(f, DineIn):
+        return w("table {table}", table=f.table)
+    kind = f.type
     return w(kind) if w.zh else kind.replace("_", " ")
 
 
@@ -31,7 +32,7 @@ def _ago(seconds: float, w: Speech) -> str:
 
 
 def _status(e: Entry, w: Speech) -> str:
-    status = str(e.order.get("status", ""))
+    status = e.order.status.value
     return w(status) if w.zh else status.replace("_", " ")
 
 
@@ -89,7 +90,7 @@ class RecallScreen(ModalScreen[str | None]):
         for k, e in enumerate(self.entries):
             done = e.done_at.astimezone(self.tz).strftime("%H:%M") if e.done_at else "--:--"
             ago = _ago((self.now - e.done_at).total_seconds(), w) if e.done_at else ""
-            items = ", ".join(f"{i['qty']}× {w.item(i)[0]}" for i in e.items() if not i["removed"])
+            items = ", ".join(f"{i.qty}× {w.item(i)[0]}" for i in e.items() if not i.removed)
             status = "" if recallable(e) else f"  ({_status(e, w)})"
             mark = "▸" if k == self.index else " "
             where = Content(_fulfilment(e, w))

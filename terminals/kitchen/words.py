@@ -13,6 +13,7 @@ from typing import Any
 
 from kds.config import Language, StoreConfig
 from kds.i18n import COMMON, Words, allergen_names, item_names, method_name, station_name
+from kds.protocol import ItemView, StoreView
 
 WORDS = Words(
     {
@@ -127,11 +128,11 @@ class Speech:
         self,
         language: Language | str = Language.EN,
         config: StoreConfig | None = None,
-        store: dict[str, Any] | None = None,
+        store: StoreView | None = None,
     ) -> None:
         self.language = Language(language)
         self.config = config
-        self.store = store or {}
+        self.store = store
         """The hub's welcome `store` (its allergen names serve when there is no config)."""
 
     @property
@@ -143,20 +144,20 @@ class Speech:
         text = WORDS.get(self.language, en)
         return text.format(**fields) if fields else text
 
-    def method(self, item: dict[str, Any]) -> str:
+    def method(self, item: ItemView) -> str:
         """The cooking method of an order line, in this language."""
-        cook = str(item.get("cook") or "")
+        cook = item.cook or ""
         if self.config is not None and self.config.method(cook) is not None:
             return method_name(self.config, cook, self.language)
-        return str(item.get("cook_name") or cook)
+        return item.cook_name or cook
 
     def station(self, station_id: str) -> str:
         """A station's name in this language (from the config, else the hub's welcome, else its id)."""
         if self.config is not None and self.config.station(station_id) is not None:
             return station_name(self.config, station_id, self.language)
-        for s in self.store.get("stations") or []:
-            if s.get("id") == station_id:
-                return str((self.zh and s.get("name_zh")) or s.get("name") or station_id)
+        for s in self.store.stations if self.store is not None else ():
+            if s.id == station_id:
+                return (self.zh and s.name_zh) or s.name or station_id
         return station_id
 
     def method_named(self, name: str) -> str:
@@ -172,20 +173,20 @@ class Speech:
         ids = [str(a) for a in ids]
         if self.config is not None:
             return allergen_names(self.config, ids, self.language)
-        known = {str(a.get("id")): a for a in self.store.get("allergens") or []}
+        known = {a.id: a for a in self.store.allergens} if self.store is not None else {}
         out = []
         for a in dict.fromkeys(ids):
             entry = known.get(a)
-            name = entry and ((self.zh and entry.get("name_zh")) or entry.get("name"))
-            out.append(str(name or a))
+            name = entry and ((self.zh and entry.name_zh) or entry.name)
+            out.append(name or a)
         return out
 
-    def item(self, item: dict[str, Any]) -> tuple[str, str | None]:
+    def item(self, item: ItemView) -> tuple[str, str | None]:
         """An order line's name in this language first, and the other language's after (or None)."""
-        name = str(item.get("name") or "")
-        if self.config is not None and self.config.item(str(item.get("sku"))) is not None:
-            return item_names(self.config, str(item["sku"]), name, self.language)
-        zh = str(item.get("name_zh") or "")
+        name = item.name
+        if self.config is not None and self.config.item(item.sku) is not None:
+            return item_names(self.config, item.sku, name, self.language)
+        zh = item.name_zh
         if not zh or zh == name:
             return name, None
         return (zh, name) if self.zh and name else (name, zh)

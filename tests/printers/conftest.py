@@ -14,6 +14,7 @@ from kds.client import Backoff, HubClient
 from kds.config import StoreConfig, config_from_dict
 from kds.hub import OrderHub
 from kds.printing import PrintJob
+from kds.protocol import PrinterStatus
 from kds.server import HubServer
 from kds.store import Store
 from printers.emulator import PrinterEmulator
@@ -70,15 +71,15 @@ class PrintingStore:
         self.spooler = spooler
         self.config = config
         self.clients: list[HubClient] = []
-        self.printer_frames: dict[HubClient, list[dict[str, Any]]] = {}
+        self.printer_frames: dict[HubClient, list[PrinterStatus]] = {}
         """Every printer.status frame each client got, from its welcome on."""
 
     async def connect(self, device: str) -> HubClient:
         dev = self.config.device(device)
         assert dev is not None
         c = HubClient.for_device(self.server.url, dev, backoff=Backoff(first=0.05, cap=0.5))
-        frames: list[dict[str, Any]] = []
-        c.listeners.append(lambda f: frames.append(f) if f.get("type") == "printer.status" else None)
+        frames: list[PrinterStatus] = []
+        c.listeners.append(lambda f: frames.append(f) if isinstance(f, PrinterStatus) else None)
         self.printer_frames[c] = frames
         self.clients.append(c)
         await c.connect(timeout=10)

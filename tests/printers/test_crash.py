@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 from kds.config import StoreConfig
+from kds.protocol import OrderAccepted
 from printers.emulator import PrinterEmulator
 from tests.conftest import SAMPLE_CONFIG, app_order
 from tests.printers.conftest import FAST
@@ -52,9 +53,10 @@ async def test_kill_the_hub_mid_spool_and_restart(
                 {
                     "type": "order.submit",
                     "order": app_order(f"crash-{k}", channel="kiosk", fulfilment={"type": "pickup"}),
-                }
+                },
+                expect=OrderAccepted,
             )
-            numbers.append(acc["number"])
+            numbers.append(acc.number)
         # Mid-spool: the first wok ticket is on the paper but unconfirmed; four more wait behind it.
         await until(lambda: len(wok.jobs) == 1, what="the first wok ticket printed")
         await until(lambda: any(s == "sending" for _, t, s, _ in job_states(db) if t == "wok-printer"), what="sending")

@@ -12,8 +12,10 @@ from kds.client import HubClient
 from kds.config import Language, StoreConfig, config_from_dict
 from kds.hub import OrderHub
 from kds.printing import failover_banner
+from kds.protocol import OrderAccepted, PrinterStatus
 from kds.server import HubServer
 from kds.store import Store
+from kds.wire import HubFrame
 from printers.emulator import EmulatorState, PrinterEmulator
 from printers.spooler import Spooler
 from terminals.kitchen.printer_alert import PrinterAlert
@@ -23,14 +25,14 @@ from tests.printers.sample import shift
 from tests.support import until
 
 
-def screen_alert(client: HubClient, frames: list[dict[str, Any]]) -> PrinterAlert:
+def screen_alert(client: HubClient, frames: list[PrinterStatus]) -> PrinterAlert:
     """The wok screen's printer alert, fed every printer.status frame the client got and gets."""
     alert = PrinterAlert("wok")
     for f in frames:
         alert.apply(f)
 
-    def feed(f: dict[str, Any]) -> None:
-        if f.get("type") == "printer.status":
+    def feed(f: HubFrame) -> None:
+        if isinstance(f, PrinterStatus):
             alert.apply(f)
 
     client.listeners.append(feed)
@@ -46,7 +48,7 @@ async def submit_kiosk_orders(store: PrintingStore, n: int, prefix: str) -> list
     numbers = []
     for k in range(n):
         order = app_order(f"{prefix}-{k}", channel="kiosk", fulfilment={"type": "pickup"})
-        numbers.append((await kiosk.request({"type": "order.submit", "order": order}))["number"])
+        numbers.append((await kiosk.request({"type": "order.submit", "order": order}, expect=OrderAccepted)).number)
     return numbers
 
 
@@ -105,7 +107,7 @@ async def test_a_printer_that_never_confirms_does_not_hold_the_queue(
     assert all("unconfirmed" in j["last_error"] for j in rows), rows
     frames = store.printer_frames[wok_screen]
     await until(
-        lambda: any(not f["ok"] and "did not confirm ticket" in f["message"] for f in frames),
+        lambda: any(not f.ok and "did not confirm ticket" in f.message for f in frames),
         what="the wok screen told to check its tickets",
     )
 
@@ -124,9 +126,11 @@ async def test_a_stuck_ticket_goes_to_the_backup_after_its_resends(
     store = await start_hub(cfg)
     shelf = await store.connect("shelf-1")
     item = {"sku": "CRAB-MUD", "weight_g": 650, "cook": "steamed"}
-    acc = await shelf.request({"type": "order.submit", "order": shelf_order("stuck-crab", items=[item])})
+    acc = await shelf.request(
+        {"type": "order.submit", "order": shelf_order("stuck-crab", items=[item])}, expect=OrderAccepted
+    )
     wok = emulators["wok-printer"]
-    await until(lambda: any(acc["number"] in j.text for j in wok.jobs), what="the seafood ticket on the backup")
+    await until(lambda: any(acc.number in j.text for j in wok.jobs), what="the seafood ticket on the backup")
     assert len(emulators["seafood-printer"].jobs) == 2, "sent twice to its own printer, then to the backup"
     await until(lambda: store.jobs()[0]["state"] == "printed", what="confirmed by the backup")
     assert store.jobs()[0]["target"] == "wok-printer" and store.jobs()[0]["reprint"]
@@ -159,16 +163,18 @@ async def test_a_ticket_on_the_backup_says_whose_it_is_and_the_backups_station_i
     alert = screen_alert(wok_screen, frames)
     shelf = await store.connect("shelf-1")
     item = {"sku": "CRAB-MUD", "weight_g": 650, "cook": "steamed", "tag": "T-9"}
-    acc = await shelf.request({"type": "order.submit", "order": shelf_order("crab-on-wok", items=[item])})
+    acc = await shelf.request(
+        {"type": "order.submit", "order": shelf_order("crab-on-wok", items=[item])}, expect=OrderAccepted
+    )
     wok = emulators["wok-printer"]
     await until(lambda: len(wok.jobs) == 1, what="the seafood ticket on the wok printer")
-    assert acc["number"] in wok.jobs[0].text
+    assert acc.number in wok.jobs[0].text
     await until(
-        lambda: any(not f["ok"] and "print on Wok station printer (wok-printer)" in f["message"] for f in frames),
+        lambda: any(not f.ok and "print on Wok station printer (wok-printer)" in f.message for f in frames),
         what="the wok screen told its printer prints the seafood tickets",
     )
-    told = next(f for f in frames if not f["ok"] and "(wok-printer)" in f["message"])
-    assert told["printer"] == "seafood-printer" and "wok" in told["stations"]
+    told = next(f for f in frames if not f.ok and "(wok-printer)" in f.message)
+    assert told.printer == "seafood-printer" and "wok" in told.stations
     assert "seafood-printer" in alert.troubles and "print on Wok station printer" in alert.text
     text = " ".join(wok.jobs[0].text.split())
     assert "FOR SEAFOOD & STEAM" in text and "its printer is down" in text, wok.jobs[0].text

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from kds.config import StoreConfig
+from kds.protocol import OrderAccepted
 from printers.emulator import EmulatorState, PrinterEmulator
 from tests.conftest import shelf_order
 from tests.printers.conftest import StartHub, printing_config
@@ -27,9 +28,9 @@ async def test_a_printer_that_failed_over_takes_its_tickets_back_once_it_answers
     store = await start_hub(printing_config(config, emulators))
     shelf = await store.connect("shelf-1")
     first = await shelf.request({"type": "order.submit", "order": crab("back-1")})
-    assert first["type"] == "order.accepted", first
+    assert isinstance(first, OrderAccepted), first
     await until(lambda: len(wok.jobs) == 1, what="the seafood ticket on the backup (wok) printer")
-    assert first["number"] in wok.jobs[0].text
+    assert first.number in wok.jobs[0].text
     assert store.spooler.status()["seafood-printer"]["failed_over"] is True
 
     await seafood.set_state(EmulatorState.OK)  # switched on again, on the same port
@@ -37,12 +38,12 @@ async def test_a_printer_that_failed_over_takes_its_tickets_back_once_it_answers
         lambda: store.spooler.status()["seafood-printer"]["state"] == "ok", what="the seafood printer heard to be back"
     )
     second = await shelf.request({"type": "order.submit", "order": crab("back-2")})
-    assert second["type"] == "order.accepted", second
+    assert isinstance(second, OrderAccepted), second
     await until(
         lambda: len(seafood.jobs) + len(wok.jobs) == 2 and store.jobs()[-1]["state"] == "printed",
         what="the second seafood ticket printed",
     )
-    assert [second["number"] in j.text for j in seafood.jobs] == [True], (
+    assert [second.number in j.text for j in seafood.jobs] == [True], (
         f"once the seafood printer answers again its tickets print on it, not on the backup: seafood printed "
         f"{len(seafood.jobs)}, wok printed {len(wok.jobs)} (target {store.jobs()[-1]['target']})"
     )

@@ -7,24 +7,21 @@ from typing import Any
 
 from kds.client import HubClient
 from kds.config import StoreConfig
-from kds.protocol import PrinterStatus
+from kds.protocol import Ack, Error, ErrorCode, OrderAccepted, PrinterStatus
 from printers.emulator import EmulatorState, PrinterEmulator
 from tests.conftest import app_order, shelf_order
 from tests.printers.conftest import PrintingStore, StartHub, printing_config
 from tests.support import until
 
 
-def statuses(store: PrintingStore, client: HubClient) -> list[dict[str, Any]]:
-    """Every printer.status frame the client got, each checked against the protocol model."""
-    frames = store.printer_frames[client]
-    for f in frames:
-        PrinterStatus.model_validate(f)
-    return frames
+def statuses(store: PrintingStore, client: HubClient) -> list[PrinterStatus]:
+    """Every printer.status frame the client got (parsed into the protocol model as it came)."""
+    return store.printer_frames[client]
 
 
-def trouble(frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def trouble(frames: list[PrinterStatus]) -> list[PrinterStatus]:
     """The frames about a printer in trouble (a screen also gets every printer's current state at connect)."""
-    return [f for f in frames if not f["ok"]]
+    return [f for f in frames if not f.ok]
 
 
 def texts(e: PrinterEmulator) -> list[str]:
@@ -36,8 +33,8 @@ async def test_station_tickets_print_and_the_counter_prints_on_request(
 ) -> None:
     store = await start_hub(printing_config(config, emulators))
     shelf, counter = await store.connect("shelf-1"), await store.connect("counter-1")
-    acc = await shelf.request({"type": "order.submit", "order": shelf_order("p-1")})
-    number, oid = acc["number"], acc["order_id"]
+    acc = await shelf.request({"type": "order.submit", "order": shelf_order("p-1")}, expect=OrderAccepted)
+    number, oid = acc.number, acc.order_id
     wok, cold = emulators["wok-printer"], emulators["cold-printer"]
     await until(lambda: len(wok.jobs) == 1 and len(cold.jobs) == 1, what="the wok and cold tickets")
     assert number in wok.jobs[0].text and "800 g" in wok.jobs[0].text and "#T-1001" in wok.jobs[0].text
@@ -46,8 +43,7 @@ async def test_station_tickets_print_and_the_counter_prints_on_request(
     await until(lambda: all(j["state"] == "printed" for j in store.jobs()), what="jobs marked printed")
 
     for layout in ("claim_tag", "pickup_slip", "expo", "station"):
-        ack = await counter.request({"type": "print.request", "order_id": oid, "layout": layout})
-        assert ack["type"] == "ack", ack
+        await counter.request({"type": "print.request", "order_id": oid, "layout": layout}, expect=Ack)
     desk = emulators["counter-printer"]
     await until(lambda: len(desk.jobs) == 4 and len(wok.jobs) == 2 and len(cold.jobs) == 2, what="requests")
     tag1, tag2, slip, expo = texts(desk)
@@ -56,8 +52,8 @@ async def test_station_tickets_print_and_the_counter_prints_on_request(
     assert "EXPO" in expo and "[ ] Wok" in expo
     assert "REPRINT" in wok.jobs[1].text and "REPRINT" in cold.jobs[1].text
 
-    err = await counter.request({"type": "print.request", "order_id": "20261125-S999", "layout": "expo"})
-    assert err["type"] == "error" and err["code"] == "not_found"
+    err = await counter.request({"type": "print.request", "order_id": "20261125-S999", "layout": "expo"}, expect=Error)
+    assert err.code is ErrorCode.NOT_FOUND
 
 
 async def test_amended_and_cancelled_tickets(
@@ -65,9 +61,9 @@ async def test_amended_and_cancelled_tickets(
 ) -> None:
     store = await start_hub(printing_config(config, emulators))
     app = await store.connect("app-backend")
-    acc = await app.request({"type": "order.submit", "order": app_order("p-2")})
-    await app.request({"type": "order.amend", "order_id": acc["order_id"], "add": [{"sku": "WOK-MAPO"}]})
-    await app.request({"type": "order.cancel", "order_id": acc["order_id"], "reason": "rider unavailable"})
+    acc = await app.request({"type": "order.submit", "order": app_order("p-2")}, expect=OrderAccepted)
+    await app.request({"type": "order.amend", "order_id": acc.order_id, "add": [{"sku": "WOK-MAPO"}]})
+    await app.request({"type": "order.cancel", "order_id": acc.order_id, "reason": "rider unavailable"})
     wok, bar = emulators["wok-printer"], emulators["bar-printer"]
     await until(lambda: len(wok.jobs) == 3 and len(bar.jobs) == 2, what="new, amended, cancelled tickets")
     first, amended, cancelled = texts(wok)
@@ -87,9 +83,10 @@ async def test_jobs_for_one_printer_keep_their_order(
             {
                 "type": "order.submit",
                 "order": app_order(f"p-order-{k}", channel="kiosk", fulfilment={"type": "pickup"}),
-            }
+            },
+            expect=OrderAccepted,
         )
-        numbers.append(acc["number"])
+        numbers.append(acc.number)
     wok = emulators["wok-printer"]
     await until(lambda: len(wok.jobs) == 6, what="six wok tickets")
     printed = [next(n for n in numbers if n in j.text) for j in wok.jobs]
@@ -113,20 +110,21 @@ async def test_failover_to_the_backup_when_the_printer_is_off_and_the_station_is
         {
             "type": "order.submit",
             "order": shelf_order("p-3", items=[{"sku": "CRAB-MUD", "weight_g": 650, "cook": "steamed", "tag": "T-7"}]),
-        }
+        },
+        expect=OrderAccepted,
     )
     wok = emulators["wok-printer"]
     await until(lambda: len(wok.jobs) == 1, what="the seafood ticket on the backup printer")
-    assert acc["number"] in wok.jobs[0].text and "Seafood" in wok.jobs[0].text
+    assert acc.number in wok.jobs[0].text and "Seafood" in wok.jobs[0].text
     await until(
-        lambda: any("print on Wok station printer (wok-printer) until it is back" in f["message"] for f in told),
+        lambda: any("print on Wok station printer (wok-printer) until it is back" in f.message for f in told),
         what="failover notice",
     )
     first = trouble(told)[0]
-    assert first["printer"] == "seafood-printer" and first["stations"] == ["seafood", "wok"]
-    assert first["ok"] is False and first["state"] == "offline"
+    assert first.printer == "seafood-printer" and first.stations == ["seafood", "wok"]
+    assert first.ok is False and first.state == "offline"
     assert trouble(counter_told), "the counter is told too"
-    assert any(f["printer"] == "seafood-printer" for f in trouble(wok_told)), "the wok: its printer takes them"
+    assert any(f.printer == "seafood-printer" for f in trouble(wok_told)), "the wok: its printer takes them"
     await until(lambda: store.jobs()[0]["state"] == "printed", what="the job marked printed")
     rows = store.jobs()
     assert rows[0]["printer"] == "seafood-printer" and rows[0]["target"] == "wok-printer"
@@ -149,7 +147,7 @@ async def test_failover_to_the_backup_when_the_printer_is_off_and_the_station_is
     late = await store.connect("seafood-1")
     frames = statuses(store, late)
     await until(lambda: bool(trouble(frames)), what="the current trouble, right after the welcome")
-    assert trouble(frames)[0]["printer"] == "seafood-printer"
+    assert trouble(frames)[0].printer == "seafood-printer"
 
 
 async def test_paper_out_then_refilled_prints_the_waiting_ticket(
@@ -161,20 +159,20 @@ async def test_paper_out_then_refilled_prints_the_waiting_ticket(
     wok_screen = await store.connect("wok-1")
     told = statuses(store, wok_screen)
     app = await store.connect("app-backend")
-    acc = await app.request({"type": "order.submit", "order": app_order("p-5")})
-    await until(lambda: any(f["state"] == "paper_out" for f in told), what="the paper-out notice")
+    acc = await app.request({"type": "order.submit", "order": app_order("p-5")}, expect=OrderAccepted)
+    await until(lambda: any(f.state == "paper_out" for f in told), what="the paper-out notice")
     first = trouble(told)[0]
-    assert first["printer"] == "wok-printer" and first["ok"] is False and "out of paper" in first["message"]
+    assert first.printer == "wok-printer" and first.ok is False and "out of paper" in first.message
     await until(lambda: store.spooler.status()["wok-printer"]["failures"] >= 3, what="a few retries")
     await until(lambda: len(emulators["bar-printer"].jobs) == 1, what="the bar ticket: other printers are not held up")
     assert wok.jobs == [], "nothing prints without paper"
 
     await wok.set_state(EmulatorState.OK)
     await until(lambda: len(wok.jobs) == 1, what="the ticket once the paper is back")
-    assert acc["number"] in wok.jobs[0].text and "REPRINT" not in wok.jobs[0].text
-    await until(lambda: [f for f in told if f["printer"] == "wok-printer"][-1]["ok"] is True, what="the all-clear")
-    own = [f for f in told if f["printer"] == "wok-printer"]  # it also hears of the printers it backs up
-    assert own[-1]["state"] == "ok" and "printing again" in own[-1]["message"]
+    assert acc.number in wok.jobs[0].text and "REPRINT" not in wok.jobs[0].text
+    await until(lambda: [f for f in told if f.printer == "wok-printer"][-1].ok is True, what="the all-clear")
+    own = [f for f in told if f.printer == "wok-printer"]  # it also hears of the printers it backs up
+    assert own[-1].state == "ok" and "printing again" in own[-1].message
 
 
 async def test_cover_open_is_an_error_for_the_screens(
@@ -188,8 +186,8 @@ async def test_cover_open_is_an_error_for_the_screens(
     await kiosk.request(
         {"type": "order.submit", "order": app_order("p-6", channel="kiosk", fulfilment={"type": "pickup"})}
     )
-    await until(lambda: any(f["state"] == "error" for f in told), what="the cover-open notice")
-    assert "cover open" in trouble(told)[0]["message"]
+    await until(lambda: any(f.state == "error" for f in told), what="the cover-open notice")
+    assert "cover open" in trouble(told)[0].message
 
 
 async def test_a_stopped_spooler_started_again_prints_what_waited(
@@ -204,14 +202,13 @@ async def test_a_stopped_spooler_started_again_prints_what_waited(
     await until(lambda: len(wok.jobs) == 1, what="the first wok ticket")
     await until(lambda: all(j["state"] == "printed" for j in store.jobs()), what="the first jobs marked printed")
     await store.spooler.stop()
-    acc = await shelf.request({"type": "order.submit", "order": shelf_order("while-stopped")})
-    assert acc["type"] == "order.accepted"
+    acc = await shelf.request({"type": "order.submit", "order": shelf_order("while-stopped")}, expect=OrderAccepted)
     waiting = [j for j in store.jobs() if j["state"] != "printed"]
     assert waiting and len(wok.jobs) == 1, "stored, not printed while the spooler is stopped"
     await store.spooler.start(store.server.store, store.server.run_db, store.server.printer_status)
     await until(lambda: len(wok.jobs) == 2, what="the waiting wok ticket")
     await until(lambda: all(j["state"] == "printed" for j in store.jobs()), what="every job printed")
-    assert acc["number"] in wok.jobs[1].text and "REPRINT" not in wok.jobs[1].text
+    assert acc.number in wok.jobs[1].text and "REPRINT" not in wok.jobs[1].text
     assert len(wok.jobs) == 2, "nothing printed twice"
 
 
@@ -234,7 +231,7 @@ async def test_a_queue_prints_in_batches_and_a_failure_marks_only_the_ticket_on_
     numbers = []
     for k in range(3):
         order = app_order(f"batch-{k}", channel="kiosk", fulfilment={"type": "pickup"})
-        numbers.append((await kiosk.request({"type": "order.submit", "order": order}))["number"])
+        numbers.append((await kiosk.request({"type": "order.submit", "order": order}, expect=OrderAccepted)).number)
 
     def wok_jobs() -> list[dict[str, Any]]:
         return [j for j in store.jobs() if j["printer"] == "wok-printer"]

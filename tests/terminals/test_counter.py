@@ -9,11 +9,11 @@ from typing import Any
 from textual.widgets import DataTable, Static
 
 from kds.config import StoreConfig
-from kds.protocol import Pickup
+from kds.protocol import DineIn, OrderAccepted, Pickup
 from kds.server import HubServer
 from terminals.counter.widgets import BigNumber, FieldError, WeightInput
 from tests.conftest import app_order, shelf_order
-from tests.support import free_port, until
+from tests.support import free_port, status_of, until
 from tests.terminals.test_counter_support import counter_app, hub_server, key_item, ready, type_text
 
 ClientFactory = Callable[..., Any]
@@ -55,15 +55,15 @@ async def test_a_shelf_order_keyed_in_reaches_the_right_stations(
         # The cold kitchen gets the sashimi, the seafood station the steamed lobster, with weight and claim tag.
         await until(lambda: order_id in cold.book.orders and order_id in seafood.book.orders, what="stations")
         order = cold.book.orders[order_id]
-        assert order["channel"] == "shelf" and order["fulfilment"] == {"type": "dine_in", "table": "12"}
-        by_station = {it["station"]: it for it in order["items"]}
+        assert order.channel == "shelf" and order.fulfilment == DineIn(type="dine_in", table="12")
+        by_station = {it.station: it for it in order.items}
         assert set(by_station) == {"cold", "seafood"}
-        assert by_station["cold"]["cook"] == "sashimi" and by_station["cold"]["weight_g"] == 800
+        assert by_station["cold"].cook == "sashimi" and by_station["cold"].weight_g == 800
         steamed = by_station["seafood"]
-        assert (steamed["cook"], steamed["weight_g"], steamed["note"]) == ("steamed", 1250, "less salt")
-        assert {"peanut", "tree_nuts", "shellfish"} <= set(steamed["allergens"])
-        assert by_station["cold"]["tag"] and steamed["tag"] and by_station["cold"]["tag"] != steamed["tag"]
-        assert [t["station"] for t in seafood.book.orders[order_id]["tickets"]] == ["cold", "seafood"]
+        assert (steamed.cook, steamed.weight_g, steamed.note) == ("steamed", 1250, "less salt")
+        assert {"peanut", "tree_nuts", "shellfish"} <= set(steamed.allergens)
+        assert by_station["cold"].tag and steamed.tag and by_station["cold"].tag != steamed.tag
+        assert [t.station for t in seafood.book.orders[order_id].tickets] == ["cold", "seafood"]
         info = str(intake.query_one("#accepted-info", Static).render())
         assert f"Order {number} accepted · DINE-IN · table 12 · 2 items" in info
         # The claim tag went to the hub's printing (print.request answered).
@@ -182,9 +182,10 @@ async def test_offline_the_order_and_the_call_are_queued_and_sent_when_the_hub_i
         {
             "type": "order.submit",
             "order": app_order("t-off", channel="kiosk", fulfilment={"type": "pickup"}, items=[{"sku": "BAR-MILKTEA"}]),
-        }
+        },
+        expect=OrderAccepted,
     )
-    await bar.request({"type": "ticket.bump", "ticket_id": f"{tea['order_id']}/bar"})
+    await bar.request({"type": "ticket.bump", "ticket_id": f"{tea.order_id}/bar"})
     app = counter_app(first.url, tmp_path, view="expo")
     second: HubServer | None = None
     try:
@@ -195,7 +196,7 @@ async def test_offline_the_order_and_the_call_are_queued_and_sent_when_the_hub_i
             await until(lambda: app.client.state.value == "offline", what="offline")
             # The expo keeps the last state it had; a call made now waits in the queue, marked on its row.
             await pilot.press("c")
-            assert "OFFLINE" in app.expo.last_message and app.expo.pending == {tea["order_id"]: "call"}
+            assert "OFFLINE" in app.expo.last_message and app.expo.pending == {tea.order_id: "call"}
             assert "⧗ call" in str(app.expo.query_one("#orders", DataTable).get_row_at(0)[2])
 
             await pilot.press("f2")
@@ -212,7 +213,7 @@ async def test_offline_the_order_and_the_call_are_queued_and_sent_when_the_hub_i
             second = hub_server(config, tmp_path / "hub.sqlite3", port=port)
             await second.start()
             await until(lambda: intake.accepted is not None, timeout=10, what="accepted after reconnect")
-            await until(lambda: app.client.book.orders[tea["order_id"]]["called_at"] is not None, what="called")
+            await until(lambda: app.client.book.orders[tea.order_id].called_at is not None, what="called")
             assert len(second.hub.orders) == 2 and len(app.client.queue) == 0
             await until(lambda: any("resynced" in n for n in app.notices), what="resync said")
             await pilot.press("f3")
@@ -237,32 +238,34 @@ async def test_an_order_turns_ready_when_its_stations_bump_and_its_source_is_tol
     app = counter_app(hub.url, tmp_path, view="expo")
     async with app.run_test(size=(120, 36)) as pilot:
         await ready(pilot, app)
-        lobster = await shelf.request({"type": "order.submit", "order": shelf_order("counter-t1")})
-        delivery = await app_backend.request({"type": "order.submit", "order": app_order("counter-t2")})
+        lobster = await shelf.request(
+            {"type": "order.submit", "order": shelf_order("counter-t1")}, expect=OrderAccepted
+        )
+        delivery = await app_backend.request(
+            {"type": "order.submit", "order": app_order("counter-t2")}, expect=OrderAccepted
+        )
         expo = app.expo
-        await until(lambda: {r.number for r in expo.rows} == {lobster["number"], delivery["number"]}, what="listed")
-        row = next(r for r in expo.rows if r.number == lobster["number"])
+        await until(lambda: {r.number for r in expo.rows} == {lobster.number, delivery.number}, what="listed")
+        row = next(r for r in expo.rows if r.number == lobster.number)
         assert [s.label() for s in row.stations] == ["wok 0/1", "cold 0/1"] and not row.ready
 
-        await wok.request({"type": "ticket.bump", "ticket_id": f"{lobster['order_id']}/wok"})
+        await wok.request({"type": "ticket.bump", "ticket_id": f"{lobster.order_id}/wok"})
         await until(lambda: "wok ✓" in [s.label() for s in expo.rows[-1].stations + expo.rows[0].stations])
-        await cold.request({"type": "ticket.bump", "ticket_id": f"{lobster['order_id']}/cold"})
+        await cold.request({"type": "ticket.bump", "ticket_id": f"{lobster.order_id}/cold"})
         # READY, and moved to the top above the older-looking delivery.
-        await until(lambda: expo.rows[0].number == lobster["number"] and expo.rows[0].ready, what="ready on top")
+        await until(lambda: expo.rows[0].number == lobster.number and expo.rows[0].ready, what="ready on top")
         assert [s.label() for s in expo.rows[0].stations] == ["wok ✓", "cold ✓"]
         assert "READY" in str(expo.query_one("#orders", DataTable).get_row_at(0)[2])
-        await until(lambda: shelf.book.statuses[lobster["order_id"]]["status"] == "ready", what="source told")
-        assert set(shelf.book.statuses[lobster["order_id"]]["ready"]) == {"wok", "cold"}
+        await until(lambda: status_of(shelf, lobster.order_id) == "ready", what="source told")
+        assert set(shelf.book.statuses[lobster.order_id].ready) == {"wok", "cold"}
 
         # The app's delivery: progress per station, then READY; the app backend hears it too.
-        await bar.request({"type": "item.bump", "ticket_id": f"{delivery['order_id']}/bar", "item_id": "2"})
+        await bar.request({"type": "item.bump", "ticket_id": f"{delivery.order_id}/bar", "item_id": "2"})
         await until(
-            lambda: any(
-                r.number == delivery["number"] and "bar ✓" in [s.label() for s in r.stations] for r in expo.rows
-            )
+            lambda: any(r.number == delivery.number and "bar ✓" in [s.label() for s in r.stations] for r in expo.rows)
         )
-        await wok.request({"type": "ticket.bump", "ticket_id": f"{delivery['order_id']}/wok"})
-        await until(lambda: app_backend.book.statuses[delivery["order_id"]]["status"] == "ready")
+        await wok.request({"type": "ticket.bump", "ticket_id": f"{delivery.order_id}/wok"})
+        await until(lambda: status_of(app_backend, delivery.order_id) == "ready")
         await until(lambda: all(r.ready for r in expo.rows), what="both ready")
 
 
@@ -272,29 +275,29 @@ async def test_call_hand_over_recall_and_print_from_the_keys(
     shelf = await connect("shelf-1")
     wok = await connect("wok-1")
     cold = await connect("cold-1")
-    lobster = await shelf.request({"type": "order.submit", "order": shelf_order("counter-t3")})
+    lobster = await shelf.request({"type": "order.submit", "order": shelf_order("counter-t3")}, expect=OrderAccepted)
     for station in ("wok", "cold"):
         client = wok if station == "wok" else cold
-        await client.request({"type": "ticket.bump", "ticket_id": f"{lobster['order_id']}/{station}"})
+        await client.request({"type": "ticket.bump", "ticket_id": f"{lobster.order_id}/{station}"})
     app = counter_app(hub.url, tmp_path, view="expo")
     async with app.run_test(size=(120, 36)) as pilot:
         await ready(pilot, app)
         expo = app.expo
         await until(lambda: bool(expo.rows) and expo.rows[0].ready, what="ready order listed")
-        order_id, number = lobster["order_id"], lobster["number"]
+        order_id, number = lobster.order_id, lobster.number
 
         await pilot.press("c")
         await until(lambda: expo.rows[0].called, what="called")
         assert app.bells == 1 and f"{number} called" in expo.last_message
-        assert app.client.book.orders[order_id]["called_at"] is not None
+        assert app.client.book.orders[order_id].called_at is not None
 
         # h asks to whom (a table order: the runner is the default choice).
         await pilot.press("h")
         await until(lambda: app.screen.__class__.__name__ == "ChoiceDialog", what="dialog")
         await pilot.press("enter")
-        await until(lambda: app.client.book.orders[order_id]["status"] == "handed_over", what="handed over")
-        assert app.client.book.orders[order_id]["handed_over_to"] == "runner"
-        await until(lambda: shelf.book.statuses[order_id]["status"] == "handed_over", what="source told")
+        await until(lambda: app.client.book.orders[order_id].status == "handed_over", what="handed over")
+        assert app.client.book.orders[order_id].handed_over_to == "runner"
+        await until(lambda: status_of(shelf, order_id) == "handed_over", what="source told")
         table = expo.query_one("#orders", DataTable)
         await until(lambda: expo.rows[-1].closed and "→ runner" in str(table.get_row_at(table.row_count - 1)[2]))
 
@@ -314,20 +317,20 @@ async def test_call_hand_over_recall_and_print_from_the_keys(
         await pilot.press("h")
         await until(lambda: app.screen.__class__.__name__ == "ChoiceDialog", what="dialog")
         await pilot.press("d")
-        await until(lambda: app.client.book.orders[order_id]["handed_over_to"] == "rider", what="rider")
+        await until(lambda: app.client.book.orders[order_id].handed_over_to == "rider", what="rider")
 
 
 async def test_refusals_are_said_in_words_next_to_the_action(
     hub: HubServer, connect: ClientFactory, tmp_path: Path
 ) -> None:
     shelf = await connect("shelf-1")
-    accepted = await shelf.request({"type": "order.submit", "order": shelf_order("counter-t4")})
+    accepted = await shelf.request({"type": "order.submit", "order": shelf_order("counter-t4")}, expect=OrderAccepted)
     app = counter_app(hub.url, tmp_path, view="expo")
     async with app.run_test(size=(120, 36)) as pilot:
         await ready(pilot, app)
         expo = app.expo
         await until(lambda: len(expo.rows) == 1, what="listed")
-        number = accepted["number"]
+        number = accepted.number
         # Not ready: call and hand over are refused before anything is sent.
         await pilot.press("c")
         assert expo.last_message.endswith(f"call {number}: it is not ready (accepted).")
@@ -336,7 +339,7 @@ async def test_refusals_are_said_in_words_next_to_the_action(
         assert len(app.client.queue) == 0
 
         # The hub's own refusal: station tickets of a cancelled order cannot be printed again.
-        await shelf.request({"type": "order.cancel", "order_id": accepted["order_id"]})
+        await shelf.request({"type": "order.cancel", "order_id": accepted.order_id})
         await until(lambda: expo.rows[0].status == "cancelled", what="cancelled")
         await pilot.press("p")
         await until(lambda: app.screen.__class__.__name__ == "ChoiceDialog", what="dialog")
@@ -353,13 +356,14 @@ async def test_after_a_fresh_welcome_the_expo_fetches_the_closed_orders_its_snap
     src = await connect("app-backend")
     closed = []
     for k in range(hub.limits.snapshot_closed + 5):
-        r = await src.request({"type": "order.submit", "order": app_order(f"recall-{k}")})
-        await src.request({"type": "order.cancel", "order_id": r["order_id"], "reason": "customer left"})
-        closed.append(r["order_id"])
+        r = await src.request({"type": "order.submit", "order": app_order(f"recall-{k}")}, expect=OrderAccepted)
+        await src.request({"type": "order.cancel", "order_id": r.order_id, "reason": "customer left"})
+        closed.append(r.order_id)
     app = counter_app(hub.url, tmp_path, view="expo")
     async with app.run_test(size=(120, 36)) as pilot:
         await ready(pilot, app)
-        snapshot = app.client.welcome["snapshot"]["orders"] if app.client.welcome else []
+        welcome = app.client.welcome
+        snapshot = welcome.snapshot.orders if welcome is not None and welcome.snapshot is not None else []
         assert len(snapshot) == hub.limits.snapshot_closed, "the snapshot holds only the last few closed orders"
         await until(lambda: set(closed) <= set(app.client.book.orders), what="the closed orders fetched")
         await until(lambda: len([r for r in app.expo.rows if r.closed]) == len(closed), what="listed as closed")

@@ -10,6 +10,7 @@ import pytest
 
 from kds.config import Role, StoreConfig
 from kds.hub import OrderHub, Session
+from kds.protocol import OrderView, StoreView
 from kds.routing import check_item
 from terminals.counter.assembly import Level, assemble, clock, expo_list
 from terminals.counter.catalogue import AllergenChoice, Catalogue, ean13_ok, find_allergens, money, parse_weight
@@ -21,13 +22,13 @@ T0 = datetime(2026, 11, 25, 4, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
-def store(config: StoreConfig) -> dict[str, Any]:
+def store(config: StoreConfig) -> StoreView:
     """`welcome.store` as the hub sends it to a counter."""
-    return OrderHub(config).store_view(Role.COUNTER).model_dump(mode="json")
+    return OrderHub(config).store_view(Role.COUNTER)
 
 
 @pytest.fixture(scope="module")
-def catalogue(store: dict[str, Any]) -> Catalogue:
+def catalogue(store: StoreView) -> Catalogue:
     return Catalogue.from_store(store)
 
 
@@ -220,14 +221,15 @@ class _Store:
         answer = self._frame(device, msg)
         assert answer["type"] == "ack", answer
 
-    def orders(self) -> list[dict[str, Any]]:
-        return [o.model_dump(mode="json") for o in self.hub.orders.values()]
+    def orders(self) -> list[OrderView]:
+        """The hub's orders, as a client reads them."""
+        return [OrderView.model_validate_json(o.model_dump_json()) for o in self.hub.orders.values()]
 
-    def order(self, name: str) -> dict[str, Any]:
-        return self.hub.orders[self.ids[name]].model_dump(mode="json")
+    def order(self, name: str) -> OrderView:
+        return OrderView.model_validate_json(self.hub.orders[self.ids[name]].model_dump_json())
 
 
-def test_progress_per_station_ready_and_the_counter_timers(config: StoreConfig, store: dict[str, Any]) -> None:
+def test_progress_per_station_ready_and_the_counter_timers(config: StoreConfig, store: StoreView) -> None:
     st = _Store(config)
     lobster = st.ids["lobster"]
     row = assemble(st.order("lobster"), store, st.clock.now)
@@ -246,9 +248,7 @@ def test_progress_per_station_ready_and_the_counter_timers(config: StoreConfig, 
     assert assemble(st.order("lobster"), store, st.clock.now).level is Level.LATE
 
 
-def test_deliveries_count_down_and_warn_when_the_kitchen_will_miss_them(
-    config: StoreConfig, store: dict[str, Any]
-) -> None:
+def test_deliveries_count_down_and_warn_when_the_kitchen_will_miss_them(config: StoreConfig, store: StoreView) -> None:
     st = _Store(config)
     doc, now = st.order("delivery"), st.clock.now  # due 12:30 Shanghai; now 12:00
     row = assemble(doc, store, now)
@@ -267,9 +267,7 @@ def test_deliveries_count_down_and_warn_when_the_kitchen_will_miss_them(
     assert clock(timedelta(seconds=-75)) == "1:15" and clock(timedelta(hours=1, minutes=5)) == "1:05 h"
 
 
-def test_ready_orders_on_top_closed_ones_at_the_bottom_for_half_an_hour(
-    config: StoreConfig, store: dict[str, Any]
-) -> None:
+def test_ready_orders_on_top_closed_ones_at_the_bottom_for_half_an_hour(config: StoreConfig, store: StoreView) -> None:
     st = _Store(config)
     ids = st.ids
     st.clock.now += timedelta(minutes=1)

@@ -14,7 +14,9 @@ import pytest
 from pytest_textual_snapshot import SVGImageExtension
 from syrupy.assertion import SnapshotAssertion
 
+from kds.client import HubClient
 from kds.config import StoreConfig, parse_config
+from kds.protocol import OrderAccepted
 from kds.server import HubServer
 from terminals.counter.app import CounterApp
 from tests.conftest import SAMPLE_CONFIG, app_order, shelf_order
@@ -150,20 +152,19 @@ async def test_intake_in_chinese(zh_noon: tuple[HubServer, Clock], tmp_path: Pat
         assert snap == await _shot(pilot, app)
 
 
-async def _busy_noon(server: HubServer, clock: Clock, connect: ClientFactory) -> dict[str, dict[str, Any]]:
+async def _busy_noon(server: HubServer, clock: Clock, connect: ClientFactory) -> dict[str, OrderAccepted]:
     """Five orders between 12:00 and 12:14: READY, called, cooking, a delivery the kitchen will miss, handed over."""
     shelf, app_backend, kiosk = [await connect(d, server.url) for d in ("shelf-1", "app-backend", "kiosk-1")]
     cooks = {s: await connect(f"{s}-1", server.url) for s in ("wok", "cold", "bar", "seafood")}
     counter = await connect("counter-1", server.url)
 
-    async def submit(client: Any, order: dict[str, Any]) -> dict[str, Any]:
-        answer: dict[str, Any] = await client.request({"type": "order.submit", "order": order})
-        return answer
+    async def submit(client: HubClient, order: dict[str, Any]) -> OrderAccepted:
+        return await client.request({"type": "order.submit", "order": order}, expect=OrderAccepted)
 
-    async def kitchen(station: str, kind: str, order: dict[str, Any]) -> None:
-        await cooks[station].request({"type": f"ticket.{kind}", "ticket_id": f"{order['order_id']}/{station}"})
+    async def kitchen(station: str, kind: str, order: OrderAccepted) -> None:
+        await cooks[station].request({"type": f"ticket.{kind}", "ticket_id": f"{order.order_id}/{station}"})
 
-    o: dict[str, dict[str, Any]] = {}
+    o: dict[str, OrderAccepted] = {}
     o["lobster"] = await submit(shelf, shelf_order("snap-1"))
     o["delivery"] = await submit(app_backend, app_order("snap-2"))
     clock.advance(minutes=1)
@@ -182,16 +183,16 @@ async def _busy_noon(server: HubServer, clock: Clock, connect: ClientFactory) ->
     )
     clock.advance(minutes=1)  # 12:04
     await kitchen("bar", "bump", o["coconut"])
-    await counter.request({"type": "order.call", "order_id": o["coconut"]["order_id"]})
+    await counter.request({"type": "order.call", "order_id": o["coconut"].order_id})
     clock.advance(minutes=1)
     await kitchen("seafood", "start", o["grouper"])
     await kitchen("wok", "bump", o["noodles"])
     clock.advance(minutes=1)  # 12:06
-    await cooks["bar"].request({"type": "ticket.bump", "ticket_id": f"{o['delivery']['order_id']}/bar"})
+    await cooks["bar"].request({"type": "ticket.bump", "ticket_id": f"{o['delivery'].order_id}/bar"})
     clock.advance(minutes=2)
     await kitchen("wok", "bump", o["lobster"])
     clock.advance(minutes=2)  # 12:10
-    await counter.request({"type": "order.handover", "order_id": o["noodles"]["order_id"], "to": "runner"})
+    await counter.request({"type": "order.handover", "order_id": o["noodles"].order_id, "to": "runner"})
     clock.advance(minutes=2)
     await kitchen("cold", "bump", o["lobster"])
     clock.advance(minutes=2)  # 12:14
@@ -213,6 +214,6 @@ async def test_expo_orders_coming_together(
         await ready(pilot, app)
         await until(lambda: len(app.expo.rows) == 5, what="five orders listed")
         rows = {r.number: r for r in app.expo.rows}
-        assert app.expo.rows[0].id == orders["lobster"]["order_id"]
-        assert "WILL MISS DUE" in rows[orders["delivery"]["number"]].alerts
+        assert app.expo.rows[0].id == orders["lobster"].order_id
+        assert "WILL MISS DUE" in rows[orders["delivery"].number].alerts
         assert snap == await _shot(pilot, app)

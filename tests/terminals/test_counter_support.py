@@ -53,7 +53,10 @@ def counter_app(url: str, tmp_path: Path, **kwargs: Any) -> CounterApp:
 
 async def ready(pilot: Pilot[Any], app: CounterApp) -> None:
     """Wait until the app is online with the store's catalogue and its first view is up."""
-    await until(lambda: bool(app.client.book.store.get("catalogue")) and app.screen.is_mounted, what="counter online")
+    await until(
+        lambda: app.client.book.store is not None and bool(app.client.book.store.catalogue) and app.screen.is_mounted,
+        what="counter online",
+    )
     await pilot.pause()
 
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from kds.client import Backoff, HubClient, LinkState
 from kds.config import StoreConfig
 from kds.hub import OrderHub
+from kds.protocol import Ack, OrderAccepted, PrinterState, PrinterStatus, Welcome
 from kds.server import HubServer
 from kds.store import Store
 from terminals.kitchen.all_day_screen import AllDayScreen
@@ -70,11 +72,9 @@ def ticket(hub: HubServer, order_id: str, station: str = "wok") -> Any:
     return hub.hub.orders[order_id].by_station[station]
 
 
-async def submit(client: HubClient, order: dict[str, Any]) -> dict[str, Any]:
+async def submit(client: HubClient, order: dict[str, Any]) -> OrderAccepted:
     """Submit an order and return the hub's answer (order_id, number)."""
-    answer = await client.request({"type": "order.submit", "order": order})
-    assert answer["type"] == "order.accepted", answer
-    return answer
+    return await client.request({"type": "order.submit", "order": order}, expect=OrderAccepted)
 
 
 def wok_order(key: str, **over: Any) -> dict[str, Any]:
@@ -109,19 +109,19 @@ async def test_start_and_bump_reach_the_hub_and_the_other_screen_of_the_station(
     async with running(wok1) as pilot, running(wok2):
         a = await submit(kiosk, wok_order("k-1"))
         b = await submit(kiosk, wok_order("k-2", fulfilment={"type": "dine_in", "table": "9"}))
-        await until(lambda: numbers(wok1) == [a["number"], b["number"]] and len(wok2.entries) == 2)
+        await until(lambda: numbers(wok1) == [a.number, b.number] and len(wok2.entries) == 2)
         # A new ticket rings the bell and is highlighted.
         assert wok1.bells >= 1 and all(e.fresh for e in wok1.entries)
         assert "★ NEW" in board(wok1) and "TABLE" in board(wok1)
 
         await pilot.press("s")  # wok-1's bump bar: start = s
-        await until(lambda: ticket(hub, a["order_id"]).state.value == "started", what="start reached the hub")
+        await until(lambda: ticket(hub, a.order_id).state.value == "started", what="start reached the hub")
         await until(lambda: "COOKING" in board(wok2))
         assert wok1.entries[0].state == "started" and not wok1.entries[0].fresh
 
         await pilot.press("b")  # bump = b
-        await until(lambda: ticket(hub, a["order_id"]).state.value == "done", what="bump reached the hub")
-        await until(lambda: numbers(wok2) == [b["number"]] and numbers(wok1) == [b["number"]])
+        await until(lambda: ticket(hub, a.order_id).state.value == "done", what="bump reached the hub")
+        await until(lambda: numbers(wok2) == [b.number] and numbers(wok1) == [b.number])
         assert wok1.selected == wok1.entries[0].id, "the next ticket takes the selection"
         assert not wok1.state.pending and len(wok1.client.queue) == 0
 
@@ -136,7 +136,7 @@ async def test_bump_one_item_then_the_other(config: StoreConfig, hub: HubServer,
         await pilot.press("down")
         assert app.cursor == "2" and "▸ 1× Mapo tofu" in board(app)
         await pilot.press("space")
-        order = hub.hub.orders[a["order_id"]]
+        order = hub.hub.orders[a.order_id]
         kungpao, tofu = order.items[0], order.items[1]
         await until(lambda: tofu.done_at is not None, what="item bump reached the hub")
         assert kungpao.done_at is None and order.by_station["wok"].state.value == "started"
@@ -159,24 +159,24 @@ async def test_recall_reopens_a_bumped_ticket_but_not_a_handed_over_order(
         b = await submit(kiosk, wok_order("k-2"))
         await until(lambda: len(app.entries) == 2)
         await pilot.press("b", "b")
-        await until(lambda: not app.entries and ticket(hub, b["order_id"]).state.value == "done")
+        await until(lambda: not app.entries and ticket(hub, b.order_id).state.value == "done")
         # b is handed over: bar bumps its part, the counter hands it over.
-        await drinks.request({"type": "ticket.bump", "ticket_id": f"{b['order_id']}/bar"})
-        await counter.request({"type": "order.handover", "order_id": b["order_id"]})
+        await drinks.request({"type": "ticket.bump", "ticket_id": f"{b.order_id}/bar"})
+        await counter.request({"type": "order.handover", "order_id": b.order_id})
 
         await pilot.press("r")
         recall = app.screen
         assert isinstance(recall, RecallScreen)
         await until(lambda: "handed over" in recall.plain)
         lines = recall.plain.splitlines()
-        assert [ln[2:].split()[0] for ln in lines] == [b["number"], a["number"]], "latest bump first"
+        assert [ln[2:].split()[0] for ln in lines] == [b.number, a.number], "latest bump first"
         await pilot.press("r")  # the highlighted one: b, handed over
         assert isinstance(app.screen, RecallScreen) and "cannot be recalled" in app.screen.message
-        assert ticket(hub, b["order_id"]).state.value == "done"
+        assert ticket(hub, b.order_id).state.value == "done"
         await pilot.press("down", "r")
         assert not isinstance(app.screen, RecallScreen)
-        await until(lambda: ticket(hub, a["order_id"]).state.value == "started", what="recall reached the hub")
-        await until(lambda: numbers(app) == [a["number"]] and "RECALLED" in board(app))
+        await until(lambda: ticket(hub, a.order_id).state.value == "started", what="recall reached the hub")
+        await until(lambda: numbers(app) == [a.number] and "RECALLED" in board(app))
         assert app.selected == app.entries[0].id
 
 
@@ -192,20 +192,20 @@ async def test_a_cancelled_ticket_is_struck_through_until_acknowledged(
         await until(lambda: len(app.entries) == 2)
         await pilot.press("right")  # the cook is on b
         rang = app.bells
-        await kiosk.request({"type": "order.cancel", "order_id": b["order_id"], "reason": "customer left"})
+        await kiosk.request({"type": "order.cancel", "order_id": b.order_id, "reason": "customer left"})
         await until(lambda: app.entries[0].needs_ack, what="cancellation shown")
         assert app.bells > rang
-        assert numbers(app) == [b["number"], a["number"]], "a cancellation goes first: stop cooking it"
+        assert numbers(app) == [b.number, a.number], "a cancellation goes first: stop cooking it"
         assert "CANCELLED" in board(app) and "customer left" in board(app)
         assert app.selected == app.entries[0].id, "still the same ticket under the cook's hand"
         await pilot.press("s")  # neither start nor bump sends anything for a cancelled ticket: they clear it
-        await until(lambda: numbers(app) == [a["number"]])
-        assert json.loads(acks.read_text()) == [f"{b['order_id']}/wok"]
+        await until(lambda: numbers(app) == [a.number])
+        assert json.loads(acks.read_text()) == [f"{b.order_id}/wok"]
     # A restarted screen does not ask again.
     again = kitchen(config, hub.url, acks_path=acks)
     async with running(again):
         await until(lambda: len(again.entries) == 1)
-        assert numbers(again) == [a["number"]]
+        assert numbers(again) == [a.number]
 
 
 async def test_an_amended_ticket_marks_the_changed_lines(
@@ -220,20 +220,20 @@ async def test_an_amended_ticket_marks_the_changed_lines(
         answer = await kiosk.request(
             {
                 "type": "order.amend",
-                "order_id": a["order_id"],
+                "order_id": a.order_id,
                 "add": [{"sku": "WOK-GREENS", "qty": 1}],
                 "remove": ["1"],
                 "item_notes": {"2": "no pork"},
             }
         )
-        assert answer["type"] == "ack"
+        assert isinstance(answer, Ack), answer
         await until(lambda: "ADDED" in board(app), what="amendment shown")
         text = board(app)
         assert "AMENDED" in text and "REMOVED" in text and "NOTE CHANGED" in text and "no pork" in text
         assert "✗ 2× Kung pao chicken" in text and "+ 1× Stir-fried seasonal greens" in text
         assert app.bells > rang
         # The removed dish is not counted any more.
-        await until(lambda: [i["id"] for i in app.entries[0].open_items()] == ["2", "4"])
+        await until(lambda: [i.id for i in app.entries[0].open_items()] == ["2", "4"])
 
 
 async def test_rush_jumps_ahead(config: StoreConfig, hub: HubServer, connect: ClientFactory) -> None:
@@ -244,7 +244,7 @@ async def test_rush_jumps_ahead(config: StoreConfig, hub: HubServer, connect: Cl
         b = await submit(kiosk, wok_order("k-2"))
         r = await submit(appb, app_order("a-1", priority="rush"))
         await until(lambda: len(app.entries) == 3)
-        assert numbers(app) == [r["number"], a["number"], b["number"]]
+        assert numbers(app) == [r.number, a.number, b.number]
         assert "RUSH" in board(app).splitlines()[0]
 
 
@@ -317,18 +317,18 @@ async def test_a_bump_bar_key_map_adds_keys_to_the_defaults(
         b = await submit(kiosk, wok_order("k-2"))
         await until(lambda: len(app.entries) == 2)
         await pilot.press("enter")  # the default bump key still bumps
-        await until(lambda: ticket(hub, a["order_id"]).state.value == "done", what="Enter bumped")
+        await until(lambda: ticket(hub, a.order_id).state.value == "done", what="Enter bumped")
         await pilot.press("b")  # and the device's own
-        await until(lambda: ticket(hub, b["order_id"]).state.value == "done", what="B bumped")
+        await until(lambda: ticket(hub, b.order_id).state.value == "done", what="B bumped")
     app = kitchen(config, hub.url, "wok-2", keymap={"bump": "5", "help": "0"})
     async with running(app) as pilot:
         c = await submit(kiosk, wok_order("k-3"))
         d = await submit(kiosk, wok_order("k-4"))
         await until(lambda: len(app.entries) == 2)
         await pilot.press("5")  # 5 bumps on this device (it no longer picks ticket 5)
-        await until(lambda: ticket(hub, c["order_id"]).state.value == "done", what="5 bumped")
+        await until(lambda: ticket(hub, c.order_id).state.value == "done", what="5 bumped")
         await pilot.press("enter")
-        await until(lambda: ticket(hub, d["order_id"]).state.value == "done", what="Enter bumped")
+        await until(lambda: ticket(hub, d.order_id).state.value == "done", what="Enter bumped")
         await pilot.press("0")
         assert isinstance(app.screen, HelpScreen)
         text = str(app.screen.query_one("#help-text").render())
@@ -347,10 +347,10 @@ async def test_a_bump_bar_key_map_replaces_the_default_keys_when_the_device_says
         b = await submit(kiosk, wok_order("k-2"))
         await until(lambda: len(app.entries) == 2)
         await pilot.press("enter", "b")  # the default bump keys do nothing on this device
-        assert not app.state.pending and ticket(hub, a["order_id"]).state.value == "new"
+        assert not app.state.pending and ticket(hub, a.order_id).state.value == "new"
         await pilot.press("6", "5")
-        await until(lambda: ticket(hub, b["order_id"]).state.value == "done")
-        assert ticket(hub, a["order_id"]).state.value == "new"
+        await until(lambda: ticket(hub, b.order_id).state.value == "done")
+        assert ticket(hub, a.order_id).state.value == "new"
         await pilot.press("0")
         assert isinstance(app.screen, HelpScreen)
         text = str(app.screen.query_one("#help-text").render())
@@ -387,13 +387,13 @@ async def test_printer_trouble_shows_a_loud_line_until_the_printer_is_back(confi
             "message": "load a new roll",
             "at": "2026-11-25T12:00:00+08:00",
         }
-        app.show_printer_status({**frame, "printer": "bar-printer", "stations": ["bar"]})
+        app.show_printer_status(PrinterStatus.model_validate({**frame, "printer": "bar-printer", "stations": ["bar"]}))
         assert not alert.display
-        app.show_printer_status(frame)
+        app.show_printer_status(PrinterStatus.model_validate(frame))
         await pilot.pause()
         assert alert.display and "PRINTER wok-printer: paper out — load a new roll" in str(alert.render())
         assert app.bells == 1
-        app.show_printer_status({**frame, "ok": True, "state": "ok", "message": ""})
+        app.show_printer_status(PrinterStatus.model_validate({**frame, "ok": True, "state": "ok", "message": ""}))
         await pilot.pause()
         assert not alert.display
 
@@ -419,22 +419,22 @@ async def test_bumps_made_while_the_hub_is_down_are_sent_once_it_is_back(
             await until(lambda: app.client.state is not LinkState.ONLINE, what="link down")
             await until(lambda: bool(app.query_one("#offline").display), what="OFFLINE banner")
             assert "OFFLINE" in str(app.query_one("#offline").render())
-            assert numbers(app) == [a["number"], b["number"]], "the last state stays on the screen"
+            assert numbers(app) == [a.number, b.number], "the last state stays on the screen"
 
             await pilot.press("b")  # bump a while the hub is down
-            assert numbers(app) == [b["number"]], "shown bumped at once"
+            assert numbers(app) == [b.number], "shown bumped at once"
             assert [m["type"] for m in map(json.loads, queue.read_text().splitlines())] == ["ticket.bump"]
             await until(lambda: "1 action" in str(app.query_one("#status").render()))
 
             second = HubServer(OrderHub(config), Store(db_path, store_id=config.store.id), host="127.0.0.1", port=port)
             await second.start()
             await until(lambda: app.client.state is LinkState.ONLINE, timeout=10, what="reconnected")
-            await until(lambda: ticket(second, a["order_id"]).state.value == "done", what="queued bump applied")
+            await until(lambda: ticket(second, a.order_id).state.value == "done", what="queued bump applied")
             await until(lambda: len(app.client.queue) == 0 and not app.state.pending)
             assert queue.read_text() == ""
-            bumps = [r for r in second.hub.log if r.kind.value == "ticket.bumped" and r.order_id == a["order_id"]]
+            bumps = [r for r in second.hub.log if r.kind.value == "ticket.bumped" and r.order_id == a.order_id]
             assert len(bumps) == 1, "applied once"
-            assert numbers(app) == [b["number"]]
+            assert numbers(app) == [b.number]
             assert not app.query_one("#offline").display
     finally:
         await app.client.close()
@@ -455,15 +455,15 @@ async def test_after_a_dropped_link_the_screen_catches_up_with_resume_from(
         a = await submit(kiosk, wok_order("k-1"))
         b = await submit(kiosk, wok_order("k-2"))
         await until(lambda: len(app.entries) == 2)
-        welcomes: list[dict[str, Any]] = []
-        client.listeners.append(lambda f: welcomes.append(f) if f.get("type") == "welcome" else None)
+        welcomes: list[Welcome] = []
+        client.listeners.append(lambda f: welcomes.append(f) if isinstance(f, Welcome) else None)
         rang = app.bells
         await client.drop()
         c = await submit(kiosk, wok_order("k-3"))
-        await kiosk.request({"type": "order.cancel", "order_id": a["order_id"]})
+        await kiosk.request({"type": "order.cancel", "order_id": a.order_id})
         await until(lambda: client.connections == 2 and client.state is LinkState.ONLINE, what="reconnected")
-        assert welcomes and welcomes[0]["resumed"] and welcomes[0]["replay"] == 2, "resumed, not a new snapshot"
-        await until(lambda: numbers(app) == [a["number"], b["number"], c["number"]])
+        assert welcomes and welcomes[0].resumed and welcomes[0].replay == 2, "resumed, not a new snapshot"
+        await until(lambda: numbers(app) == [a.number, b.number, c.number])
         assert app.entries[0].needs_ack and app.entries[2].fresh and app.bells > rang
 
 
@@ -481,16 +481,28 @@ async def test_a_screen_that_never_reached_its_hub_says_where_it_looked(config: 
             assert f"no hub answers at {url}" in banner and "kds serve" in banner and "--hub" in banner
 
 
+def printer_status(printer: str, stations: list[str], *, ok: bool, state: str) -> PrinterStatus:
+    return PrinterStatus(
+        type="printer.status",
+        printer=printer,
+        stations=stations,
+        ok=ok,
+        state=PrinterState(state),
+        message="",
+        at=datetime(2026, 11, 25, 4, 0, tzinfo=UTC),
+    )
+
+
 def test_printer_alerts_take_at_most_three_lines_the_stations_own_printer_first() -> None:
     from terminals.kitchen.printer_alert import PrinterAlert
 
     alert = PrinterAlert("wok", language="zh")
     others = ["bar-printer", "cold-printer", "grill-printer", "seafood-printer"]
     for p in others:  # printers whose backup is the wok printer: their tickets come out here
-        assert alert.apply({"printer": p, "stations": [p.split("-")[0], "wok"], "ok": False, "state": "offline"})
-    assert alert.apply({"printer": "wok-printer", "stations": ["wok"], "ok": False, "state": "paper_out"})
+        assert alert.apply(printer_status(p, [p.split("-")[0], "wok"], ok=False, state="offline"))
+    assert alert.apply(printer_status("wok-printer", ["wok"], ok=False, state="paper_out"))
     lines = alert.text.splitlines()
     assert len(lines) == 3
     assert lines[0].startswith("⚠ 打印机 wok-printer: 缺纸"), "the station's own printer first, in Chinese"
     assert lines[2].startswith("⚠ 另有 3 台打印机") and all(p in lines[2] for p in others[1:])
-    assert not alert.apply({"printer": "bar-printer", "stations": ["bar"], "ok": True, "state": "ok"})
+    assert not alert.apply(printer_status("bar-printer", ["bar"], ok=True, state="ok"))

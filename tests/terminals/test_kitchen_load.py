@@ -16,6 +16,7 @@ from typing import Any
 
 from kds.client import Backoff, HubClient, LinkState
 from kds.config import StoreConfig
+from kds.protocol import OrderAccepted
 from kds.server import HubServer
 from terminals.kitchen.app import create_app
 from terminals.kitchen.board import Board
@@ -80,7 +81,7 @@ async def test_three_hundred_open_tickets_stay_responsive(
             answers = await asyncio.gather(
                 *(kiosk.request({"type": "order.submit", "order": o}) for o in orders[k : k + 50])
             )
-            assert all(a["type"] == "order.accepted" for a in answers)
+            assert all(isinstance(a, OrderAccepted) for a in answers), answers
         await until(lambda: len(app.entries) == TICKETS, timeout=30, what="300 tickets on the board")
         burst = time.perf_counter() - started
         board = app.query_one(Board)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from textual.binding import Binding
 
+from kds.protocol import Ack, Error, ErrorCode, ItemView, OrderView, TicketState, TicketView
 from terminals.kitchen import bigtext, keymap
 from terminals.kitchen.app import run_kitchen
 from terminals.kitchen.layout import Piece, geometry, paginate, split
@@ -29,8 +30,8 @@ NOW = datetime.fromisoformat("2026-11-25T12:00:00+08:00")
 WOK = StationInfo("wok", "Wok", "炒锅", warn_after_s=480, late_after_s=720)
 
 
-def item(iid: str, sku: str = "WOK-KUNGPAO", station: str = "wok", **over: Any) -> dict[str, Any]:
-    """An ItemView dict."""
+def item(iid: str, sku: str = "WOK-KUNGPAO", station: str = "wok", **over: Any) -> ItemView:
+    """An ItemView."""
     it: dict[str, Any] = {
         "id": iid,
         "sku": sku,
@@ -49,25 +50,26 @@ def item(iid: str, sku: str = "WOK-KUNGPAO", station: str = "wok", **over: Any) 
         "removed": False,
         "done_at": None,
         "change": None,
+        "fee_cents": 0,
     }
     it.update(over)
-    return it
+    return ItemView.model_validate(it)
 
 
 def order(
     number: str,
     minutes_ago: float,
-    items: list[dict[str, Any]],
+    items: list[ItemView],
     *,
     state: str = "new",
     priority: str = "normal",
     fulfilment: dict[str, Any] | None = None,
     **over: Any,
-) -> dict[str, Any]:
-    """An OrderView dict with one ticket per station of its items."""
+) -> OrderView:
+    """An OrderView with one ticket per station of its items."""
     created = (NOW - timedelta(minutes=minutes_ago)).isoformat()
     oid = f"20261125-{number}"
-    stations = dict.fromkeys(i["station"] for i in items)
+    stations = dict.fromkeys(i.station for i in items)
     o: dict[str, Any] = {
         "id": oid,
         "number": number,
@@ -79,6 +81,18 @@ def order(
         "status": "accepted",
         "version": 1,
         "created_at": created,
+        "updated_at": created,
+        "key": f"key-{number}",
+        "source": "kiosk-1",
+        "called_at": None,
+        "handed_over_at": None,
+        "handed_over_to": None,
+        "cancelled_at": None,
+        "amended_at": None,
+        "status_seq": 1,
+        "status_at": created,
+        "status_ready": [],
+        "amend_refs": [],
         "cancel_reason": None,
         "items": items,
         "tickets": [
@@ -86,7 +100,7 @@ def order(
                 "id": f"{oid}/{s}",
                 "station": s,
                 "state": state if s == "wok" else "new",
-                "items": [i["id"] for i in items if i["station"] == s],
+                "items": [i.id for i in items if i.station == s],
                 "created_at": created,
                 "started_at": None,
                 "done_at": None,
@@ -97,11 +111,17 @@ def order(
         ],
     }
     o.update(over)
-    return o
+    return OrderView.model_validate(o)
 
 
-def wok_ticket(o: dict[str, Any]) -> dict[str, Any]:
-    return next(t for t in o["tickets"] if t["station"] == "wok")
+def wok_ticket(o: OrderView) -> TicketView:
+    return next(t for t in o.tickets if t.station == "wok")
+
+
+def with_wok(o: OrderView, **changes: Any) -> OrderView:
+    """The order with its wok ticket changed (as the next event would carry it)."""
+    tickets = [t.model_copy(update=changes) if t.station == "wok" else t for t in o.tickets]
+    return o.model_copy(update={"tickets": tickets})
 
 
 def test_timers_follow_the_station_thresholds_and_say_late() -> None:
@@ -133,18 +153,19 @@ def test_pending_actions_show_at_once_and_leave_when_the_book_has_them() -> None
     o = order("K001", 1, [item("1"), item("2")])
     t = wok_ticket(o)
     p = Pending()
-    p.add({"type": "item.bump", "ref": "r1", "ticket_id": t["id"], "item_id": "1"}, NOW)
-    assert effective(o, t, p.for_ticket(t["id"]))[:2] == ("started", frozenset({"1"}))
-    p.add({"type": "item.bump", "ref": "r2", "ticket_id": t["id"], "item_id": "2"}, NOW)
-    assert effective(o, t, p.for_ticket(t["id"]))[0] == "done"
-    p.add({"type": "ticket.recall", "ref": "r3", "ticket_id": t["id"]}, NOW)
-    assert effective(o, t, p.for_ticket(t["id"]))[:2] == ("started", frozenset())
+    p.add({"type": "item.bump", "ref": "r1", "ticket_id": t.id, "item_id": "1"}, NOW)
+    assert effective(o, t, p.for_ticket(t.id))[:2] == (TicketState.STARTED, frozenset({"1"}))
+    p.add({"type": "item.bump", "ref": "r2", "ticket_id": t.id, "item_id": "2"}, NOW)
+    assert effective(o, t, p.for_ticket(t.id))[0] is TicketState.DONE
+    p.add({"type": "ticket.recall", "ref": "r3", "ticket_id": t.id}, NOW)
+    assert effective(o, t, p.for_ticket(t.id))[:2] == (TicketState.STARTED, frozenset())
     assert p.add({"type": "order.call", "ref": "x", "order_id": "y"}, NOW) is None
     # Acked with the event already in the book: gone; acked ahead of its event: kept until the book has it.
-    assert p.answered({"type": "ack", "ref": "r1", "seq": 5}, book_seq=5) is not None
-    assert p.answered({"type": "ack", "ref": "r2", "seq": 7}, book_seq=5) is not None and len(p) == 2
+    assert p.answered(Ack(type="ack", ref="r1", seq=5), book_seq=5) is not None
+    assert p.answered(Ack(type="ack", ref="r2", seq=7), book_seq=5) is not None and len(p) == 2
     assert not p.settle(6) and p.settle(7) and [a.ref for a in p.actions] == ["r3"]
-    assert p.answered({"type": "error", "ref": "r3", "code": "conflict"}, book_seq=7) is not None and not p
+    refused = Error(type="error", ref="r3", code=ErrorCode.CONFLICT, message="conflict")
+    assert p.answered(refused, book_seq=7) is not None and not p
 
 
 def test_the_board_puts_cancellations_then_rush_then_the_oldest_first() -> None:
@@ -158,7 +179,7 @@ def test_the_board_puts_cancellations_then_rush_then_the_oldest_first() -> None:
     orders = [old, rush, new, cancelled, bar_only, done]
     s.observe(orders, NOW, quiet=True)
     assert [e.number for e in s.entries(orders, NOW)] == ["K004", "A002", "K001", "K003"]
-    assert s.acknowledge(f"{cancelled['id']}/wok") and not s.acknowledge(f"{cancelled['id']}/wok")
+    assert s.acknowledge(f"{cancelled.id}/wok") and not s.acknowledge(f"{cancelled.id}/wok")
     assert [e.number for e in s.entries(orders, NOW)] == ["A002", "K001", "K003"]
 
 
@@ -168,18 +189,18 @@ def test_observe_tells_new_amended_cancelled_and_recalled_tickets() -> None:
     assert not s.observe([a], NOW, quiet=True).ring
     b = order("K002", 0, [item("1")])
     ch = s.observe([b], NOW)
-    assert ch.arrived == [f"{b['id']}/wok"] and ch.ring and s.entry(b, wok_ticket(b), NOW).fresh
+    assert ch.arrived == [f"{b.id}/wok"] and ch.ring and s.entry(b, wok_ticket(b), NOW).fresh
     assert not s.entry(b, wok_ticket(b), NOW + timedelta(minutes=2)).fresh, "highlighted for a minute"
-    wok_ticket(a)["amended_at"] = NOW.isoformat()
-    assert s.observe([a], NOW).amended == [f"{a['id']}/wok"]
-    wok_ticket(a)["state"] = "done"
+    a = with_wok(a, amended_at=NOW)
+    assert s.observe([a], NOW).amended == [f"{a.id}/wok"]
+    a = with_wok(a, state=TicketState.DONE)
     assert not s.observe([a], NOW).ring
-    wok_ticket(a)["state"] = "started"
+    a = with_wok(a, state=TicketState.STARTED)
     ch = s.observe([a], NOW)
-    assert ch.recalled == [f"{a['id']}/wok"] and not ch.ring
-    wok_ticket(b)["state"] = "cancelled"
+    assert ch.recalled == [f"{a.id}/wok"] and not ch.ring
+    b = with_wok(b, state=TicketState.CANCELLED)
     ch = s.observe([b], NOW)
-    assert ch.cancelled == [f"{b['id']}/wok"] and ch.ring
+    assert ch.cancelled == [f"{b.id}/wok"] and ch.ring
 
 
 def test_all_day_totals_per_dish_and_method() -> None:

@@ -52,10 +52,10 @@ def assert_cursor_on_screen(app: KitchenApp) -> None:
     b = app.query_one(Board)
     assert app.cursor is not None
     assert b.page_index in b.pages_of(app.selected or "", app.cursor), "the cursor's item is on another page"
-    item = next(i for i in app.entries[app._sel_index].items() if i["id"] == app.cursor)
+    item = next(i for i in app.entries[app._sel_index].items() if i.id == app.cursor)
     line = next(ln for ln in board_text(app).splitlines() if "▸ " in ln)
     assert "1×" in line.split("▸ ", 1)[1][:4], line
-    assert item["note"] in board_text(app), f"{item['note']} is not on screen"
+    assert item.note is not None and item.note in board_text(app), f"{item.note} is not on screen"
 
 
 @pytest.mark.parametrize("size", [(80, 24), (160, 45)])
@@ -72,7 +72,7 @@ async def test_a_tall_ticket_continues_with_its_allergy_on_every_part(
         await pilot.press("home")
         b = app.query_one(Board)
         tall = app.entries[0]
-        assert tall.number == big["number"] and app.selected == tall.id
+        assert tall.number == big.number and app.selected == tall.id
         assert len(b.pages) > 1
 
         # Every part of the tall card, on every page, starts with the customer's allergy.
@@ -114,7 +114,7 @@ async def test_a_tall_ticket_continues_with_its_allergy_on_every_part(
         for _ in range(13):
             await pilot.press("down")
             assert_cursor_on_screen(app)
-        assert app.cursor == tall.open_items()[-1]["id"]
+        assert app.cursor == tall.open_items()[-1].id
         assert "CUSTOMER ALLERGY: Peanut" in board_text(app)
         for _ in range(13):
             await pilot.press("up")

@@ -51,28 +51,28 @@ async def test_two_screens_of_one_device_never_lose_each_others_bumps(
             offline.state.observe(offline.client.book.orders.values(), offline.now(), quiet=True)
             offline.redraw()
             await off_pilot.pause()
-            assert [e.id for e in offline.entries][:1] == [f"{a['order_id']}/wok"]
+            assert [e.id for e in offline.entries][:1] == [f"{a.order_id}/wok"]
             await off_pilot.press("enter")  # bump A: kept in its own queue file
             held = refs(offline.queue_claim.path)
             assert len(held) == 1
             await on_pilot.press("right", "enter")  # the online screen bumps B: sent, answered, its queue emptied
-            await until(lambda: ticket(hub, b["order_id"]).state.value == "done", what="B bumped")
+            await until(lambda: ticket(hub, b.order_id).state.value == "done", what="B bumped")
             await until(lambda: len(online.client.queue) == 0)
             assert refs(base) == []
             assert refs(offline.queue_claim.path) == held, "the other screen's bump is still on disk"
         # The offline screen closed with its bump unsent; its file is no longer locked.
         assert not offline.queue_claim.held and refs(tmp_path / "queue-wok-1.2.jsonl") == held
-        assert ticket(hub, a["order_id"]).state.value == "new"
+        assert ticket(hub, a.order_id).state.value == "new"
     assert not online.queue_claim.held
 
     # The next screen of the device takes the first file and adopts the one left behind: A's bump reaches the hub.
     third = screen(config, hub.url, base)
     assert third.queue_claim is not None and third.queue_claim.path == base
     async with running(third):
-        await until(lambda: ticket(hub, a["order_id"]).state.value == "done", what="the adopted bump applied")
+        await until(lambda: ticket(hub, a.order_id).state.value == "done", what="the adopted bump applied")
         await until(lambda: len(third.client.queue) == 0)
         assert not (tmp_path / "queue-wok-1.2.jsonl").exists()
-    bumps = [r for r in hub.hub.log if r.kind.value == "ticket.bumped" and r.order_id == a["order_id"]]
+    bumps = [r for r in hub.hub.log if r.kind.value == "ticket.bumped" and r.order_id == a.order_id]
     assert len(bumps) == 1, "applied once"
 
 

@@ -29,12 +29,15 @@ from textual.widgets import Static
 from kds.client import Backoff, HubClient, LinkState
 from kds.config import StoreConfig
 from kds.hub import OrderHub
+from kds.protocol import Ack, OrderAccepted
 from kds.server import HubServer
 from kds.store import Store
+from kds.wire import Answer
 from terminals.kitchen.all_day_screen import AllDayScreen
 from terminals.kitchen.app import KitchenApp, create_app
 from terminals.kitchen.bigtext import big
 from terminals.kitchen.board import Board
+from tests.support import accepted
 
 T = TypeVar("T")
 T0 = datetime.fromisoformat("2026-11-25T12:00:00+08:00")
@@ -63,7 +66,7 @@ class HubThread:
         """Run a coroutine in the hub's loop and wait for it (from the test's thread)."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=30)
 
-    async def request(self, device: str, msg: dict[str, Any]) -> dict[str, Any]:
+    async def request(self, device: str, msg: dict[str, Any]) -> Answer:
         """Send a frame as a device of the sample config (connected on first use) and return the answer."""
         client = self.clients.get(device)
         if client is None:
@@ -72,10 +75,10 @@ class HubThread:
             client = self.clients[device] = HubClient.for_device(self.server.url, dev)
             await client.connect()
         answer = await client.request(msg)
-        assert answer["type"] in ("order.accepted", "ack"), answer
+        assert isinstance(answer, (OrderAccepted, Ack)), answer
         return answer
 
-    def at(self, minutes_before: float, device: str, msg: dict[str, Any]) -> dict[str, Any]:
+    def at(self, minutes_before: float, device: str, msg: dict[str, Any]) -> Answer:
         """Send a frame with the hub's clock `minutes_before` T0."""
         self.now = T0 - timedelta(minutes=minutes_before)
         try:
@@ -120,7 +123,7 @@ def busy_wok(hub: HubThread) -> None:
             ],
         ),
     )
-    hub.at(13, "wok-2", {"type": "ticket.start", "ticket_id": f"{late['order_id']}/wok"})
+    hub.at(13, "wok-2", {"type": "ticket.start", "ticket_id": f"{accepted(late).order_id}/wok"})
     hub.at(
         9,
         "app-backend",
@@ -191,13 +194,15 @@ def busy_wok(hub: HubThread) -> None:
         "kiosk-1",
         {
             "type": "order.amend",
-            "order_id": amended["order_id"],
+            "order_id": accepted(amended).order_id,
             "add": [{"sku": "WOK-EGGTOMATO"}],
             "remove": ["2"],
             "item_notes": {"1": "no sesame"},
         },
     )
-    hub.at(0.5, "kiosk-2", {"type": "order.cancel", "order_id": cancelled["order_id"], "reason": "customer left"})
+    hub.at(
+        0.5, "kiosk-2", {"type": "order.cancel", "order_id": accepted(cancelled).order_id, "reason": "customer left"}
+    )
 
 
 @pytest.fixture
