@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import ConfigDict, Field, PrivateAttr
+from pydantic import ConfigDict, Field
 
 from kds.protocol import (
     HandoverTo,
@@ -67,6 +67,9 @@ class Order(OrderView):
     """
 
     model_config = ConfigDict(frozen=False)  # changed in place, unlike the frozen frames of `kds.protocol`
+    __slots__ = ("_kds_progress",)
+    # The hub's own state, not on the wire: a plain slot, not a pydantic private attribute (those are set up in
+    # Python for every order built, and written through `BaseModel.__setattr__`; a restart builds thousands).
 
     status: OrderStatus = OrderStatus.ACCEPTED
     version: int = 1
@@ -82,16 +85,16 @@ class Order(OrderView):
     amend_refs: list[str] = Field(default_factory=list)
     items: list[Item]
     tickets: list[Ticket] = Field(default_factory=list)
-    _progress: OrderStatus | None = PrivateAttr(None)
 
     @property
     def progress(self) -> OrderStatus | None:
-        """The status as the source last heard it; not on the wire."""
-        return self._progress
+        """The status as the source last heard it; not on the wire (nor copied by `model_copy`)."""
+        status: OrderStatus | None = getattr(self, "_kds_progress", None)
+        return status
 
     @progress.setter
     def progress(self, status: OrderStatus | None) -> None:
-        self._progress = status
+        object.__setattr__(self, "_kds_progress", status)
 
     # ------------------------------------------------------------------ derived
 

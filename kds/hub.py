@@ -23,7 +23,7 @@ from kds.config import Channel, Device, Role, StoreConfig
 from kds.domain import DomainError, Item, Order, Ticket
 from kds.jsontext import frame_text, loads, written
 from kds.printing import Banner, PrintJob, claim_items, live_tickets, notice_stations, station_jobs
-from kds.privacy import SEES_CUSTOMER, redact_view, view_for
+from kds.privacy import SEES_CUSTOMER, redact_text, redact_view, view_for
 from kds.protocol import (
     PROTOCOLS,
     ROLE_MESSAGES,
@@ -776,8 +776,7 @@ class OrderHub:
         hit = self._shown_texts.get(o.id)
         if hit is not None and hit[0] is o and hit[1] == o.version:
             return hit[2]
-        shown = redact_view(o)
-        text = self._order_json(o) if shown is o else shown.model_dump_json()
+        text = redact_text(o, self._order_json(o))
         self._shown_texts[o.id] = (o, o.version, text)
         return text
 
@@ -1360,14 +1359,9 @@ class OrderHub:
         # database stores), and the kitchens' and monitors' (the same frame when there is nothing to cut).
         head = event.model_dump(mode="json", exclude={"order"})
         frame = frame_text({**head, "order": written(order_json)})
-        shown = redact_view(o)
-        if shown is o:
-            kitchen = frame
-            self._shown_texts[o.id] = (o, o.version, order_json)
-        else:
-            shown_json = shown.model_dump_json()
-            kitchen = frame_text({**head, "order": written(shown_json)})
-            self._shown_texts[o.id] = (o, o.version, shown_json)
+        shown_json = redact_text(o, order_json)
+        kitchen = frame if shown_json is order_json else frame_text({**head, "order": written(shown_json)})
+        self._shown_texts[o.id] = (o, o.version, shown_json)
         rec = EventRecord(
             seq=self.seq,
             at=at,
