@@ -108,13 +108,24 @@ class Order(OrderView):
             return OrderStatus.CANCELLED
         if self.handed_over_at is not None:
             return OrderStatus.HANDED_OVER
-        live = [t for t in self.tickets if t.state is not TicketState.CANCELLED]
-        if live and all(t.state is TicketState.DONE for t in live):
+        # One pass over the tickets (every change and every restored order works it out).
+        live = done = started = 0
+        for t in self.tickets:
+            state = t.state
+            if state is TicketState.CANCELLED:
+                continue
+            live += 1
+            if state is TicketState.DONE:
+                done += 1
+            elif state is TicketState.STARTED:
+                started += 1
+        if live and done == live:
             return OrderStatus.READY
-        if any(t.state is not TicketState.NEW for t in live) or any(
-            i.done_at is not None for i in self.items if not i.removed
-        ):
+        if done or started:
             return OrderStatus.PREPARING
+        for i in self.items:
+            if i.done_at is not None and not i.removed:
+                return OrderStatus.PREPARING
         return OrderStatus.ACCEPTED
 
     @property

@@ -238,13 +238,20 @@ class Session:
 
 
 @contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
+def collector_paused(*, freeze: bool = False) -> Iterator[None]:
     """Pause Python's cyclic garbage collector while thousands of documents are parsed or rebuilt: they hold no
-    cycles, and the collector would walk the growing heap over and over (about a third of a restart's time)."""
+    cycles, and the collector would walk the growing heap over and over (about a third of a restart's time).
+
+    With `freeze`, what was built is frozen at the end (`gc.freeze`, as `kds.collector` does during service): the
+    restored state is long-lived and free of cycles, and the collector would otherwise walk all of it at its next
+    pass, then again in each older generation (55 ms for 5,000 orders, each one a dozen tracked models, dicts, sets
+    and lists)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
+        if freeze:
+            gc.freeze()
     finally:
         if enabled:
             gc.enable()
@@ -479,7 +486,7 @@ class OrderHub:
     ) -> None:
         """Rebuild state from the database: order documents (their JSON text), the tail of the event log, the last
         seq, keys."""
-        with collector_paused():  # thousands of objects and no cycles among them
+        with collector_paused(freeze=True):  # thousands of objects and no cycles among them
             self._restore(orders, events, seq, keys, last_job)
 
     def _restore(
