@@ -20,11 +20,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import TypeAdapter
-
 from kds.config import Role
 from kds.jsontext import dumps, loads
-from kds.protocol import Customer, Delivery, Fulfilment, OrderView, ShownFulfilment
+from kds.protocol import Customer, Delivery, Fulfilment, OrderView
 
 SEES_CUSTOMER = frozenset({Role.COUNTER})
 """Roles that get the customer's data as the source sent it (sources get none back: their frames carry none)."""
@@ -93,7 +91,15 @@ def redact_view(order: OrderView) -> OrderView:
     A copy otherwise (`order` is not changed): `customer` cut to a first name and no phone (or none at all), the
     delivery's `address` left out (null, which an order's fulfilment does not write).
     """
-    update = _cut(order)[0]
+    customer, fulfilment = order.customer, order.fulfilment
+    key = (id(customer), id(fulfilment))
+    hit = _SHOWN.get(key)
+    if hit is None or hit[0] is not customer or hit[1] is not fulfilment:
+        hit = (customer, fulfilment, _redacted(customer, fulfilment))
+        if len(_SHOWN) >= _SHOWN_MAX:
+            _SHOWN.clear()
+        _SHOWN[key] = hit
+    update = hit[2]
     return order if update is None else order.model_copy(update=update)
 
 
@@ -101,57 +107,34 @@ def redact_text(order: OrderView, text: str) -> str:
     """`redact_view(order).model_dump_json()`, from `text`, the order's JSON as pydantic wrote it
     (`order.model_dump_json()`): `text` itself when there is nothing to cut.
 
-    Otherwise the JSON data of `text` with the fields kitchens see otherwise (`customer`, `fulfilment`) in their
-    places, as their cut models write them: the same text as writing the cut copy of the order again, at about half
-    the cost (the order's items and tickets, most of it, are not written a second time)."""
-    data = _cut(order)[1]
-    return text if data is None else dumps({**loads(text), **data})
+    Otherwise the JSON data of `text` cut by `redact_order`, the same policy over the order's data (its customer
+    and fulfilment, which pydantic wrote): the same text as writing the cut copy of the order again, at a fraction
+    of the cost (the order's items and tickets, most of it, are not written a second time)."""
+    if not _cuts(order.customer, order.fulfilment)[0]:
+        return text
+    return dumps(redact_order(loads(text)))
 
 
-def _cut(order: OrderView) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    customer, fulfilment = order.customer, order.fulfilment
-    key = (id(customer), id(fulfilment))
-    hit = _SHOWN.get(key)
-    if hit is None or hit[0] is not customer or hit[1] is not fulfilment:
-        update = _redacted(customer, fulfilment)
-        hit = (customer, fulfilment, (update, None if update is None else _written(update)))
-        if len(_SHOWN) >= _SHOWN_MAX:
-            _SHOWN.clear()
-        _SHOWN[key] = hit
-    return hit[2]
-
-
-_SHOWN: dict[
-    tuple[int, int],
-    tuple[Customer | None, Fulfilment, tuple[dict[str, Any] | None, dict[str, Any] | None]],
-] = {}
-"""(customer, fulfilment) by identity → what kitchens see instead (None: the same), as models (for `model_copy`) and
-as their JSON data (`redact_text`). An order's customer and fulfilment are frozen models that do not change after it
-is submitted, and every event of the order shows them: the cut is worked out once per order. Holding the objects
-keeps their ids from being reused while they are keys."""
+_SHOWN: dict[tuple[int, int], tuple[Customer | None, Fulfilment, dict[str, Any] | None]] = {}
+"""(customer, fulfilment) by identity → what kitchens see instead (None: the same). An order's customer and fulfilment
+are frozen models that do not change after it is submitted, and every event of the order shows them: the cut is
+worked out once per order. Holding the objects keeps their ids from being reused while they are keys."""
 _SHOWN_MAX = 8192
 
-_FULFILMENT: TypeAdapter[Fulfilment] = TypeAdapter(ShownFulfilment)
-"""Writes a fulfilment as an order's `fulfilment` field does (without its null fields)."""
 
-
-def _written(update: dict[str, Any]) -> dict[str, Any]:
-    """The JSON data of the cut fields, as the order's fields write them."""
-    data: dict[str, Any] = {}
-    if "fulfilment" in update:
-        data["fulfilment"] = _FULFILMENT.dump_python(update["fulfilment"], mode="json")
-    if "customer" in update:
-        customer: Customer | None = update["customer"]
-        data["customer"] = None if customer is None else customer.model_dump(mode="json")
-    return data
+def _cuts(customer: Customer | None, fulfilment: Fulfilment) -> tuple[bool, str | None, bool, bool]:
+    """(whether kitchens see the order otherwise, the customer's first name, whether the customer is cut, whether
+    the delivery address is)."""
+    name = first_name(customer.name if customer is not None else None)
+    cut_customer = customer is not None and (name is None or name != customer.name or customer.phone is not None)
+    cut_address = isinstance(fulfilment, Delivery) and fulfilment.address is not None
+    return cut_customer or cut_address, name, cut_customer, cut_address
 
 
 def _redacted(customer: Customer | None, fulfilment: Fulfilment) -> dict[str, Any] | None:
     """The fields of an order that kitchens see otherwise (None: nothing to cut)."""
-    name = first_name(customer.name if customer is not None else None)
-    cut_customer = customer is not None and (name is None or name != customer.name or customer.phone is not None)
-    cut_address = isinstance(fulfilment, Delivery) and fulfilment.address is not None
-    if not (cut_customer or cut_address):
+    cut, name, cut_customer, cut_address = _cuts(customer, fulfilment)
+    if not cut:
         return None
     update: dict[str, Any] = {}
     if cut_customer:
