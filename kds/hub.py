@@ -19,11 +19,13 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from pydantic import TypeAdapter
+
 from kds.config import Channel, Device, Role, StoreConfig
 from kds.domain import DomainError, Item, Order, Ticket
 from kds.jsontext import frame_text, loads, written
 from kds.printing import Banner, PrintJob, claim_items, live_tickets, notice_stations, station_jobs
-from kds.privacy import SEES_CUSTOMER, redact_text, redact_view, view_for
+from kds.privacy import SEES_CUSTOMER, redact_order, redact_text, redact_view, view_for
 from kds.protocol import (
     PROTOCOLS,
     ROLE_MESSAGES,
@@ -118,6 +120,29 @@ def _kitchen_frame(payload: str) -> str:
     ev = Event.model_validate_json(payload)
     shown = redact_view(ev.order)
     return payload if shown is ev.order else ev.model_copy(update={"order": shown}).model_dump_json()
+
+
+_ORDER_PARTS = {"items", "tickets"}
+assert [*Order.model_fields][-2:] == ["items", "tickets"], "an order's items and tickets are written last"
+_ORDER_HEAD = Order.__pydantic_serializer__
+_ITEMS = TypeAdapter(list[Item]).serializer
+_TICKETS = TypeAdapter(list[Ticket]).serializer
+_EVENT = Event.__pydantic_serializer__
+_ORDER = {"order"}
+
+
+def _order_texts(o: Order) -> tuple[str, str]:
+    """`o.model_dump_json()`, and the same for `redact_view(o)` (the very same text when there is nothing to cut).
+
+    Each part of the order is written once by pydantic for both: its fields before its items and tickets as JSON
+    data (what kitchens see otherwise, `customer` and `fulfilment`, is cut from that data by `redact_order`, the
+    policy over an order's data), its items and its tickets as their JSON texts; orjson joins them
+    (`written`)."""
+    head: dict[str, Any] = _ORDER_HEAD.to_python(o, mode="json", exclude=_ORDER_PARTS)
+    parts = {"items": written(_ITEMS.to_json(o.items)), "tickets": written(_TICKETS.to_json(o.tickets))}
+    text = frame_text({**head, **parts})
+    shown = redact_order(head)
+    return text, text if shown is head else frame_text({**shown, **parts})
 
 
 def stored_json(text: str) -> Any:
@@ -1348,8 +1373,9 @@ class OrderHub:
             o.status_seq = self.seq
             o.status_at = at
             o.status_ready = o.stations_done()
-        order_json = o.model_dump_json()
+        order_json, shown_json = _order_texts(o)
         self._texts[o.id] = (o, o.version, order_json)
+        self._shown_texts[o.id] = (o, o.version, shown_json)
         stations = before | o.stations()
         event = Event(
             type="event",
@@ -1364,11 +1390,9 @@ class OrderHub:
         )
         # One frame per audience, the order in it written once: the counter's (its order's text is also what the
         # database stores), and the kitchens' and monitors' (the same frame when there is nothing to cut).
-        head = event.model_dump(mode="json", exclude={"order"})
+        head = _EVENT.to_python(event, mode="json", exclude=_ORDER)
         frame = frame_text({**head, "order": written(order_json)})
-        shown_json = redact_text(o, order_json)
         kitchen = frame if shown_json is order_json else frame_text({**head, "order": written(shown_json)})
-        self._shown_texts[o.id] = (o, o.version, shown_json)
         rec = EventRecord(
             seq=self.seq,
             at=at,

@@ -19,8 +19,9 @@ def dumps(obj: Any) -> str:
     return orjson.dumps(obj).decode("utf-8")
 
 
-def written(text: str) -> orjson.Fragment:
-    """A JSON text already written (by a model's `model_dump_json`), to stand as a value in `frame_text`'s data."""
+def written(text: str | bytes) -> orjson.Fragment:
+    """A JSON text already written (by a model's `model_dump_json`, or a serializer's `to_json`: UTF-8 bytes), to
+    stand as a value in `frame_text`'s data."""
     return orjson.Fragment(text)
 
 
