@@ -7,6 +7,7 @@ anything, so repeating an action (a bump resent after a reconnect) is harmless.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import ConfigDict, Field
 
@@ -161,6 +162,26 @@ class Order(OrderView):
         return 1 + max((int(i.id) for i in self.items), default=0)
 
     # ------------------------------------------------------------------ building
+
+    @classmethod
+    def create(cls, now: datetime, items: list[dict[str, Any]], **fields: Any) -> Order:
+        """A new order, created `now`, from its fields and its items' (`Item`'s fields), with one ticket per station
+        (as `build_tickets` makes them): validated by pydantic in one call, which builds its items and tickets."""
+        order_id: str = fields["id"]
+        tickets: dict[str, dict[str, Any]] = {}
+        for it in items:
+            station: str = it["station"]
+            t = tickets.get(station)
+            if t is None:
+                t = tickets[station] = {
+                    "id": ticket_id(order_id, station),
+                    "station": station,
+                    "state": TicketState.NEW,
+                    "items": [],
+                    "created_at": now,
+                }
+            t["items"].append(it["id"])
+        return cls(**fields, created_at=now, updated_at=now, items=items, tickets=list(tickets.values()))
 
     def build_tickets(self, now: datetime) -> None:
         """Create one ticket per station from the items (on creation)."""

@@ -1027,7 +1027,9 @@ class OrderHub:
         self.numbers[day] = n
         number = f"{CHANNEL_LETTER[o.channel.value]}{n:03d}"
         order_id = f"{day:%Y%m%d}-{number}"
-        order = Order(
+        order = Order.create(
+            now,
+            [self._item_fields(str(k), it) for k, it in enumerate(o.items, start=1)],
             id=order_id,
             number=number,
             key=o.key,
@@ -1037,12 +1039,8 @@ class OrderHub:
             customer=o.customer,
             priority=o.priority,
             note=o.note,
-            created_at=now,
-            updated_at=now,
-            items=[self._make_item(str(k), it) for k, it in enumerate(o.items, start=1)],
             digest=digest,
         )
-        order.build_tickets(now)
         self.window.orders[order_id] = None
         self.orders[order_id] = order
         self.keys[(dev.id, o.key)] = (order_id, number, digest)
@@ -1092,29 +1090,34 @@ class OrderHub:
         )
 
     def _make_item(self, item_id: str, it: ItemIn) -> Item:
+        return Item(**self._item_fields(item_id, it))
+
+    def _item_fields(self, item_id: str, it: ItemIn) -> dict[str, Any]:
+        """The fields of the `Item` an order line makes (validated when the item is built: by `Item`, or with its
+        whole order by `Order.create`)."""
         cat = self.config.item(it.sku)
         assert cat is not None
         route = route_item(self.config, it.sku, it.cook)
         method = self.config.method(it.cook) if it.cook else None
         allergens = list(dict.fromkeys([*cat.allergens, *it.allergens]))
-        return Item(
-            id=item_id,
-            sku=it.sku,
-            name=it.name or cat.name,
-            name_zh=cat.name_zh,
-            qty=it.qty,
-            weight_g=it.weight_g,
-            cook=it.cook,
-            cook_name=method.name if method else None,
-            fee_cents=cat.fee_for(method) if method else 0,
-            modifiers=list(it.modifiers),
-            allergens=allergens,
-            declared_allergens=list(dict.fromkeys(it.allergens)),
-            note=it.note,
-            tag=it.tag,
-            station=route.station,
-            unrouted=route.unrouted,
-        )
+        return {
+            "id": item_id,
+            "sku": it.sku,
+            "name": it.name or cat.name,
+            "name_zh": cat.name_zh,
+            "qty": it.qty,
+            "weight_g": it.weight_g,
+            "cook": it.cook,
+            "cook_name": method.name if method else None,
+            "fee_cents": cat.fee_for(method) if method else 0,
+            "modifiers": it.modifiers,
+            "allergens": allergens,
+            "declared_allergens": list(dict.fromkeys(it.allergens)),
+            "note": it.note,
+            "tag": it.tag,
+            "station": route.station,
+            "unrouted": route.unrouted,
+        }
 
     def _order_for(self, session: Session, order_id: str, loc: str = "order_id") -> Order:
         o = self.orders.get(order_id)
