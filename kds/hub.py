@@ -23,7 +23,7 @@ from pydantic import TypeAdapter
 
 from kds.config import Channel, Device, Role, StoreConfig
 from kds.domain import DomainError, Item, Order, Ticket
-from kds.jsontext import frame_text, loads, written
+from kds.jsontext import frame_text, frame_utf8, loads, written
 from kds.printing import Banner, PrintJob, claim_items, live_tickets, notice_stations, station_jobs
 from kds.privacy import SEES_CUSTOMER, redact_order, redact_text, redact_view, view_for
 from kds.protocol import (
@@ -131,8 +131,9 @@ _EVENT = Event.__pydantic_serializer__
 _ORDER = {"order"}
 
 
-def _order_texts(o: Order) -> tuple[str, str]:
-    """`o.model_dump_json()`, and the same for `redact_view(o)` (the very same text when there is nothing to cut).
+def _order_texts(o: Order) -> tuple[bytes, bytes]:
+    """`o.model_dump_json()`, and the same for `redact_view(o)` (the very same object when there is nothing to cut),
+    as UTF-8.
 
     Each part of the order is written once by pydantic for both: its fields before its items and tickets as JSON
     data (what kitchens see otherwise, `customer` and `fulfilment`, is cut from that data by `redact_order`, the
@@ -140,9 +141,9 @@ def _order_texts(o: Order) -> tuple[str, str]:
     (`written`)."""
     head: dict[str, Any] = _ORDER_HEAD.to_python(o, mode="json", exclude=_ORDER_PARTS)
     parts = {"items": written(_ITEMS.to_json(o.items)), "tickets": written(_TICKETS.to_json(o.tickets))}
-    text = frame_text({**head, **parts})
+    text = frame_utf8({**head, **parts})
     shown = redact_order(head)
-    return text, text if shown is head else frame_text({**shown, **parts})
+    return text, text if shown is head else frame_utf8({**shown, **parts})
 
 
 def stored_json(text: str) -> Any:
@@ -1376,7 +1377,9 @@ class OrderHub:
             o.status_seq = self.seq
             o.status_at = at
             o.status_ready = o.stations_done()
-        order_json, shown_json = _order_texts(o)
+        order_utf8, shown_utf8 = _order_texts(o)
+        order_json = order_utf8.decode()
+        shown_json = order_json if shown_utf8 is order_utf8 else shown_utf8.decode()
         self._texts[o.id] = (o, o.version, order_json)
         self._shown_texts[o.id] = (o, o.version, shown_json)
         stations = before | o.stations()
@@ -1394,8 +1397,8 @@ class OrderHub:
         # One frame per audience, the order in it written once: the counter's (its order's text is also what the
         # database stores), and the kitchens' and monitors' (the same frame when there is nothing to cut).
         head = _EVENT.to_python(event, mode="json", exclude=_ORDER)
-        frame = frame_text({**head, "order": written(order_json)})
-        kitchen = frame if shown_json is order_json else frame_text({**head, "order": written(shown_json)})
+        frame = frame_text({**head, "order": written(order_utf8)})
+        kitchen = frame if shown_utf8 is order_utf8 else frame_text({**head, "order": written(shown_utf8)})
         rec = EventRecord(
             seq=self.seq,
             at=at,

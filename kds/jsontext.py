@@ -30,6 +30,12 @@ def frame_text(data: Any) -> str:
     return orjson.dumps(data).decode("utf-8")
 
 
+def frame_utf8(data: Any) -> bytes:
+    """`frame_text`, as UTF-8 bytes: a part to embed (`written`) in more than one frame is best kept so (a text with
+    non-ASCII characters in it is encoded to UTF-8 again each time it is embedded)."""
+    return orjson.dumps(data)
+
+
 def dumps_sorted(obj: Any) -> bytes:
     """`json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))` as UTF-8 bytes, faster (the
     canonical text an order's digest is made from)."""
