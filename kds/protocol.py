@@ -781,7 +781,7 @@ class StatusChanged(_Frame):
     """On a `cancelled` status only (there always, `null` when none was given): the `reason` of the `order.cancel`."""
 
     @model_serializer(mode="wrap")
-    def _reason_when_cancelled(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+    def _reason_when_cancelled(self, handler: SerializerFunctionWrapHandler) -> Any:
         """`reason` is written on a cancelled status only (there always, even `null`)."""
         data = handler(self)
         if self.status is not OrderStatus.CANCELLED and isinstance(data, dict):
