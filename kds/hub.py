@@ -13,7 +13,7 @@ import gc
 import json
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -216,7 +216,9 @@ def _stored_status(doc: dict[str, Any]) -> str:
     return frame.model_dump_json()
 
 
-def _utf8_len(text: str) -> int:
+def _utf8_len(text: str | bytes) -> int:
+    if isinstance(text, bytes):
+        return len(text)
     return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
@@ -500,7 +502,7 @@ class OrderHub:
         an order raises its version; a rolled back or replaced order is another object): what a commit window keeps
         to undo a change (`_touch`), and the size of the order in a snapshot page. Filled from the database's text
         on restore and by every event; orders leave it when they leave memory."""
-        self._shown_texts: dict[str, tuple[Order, int, str]] = {}
+        self._shown_texts: dict[str, tuple[Order, int, str | bytes]] = {}
         """The same for the order as kitchens and monitors see it (`redact_view`): the very same text when there is
         nothing to cut."""
 
@@ -757,14 +759,14 @@ class OrderHub:
         return self._paged(welcome, [self._order_text(o, dev.role) for o in orders], "orders")
 
     def _paged(
-        self, welcome: Callable[[int, Snapshot], Welcome], parts: list[str], field: str
+        self, welcome: Callable[[int, Snapshot], Welcome], parts: Sequence[str | bytes], field: str
     ) -> tuple[str, list[str]]:
         """The welcome and the `snapshot.page` frames that carry the rest of its snapshot: `parts`, the JSON of
         each order or status (its snapshot's `field`), none of the frames much larger than `snapshot_page_bytes`
         (a page holds at least one)."""
         limit = self.limits.snapshot_page_bytes
         head = _utf8_len(welcome(0, Snapshot()).model_dump_json()) - _EMPTY_SNAPSHOT + _PLACEHOLDER
-        pages: list[list[str]] = [[]]
+        pages: list[list[str | bytes]] = [[]]
         room = max(limit - head, limit // 4)
         for p in parts:
             size = _utf8_len(p) + 1
@@ -774,7 +776,7 @@ class OrderHub:
             pages[-1].append(p)
             room -= size
 
-        def snapshot(texts: list[str]) -> dict[str, Any]:
+        def snapshot(texts: list[str | bytes]) -> dict[str, Any]:
             data = Snapshot().model_dump(mode="json")
             data[field] = [written(t) for t in texts]
             return data
@@ -807,8 +809,9 @@ class OrderHub:
         self._texts[o.id] = (o, o.version, text)
         return text
 
-    def _order_text(self, o: Order, role: Role) -> str:
-        """The JSON of an order as a device of this role may see it (`view_for`), written once per version."""
+    def _order_text(self, o: Order, role: Role) -> str | bytes:
+        """The JSON of an order as a device of this role may see it (`view_for`), written once per version (as
+        UTF-8 when an event wrote the kitchens' cut copy: it is only ever embedded in other frames)."""
         if role in SEES_CUSTOMER:
             return self._order_json(o)
         hit = self._shown_texts.get(o.id)
@@ -845,7 +848,7 @@ class OrderHub:
             and (msg.before is None or o.updated_at < msg.before)
         ]
         found.sort(key=lambda o: o.updated_at, reverse=True)
-        texts: list[str] = []
+        texts: list[str | bytes] = []
         room = self.limits.snapshot_page_bytes
         for o in found[: msg.limit]:
             text = self._order_text(o, dev.role)
@@ -1384,9 +1387,8 @@ class OrderHub:
             o.status_ready = o.stations_done()
         order_utf8, shown_utf8 = _order_texts(o)
         order_json = order_utf8.decode()
-        shown_json = order_json if shown_utf8 is order_utf8 else shown_utf8.decode()
         self._texts[o.id] = (o, o.version, order_json)
-        self._shown_texts[o.id] = (o, o.version, shown_json)
+        self._shown_texts[o.id] = (o, o.version, order_json if shown_utf8 is order_utf8 else shown_utf8)
         stations = before | o.stations()
         event = Event(
             type="event",
