@@ -170,3 +170,26 @@ def test_restore_freezes_what_it_built(config: StoreConfig, enabled: bool) -> No
         gc.unfreeze()
         if was:
             gc.enable()
+
+
+def test_an_item_is_found_by_its_id_and_only_by_it() -> None:
+    items = [item(str(k), "wok") for k in range(1, 6)]
+    o = Order(
+        id="20261125-A001",
+        number="A001",
+        key="k",
+        source="app-backend",
+        channel="app",
+        fulfilment=Pickup(type="pickup"),
+        customer=None,
+        priority="normal",
+        note=None,
+        created_at=datetime(2026, 11, 25, 2, 0, tzinfo=UTC),
+        updated_at=datetime(2026, 11, 25, 2, 0, tzinfo=UTC),
+        items=items,
+    )
+    assert [o.item(str(k)) for k in range(1, 6)] == items
+    for other in ("0", "6", "01", " 1", "-1", "²", "٣", "1.0", "", "x"):
+        assert o.item(other) is None, other
+    o.items.insert(0, item("9", "bar"))  # (not as the hub numbers them: still found, by a scan)
+    assert o.item("9") is o.items[0] and o.item("1") is items[0]
