@@ -7,8 +7,9 @@ anything, so repeating an action (a bump resent after a reconnect) is harmless.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from pydantic import ConfigDict, Field, PrivateAttr
+from pydantic import ConfigDict, Field
 
 from kds.protocol import (
     HandoverTo,
@@ -67,6 +68,9 @@ class Order(OrderView):
     """
 
     model_config = ConfigDict(frozen=False)  # changed in place, unlike the frozen frames of `kds.protocol`
+    __slots__ = ("_kds_progress",)
+    # The hub's own state, not on the wire: a plain slot, not a pydantic private attribute (those are set up in
+    # Python for every order built, and written through `BaseModel.__setattr__`; a restart builds thousands).
 
     status: OrderStatus = OrderStatus.ACCEPTED
     version: int = 1
@@ -82,16 +86,16 @@ class Order(OrderView):
     amend_refs: list[str] = Field(default_factory=list)
     items: list[Item]
     tickets: list[Ticket] = Field(default_factory=list)
-    _progress: OrderStatus | None = PrivateAttr(None)
 
     @property
     def progress(self) -> OrderStatus | None:
-        """The status as the source last heard it; not on the wire."""
-        return self._progress
+        """The status as the source last heard it; not on the wire (nor copied by `model_copy`)."""
+        status: OrderStatus | None = getattr(self, "_kds_progress", None)
+        return status
 
     @progress.setter
     def progress(self, status: OrderStatus | None) -> None:
-        self._progress = status
+        object.__setattr__(self, "_kds_progress", status)
 
     # ------------------------------------------------------------------ derived
 
@@ -105,13 +109,24 @@ class Order(OrderView):
             return OrderStatus.CANCELLED
         if self.handed_over_at is not None:
             return OrderStatus.HANDED_OVER
-        live = [t for t in self.tickets if t.state is not TicketState.CANCELLED]
-        if live and all(t.state is TicketState.DONE for t in live):
+        # One pass over the tickets (every change and every restored order works it out).
+        live = done = started = 0
+        for t in self.tickets:
+            state = t.state
+            if state is TicketState.CANCELLED:
+                continue
+            live += 1
+            if state is TicketState.DONE:
+                done += 1
+            elif state is TicketState.STARTED:
+                started += 1
+        if live and done == live:
             return OrderStatus.READY
-        if any(t.state is not TicketState.NEW for t in live) or any(
-            i.done_at is not None for i in self.items if not i.removed
-        ):
+        if done or started:
             return OrderStatus.PREPARING
+        for i in self.items:
+            if i.done_at is not None and not i.removed:
+                return OrderStatus.PREPARING
         return OrderStatus.ACCEPTED
 
     @property
@@ -137,6 +152,11 @@ class Order(OrderView):
 
     def item(self, item_id: str) -> Item | None:
         """The item with this id, if any."""
+        # Item k is `items[k - 1]` (ids are 1, 2, 3... in the order of the lines, never reused, and removed lines
+        # stay): found at once, without a scan per lookup (a bump looks up every item of its ticket).
+        k = int(item_id) if item_id.isdecimal() else 0
+        if 0 < k <= len(self.items) and (hit := self.items[k - 1]).id == item_id:
+            return hit
         for it in self.items:
             if it.id == item_id:
                 return it
@@ -147,6 +167,26 @@ class Order(OrderView):
         return 1 + max((int(i.id) for i in self.items), default=0)
 
     # ------------------------------------------------------------------ building
+
+    @classmethod
+    def create(cls, now: datetime, items: list[dict[str, Any]], **fields: Any) -> Order:
+        """A new order, created `now`, from its fields and its items' (`Item`'s fields), with one ticket per station
+        (as `build_tickets` makes them): validated by pydantic in one call, which builds its items and tickets."""
+        order_id: str = fields["id"]
+        tickets: dict[str, dict[str, Any]] = {}
+        for it in items:
+            station: str = it["station"]
+            t = tickets.get(station)
+            if t is None:
+                t = tickets[station] = {
+                    "id": ticket_id(order_id, station),
+                    "station": station,
+                    "state": TicketState.NEW,
+                    "items": [],
+                    "created_at": now,
+                }
+            t["items"].append(it["id"])
+        return cls(**fields, created_at=now, updated_at=now, items=items, tickets=list(tickets.values()))
 
     def build_tickets(self, now: datetime) -> None:
         """Create one ticket per station from the items (on creation)."""

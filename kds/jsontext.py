@@ -19,14 +19,21 @@ def dumps(obj: Any) -> str:
     return orjson.dumps(obj).decode("utf-8")
 
 
-def written(text: str) -> orjson.Fragment:
-    """A JSON text already written (by a model's `model_dump_json`), to stand as a value in `frame_text`'s data."""
+def written(text: str | bytes) -> orjson.Fragment:
+    """A JSON text already written (by a model's `model_dump_json`, or a serializer's `to_json`: UTF-8 bytes), to
+    stand as a value in `frame_text`'s data."""
     return orjson.Fragment(text)
 
 
 def frame_text(data: Any) -> str:
     """A frame's JSON text from its model's JSON data, with `written` texts as they are."""
     return orjson.dumps(data).decode("utf-8")
+
+
+def frame_utf8(data: Any) -> bytes:
+    """`frame_text`, as UTF-8 bytes: a part to embed (`written`) in more than one frame is best kept so (a text with
+    non-ASCII characters in it is encoded to UTF-8 again each time it is embedded)."""
+    return orjson.dumps(data)
 
 
 def dumps_sorted(obj: Any) -> bytes:

@@ -644,10 +644,30 @@ class TicketView(_Frame):
     amended_at: HubTime | None
 
 
-def _without_nulls(value: Any, handler: SerializerFunctionWrapHandler) -> Any:
+def _without_nulls(value: Any, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
     """A fulfilment as orders carry it: its fields that are not null (a pickup with no `at` is `{"type":"pickup"}`),
-    as the hub has always written it."""
-    return {k: v for k, v in handler(value).items() if v is not None}
+    as the hub has always written it.
+
+    Its JSON data is worked out once per fulfilment (a frozen model, written in every event of its order) and a copy
+    of it given each time."""
+    cached = info.mode == "json" and info.include is None and info.exclude is None
+    if cached:
+        hit = _FULFILMENTS.get(id(value))
+        if hit is not None and hit[0] is value:
+            return dict(hit[1])
+    data = {k: v for k, v in handler(value).items() if v is not None}
+    if cached:
+        if len(_FULFILMENTS) >= _FULFILMENTS_MAX:
+            _FULFILMENTS.clear()
+        _FULFILMENTS[id(value)] = (value, data)
+        return dict(data)
+    return data
+
+
+_FULFILMENTS: dict[int, tuple[Any, dict[str, Any]]] = {}
+"""A fulfilment's JSON data as an order writes it, by the fulfilment's identity (holding the object keeps its id from
+being reused while it is a key)."""
+_FULFILMENTS_MAX = 8192
 
 
 ShownFulfilment = Annotated[Fulfilment, WrapSerializer(_without_nulls)]
@@ -761,7 +781,7 @@ class StatusChanged(_Frame):
     """On a `cancelled` status only (there always, `null` when none was given): the `reason` of the `order.cancel`."""
 
     @model_serializer(mode="wrap")
-    def _reason_when_cancelled(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+    def _reason_when_cancelled(self, handler: SerializerFunctionWrapHandler) -> Any:
         """`reason` is written on a cancelled status only (there always, even `null`)."""
         data = handler(self)
         if self.status is not OrderStatus.CANCELLED and isinstance(data, dict):
