@@ -106,9 +106,12 @@ _RFC3339 = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?"
     r"(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))"
 )
-_UTC_AS_WRITTEN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-5][0-9](?:\.[0-9]{6})?\+00:00")
-"""A UTC time as the hub echoes it (`isoformat`): no leap second, no digits past the sixth, which
-`datetime.fromisoformat` reads as the general rules below do."""
+_PLAIN_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-5][0-9](?:\.[0-9]{1,6})?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
+)
+"""The usual shape of a time (what the hub echoes, `isoformat`, and what clients send: an upper-case `T` and `Z`, no
+leap second, no digits past the sixth, an offset within a day), which `datetime.fromisoformat` reads exactly as the
+general rules below do, in a quarter of their time (a restart reads thousands; every order carries one or two)."""
 RFC3339_PATTERN = "^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
 """The JSON Schema `pattern` of a time a client sends (the shape of RFC 3339's `date-time`, offset required)."""
 
@@ -126,10 +129,10 @@ def _client_time(value: Any) -> datetime:
         raise PydanticCustomError(
             "time_type", "a time must be an RFC 3339 string with an offset, such as 2026-11-25T12:40:00+08:00"
         )
-    if _UTC_AS_WRITTEN.fullmatch(value):  # what the hub writes (a restart reads thousands): the same time, sooner
+    if _PLAIN_TIME.fullmatch(value):  # the same time as below, sooner
         try:
-            return datetime.fromisoformat(value)
-        except ValueError:
+            return datetime.fromisoformat(value).astimezone(UTC)
+        except (ValueError, OverflowError):
             raise PydanticCustomError("time_range", "not a valid date, time or offset") from None
     m = _RFC3339.fullmatch(value)
     if m is None:
@@ -319,8 +322,12 @@ class ItemIn(_Msg):
     """Weight of weighed goods (live seafood, meat), in grams; required for them, refused for others."""
     cook: Annotated[str, Field(min_length=1, max_length=40, pattern=NOT_BLANK)] | None = None
     """Cooking method id; required when the item has cooking methods."""
-    modifiers: Annotated[list[Annotated[str, Field(max_length=80)]], Field(max_length=20)] = []
-    allergens: Annotated[list[Annotated[str, Field(max_length=40)]], Field(max_length=20)] = []
+    modifiers: Annotated[list[Annotated[str, Field(max_length=80)]], Field(max_length=20)] = Field(
+        default_factory=list, json_schema_extra={"default": []}
+    )
+    allergens: Annotated[list[Annotated[str, Field(max_length=40)]], Field(max_length=20)] = Field(
+        default_factory=list, json_schema_extra={"default": []}
+    )
     """Allergies the customer declared for this line: ids of the store's declared allergens (`welcome.store.
     allergens`); anything else is refused with `invalid_order`."""
     note: ShortText | None = None
@@ -399,8 +406,12 @@ class OrderAmend(_Msg):
     type: Literal["order.amend"]
     ref: Ref
     order_id: Id
-    add: Annotated[list[ItemIn], Field(max_length=MAX_ITEMS)] = []
-    remove: Annotated[list[Id], Field(max_length=MAX_ITEMS)] = []
+    add: Annotated[list[ItemIn], Field(max_length=MAX_ITEMS)] = Field(
+        default_factory=list, json_schema_extra={"default": []}
+    )
+    remove: Annotated[list[Id], Field(max_length=MAX_ITEMS)] = Field(
+        default_factory=list, json_schema_extra={"default": []}
+    )
     """Item ids to remove."""
     note: ShortText | None = None
     """New order note (omit to keep; empty string clears)."""

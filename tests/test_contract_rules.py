@@ -185,6 +185,39 @@ def test_times_are_exactly_rfc3339_with_an_offset(core: Core) -> None:
     assert core.hub.orders == {}
 
 
+def test_the_quick_reading_of_a_usual_time_is_the_general_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `_client_time` reads the usual shape with `datetime.fromisoformat`: on every combination of edge cases (dates
+    # that do not exist, hour 24, minute and second 60, fractions of 1-7 digits, offsets at and past a day, years 1
+    # and 9999 where the offset overflows) it gives the same time, or the same error, as the general rules.
+    import kds.protocol as protocol
+
+    def read(value: str) -> object:
+        try:
+            return protocol._client_time(value)
+        except Exception as exc:
+            return (type(exc).__name__, getattr(exc, "type", None))
+
+    values = [
+        f"{y}-{mo}-{d}{t}{h}:{mi}:{s}{fr}{off}"
+        for y in ("0001", "2026", "2024", "9999")
+        for mo, d in (("01", "01"), ("02", "29"), ("02", "30"), ("12", "31"), ("13", "01"))
+        for t in ("T", "t")
+        for h, mi, s in (
+            ("00", "00", "00"),
+            ("23", "59", "59"),
+            ("24", "00", "00"),
+            ("12", "60", "00"),
+            ("12", "30", "60"),
+        )
+        for fr in ("", ".5", ".123456", ".1234567")
+        for off in ("Z", "z", "+08:00", "-00:00", "-05:30", "+23:59", "+24:00", "+08:60")
+    ]
+    quick = [read(v) for v in values]
+    monkeypatch.setattr(protocol, "_PLAIN_TIME", re.compile(r"(?!)"))  # never matches: the general rules only
+    assert [read(v) for v in values] == quick
+    assert sum(isinstance(q, datetime) for q in quick) > 1000  # (and most of them are times)
+
+
 def test_due_is_kept_and_echoed_in_utc_and_a_leap_second_is_accepted(core: Core) -> None:
     r = core.submit("app-backend", delivery("utc", "2026-11-25T12:40:00+08:00"))
     assert core.order(r["order_id"])["fulfilment"]["due"] == "2026-11-25T04:40:00+00:00"
