@@ -5,7 +5,8 @@ counting the moment it is dropped. Yet every full collection walked all of it: w
 a full pass took 60 ms, and every screen's events waited behind it (the worst order-to-screen times of a rush).
 
 So, during service, what has survived a while is frozen (`gc.freeze`: the collector no longer walks it) and only
-young objects are collected, as usual and quickly. The cost: a reference cycle that dies after it was frozen (a
+young objects are collected, as usual and quickly: `kds serve` also keeps Python from starting a full collection on its
+own (`young_only`). The cost: a reference cycle that dies after it was frozen (a
 connection object that lived a minute and then closed) is not reclaimed until the next full collection, which runs in
 a quiet moment (no frame for `QUIET_S`) at most once every `FULL_EVERY_S`, and at the latest after `FULL_LATEST_S`.
 """
@@ -55,6 +56,22 @@ class CollectorPolicy:
             self.last_freeze = now
             return Collect.FREEZE
         return Collect.NOTHING
+
+
+NEVER = 1 << 30
+"""The third threshold during service: Python starts a full collection on its own only after this many collections of
+the middle generation (a few a second in a rush: never, in practice)."""
+
+
+def young_only() -> tuple[int, int, int]:
+    """During service, no full collection starts on its own: Python's thresholds would start one every ten
+    collections of the middle generation, and it walks everything that survived since the last freeze (up to
+    `FREEZE_EVERY_S` of a rush: 23-41 ms seen at 500 orders/s, the worst order-to-screen times of the run). What
+    survives is frozen at the next tick instead, and a full collection runs in a quiet moment (`CollectorPolicy`).
+    Returns the thresholds before."""
+    before = gc.get_threshold()
+    gc.set_threshold(before[0], before[1], NEVER)
+    return before
 
 
 def carry_out(step: Collect) -> int:

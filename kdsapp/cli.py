@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kds.collector import young_only
 from kds.config import DEFAULT_CONFIG_PATH, ConfigError, Role, StoreConfig, exposures, load_config
 from kds.printing import PrintSink
 
@@ -133,6 +134,7 @@ async def run_hub(
         raise
     finally:
         gc.freeze()
+        young_only()
         gc.enable()
     print(
         f"kds hub for {config.store.name} ({config.store.id}) on {server.url}, database {server.store.shown_url}",

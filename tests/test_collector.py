@@ -5,7 +5,17 @@ from __future__ import annotations
 
 import gc
 
-from kds.collector import FREEZE_EVERY_S, FULL_EVERY_S, FULL_LATEST_S, QUIET_S, Collect, CollectorPolicy, carry_out
+from kds.collector import (
+    FREEZE_EVERY_S,
+    FULL_EVERY_S,
+    FULL_LATEST_S,
+    NEVER,
+    QUIET_S,
+    Collect,
+    CollectorPolicy,
+    carry_out,
+    young_only,
+)
 
 
 def test_survivors_are_frozen_every_few_seconds_and_nothing_happens_between() -> None:
@@ -48,3 +58,14 @@ def test_the_steps_freeze_and_unfreeze() -> None:
         assert carry_out(Collect.NOTHING) == 0
     finally:
         gc.unfreeze()
+
+
+def test_during_service_no_full_collection_starts_on_its_own() -> None:
+    before = gc.get_threshold()
+    try:
+        assert young_only() == before
+        young, middle, full = gc.get_threshold()
+        assert (young, middle) == before[:2], "the young generations are collected as usual"
+        assert full == NEVER and full > 1_000_000, "a full pass only when the policy says (a quiet moment)"
+    finally:
+        gc.set_threshold(*before)
