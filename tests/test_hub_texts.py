@@ -21,7 +21,7 @@ from kds.hub import Decision, _order_texts
 from kds.privacy import redact_text, redact_view
 from kds.protocol import Delivery, Event, OrderView, Pickup, TicketState
 from tests.conftest import app_order, shelf_order
-from tests.test_domain import item
+from tests.test_domain import item, order
 from tests.test_hub_core import Clock, Core, mixed_order
 
 ODD = 'a "quoted" back\\slash\u0001\u001f\x7f\u2028\u2029 tab\tnew\nline 😀 é 王'
@@ -173,21 +173,8 @@ def test_restore_freezes_what_it_built(config: StoreConfig, enabled: bool) -> No
 
 
 def test_an_item_is_found_by_its_id_and_only_by_it() -> None:
-    items = [item(str(k), "wok") for k in range(1, 6)]
-    o = Order(
-        id="20261125-A001",
-        number="A001",
-        key="k",
-        source="app-backend",
-        channel="app",
-        fulfilment=Pickup(type="pickup"),
-        customer=None,
-        priority="normal",
-        note=None,
-        created_at=datetime(2026, 11, 25, 2, 0, tzinfo=UTC),
-        updated_at=datetime(2026, 11, 25, 2, 0, tzinfo=UTC),
-        items=items,
-    )
+    o = order(*["wok"] * 5)
+    items = list(o.items)
     assert [o.item(str(k)) for k in range(1, 6)] == items
     for other in ("0", "6", "01", " 1", "-1", "²", "٣", "1.0", "", "x"):
         assert o.item(other) is None, other
