@@ -75,11 +75,6 @@ def redact_order(doc: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def order_for(role: Role, doc: dict[str, Any]) -> dict[str, Any]:
-    """An order document as a device of this role may see it."""
-    return doc if role in SEES_CUSTOMER else redact_order(doc)
-
-
 def view_for(role: Role, order: OrderView) -> OrderView:
     """An order as a device of this role may see it (`redact_view` but for the roles that see the customer)."""
     return order if role in SEES_CUSTOMER else redact_view(order)

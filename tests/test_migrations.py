@@ -21,7 +21,7 @@ from kds.protocol import Ack, OrderAccepted, OrderStatus, Pickup, Pong
 from kds.server import HubServer
 from kds.store import SCHEMA_HEAD, SchemaError, Store
 from tests import pg
-from tests.conftest import ROOT, SAMPLE_CONFIG
+from tests.conftest import ROOT, SAMPLE_CONFIG, Devices
 from tests.support import db_rows
 
 
@@ -113,7 +113,9 @@ def test_an_order_stored_under_the_previous_schema_survives_the_upgrade(
     store.close()
 
 
-async def test_a_hub_serves_the_orders_of_an_upgraded_database(config: StoreConfig, empty_db: Path | str) -> None:
+async def test_a_hub_serves_the_orders_of_an_upgraded_database(
+    config: StoreConfig, empty_db: Path | str, devices: Devices
+) -> None:
     # `kds db upgrade` on an old database, then `kds serve` on it: the old order is on the screens as it was, and
     # the hub takes new orders and actions on the old one.
     store = _old_database(config, empty_db)
@@ -121,18 +123,8 @@ async def test_a_hub_serves_the_orders_of_an_upgraded_database(config: StoreConf
     noon = datetime.fromisoformat("2026-11-01T04:30:00+00:00")  # the day the old order was taken, half an hour on
     server = HubServer(OrderHub(config, clock=lambda: noon), store, host="127.0.0.1", port=0)
     await server.start()
-    clients: list[HubClient] = []
-
-    async def device(name: str) -> HubClient:
-        dev = config.device(name)
-        assert dev is not None
-        client = HubClient.for_device(server.url, dev)
-        clients.append(client)
-        await client.connect()
-        return client
-
     try:
-        counter, kiosk, monitor = await device("counter-1"), await device("kiosk-1"), await device("monitor-1")
+        counter, kiosk, monitor = [await devices.connect(server.url, d) for d in ("counter-1", "kiosk-1", "monitor-1")]
         for c in (counter, monitor):
             assert c.welcome is not None and c.welcome.snapshot is not None
             old = c.book.orders["20261101-K001"]
@@ -176,8 +168,7 @@ async def test_a_hub_serves_the_orders_of_an_upgraded_database(config: StoreConf
         assert monitor.book.orders[new.order_id].status is OrderStatus.ACCEPTED
         assert kiosk.book.statuses["20261101-K001"].status is OrderStatus.CANCELLED
     finally:
-        for c in clients:
-            await c.close()
+        await devices.close()
         await server.stop()
     rows = db_rows(empty_db, "select id, status from orders order by id")
     assert rows == [("20261101-K001", "cancelled"), (new.order_id, "accepted")]

@@ -89,22 +89,9 @@ class Method:
     fee_cents: int
 
 
-@dataclass(frozen=True, slots=True)
-class Product:
-    """A catalogue item (`welcome.store.catalogue`)."""
-
-    sku: str
-    name: str
-    name_zh: str
-    category: str
-    barcode: str | None
-    sold_by: str
-    price_cents: int
-    min_weight_g: int | None
-    max_weight_g: int | None
-    methods: dict[str, int]
-    """Allowed cooking method id → processing fee for this item, in the hub's order."""
-    allergens: tuple[str, ...]
+class Product(CatalogueEntry):
+    """A catalogue item (`welcome.store.catalogue`: the protocol's `CatalogueEntry`), with what the counter works out
+    from it."""
 
     @property
     def weighed(self) -> bool:
@@ -124,20 +111,8 @@ class Product:
 
     @classmethod
     def from_entry(cls, d: CatalogueEntry) -> Product:
-        """From a welcome's `CatalogueEntry`."""
-        return cls(
-            sku=d.sku,
-            name=d.name,
-            name_zh=d.name_zh,
-            category=d.category,
-            barcode=d.barcode,
-            sold_by=d.sold_by,
-            price_cents=d.price_cents,
-            min_weight_g=d.min_weight_g,
-            max_weight_g=d.max_weight_g,
-            methods=dict(d.methods),
-            allergens=tuple(d.allergens),
-        )
+        """From a welcome's `CatalogueEntry` (the same fields)."""
+        return cls.model_validate(d, from_attributes=True)
 
 
 @dataclass(frozen=True, slots=True)
