@@ -57,6 +57,9 @@ CLOSE_TIMEOUT_S = 2.0
 TICK_S = 1.0
 """Housekeeping of connections (keepalive, stalls, the total outgoing budget) runs this often."""
 EVICT_EVERY_S = 30.0
+CHECKPOINT_EVERY_S = 0.25
+"""SQLite: how often the hub copies the write-ahead log into the database file, on its own thread (when anything
+was committed since the last time)."""
 
 
 class BindError(OSError):
@@ -152,6 +155,11 @@ class HubServer:
         self._committer: asyncio.Task[None] | None = None
         self._housekeeper: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kds-db")
+        self._checkpointer: ThreadPoolExecutor | None = None
+        """SQLite: the thread that checkpoints the write-ahead log (`_checkpoint_loop`)."""
+        self._checkpointing: asyncio.Task[None] | None = None
+        self.checkpoints = 0
+        """Checkpoints made by `_checkpoint_loop` (tests read it)."""
         self.failed: BaseException | None = None
         self.stopped = asyncio.Event()
         self.commits = 0
@@ -252,6 +260,10 @@ class HubServer:
         if self.store.shared:
             self._join_store(loop)
         self._committer = asyncio.create_task(self._commit_loop(), name="kds-committer")
+        if self.store.engine.dialect.name == "sqlite":
+            self.store.checkpoint_elsewhere()
+            self._checkpointer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kds-checkpoint")
+            self._checkpointing = asyncio.create_task(self._checkpoint_loop(), name="kds-checkpoints")
         self._housekeeper = asyncio.create_task(self._housekeeping(), name="kds-housekeeping")
         await self._server.start_serving()
         log.info("hub %s listening on %s", self.hub.config.store.id, self.url)
@@ -502,6 +514,12 @@ class HubServer:
             except Exception as exc:
                 log.error("could not store what was pending at shutdown (nothing of it was acknowledged): %s", exc)
         self._executor.shutdown(wait=True)
+        if self._checkpointing is not None:
+            self._checkpointing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpointing
+        if self._checkpointer is not None:
+            self._checkpointer.shutdown(wait=True)
         self.store.close()
         self.stopped.set()
 
@@ -549,6 +567,24 @@ class HubServer:
         self._quiet.forget(now)
         if self.store.shared and self.leading:
             await self._quiet_db(self.store.prune_relay)
+
+    async def _checkpoint_loop(self) -> None:
+        """SQLite: copy the write-ahead log into the database file every `CHECKPOINT_EVERY_S`, on a thread of its
+        own, instead of in the commit that happens to take the log past a thousand pages (`Store.checkpoint_elsewhere`):
+        that commit, and every order waiting behind it, waited some milliseconds for it."""
+        assert self._checkpointer is not None
+        loop = asyncio.get_running_loop()
+        seen = self.commits
+        while True:
+            await asyncio.sleep(CHECKPOINT_EVERY_S)
+            if self.commits == seen:
+                continue
+            seen = self.commits
+            try:
+                await loop.run_in_executor(self._checkpointer, self.store.checkpoint)
+                self.checkpoints += 1
+            except Exception as exc:
+                self._log_quietly("checkpoint", f"database: checkpoint failed ({exc}); trying again")
 
     def _collect(self, now: float) -> None:
         step = self._collector.tick(now, self._last_frame)

@@ -10,6 +10,8 @@ import contextlib
 import json
 import logging
 import re
+import sqlite3
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -150,6 +152,13 @@ _HOT_SQL = {
     " printed_at = COALESCE(:b_printed, printed_at), updated_at = :b_at WHERE store_id = :b_store AND id = :b_id",
 }
 """The statements of every commit, as SQL text with `:name` parameters (`Store._sql`)."""
+
+
+SQLITE_AUTOCHECKPOINT = 1000
+"""SQLite's default: a commit that takes the write-ahead log past this many pages copies it into the database file."""
+SQLITE_CHECKPOINT_BACKSTOP = 16_384
+"""Pages (64 MB) past which a commit checkpoints even when the server does it on its own thread
+(`Store.checkpoint_elsewhere`)."""
 
 
 def _utc(t: datetime) -> str:
@@ -293,10 +302,18 @@ class Store:
         self._file_lock: Any = None
         self._upsert: Any = None
         self._stmts: dict[str, str] = {}
+        self._writer: Any = None
+        self._writer_thread: int | None = None
+        """SQLite: the pooled connection the hub's commits go through, kept between them (`_commit_sqlite`)."""
+        self.autocheckpoint_pages = SQLITE_AUTOCHECKPOINT
+        """SQLite: the write-ahead log's length (pages) at which a commit copies it into the database file itself.
+        SQLite's own default, unless the server checkpoints on a thread of its own (`checkpoint_elsewhere`)."""
         self.busy_timeout_ms = busy_timeout_ms
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "do_connect", self._sqlite_folder)
             sa.event.listen(self.engine, "connect", self._sqlite_pragmas)
+            # Fresh connections after a dispose (the server's reopen after failed commits): the kept one too.
+            sa.event.listen(self.engine, "engine_disposed", lambda _engine: self._drop_writer())
 
     @property
     def shown_url(self) -> str:
@@ -420,6 +437,7 @@ class Store:
 
     def close(self) -> None:
         """Release the connections (and with them the lead of the store, if this hub had it)."""
+        self._drop_writer()
         if self._lead_conn is not None:
             with contextlib.suppress(Exception):
                 self._lead_conn.close()
@@ -481,6 +499,8 @@ class Store:
         """
         records = [r for r in records if not r.dropped]
         jobs = [j for j in jobs if not j.dropped]
+        if self.engine.dialect.name == "sqlite" and not replies and not done and self._writes_here():
+            return self._commit_sqlite(records, jobs, marks)
         if self.shared:
             # Fencing: a store run by several hubs is written only through the connection that holds the lead.
             # A hub whose lead connection is gone (and with it the lock another hub may hold now) cannot commit.
@@ -512,15 +532,92 @@ class Store:
             jobs = [j for j in jobs if j.order_id not in known]
         # The hot statements go to the driver as SQL text (`_sql`): SQLAlchemy's statement machinery cost about
         # 0.4 ms of Python per commit, all of it holding the interpreter lock the event loop needs.
-        if records:
-            conn.exec_driver_sql(self._sql("events"), [self._event_row(r) for r in records])
-            latest = {r.order_id: r for r in records}
-            conn.exec_driver_sql(self._sql("orders"), [self._order_row(r) for r in latest.values()])
-        if jobs:
-            conn.exec_driver_sql(self._sql("jobs"), [self._job_row(j) for j in jobs])
-        self._mark_on(conn, marks)
+        for name, rows in self._hot_rows(records, jobs, marks):
+            conn.exec_driver_sql(self._sql(name), rows)
         self._relay_rows(conn, replies, done, notify=bool(records))
         return known
+
+    def _hot_rows(
+        self, records: Sequence[EventRecord], jobs: Sequence[PrintJob], marks: Sequence[JobMark]
+    ) -> list[tuple[str, list[dict[str, Any]]]]:
+        """What a commit writes, statement by statement (`_HOT_SQL`): its events, the latest state of their orders,
+        its print jobs, the spooler's marks on earlier jobs."""
+        out: list[tuple[str, list[dict[str, Any]]]] = []
+        if records:
+            out.append(("events", [self._event_row(r) for r in records]))
+            latest = {r.order_id: r for r in records}
+            out.append(("orders", [self._order_row(r) for r in latest.values()]))
+        if jobs:
+            out.append(("jobs", [self._job_row(j) for j in jobs]))
+        if marks:
+            out.append(("marks", self._mark_rows(marks)))
+        return out
+
+    def _commit_sqlite(
+        self, records: list[EventRecord], jobs: list[PrintJob], marks: Sequence[JobMark]
+    ) -> dict[str, tuple[str, str, str | None]]:
+        """A batch into SQLite, straight through the driver on the connection kept for commits: no pool checkout,
+        no SQLAlchemy per statement, and no look-up of the batch's keys first (together half the commit's Python,
+        which holds the interpreter lock the event loop needs).
+
+        The database's unique keys stand in for the look-up: an order it already holds (a resubmission older than
+        the hub's key index, or one whose commit answer was lost) makes the batch fail as a whole, and the batch
+        is then stored again the careful way (`_commit_on`: which orders are known, the rest stored)."""
+        conn = self._writer_conn()
+        try:
+            try:
+                for name, rows in self._hot_rows(records, jobs, marks):
+                    conn.executemany(_HOT_SQL[name], rows)
+            except sqlite3.IntegrityError:
+                conn.rollback()
+                with self.engine.begin() as careful:
+                    return self._commit_on(careful, records, jobs, (), (), marks)
+            conn.commit()
+        except BaseException:
+            self._drop_writer()  # rolled back as it closes; the next commit opens another
+            raise
+        return {}
+
+    def _writes_here(self) -> bool:
+        """Whether this thread commits through the kept connection: the first thread that commits does (the
+        server's one database thread); any other (a flush at shutdown) takes a connection of the pool, as its
+        transaction must not mix with one the database thread may still have open."""
+        if self._writer_thread is None:
+            self._writer_thread = threading.get_ident()
+        return self._writer_thread == threading.get_ident()
+
+    def _writer_conn(self) -> sqlite3.Connection:
+        if self._writer is None:
+            self._writer = self.engine.raw_connection()
+            cur = self._writer.driver_connection.cursor()
+            cur.execute(f"PRAGMA wal_autocheckpoint={int(self.autocheckpoint_pages)}")
+            cur.close()
+        conn: sqlite3.Connection = self._writer.driver_connection
+        return conn
+
+    def _drop_writer(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            with contextlib.suppress(Exception):
+                writer.invalidate()  # closed, not given back to the pool: whatever state it was left in goes with it
+
+    def checkpoint_elsewhere(self) -> None:
+        """SQLite: commits no longer copy the write-ahead log into the database file (every thousand pages, some
+        milliseconds that a commit and every order behind it waited for); the caller runs `checkpoint` on a thread
+        of its own instead. Commits still do it past `SQLITE_CHECKPOINT_BACKSTOP` pages (a log that the caller's
+        checkpoints do not keep short: it must not grow without end)."""
+        self.autocheckpoint_pages = SQLITE_CHECKPOINT_BACKSTOP
+        self._drop_writer()
+
+    def checkpoint(self) -> tuple[int, int] | None:
+        """SQLite: copy what the write-ahead log holds into the database file, as far as readers allow, without
+        waiting for them or for the writer (a PASSIVE checkpoint; SQLite leaves the interpreter lock free meanwhile).
+        Returns (pages in the log, pages copied so far); None for another database."""
+        if self.engine.dialect.name != "sqlite":
+            return None
+        with self.engine.connect() as conn:
+            row = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+        return int(row[1]), int(row[2])
 
     def _event_row(self, r: EventRecord) -> dict[str, Any]:
         return {
@@ -807,9 +904,11 @@ class Store:
                 self._mark_on(conn, marks)
 
     def _mark_on(self, conn: Any, marks: Sequence[JobMark]) -> None:
-        if not marks:
-            return
-        rows = [
+        if marks:
+            conn.exec_driver_sql(self._sql("marks"), self._mark_rows(marks))
+
+    def _mark_rows(self, marks: Sequence[JobMark]) -> list[dict[str, Any]]:
+        return [
             {
                 "b_store": self.store_id,
                 "b_id": m.job_id,
@@ -823,7 +922,6 @@ class Store:
             }
             for m in marks
         ]
-        conn.exec_driver_sql(self._sql("marks"), rows)
 
     def jobs_moved(self, job_ids: Sequence[int], target: str, at: datetime) -> None:
         """The jobs go to another printer (the backup of a failing one)."""
