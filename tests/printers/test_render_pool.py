@@ -3,6 +3,7 @@ it dies, and gone when the spooler stops."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 
@@ -36,6 +37,15 @@ async def test_the_renderer_draws_what_the_hub_would_and_survives_its_death(conf
 
         small, _ = await renderer.render(jobs, profile, labels, max_bytes=1)
         assert small == datas[:1], "a batch holds at least one job, and stops at the byte budget"
+
+        # The labels go to a worker once (they carry the store's whole config), and again when they change.
+        renamed = dataclasses.replace(labels, timezone="Europe/Paris")  # the times printed change
+        other, error = await renderer.render(jobs[:2], profile, renamed, max_bytes=10**7)
+        assert error is None and other == [render(j, profile, renamed) for j in jobs[:2]] != datas[:2]
+        back, error = await renderer.render(jobs[:2], profile, labels, max_bytes=10**7)
+        assert error is None and back == datas[:2]
+        assert renderer.started == 2
+        assert renderer.labels_sent == 4, "the labels went with each worker's first request and each change only"
     finally:
         last = renderer._proc
         await renderer.close()
