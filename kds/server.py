@@ -57,6 +57,8 @@ CLOSE_TIMEOUT_S = 2.0
 TICK_S = 1.0
 """Housekeeping of connections (keepalive, stalls, the total outgoing budget) runs this often."""
 EVICT_EVERY_S = 30.0
+MARKS_WAIT_S = 0.01
+"""How long the spooler's marks wait for a commit of orders to go with, before they are stored on their own."""
 CHECKPOINT_EVERY_S = 0.25
 """SQLite: how often the hub copies the write-ahead log into the database file, on its own thread (when anything
 was committed since the last time)."""
@@ -905,13 +907,16 @@ class HubServer:
                     log.critical("hub fault while committing and delivering; serving on", exc_info=True)
 
     async def record_marks(self, marks: Sequence[JobMark]) -> None:
-        """The spooler's marks (a job is being sent, was printed, failed): stored with the next commit, which they
-        wake (one transaction and one wait on the disk for orders and printing). Raises what the commit raised."""
+        """The spooler's marks (a job is being sent, was printed, failed): stored with the next commit of orders
+        (one transaction and one wait on the disk for orders and printing), or on their own when none comes within
+        `MARKS_WAIT_S` (a commit of their own, wanted at once, would make the orders arriving meanwhile wait for
+        it). Raises what the commit raised."""
         self._marks.extend(marks)
         if self._marked is None:
-            self._marked = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            self._marked = loop.create_future()
+            loop.call_later(MARKS_WAIT_S, self._wake.set)
         marked = self._marked
-        self._wake.set()
         await asyncio.shield(marked)
 
     def _take_marks(self) -> tuple[list[JobMark], asyncio.Future[None] | None]:
