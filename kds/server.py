@@ -152,6 +152,8 @@ class HubServer:
         self._marks: list[JobMark] = []
         """What the spooler did with jobs, stored with the next commit (`record_marks`)."""
         self._marked: asyncio.Future[None] | None = None
+        self._marks_due = 0.0
+        """When the marks waiting now are stored even if no order comes (the loop's clock, `MARKS_WAIT_S`)."""
         """Resolved when the marks waiting now are stored."""
         self._wake = asyncio.Event()
         self._committer: asyncio.Task[None] | None = None
@@ -897,7 +899,9 @@ class HubServer:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._pending or (self._marks and self.hub.writable):
+            while self._pending or (
+                self._marks and self.hub.writable and asyncio.get_running_loop().time() >= self._marks_due
+            ):
                 try:
                     await self._commit_next()
                 except asyncio.CancelledError:
@@ -915,6 +919,7 @@ class HubServer:
         if self._marked is None:
             loop = asyncio.get_running_loop()
             self._marked = loop.create_future()
+            self._marks_due = loop.time() + MARKS_WAIT_S
             loop.call_later(MARKS_WAIT_S, self._wake.set)
         marked = self._marked
         await asyncio.shield(marked)
