@@ -152,9 +152,9 @@ class HubServer:
         self._marks: list[JobMark] = []
         """What the spooler did with jobs, stored with the next commit (`record_marks`)."""
         self._marked: asyncio.Future[None] | None = None
+        """Resolved when the marks waiting now are stored."""
         self._marks_due = 0.0
         """When the marks waiting now are stored even if no order comes (the loop's clock, `MARKS_WAIT_S`)."""
-        """Resolved when the marks waiting now are stored."""
         self._wake = asyncio.Event()
         self._committer: asyncio.Task[None] | None = None
         self._housekeeper: asyncio.Task[None] | None = None

@@ -303,8 +303,8 @@ class Store:
         self._upsert: Any = None
         self._stmts: dict[str, str] = {}
         self._writer: Any = None
-        self._writer_thread: int | None = None
         """SQLite: the pooled connection the hub's commits go through, kept between them (`_commit_sqlite`)."""
+        self._writer_thread: int | None = None
         self.autocheckpoint_pages = SQLITE_AUTOCHECKPOINT
         """SQLite: the write-ahead log's length (pages) at which a commit copies it into the database file itself.
         SQLite's own default, unless the server checkpoints on a thread of its own (`checkpoint_elsewhere`)."""

@@ -60,9 +60,9 @@ class Renderer:
         self._labels: StoreLabels | None = None
         """The labels the running worker holds (sent with its first request, and again only when they change)."""
         self.started = 0
+        """Processes started so far."""
         self.labels_sent = 0
         """Requests that carried the labels (tests read it)."""
-        """Processes started so far."""
 
     async def start(self) -> None:
         """Start the worker now (it loads its libraries while the hub starts), not at the first ticket."""

@@ -142,6 +142,16 @@ class Devices:
 
 
 @pytest.fixture
+async def servers() -> AsyncIterator[list[HubServer]]:
+    """Hubs a test started (stopped at the end, whatever happened)."""
+    started: list[HubServer] = []
+    yield started
+    for s in started:
+        if not s.stopped.is_set():
+            await s.stop()
+
+
+@pytest.fixture
 async def devices(config: StoreConfig) -> AsyncIterator[Devices]:
     """`await devices.connect(url, "wok-1")`, closed after the test."""
     d = Devices(config)

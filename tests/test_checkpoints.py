@@ -9,7 +9,6 @@ import json
 import shutil
 import sqlite3
 import struct
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,16 +21,6 @@ from kds.server import HubServer
 from kds.store import SQLITE_AUTOCHECKPOINT, SQLITE_CHECKPOINT_BACKSTOP, Store
 from tests.conftest import Devices, shelf_order
 from tests.support import accepted, until
-
-
-@pytest.fixture
-async def servers() -> AsyncIterator[list[HubServer]]:
-    """Hubs a test started (stopped at the end, whatever happened)."""
-    started: list[HubServer] = []
-    yield started
-    for s in started:
-        if not s.stopped.is_set():
-            await s.stop()
 
 
 async def start_hub(servers: list[HubServer], config: StoreConfig, db: Path) -> HubServer:

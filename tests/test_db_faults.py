@@ -13,7 +13,7 @@ import asyncio
 import collections
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,16 +40,6 @@ def fast_retry(config: StoreConfig) -> StoreConfig:
     """The sample store, with a short backoff after failed commits (the tests wait on it)."""
     limits = config.limits.model_copy(update={"db_retry_s": RETRY_S, "db_retry_max_s": RETRY_MAX_S})
     return config.model_copy(update={"limits": limits})
-
-
-@pytest.fixture
-async def servers() -> AsyncIterator[list[HubServer]]:
-    """Hubs a test started (stopped at the end, whatever happened)."""
-    started: list[HubServer] = []
-    yield started
-    for s in started:
-        if not s.stopped.is_set():
-            await s.stop()
 
 
 async def start_hub(servers: list[HubServer], config: StoreConfig, store: Store) -> HubServer:
