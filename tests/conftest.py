@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -104,12 +105,19 @@ def shelf_order(key: str, **over: Any) -> dict[str, Any]:
     return order
 
 
-def app_order(key: str, **over: Any) -> dict[str, Any]:
-    """An app delivery: a wok dish and a drink."""
+FIXED_DAY_DUE = "2026-11-25T12:30:00+08:00"
+"""The due time of `fixed_app_order`: within the time window of a hub whose clock is fixed on 2026-11-25."""
+
+
+def app_order(key: str, *, due: str | None = None, **over: Any) -> dict[str, Any]:
+    """An app delivery: a wok dish and a drink, due in half an hour by the real clock (a hub refuses a due time
+    more than a year before its clock or two months after it, so a fixed date would fail real-clock hubs one day)."""
+    if due is None:
+        due = (datetime.now(UTC) + timedelta(minutes=30)).isoformat(timespec="seconds")
     order: dict[str, Any] = {
         "key": key,
         "channel": "app",
-        "fulfilment": {"type": "delivery", "due": "2026-11-25T12:30:00+08:00"},
+        "fulfilment": {"type": "delivery", "due": due},
         "items": [
             {"sku": "WOK-KUNGPAO", "qty": 2},
             {"sku": "BAR-MILKTEA", "qty": 1, "modifiers": ["less sugar"]},
@@ -117,6 +125,12 @@ def app_order(key: str, **over: Any) -> dict[str, Any]:
     }
     order.update(over)
     return order
+
+
+def fixed_app_order(key: str, **over: Any) -> dict[str, Any]:
+    """`app_order` due on 2026-11-25, for a hub whose clock is fixed on that day (its texts and snapshots stay the
+    same from one year to the next)."""
+    return app_order(key, due=FIXED_DAY_DUE, **over)
 
 
 class Devices:

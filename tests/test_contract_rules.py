@@ -37,7 +37,7 @@ from kds.protocol import (
 )
 from kds.server import HubServer
 from kds.store import Store
-from tests.conftest import app_order, shelf_order
+from tests.conftest import fixed_app_order, shelf_order
 from tests.test_bad_input import Raw
 from tests.test_hub_core import T0, Clock, Core
 from tests.test_old_keys import _submit
@@ -46,7 +46,7 @@ DOC = (Path(__file__).parent.parent / "docs" / "protocol.md").read_text(encoding
 
 
 def delivery(key: str, due: Any, **over: Any) -> dict[str, Any]:
-    return app_order(key, fulfilment={"type": "delivery", "due": due}, **over)
+    return fixed_app_order(key, fulfilment={"type": "delivery", "due": due}, **over)
 
 
 @pytest.fixture
@@ -227,7 +227,10 @@ def test_due_is_kept_and_echoed_in_utc_and_a_leap_second_is_accepted(core: Core)
     assert core.order(leap["order_id"])["fulfilment"]["due"] == "2026-11-25T04:59:59.999999+00:00"
     pickup = core.submit(
         "kiosk-1",
-        {**app_order("at", channel="kiosk"), "fulfilment": {"type": "pickup", "at": "2026-11-25T13:00:00.25+08:00"}},
+        {
+            **fixed_app_order("at", channel="kiosk"),
+            "fulfilment": {"type": "pickup", "at": "2026-11-25T13:00:00.25+08:00"},
+        },
     )
     assert core.order(pickup["order_id"])["fulfilment"]["at"] == "2026-11-25T05:00:00.250000+00:00"
 
@@ -253,7 +256,9 @@ def test_due_and_at_must_be_within_the_window_of_the_hubs_clock(core: Core) -> N
         assert r["code"] == "invalid_order", r
         assert r["errors"][0]["loc"] == ["order", "fulfilment", "due"] and "hub's clock" in r["errors"][0]["msg"], r
     far = {"type": "pickup", "at": text(T0 + TIME_FUTURE_MAX + edge)}
-    r = core.ask("kiosk-1", {"type": "order.submit", "order": {**app_order("far", channel="kiosk"), "fulfilment": far}})
+    r = core.ask(
+        "kiosk-1", {"type": "order.submit", "order": {**fixed_app_order("far", channel="kiosk"), "fulfilment": far}}
+    )
     assert r["code"] == "invalid_order" and r["errors"][0]["loc"] == ["order", "fulfilment", "at"], r
 
 
@@ -287,9 +292,11 @@ def test_a_refused_ref_is_echoed_as_far_as_it_can_be(core: Core) -> None:
 
 
 def test_same_key_different_order_is_a_conflict_naming_the_order(core: Core) -> None:
-    first = core.submit("app-backend", app_order("k-1"))
+    first = core.submit("app-backend", fixed_app_order("k-1"))
     seq = core.hub.seq
-    r = core.ask("app-backend", {"type": "order.submit", "ref": "again", "order": app_order("k-1", note="more chili")})
+    r = core.ask(
+        "app-backend", {"type": "order.submit", "ref": "again", "order": fixed_app_order("k-1", note="more chili")}
+    )
     Error.model_validate(r)
     assert r["code"] == "conflict" and r["ref"] == "again"
     assert (r["key"], r["order_id"], r["number"]) == ("k-1", first["order_id"], first["number"])
@@ -310,7 +317,7 @@ def test_same_key_same_order_in_another_spelling_is_a_duplicate(core: Core) -> N
 
 def test_a_conflict_survives_a_restart(config: StoreConfig, tmp_path: Path) -> None:
     core = Core(config)
-    first = core.submit("app-backend", app_order("k-3"))
+    first = core.submit("app-backend", fixed_app_order("k-3"))
     store = Store(tmp_path / "keys.sqlite3", store_id=config.store.id)
     store.create_schema()
     for d in core.decisions:
@@ -319,21 +326,21 @@ def test_a_conflict_survives_a_restart(config: StoreConfig, tmp_path: Path) -> N
     store.close()
     again = Core(config, clock=Clock(core.clock.t))
     again.hub.restore(docs, events, seq, keys)
-    r = again.ask("app-backend", {"type": "order.submit", "order": app_order("k-3", priority="rush")})
+    r = again.ask("app-backend", {"type": "order.submit", "order": fixed_app_order("k-3", priority="rush")})
     assert (r["code"], r["order_id"], r["number"]) == ("conflict", first["order_id"], first["number"]), r
-    dup = again.ask("app-backend", {"type": "order.submit", "order": app_order("k-3")})
+    dup = again.ask("app-backend", {"type": "order.submit", "order": fixed_app_order("k-3")})
     assert dup["type"] == "order.accepted" and dup["duplicate"] is True
 
 
 def test_an_order_stored_without_a_digest_answers_a_duplicate(config: StoreConfig, tmp_path: Path) -> None:
     # Orders stored before hubs kept the digest: the key is all there is to compare.
     core = Core(config)
-    first = core.submit("app-backend", app_order("k-old"))
+    first = core.submit("app-backend", fixed_app_order("k-old"))
     doc = core.order(first["order_id"])
     doc["digest"] = None
     again = Core(config, clock=Clock(core.clock.t))
     again.hub.restore([json.dumps(doc)], [], core.hub.seq, [])
-    r = again.ask("app-backend", {"type": "order.submit", "order": app_order("k-old", note="other")})
+    r = again.ask("app-backend", {"type": "order.submit", "order": fixed_app_order("k-old", note="other")})
     assert r["type"] == "order.accepted" and r["duplicate"] is True, r
 
 
@@ -344,14 +351,14 @@ async def test_a_key_older_than_the_hubs_memory_used_for_another_order_is_a_conf
     config: StoreConfig, db_path: Path
 ) -> None:
     long_ago = datetime(2026, 11, 1, 4, 0, tzinfo=UTC)
-    first, ids = await _submit(config, db_path, long_ago, app_order("old-key"))
+    first, ids = await _submit(config, db_path, long_ago, fixed_app_order("old-key"))
     assert isinstance(first, OrderAccepted) and ids == [first.order_id], first
     later = long_ago + timedelta(days=20)  # the database answers for this key, not the hub's memory
-    other, ids = await _submit(config, db_path, later, app_order("old-key", note="another order"))
+    other, ids = await _submit(config, db_path, later, fixed_app_order("old-key", note="another order"))
     assert isinstance(other, Error) and other.code is ErrorCode.CONFLICT, other
     assert (other.key, other.order_id, other.number) == ("old-key", first.order_id, first.number)
     assert ids == [first.order_id], "nothing new is stored"
-    same, ids = await _submit(config, db_path, later, app_order("old-key"))
+    same, ids = await _submit(config, db_path, later, fixed_app_order("old-key"))
     assert isinstance(same, OrderAccepted) and same.duplicate is True and same.order_id == first.order_id, same
     assert ids == [first.order_id]
 
@@ -363,7 +370,7 @@ async def test_the_rules_over_a_real_websocket(hub: HubServer, config: StoreConf
         # `ref` byte for byte, `2.0` as 2, `due` with an offset and a leap second, echoed in UTC.
         due = (now + timedelta(minutes=30)).astimezone(UTC).replace(second=0)
         leap = due.strftime("%Y-%m-%dT%H:%M:60Z")
-        order = app_order("ws-1", fulfilment={"type": "delivery", "due": leap})
+        order = fixed_app_order("ws-1", fulfilment={"type": "delivery", "due": leap})
         order["items"][0]["qty"] = 2.0
         await src.send(json.dumps({"type": "order.submit", "ref": "  spaced  ", "order": order}))
         ok = await src.reply()
@@ -384,7 +391,7 @@ async def test_the_rules_over_a_real_websocket(hub: HubServer, config: StoreConf
             {
                 "type": "order.submit",
                 "ref": "r-unix",
-                "order": app_order("ws-2", fulfilment={"type": "delivery", "due": "1764000000"}),
+                "order": fixed_app_order("ws-2", fulfilment={"type": "delivery", "due": "1764000000"}),
             }
         )
         assert unix["code"] == "invalid_message" and unix["errors"][0]["loc"] == ["order", "fulfilment", "due"]
@@ -402,10 +409,10 @@ def test_the_order_digest_is_sha256_of_the_canonical_json_the_docs_describe() ->
     import hashlib
 
     from kds.protocol import OrderIn, order_digest
-    from tests.conftest import app_order
+    from tests.conftest import fixed_app_order
 
     order = OrderIn.model_validate(
-        app_order(
+        fixed_app_order(
             "digest-1",
             note="不要辣 ☃ \u00e9",
             items=[{"sku": "WOK-KUNGPAO", "qty": 2, "modifiers": ["少辣", "x"], "allergens": ["peanut"]}],

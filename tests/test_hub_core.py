@@ -19,7 +19,7 @@ from kds.config import StoreConfig
 from kds.hub import Decision, EventRecord, OrderHub, Session, _event_head
 from kds.protocol import Event, EventKind, OrderStatus, StatusChanged, Welcome
 from kds.store import Store
-from tests.conftest import app_order, shelf_order
+from tests.conftest import fixed_app_order, shelf_order
 
 T0 = datetime(2026, 11, 25, 2, 0, 0, tzinfo=UTC)
 """10:00 in Shanghai."""
@@ -191,13 +191,13 @@ def test_submit_creates_one_event_and_tickets_per_station(core: Core) -> None:
 
 def test_numbers_carry_the_channel_letter_and_count_across_channels(core: Core) -> None:
     numbers = [
-        core.submit("app-backend", app_order("a1"))["number"],
-        core.submit("kiosk-1", app_order("k1", channel="kiosk", fulfilment={"type": "dine_in", "table": "7"}))[
+        core.submit("app-backend", fixed_app_order("a1"))["number"],
+        core.submit("kiosk-1", fixed_app_order("k1", channel="kiosk", fulfilment={"type": "dine_in", "table": "7"}))[
             "number"
         ],
         core.submit("shelf-1", shelf_order("s1"))["number"],
-        core.submit("counter-1", app_order("c1", channel="kiosk", fulfilment={"type": "pickup"}))["number"],
-        core.submit("app-backend", app_order("a2"))["number"],
+        core.submit("counter-1", fixed_app_order("c1", channel="kiosk", fulfilment={"type": "pickup"}))["number"],
+        core.submit("app-backend", fixed_app_order("a2"))["number"],
     ]
     assert numbers == ["A001", "K002", "S003", "K004", "A005"]
 
@@ -205,32 +205,32 @@ def test_numbers_carry_the_channel_letter_and_count_across_channels(core: Core) 
 def test_numbers_reset_at_midnight_in_the_store_timezone(config: StoreConfig) -> None:
     clock = Clock(datetime(2026, 11, 25, 15, 59, 58, tzinfo=UTC))  # 23:59:58 in Shanghai
     core = Core(config, clock=clock)
-    assert core.submit("app-backend", app_order("n1"))["order_id"] == "20261125-A001"
+    assert core.submit("app-backend", fixed_app_order("n1"))["order_id"] == "20261125-A001"
     clock.t = datetime(2026, 11, 25, 15, 59, 59, tzinfo=UTC)
     assert core.submit("shelf-1", shelf_order("n2"))["order_id"] == "20261125-S002"
     clock.t = datetime(2026, 11, 25, 16, 0, 1, tzinfo=UTC)  # 00:00:01 on the 26th in Shanghai, still the 25th in UTC
-    r = core.submit("kiosk-1", app_order("n3", channel="kiosk", fulfilment={"type": "pickup"}))
+    r = core.submit("kiosk-1", fixed_app_order("n3", channel="kiosk", fulfilment={"type": "pickup"}))
     assert (r["order_id"], r["number"]) == ("20261126-K001", "K001")
-    assert core.submit("app-backend", app_order("n4"))["number"] == "A002"
+    assert core.submit("app-backend", fixed_app_order("n4"))["number"] == "A002"
     # The old day's orders are still there, unchanged, with their own ids.
     assert {"20261125-A001", "20261125-S002", "20261126-K001", "20261126-A002"} == set(core.hub.orders)
     # The idempotency key still answers with yesterday's number.
-    again = core.submit("app-backend", app_order("n1"))
+    again = core.submit("app-backend", fixed_app_order("n1"))
     assert (again["order_id"], again["number"], again["duplicate"]) == ("20261125-A001", "A001", True)
 
 
 def test_idempotent_resubmission_is_the_same_order_without_an_event(core: Core) -> None:
-    first = core.submit("app-backend", app_order("same"))
+    first = core.submit("app-backend", fixed_app_order("same"))
     seq = core.hub.seq
     # The same order again (a different one under this key is a `conflict`: tests/test_contract_rules.py).
-    again = core.send("app-backend", {"type": "order.submit", "order": app_order("same")})
+    again = core.send("app-backend", {"type": "order.submit", "order": fixed_app_order("same")})
     assert again.events == []
     reply = json.loads(again.replies[0][1])
     assert reply["type"] == "order.accepted" and reply["duplicate"] is True
     assert (reply["order_id"], reply["number"]) == (first["order_id"], first["number"])
     assert core.hub.seq == seq and len(core.hub.orders) == 1
     # The same key from another source is another order.
-    other = core.submit("kiosk-1", app_order("same", channel="kiosk", fulfilment={"type": "pickup"}))
+    other = core.submit("kiosk-1", fixed_app_order("same", channel="kiosk", fulfilment={"type": "pickup"}))
     assert other["duplicate"] is False and other["order_id"] != first["order_id"] and other["number"] == "K002"
 
 
@@ -243,7 +243,7 @@ def test_invalid_order_is_refused_with_the_field_and_nothing_is_used_up(core: Co
     assert [e["loc"] for e in r["errors"]] == [["order", "items", 0, "weight_g"], ["order", "items", 1, "cook"]]
     assert core.hub.seq == 0 and core.hub.orders == {} and core.events == []
     # The number was not used up; a wrong channel is refused too.
-    wrong = core.ask("shelf-1", {"type": "order.submit", "order": app_order("x")})
+    wrong = core.ask("shelf-1", {"type": "order.submit", "order": fixed_app_order("x")})
     assert wrong["type"] == "error" and wrong["code"] == "forbidden"
     assert wrong["errors"][0]["loc"] == ["order", "channel"]
     assert core.submit("shelf-1", shelf_order("good"))["number"] == "S001"
@@ -431,7 +431,7 @@ def test_cancel(core: Core) -> None:
 
 
 def test_cancel_after_handover_conflicts_and_sources_cancel_only_their_own(core: Core) -> None:
-    oid = core.submit("app-backend", app_order("x2"))["order_id"]
+    oid = core.submit("app-backend", fixed_app_order("x2"))["order_id"]
     assert core.act("kiosk-1", "order.cancel", order_id=oid)["code"] == "forbidden"
     core.act("wok-1", "ticket.bump", ticket_id=f"{oid}/wok")
     core.act("bar-1", "ticket.bump", ticket_id=f"{oid}/bar")
@@ -445,7 +445,7 @@ def test_cancel_after_handover_conflicts_and_sources_cancel_only_their_own(core:
 
 
 def test_amend_add_creates_a_station_ticket_and_reopens_a_done_one(core: Core) -> None:
-    oid = core.submit("app-backend", app_order("am1"))["order_id"]  # wok + bar
+    oid = core.submit("app-backend", fixed_app_order("am1"))["order_id"]  # wok + bar
     core.act("wok-1", "ticket.bump", ticket_id=f"{oid}/wok")
     core.act("bar-1", "ticket.bump", ticket_id=f"{oid}/bar")
     assert core.order(oid)["status"] == "ready"
@@ -521,7 +521,7 @@ def test_amend_notes_are_marked(core: Core) -> None:
 
 
 def test_amend_refusals(core: Core) -> None:
-    oid = core.submit("app-backend", app_order("am4"))["order_id"]
+    oid = core.submit("app-backend", fixed_app_order("am4"))["order_id"]
     seq = core.hub.seq
     r = core.act("app-backend", "order.amend", order_id=oid, remove=["1", "2"])
     assert (r["code"], r["errors"][0]["loc"]) == ("invalid_order", ["remove"])
@@ -614,7 +614,7 @@ def test_event_audience_per_role(core: Core) -> None:
         for dev in ("wok-1", "cold-1", "bar-1", "grill-1", "counter-1", "monitor-1", "shelf-1", "app-backend")
     }
     shelf = core.submit("shelf-1", shelf_order("au1"))["order_id"]  # wok + cold
-    app = core.submit("app-backend", app_order("au2"))["order_id"]  # wok + bar
+    app = core.submit("app-backend", fixed_app_order("au2"))["order_id"]  # wok + bar
 
     def audience(rec: EventRecord) -> dict[str, str]:
         out = {}
@@ -665,7 +665,7 @@ def _traffic(core: Core) -> None:
     core.clock.advance()
     b = core.submit("shelf-1", shelf_order("w2"))["order_id"]
     core.clock.advance()
-    c = core.submit("kiosk-1", app_order("w3", channel="kiosk", fulfilment={"type": "pickup"}))["order_id"]
+    c = core.submit("kiosk-1", fixed_app_order("w3", channel="kiosk", fulfilment={"type": "pickup"}))["order_id"]
     core.clock.advance()
     core.act("wok-1", "ticket.bump", ticket_id=f"{b}/wok")
     core.act("cold-1", "ticket.bump", ticket_id=f"{b}/cold")
@@ -675,7 +675,7 @@ def _traffic(core: Core) -> None:
     core.act("wok-1", "item.bump", ticket_id=f"{a}/wok", item_id="1")
     core.act("counter-1", "order.recall", order_id=b)
     core.clock.advance()
-    core.submit("app-backend", app_order("w4"))
+    core.submit("app-backend", fixed_app_order("w4"))
 
 
 def test_welcome_snapshot_per_role(core: Core) -> None:
@@ -758,7 +758,7 @@ def test_a_restored_replay_log_keeps_what_the_live_one_kept(
     core = Core(small, replay_window=window)
     for k in range(300):
         core.clock.advance(1)
-        core.submit("app-backend", app_order(f"big-{k}", note="gate 3, " * 40))
+        core.submit("app-backend", fixed_app_order(f"big-{k}", note="gate 3, " * 40))
     store = _stored(core, tmp_path / "tail.sqlite3")
     kept = [r.seq for r in core.hub.log]
     assert 1 < len(kept) < 300 and kept[-1] == 300
@@ -809,7 +809,8 @@ def test_restore_from_the_store_rebuilds_the_same_state(config: StoreConfig, tmp
     dup2 = again.submit("app-backend", mixed_order("w1"))
     assert dup1["duplicate"] and dup2["duplicate"] and dup1["number"] == dup2["number"] == "A001"
     assert (
-        again.submit("kiosk-1", app_order("next", channel="kiosk", fulfilment={"type": "pickup"}))["number"] == "K006"
+        again.submit("kiosk-1", fixed_app_order("next", channel="kiosk", fulfilment={"type": "pickup"}))["number"]
+        == "K006"
     )
     assert again.hub.seq == h1.seq + 1
 

@@ -20,7 +20,7 @@ from kds.domain import Order, ticket_id
 from kds.hub import Decision, _order_texts
 from kds.privacy import redact_text, redact_view
 from kds.protocol import Delivery, Event, OrderView, Pickup, TicketState
-from tests.conftest import app_order, shelf_order
+from tests.conftest import fixed_app_order, shelf_order
 from tests.test_domain import item, order
 from tests.test_hub_core import Clock, Core, mixed_order
 
@@ -69,7 +69,7 @@ def test_an_events_texts_are_its_models_written_by_pydantic(config: StoreConfig)
         over: dict[str, Any] = {"fulfilment": fulfilment, "note": ODD if k % 2 else None}
         if customer is not None:
             over["customer"] = customer
-        events += _check(core.send("app-backend", {"type": "order.submit", "order": app_order(f"t{k}", **over)}))
+        events += _check(core.send("app-backend", {"type": "order.submit", "order": fixed_app_order(f"t{k}", **over)}))
     events += _check(core.send("shelf-1", {"type": "order.submit", "order": shelf_order("s1")}))
     events += _check(
         core.send("app-backend", {"type": "order.submit", "order": mixed_order("m1", customer=CUSTOMERS[2])})
@@ -154,7 +154,7 @@ def test_a_fulfilments_json_data_is_a_copy_each_time() -> None:
 def test_restore_freezes_what_it_built(config: StoreConfig, enabled: bool) -> None:
     core = Core(config)
     for k in range(20):
-        core.submit("app-backend", app_order(f"r{k}"))
+        core.submit("app-backend", fixed_app_order(f"r{k}"))
     docs = [o.model_dump_json() for o in core.hub.orders.values()]
     fresh = Core(config, clock=Clock(datetime(2026, 11, 25, 3, 0, tzinfo=UTC)))
     was = gc.isenabled()

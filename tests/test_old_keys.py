@@ -13,7 +13,7 @@ from kds.protocol import OrderAccepted
 from kds.server import HubServer
 from kds.store import Store
 from kds.wire import Answer
-from tests.conftest import app_order
+from tests.conftest import fixed_app_order
 
 
 async def _submit(
@@ -44,17 +44,17 @@ async def test_resubmission_of_a_key_older_than_the_window_gets_the_original_ans
     config: StoreConfig, db_path: Path
 ) -> None:
     long_ago = datetime(2026, 11, 1, 4, 0, tzinfo=UTC)
-    first, ids = await _submit(config, db_path, long_ago, app_order("old-key-1"))
+    first, ids = await _submit(config, db_path, long_ago, fixed_app_order("old-key-1"))
     assert isinstance(first, OrderAccepted) and not first.duplicate, first
     assert ids == [first.order_id]
 
     later = long_ago + timedelta(days=20)  # far beyond the 7 days of keys the hub loads on start
-    again, ids = await _submit(config, db_path, later, app_order("old-key-1"))
+    again, ids = await _submit(config, db_path, later, fixed_app_order("old-key-1"))
     assert isinstance(again, OrderAccepted), again
     assert again.duplicate is True
     assert (again.order_id, again.number) == (first.order_id, first.number)
     assert ids == [first.order_id], "nothing new is stored"
 
-    fresh, ids = await _submit(config, db_path, later, app_order("new-key-1"))
+    fresh, ids = await _submit(config, db_path, later, fixed_app_order("new-key-1"))
     assert isinstance(fresh, OrderAccepted) and not fresh.duplicate, fresh
     assert len(ids) == 2

@@ -18,7 +18,7 @@ from kds.jsontext import dumps as _dumps
 from kds.privacy import first_name, redact_customer, redact_order, redact_view, view_for
 from kds.protocol import Event, OrderView
 from kdsapp.simulate import OrderMix
-from tests.conftest import app_order
+from tests.conftest import fixed_app_order
 from tests.test_hub_core import T0, Core
 
 
@@ -94,7 +94,7 @@ def test_redact_view_returns_the_same_object_when_there_is_nothing_to_cut(config
             {"fulfilment": {"type": "delivery", "due": "2026-11-25T12:40:00+08:00"}, "customer": {"name": "Li"}},
         ]
     ):
-        r = core.submit("app-backend", {**app_order(f"plain-{k}"), **over})
+        r = core.submit("app-backend", {**fixed_app_order(f"plain-{k}"), **over})
         order = core.hub.orders[r["order_id"]]
         assert redact_view(order) is order
         assert view_for(Role.KITCHEN, order) is order is view_for(Role.COUNTER, order)
@@ -104,7 +104,7 @@ def test_only_the_counter_sees_the_customer_as_sent(config: StoreConfig) -> None
     core = Core(config)
     sent = delivery(name="Mei Zhangsun", phone="13812345521")
     r = core.submit(
-        "app-backend", {**app_order("as-sent"), "fulfilment": sent["fulfilment"], "customer": sent["customer"]}
+        "app-backend", {**fixed_app_order("as-sent"), "fulfilment": sent["fulfilment"], "customer": sent["customer"]}
     )
     order = core.hub.orders[r["order_id"]]
     assert view_for(Role.COUNTER, order) is order
@@ -143,7 +143,7 @@ def shift(config: StoreConfig, seed: int) -> Core:
         if k % 5 == 0:
             core.act("counter-1", "order.amend", order_id=r["order_id"], note="no coriander")
     for k, over in enumerate(TRICKY):
-        core.submit("app-backend", {**app_order(f"tricky-{k}"), **over})
+        core.submit("app-backend", {**fixed_app_order(f"tricky-{k}"), **over})
     return core
 
 
@@ -190,7 +190,7 @@ def test_two_hubs_with_the_same_order_ids_and_other_customers_each_get_their_own
     frames = []
     for name, phone in (("Li Wei", "13800000001"), ("Emma Stone", "13800000002")):
         core = Core(config)
-        r = core.submit("app-backend", app_order("same-key", customer={"name": name, "phone": phone}))
+        r = core.submit("app-backend", fixed_app_order("same-key", customer={"name": name, "phone": phone}))
         assert r["number"] == "A001"
         frames.append(core.last_event().kitchen_frame())
     first, second = (json.loads(f)["order"]["customer"] for f in frames)
@@ -199,7 +199,7 @@ def test_two_hubs_with_the_same_order_ids_and_other_customers_each_get_their_own
 
 def test_kitchen_and_monitor_sessions_share_one_frame_object_per_event(config: StoreConfig) -> None:
     core = Core(config)
-    core.submit("app-backend", app_order("shared", customer={"name": "Li Wei", "phone": "13812345521"}))
+    core.submit("app-backend", fixed_app_order("shared", customer={"name": "Li Wei", "phone": "13812345521"}))
     rec = core.last_event()
 
     def seen_by(device_id: str) -> str | None:

@@ -24,7 +24,7 @@ from kds.hub import OrderHub
 from kds.protocol import Ack, Error, ErrorCode, Event, OrderAccepted
 from kds.server import HubServer
 from kds.store import Store
-from tests.conftest import Devices, app_order
+from tests.conftest import Devices, app_order, fixed_app_order
 from tests.support import db_rows, until
 
 
@@ -46,7 +46,7 @@ async def _hub(config: StoreConfig, db: Path | str, clock: Clock) -> HubServer:
 
 async def _evicted(server: HubServer, clock: Clock, app: HubClient, key: str) -> OrderAccepted:
     """Submit an order with `key`, cancel it, and let it leave the hub's memory: only the database knows it then."""
-    first = await app.request({"type": "order.submit", "order": app_order(key)}, expect=OrderAccepted)
+    first = await app.request({"type": "order.submit", "order": fixed_app_order(key)}, expect=OrderAccepted)
     assert not first.duplicate, first
     cancel = await app.request(
         {"type": "order.cancel", "order_id": first.order_id, "reason": "customer left"}, expect=Ack
@@ -73,12 +73,12 @@ async def test_a_key_whose_order_left_memory_is_answered_by_the_database(
         app = await devices.connect(server.url, "app-backend")
         first = await _evicted(server, clock, app, "evicted-1")
 
-        again = await app.request({"type": "order.submit", "order": app_order("evicted-1")})
+        again = await app.request({"type": "order.submit", "order": fixed_app_order("evicted-1")})
         assert isinstance(again, OrderAccepted), f"a resubmission of an evicted key must be accepted: {again}"
         assert again.duplicate is True, f"the database knows this key: the answer is a duplicate: {again}"
         assert (again.order_id, again.number) == (first.order_id, first.number)
 
-        other = app_order("evicted-1", items=[{"sku": "WOK-MAPO"}])
+        other = fixed_app_order("evicted-1", items=[{"sku": "WOK-MAPO"}])
         conflict = await app.request({"type": "order.submit", "order": other})
         assert isinstance(conflict, Error) and conflict.code is ErrorCode.CONFLICT, (
             f"another order under a key only the database holds is a conflict: {conflict}"
@@ -130,9 +130,9 @@ async def test_a_withdrawn_order_reaches_no_screen_live_or_in_a_replay(
         monitor.listeners.append(lambda f: live.append(f) if isinstance(f, Event) else None)
         before = server.hub.seq
 
-        again = await app.request({"type": "order.submit", "order": app_order("evicted-2")}, expect=OrderAccepted)
+        again = await app.request({"type": "order.submit", "order": fixed_app_order("evicted-2")}, expect=OrderAccepted)
         assert again.duplicate is True and again.order_id == first.order_id, again
-        fresh = await app.request({"type": "order.submit", "order": app_order("fresh-2")}, expect=OrderAccepted)
+        fresh = await app.request({"type": "order.submit", "order": fixed_app_order("fresh-2")}, expect=OrderAccepted)
         assert not fresh.duplicate, fresh
         await until(lambda: fresh.order_id in monitor.book.orders, 5, "the fresh order on the monitor")
 

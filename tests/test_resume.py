@@ -72,7 +72,7 @@ AWAY_3 = {
 async def traffic_while_away(d: dict[str, HubClient], o1: str, o2: str) -> None:
     """Submit, start, bump (ticket and item), amend, cancel, hand over, recall: every kind of change."""
     app, shelf, wok, cold, bar, counter = (d[k] for k in ("app", "shelf", "wok", "cold", "bar", "counter"))
-    o3 = await submitted(app, app_order("away-3", **AWAY_3))
+    o3 = await submitted(app, {**app_order("away-3"), **AWAY_3})
     await ok(wok, {"type": "ticket.bump", "ticket_id": f"{o1}/wok"})
     await ok(cold, {"type": "item.bump", "ticket_id": f"{o1}/cold", "item_id": "2"})
     await ok(bar, {"type": "ticket.bump", "ticket_id": f"{o1}/bar"})

@@ -19,7 +19,7 @@ from kds.hub import OrderHub
 from kds.protocol import OrderAccepted, OrderStatus
 from kds.server import HubServer
 from kds.store import Store
-from tests.conftest import Devices, app_order, shelf_order
+from tests.conftest import Devices, app_order, fixed_app_order, shelf_order
 from tests.support import db_rows
 from tests.test_hub_core import Clock, Core
 
@@ -32,14 +32,14 @@ def busy(config: StoreConfig, closed: int) -> Core:
     """A store with OPEN open orders and `closed` cancelled ones, spread over the last 30 minutes."""
     core = Core(config)
     for k in range(closed):
-        r = core.submit("app-backend", app_order(f"gone-{k}", note="ring twice " * 5))
+        r = core.submit("app-backend", fixed_app_order(f"gone-{k}", note="ring twice " * 5))
         core.act("app-backend", "order.cancel", order_id=r["order_id"], reason="customer left")
         core.clock.advance(1800 / max(closed, 1) / 2)
     for k in range(OPEN):
         if k % 2:
             core.submit("shelf-1", shelf_order(f"open-{k}", note="birthday, no rush " * 3))
         else:
-            core.submit("app-backend", app_order(f"open-{k}"))
+            core.submit("app-backend", fixed_app_order(f"open-{k}"))
     return core
 
 
@@ -144,7 +144,7 @@ def test_orders_leave_memory_on_schedule(config: StoreConfig) -> None:
     """Closed orders leave memory `closed_keep_s` after they closed; open ones past `open_max_age_h` are returned
     (the server logs them by number) and leave too; their keys go with them, so memory does not grow with the day."""
     core = Core(config)
-    gone = core.submit("app-backend", app_order("closes"))
+    gone = core.submit("app-backend", fixed_app_order("closes"))
     core.act("app-backend", "order.cancel", order_id=gone["order_id"], reason="customer left")
     forgotten = core.submit("shelf-1", shelf_order("forgotten"))
     core.clock.advance(config.limits.closed_keep_s - 5)

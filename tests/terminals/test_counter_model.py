@@ -16,7 +16,7 @@ from terminals.counter.assembly import Level, assemble, clock, expo_list
 from terminals.counter.catalogue import AllergenChoice, Catalogue, ean13_ok, find_allergens, money, parse_weight
 from terminals.counter.draft import Draft, Line, Service
 from terminals.counter.widgets import big_text
-from tests.conftest import app_order, shelf_order
+from tests.conftest import fixed_app_order, shelf_order
 
 T0 = datetime(2026, 11, 25, 4, 0, tzinfo=UTC)
 
@@ -200,10 +200,10 @@ class _Store:
         self.config = config
         self.ids = {
             "lobster": self.submit("shelf-1", shelf_order("m1")),
-            "delivery": self.submit("app-backend", app_order("m2")),
+            "delivery": self.submit("app-backend", fixed_app_order("m2")),
             "pickup": self.submit(
                 "kiosk-1",
-                app_order("m3", channel="kiosk", fulfilment={"type": "pickup"}, items=[{"sku": "BAR-COCONUT"}]),
+                fixed_app_order("m3", channel="kiosk", fulfilment={"type": "pickup"}, items=[{"sku": "BAR-COCONUT"}]),
             ),
         }
 

@@ -19,7 +19,7 @@ from kds.config import StoreConfig, parse_config
 from kds.protocol import OrderAccepted
 from kds.server import HubServer
 from terminals.counter.app import CounterApp
-from tests.conftest import SAMPLE_CONFIG, app_order, shelf_order
+from tests.conftest import SAMPLE_CONFIG, fixed_app_order, shelf_order
 from tests.support import until
 from tests.terminals.test_counter_support import (
     HUB_LABEL,
@@ -166,10 +166,10 @@ async def _busy_noon(server: HubServer, clock: Clock, connect: ClientFactory) ->
 
     o: dict[str, OrderAccepted] = {}
     o["lobster"] = await submit(shelf, shelf_order("snap-1"))
-    o["delivery"] = await submit(app_backend, app_order("snap-2"))
+    o["delivery"] = await submit(app_backend, fixed_app_order("snap-2"))
     clock.advance(minutes=1)
     o["coconut"] = await submit(
-        kiosk, app_order("snap-3", channel="kiosk", fulfilment={"type": "pickup"}, items=[{"sku": "BAR-COCONUT"}])
+        kiosk, fixed_app_order("snap-3", channel="kiosk", fulfilment={"type": "pickup"}, items=[{"sku": "BAR-COCONUT"}])
     )
     clock.advance(minutes=1)
     steamed = {"sku": "FISH-GROUPER", "weight_g": 900, "cook": "steamed", "tag": "120200-1", "note": "light soy"}
@@ -179,7 +179,9 @@ async def _busy_noon(server: HubServer, clock: Clock, connect: ClientFactory) ->
     clock.advance(minutes=1)
     o["noodles"] = await submit(
         kiosk,
-        app_order("snap-5", channel="kiosk", fulfilment={"type": "dine_in", "table": "7"}, items=[{"sku": "NDL-BEEF"}]),
+        fixed_app_order(
+            "snap-5", channel="kiosk", fulfilment={"type": "dine_in", "table": "7"}, items=[{"sku": "NDL-BEEF"}]
+        ),
     )
     clock.advance(minutes=1)  # 12:04
     await kitchen("bar", "bump", o["coconut"])
