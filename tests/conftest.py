@@ -107,17 +107,18 @@ def shelf_order(key: str, **over: Any) -> dict[str, Any]:
 
 FIXED_DAY_DUE = "2026-11-25T12:30:00+08:00"
 """The due time of `fixed_app_order`: within the time window of a hub whose clock is fixed on 2026-11-25."""
+REAL_DUE = (datetime.now(UTC) + timedelta(minutes=30)).replace(second=0, microsecond=0).isoformat()
+"""The due time of `app_order`: half an hour after the tests started, by the real clock, the same for the whole run
+(a resubmission must be the same order, due time and all)."""
 
 
 def app_order(key: str, *, due: str | None = None, **over: Any) -> dict[str, Any]:
-    """An app delivery: a wok dish and a drink, due in half an hour by the real clock (a hub refuses a due time
-    more than a year before its clock or two months after it, so a fixed date would fail real-clock hubs one day)."""
-    if due is None:
-        due = (datetime.now(UTC) + timedelta(minutes=30)).isoformat(timespec="seconds")
+    """An app delivery: a wok dish and a drink, due at `REAL_DUE` (a hub refuses a due time more than a year before
+    its clock or two months after it, so a fixed date would fail real-clock hubs one day)."""
     order: dict[str, Any] = {
         "key": key,
         "channel": "app",
-        "fulfilment": {"type": "delivery", "due": due},
+        "fulfilment": {"type": "delivery", "due": due or REAL_DUE},
         "items": [
             {"sku": "WOK-KUNGPAO", "qty": 2},
             {"sku": "BAR-MILKTEA", "qty": 1, "modifiers": ["less sugar"]},
