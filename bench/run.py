@@ -55,6 +55,9 @@ from kds.config import StoreConfig, Transport, load_config  # noqa: E402
 
 TOKEN = "bench-token"
 PRINTING = True
+ANATOMY = False
+"""`--anatomy`: the hub writes when each order passed each of its steps (`kds serve --timings`), and each paced run
+of the hub reports where an order's time went, delivery by delivery."""
 """`--no-printers`: nothing listens where the printers are (the spooler finds them off and backs off): what printing
 costs the hub, by difference."""
 KEY = re.compile(rb'"key": ?"(bench-[^"]+)"')
@@ -287,6 +290,7 @@ async def drive(
     rate: float | None,
     in_flight: int,
     server_pid: int,
+    raw: bool = False,
 ) -> dict[str, Any]:
     """Connect the screens and sources, send the orders (paced at `rate`, or flat out with `in_flight` per source),
     and measure acknowledgements and order-to-screen latency."""
@@ -329,7 +333,9 @@ async def drive(
             await s.close()
         probes.kill()
     screen_ms = [(t - sent[key]) * 1000 for key, _k, t in arrivals if key in sent]
+    kept = {"_sent": sent, "_arrivals": arrivals} if raw else {}
     return {
+        **kept,
         "orders": len(orders),
         "rate": rate,
         "screens": len(floor.screens),
@@ -398,6 +404,7 @@ async def run_hub(
             [
                 *prefix, sys.executable, "-m", "kdsapp.cli", "serve", "--quiet", "--config", str(path),
                 "--db", db or str(tmp / "bench.sqlite3"), "--port", str(port),
+                *(["--timings", str(tmp / "timings.jsonl")] if ANATOMY else []),
             ],
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
@@ -407,10 +414,16 @@ async def run_hub(
                 await _wait_port(p)
             await _wait_port(port)
             result = await drive(
-                f"ws://127.0.0.1:{port}", floor, orders, tmp, rate=rate, in_flight=in_flight, server_pid=proc.pid
+                f"ws://127.0.0.1:{port}",
+                floor,
+                orders,
+                tmp,
+                rate=rate,
+                in_flight=in_flight,
+                server_pid=proc.pid,
+                raw=ANATOMY,
             )
             result["printed"] = _printed(tmp)
-            return result
         finally:
             if spy:
                 proc.send_signal(signal.SIGINT)  # py-spy writes its profile on Ctrl+C, and stops the hub
@@ -420,6 +433,58 @@ async def run_hub(
             for e in emulators:
                 e.kill()  # nothing of theirs to keep (--discard)
                 e.wait(timeout=10)
+        if ANATOMY:
+            sent, arrivals = result.pop("_sent"), result.pop("_arrivals")
+            timings = [json.loads(line) for line in (tmp / "timings.jsonl").read_text().splitlines()]
+            result["anatomy"] = anatomy(sent, arrivals, timings)
+        return result
+
+
+ANATOMY_STEPS = (
+    ("source to hub", "sent", "received"),
+    ("decide", "received", "decided"),
+    ("wait for the commit before", "decided", "commit_started"),
+    ("commit", "commit_started", "committed"),
+    ("deliver", "committed", "delivered"),
+    ("hub to screen", "delivered", "read"),
+    ("total", "sent", "read"),
+)
+"""The steps of an order's way to a screen, between two of its times (`kds.server.OrderTiming`, and the bench's)."""
+
+
+def anatomy(
+    sent: dict[str, float], arrivals: list[tuple[str, int, float]], timings: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Where the time of each delivery (an order read by one screen) went, step by step: p50, p90 and p99 of each step
+    in ms, and the mean of each step over the slowest 1 % of deliveries. The times are all `CLOCK_MONOTONIC`."""
+    hub = {t["key"]: t for t in timings}
+    rows = [{**hub[key], "sent": sent[key], "read": t} for key, _k, t in arrivals if key in hub and key in sent]
+    out: dict[str, Any] = {"deliveries": len(rows)}
+    if not rows:
+        return out
+    steps = {name: [(r[b] - r[a]) * 1000 for r in rows] for name, a, b in ANATOMY_STEPS}
+    slow_from = _pct(steps["total"], 99)
+    slow = [k for k, v in enumerate(steps["total"]) if v >= slow_from]
+    for name, values in steps.items():
+        out[name] = {
+            "p50_ms": round(_pct(values, 50), 2),
+            "p90_ms": round(_pct(values, 90), 2),
+            "p99_ms": round(_pct(values, 99), 2),
+            "slowest_1pct_mean_ms": round(sum(values[k] for k in slow) / len(slow), 2),
+        }
+    return out
+
+
+def _anatomy_table(title: str, a: dict[str, Any]) -> str:
+    lines = [f"  {title}: where the time of {a['deliveries']} deliveries went (ms)"]
+    lines.append(f"    {'step':<28} {'p50':>7} {'p90':>7} {'p99':>7}   slowest 1 %: mean")
+    for name, _a, _b in ANATOMY_STEPS:
+        r = a.get(name)
+        if r is not None:
+            lines.append(
+                f"    {name:<28} {r['p50_ms']:>7} {r['p90_ms']:>7} {r['p99_ms']:>7}   {r['slowest_1pct_mean_ms']:>7}"
+            )
+    return "\n".join(lines)
 
 
 def _printed(tmp: Path) -> int | None:
@@ -563,6 +628,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                     got = await run_baseline(kind, floor, orders, rate=rate, in_flight=1)
                 runs[kind].append(got)
                 print(f"  paced {rate:.0f}/s x {screens} screens, {kind} #{r + 1}: {got}", file=sys.stderr)
+                if "anatomy" in got:
+                    title = f"paced {rate:.0f}/s x {screens} screens, hub #{r + 1}"
+                    print(_anatomy_table(title, got["anatomy"]), file=sys.stderr)
         row: dict[str, Any] = {"rate": rate, "screens": screens, **{k: _median(v) for k, v in runs.items()}}
         if not args.hub_only:
             row["hub_over_floor_p99"] = round(row["hub"]["screen_p99_ms"] / row["floor"]["screen_p99_ms"], 2)
@@ -683,12 +751,18 @@ def main() -> None:
         "--no-printers", action="store_true", help="no printer answers (what printing costs, by difference)"
     )
     ap.add_argument("--hub-only", action="store_true", help="the hub's runs only (no floor or relay): quick looks")
+    ap.add_argument(
+        "--anatomy",
+        action="store_true",
+        help="where each order's time went in the hub's runs, step by step (kds serve --timings; printed per run)",
+    )
     ap.add_argument("--probe", nargs=3, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--relay-server", nargs=2, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--floor-server", nargs=2, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    global PRINTING
+    global PRINTING, ANATOMY
     PRINTING = not args.no_printers
+    ANATOMY = args.anatomy
     if args.probe is not None:
         url, screens, path = args.probe
         asyncio.run(probe_main(url, [tuple(s) for s in json.loads(screens)], Path(path)))

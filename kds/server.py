@@ -102,6 +102,30 @@ class _KdsConnection(ServerConnection):
         super().__init__(protocol, *args, **kwargs)
 
 
+@dataclass(slots=True)
+class OrderTiming:
+    """When a new order passed each step in the hub, in seconds of `CLOCK_MONOTONIC` (one clock for every process of
+    the machine, so a client's send and a screen's read line up with them): `kds serve --timings`, and the anatomy
+    of the bench's paced runs (`bench/run.py --anatomy`)."""
+
+    key: str
+    """The source's idempotency key of the order."""
+    received: float
+    """Its frame handed to the hub (read and framed by websockets)."""
+    decided: float
+    """Decided: validated, numbered, its events and print jobs made."""
+    commit_started: float = 0.0
+    """Its batch handed to the database thread (the commit before it done)."""
+    committed: float = 0.0
+    """Its batch's commit returned."""
+    delivered: float = 0.0
+    """Its batch's frames (the source's answer, the screens' events) written to the connections."""
+
+
+def _now() -> float:
+    return time.clock_gettime(time.CLOCK_MONOTONIC)
+
+
 @dataclass(eq=False)
 class Link:
     """One websocket connection as the server sees it: its outgoing queue, its address, its device (after hello)."""
@@ -170,6 +194,10 @@ class HubServer:
         self.after_commit: Callable[[Sequence[EventRecord]], None] | None = None
         """Tests only (None in service): called with each batch's events once its commit has returned and before any
         frame of that batch (reply or event) goes out; tests/test_promises_b.py holds acknowledge-after-commit to it."""
+        self.timings: list[OrderTiming] | None = None
+        """Set to a list to have an `OrderTiming` appended for each new order stored (`kds serve --timings`)."""
+        self._timing: dict[int, OrderTiming] = {}
+        """The timings of the decisions waiting to be stored (by the decision's id)."""
         self.commit_failures = 0
         """Commits the database refused since the hub started (each undone and answered `unavailable`)."""
         self.closes: collections.Counter[int] = collections.Counter()
@@ -416,7 +444,10 @@ class HubServer:
         """Decide a device's frame here, answer it here (a follower: bad frames, reads, messages the role may not
         send), or relay it to the leader, as the cluster says."""
         if self.leading:
-            self._submit(self.hub.handle_frame(session, frame), conn)
+            if self.timings is None:
+                self._submit(self.hub.handle_frame(session, frame), conn)
+            else:
+                self._submit(self._timed(session, frame), conn)
             return
         try:
             msg = parse_client_frame(frame)
@@ -436,6 +467,14 @@ class HubServer:
             self._submit(self.hub.handle(session, msg), conn)
         else:
             self._submit(self.hub.handle_frame(session, frame), conn)
+
+    def _timed(self, session: Session, frame: str | bytes) -> Decision:
+        received = _now()
+        d = self.hub.handle_frame(session, frame)
+        order = self.hub.orders.get(d.created) if d.created is not None else None
+        if order is not None:
+            self._timing[id(d)] = OrderTiming(order.key, received, _now())
+        return d
 
     async def _relay(self, session: Session, frame: str | bytes) -> None:
         try:
@@ -936,6 +975,9 @@ class HubServer:
         window = self.hub.seal()
         records, jobs, replies, done = self._writes(batch)
         marks, marked = self._take_marks()
+        timed = [(d, t) for d, _ in batch if (t := self._timing.pop(id(d), None)) is not None] if self._timing else []
+        for _d, t in timed:
+            t.commit_started = _now()
         if records or jobs or done or marks:
             try:
                 known = await asyncio.get_running_loop().run_in_executor(
@@ -948,6 +990,8 @@ class HubServer:
                     marked.exception()  # the spooler's workers see it; nobody else need
                 self._storage_failed(batch, window, exc)
                 return
+            for _d, t in timed:
+                t.committed = _now()
             if marked is not None:
                 marked.set_result(None)
             if self._failing:
@@ -969,6 +1013,12 @@ class HubServer:
             corked, self._cork = self._cork, None
             for outbox in corked:
                 outbox.flush()
+        if timed and self.timings is not None:
+            delivered = _now()
+            for d, t in timed:
+                if d.events:  # stored (not withdrawn as the resubmission of an older order)
+                    t.delivered = delivered
+                    self.timings.append(t)
 
     def _storage_failed(
         self, batch: list[tuple[Decision, ServerConnection | None]], window: Window, exc: Exception
@@ -980,6 +1030,8 @@ class HubServer:
         newer = self.hub.seal()
         failed = batch + self._pending
         self._pending = []
+        for d, _ in failed:
+            self._timing.pop(id(d), None)
         self.hub.rollback([newer, window])
         self.hub.writable = False
         delay = min(self.limits.db_retry_max_s, self.limits.db_retry_s * 2 ** (self._failing - 1))

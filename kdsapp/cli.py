@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import json
 import logging
@@ -105,9 +106,15 @@ def _logging(verbose: bool) -> None:
 
 
 async def run_hub(
-    config: StoreConfig, db: str | Path, host: str, port: int, ready: asyncio.Event | None = None
+    config: StoreConfig,
+    db: str | Path,
+    host: str,
+    port: int,
+    ready: asyncio.Event | None = None,
+    timings: Path | None = None,
 ) -> None:
-    """Run a hub until cancelled or SIGINT/SIGTERM."""
+    """Run a hub until cancelled or SIGINT/SIGTERM; with `timings`, write when each new order passed each step in
+    the hub to that file as JSON lines once it stops (`kds.server.OrderTiming`)."""
     from kds.hub import OrderHub
     from kds.server import HubServer
     from kds.store import Store
@@ -142,6 +149,8 @@ async def run_hub(
     )
     for note in exposures(config, host):
         print(f"kds serve: warning: {note}", file=sys.stderr, flush=True)
+    if timings is not None:
+        server.timings = []
     if ready is not None:
         ready.set()
     loop = asyncio.get_running_loop()
@@ -158,6 +167,8 @@ async def run_hub(
         stopped.cancel()
         if not server.stopped.is_set():
             await server.stop()
+        if timings is not None and server.timings is not None:
+            timings.write_text("".join(json.dumps(dataclasses.asdict(t)) + "\n" for t in server.timings))
     if server.failed is not None:
         raise SystemExit(f"kds: hub stopped: {server.failed}")
 
@@ -190,7 +201,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from kds.tls import TlsError
 
         try:
-            asyncio.run(run_hub(config, args.db, args.host, args.port))
+            asyncio.run(run_hub(config, args.db, args.host, args.port, timings=args.timings))
         except (BindError, StoreUnavailable, SchemaError, StoreBusy) as exc:
             print(f"kds serve: {exc}", file=sys.stderr)
             return 2
@@ -471,6 +482,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     s.add_argument("--port", type=int, default=8765, help="port to listen on (default: %(default)s)")
     s.add_argument("--quiet", action="store_true", help="log warnings only")
+    s.add_argument(
+        "--timings",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write when each new order was received, decided, committed and delivered (CLOCK_MONOTONIC seconds)"
+        " to FILE as JSON lines when the hub stops: for bench/run.py --anatomy",
+    )
     s.set_defaults(func=cmd_serve)
 
     db = sub.add_parser(
