@@ -104,9 +104,9 @@ class _KdsConnection(ServerConnection):
 
 @dataclass(slots=True)
 class OrderTiming:
-    """When a new order passed each step in the hub, in seconds of `CLOCK_MONOTONIC` (one clock for every process of
-    the machine, so a client's send and a screen's read line up with them): `kds serve --timings`, and the anatomy
-    of the bench's paced runs (`bench/run.py --anatomy`)."""
+    """When a new order passed each step in the hub, in seconds of `time.monotonic` (`CLOCK_MONOTONIC` on Linux: one
+    clock for every process of the machine, so a client's send and a screen's read line up with them): `kds serve
+    --timings`, and the anatomy of the bench's paced runs (`bench/run.py --anatomy`)."""
 
     key: str
     """The source's idempotency key of the order."""
@@ -120,10 +120,6 @@ class OrderTiming:
     """Its batch's commit returned."""
     delivered: float = 0.0
     """Its batch's frames (the source's answer, the screens' events) written to the connections."""
-
-
-def _now() -> float:
-    return time.clock_gettime(time.CLOCK_MONOTONIC)
 
 
 @dataclass(eq=False)
@@ -469,11 +465,11 @@ class HubServer:
             self._submit(self.hub.handle_frame(session, frame), conn)
 
     def _timed(self, session: Session, frame: str | bytes) -> Decision:
-        received = _now()
+        received = time.monotonic()
         d = self.hub.handle_frame(session, frame)
         order = self.hub.orders.get(d.created) if d.created is not None else None
         if order is not None:
-            self._timing[id(d)] = OrderTiming(order.key, received, _now())
+            self._timing[id(d)] = OrderTiming(order.key, received, time.monotonic())
         return d
 
     async def _relay(self, session: Session, frame: str | bytes) -> None:
@@ -977,7 +973,7 @@ class HubServer:
         marks, marked = self._take_marks()
         timed = [(d, t) for d, _ in batch if (t := self._timing.pop(id(d), None)) is not None] if self._timing else []
         for _d, t in timed:
-            t.commit_started = _now()
+            t.commit_started = time.monotonic()
         if records or jobs or done or marks:
             try:
                 known = await asyncio.get_running_loop().run_in_executor(
@@ -991,7 +987,7 @@ class HubServer:
                 self._storage_failed(batch, window, exc)
                 return
             for _d, t in timed:
-                t.committed = _now()
+                t.committed = time.monotonic()
             if marked is not None:
                 marked.set_result(None)
             if self._failing:
@@ -1014,7 +1010,7 @@ class HubServer:
             for outbox in corked:
                 outbox.flush()
         if timed and self.timings is not None:
-            delivered = _now()
+            delivered = time.monotonic()
             for d, t in timed:
                 if d.events:  # stored (not withdrawn as the resubmission of an older order)
                     t.delivered = delivered

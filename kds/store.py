@@ -609,15 +609,13 @@ class Store:
         self.autocheckpoint_pages = SQLITE_CHECKPOINT_BACKSTOP
         self._drop_writer()
 
-    def checkpoint(self) -> tuple[int, int] | None:
+    def checkpoint(self) -> None:
         """SQLite: copy what the write-ahead log holds into the database file, as far as readers allow, without
         waiting for them or for the writer (a PASSIVE checkpoint; SQLite leaves the interpreter lock free meanwhile).
-        Returns (pages in the log, pages copied so far); None for another database."""
-        if self.engine.dialect.name != "sqlite":
-            return None
-        with self.engine.connect() as conn:
-            row = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
-        return int(row[1]), int(row[2])
+        Nothing to do for another database."""
+        if self.engine.dialect.name == "sqlite":
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").all()
 
     def _event_row(self, r: EventRecord) -> dict[str, Any]:
         return {

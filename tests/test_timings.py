@@ -1,5 +1,6 @@
 """`kds serve --timings`: when each new order passed each step in the hub, on the clock every process of the machine
-shares (what `bench/run.py --anatomy` joins with its sources' sends and its screens' reads). Real hubs on loopback."""
+shares (`time.monotonic`, CLOCK_MONOTONIC on Linux), which `bench/run.py --anatomy` joins with its sources' sends and
+its screens' reads. Real hubs on loopback."""
 
 from __future__ import annotations
 
@@ -23,10 +24,6 @@ from tests.support import accepted, free_port, refused
 STEPS = ("received", "decided", "commit_started", "committed", "delivered")
 
 
-def now() -> float:
-    return time.clock_gettime(time.CLOCK_MONOTONIC)
-
-
 async def test_each_new_order_stored_has_its_steps_in_order_on_the_shared_clock(
     config: StoreConfig, tmp_path: Path, servers: list[HubServer], devices: Devices
 ) -> None:
@@ -36,14 +33,14 @@ async def test_each_new_order_stored_has_its_steps_in_order_on_the_shared_clock(
     await server.start()
     shelf = await devices.connect(server.url, "shelf-1")
 
-    before = now()
+    before = time.monotonic()
     for key in ("t-1", "t-2", "t-3"):
         accepted(await shelf.request({"type": "order.submit", "order": shelf_order(key)}))
     again = accepted(await shelf.request({"type": "order.submit", "order": shelf_order("t-2")}))
     assert again.duplicate
     bad = shelf_order("t-4", items=[{"sku": "NO-SUCH-SKU"}])
     refused(await shelf.request({"type": "order.submit", "order": bad}), ErrorCode.INVALID_ORDER)
-    after = now()
+    after = time.monotonic()
 
     assert [t.key for t in server.timings] == ["t-1", "t-2", "t-3"], "one entry per new order stored, no other"
     for t in server.timings:
@@ -79,14 +76,14 @@ async def test_kds_serve_writes_them_when_it_stops(tmp_path: Path, devices: Devi
             assert loop.time() < end, "the hub did not listen within 20 s"
             await asyncio.sleep(0.02)
         shelf = await devices.connect(f"ws://127.0.0.1:{port}", "shelf-1")
-        sent = now()
+        sent = time.monotonic()
         accepted(await shelf.request({"type": "order.submit", "order": shelf_order("cli-1")}))
-        answered = now()
+        answered = time.monotonic()
         await shelf.close()
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0, log.read_text(errors="replace")
-    stopped = now()
+    stopped = time.monotonic()
 
     [line] = out.read_text().splitlines()
     timing = json.loads(line)
