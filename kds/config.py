@@ -135,6 +135,12 @@ class Station(_Strict):
     name_zh: str = ""
     printer: Ident | None = None
     timers: Timers = Timers()
+    prep_s: int = Field(default=300, gt=0, le=6 * 3600)
+    """What a ticket takes here, in seconds, when neither its items nor their cooking methods say (`prep_s`) and the
+    hub has not learned it yet from the station's bumps (`kds.timing`)."""
+    cooks: int | None = Field(default=None, ge=1, le=50)
+    """Tickets the station works on at once, for the hub's ready-time estimates; when not given, the number of its
+    screens connected (at least one)."""
 
 
 class Counter(_Strict):
@@ -165,6 +171,8 @@ class CookingMethod(_Strict):
     station: Ident
     fee_cents: int = Field(default=0, ge=0)
     """Processing fee per item line, in the store currency's minor unit."""
+    prep_s: int | None = Field(default=None, gt=0, le=6 * 3600)
+    """What cooking an item this way takes, in seconds (an item's `method_prep_s` overrides it)."""
 
 
 class Allergen(_Strict):
@@ -218,6 +226,10 @@ class CatalogueItem(_Strict):
     method_fees: dict[str, int] = Field(default_factory=dict)
     """Per-item override of a method's processing fee."""
     allergens: tuple[str, ...] = ()
+    prep_s: int | None = Field(default=None, gt=0, le=6 * 3600)
+    """What making this item takes, in seconds, when it has no cooking method (a milk tea: 120)."""
+    method_prep_s: dict[str, int] = Field(default_factory=dict)
+    """Per-item override of a method's `prep_s` (a whole grouper steams longer than a scallop)."""
 
     def fee_for(self, method: CookingMethod) -> int:
         """Processing fee of `method` for this item."""
@@ -470,6 +482,20 @@ class Limits(_Strict):
         return self
 
 
+class Timing(_Strict):
+    """How the hub learns prep times and estimates when orders will be ready (`kds.timing`)."""
+
+    learn_window: int = Field(default=50, ge=1, le=1000)
+    """The last this many bumps of an item at a station (per hour of the day, and over all hours) make its learned
+    prep time."""
+    learn_min_samples: int = Field(default=5, ge=1, le=1000)
+    """A learned figure is used once it rests on at least this many bumps (the hour's own first, then all hours');
+    until then the config's `prep_s`."""
+    learn_max_s: int = Field(default=2 * 3600, gt=0)
+    """A ticket done later than this after it could start is not a prep time (forgotten on the screen): not
+    learned."""
+
+
 class Tls(_Strict):
     """The hub's own TLS (`wss://`): its certificate chain and private key, PEM files, relative to the config
     file's folder. Checked when the config is loaded: both files exist and load together."""
@@ -508,6 +534,7 @@ class StoreConfig(_Strict):
     printers: tuple[Printer, ...] = ()
     devices: tuple[Device, ...] = Field(min_length=1)
     limits: Limits = Limits()
+    timing: Timing = Timing()
     tls: Tls | None = None
     """When set, the hub speaks `wss://` only."""
 
@@ -871,6 +898,11 @@ def _cross_check(parts: _Parts) -> Iterable[ConfigProblem]:
                 yield ConfigProblem((*here, "method_fees", m), "fee for a method the item does not allow")
             if fee < 0:
                 yield ConfigProblem((*here, "method_fees", m), "a processing fee cannot be negative")
+        for m, prep in it.method_prep_s.items():
+            if m not in it.methods:
+                yield ConfigProblem((*here, "method_prep_s", m), "prep time for a method the item does not allow")
+            if not 0 < prep <= 6 * 3600:
+                yield ConfigProblem((*here, "method_prep_s", m), "a prep time is between 1 s and 6 hours")
         if it.sold_by is SoldBy.WEIGHT:
             if it.min_weight_g is None or it.max_weight_g is None:
                 yield ConfigProblem(here, "items sold by weight need min_weight_g and max_weight_g")

@@ -76,6 +76,7 @@ from kds.protocol import (
     time_window_problem,
 )
 from kds.routing import Problem, check_item, route_item
+from kds.timing import PrepSample
 
 log = logging.getLogger("kds.hub")
 
@@ -316,6 +317,8 @@ class EventRecord:
     """What it costs in the replay log (set when it enters the log)."""
     kitchen: str | None = None
     """The `event` frame for kitchen and monitor devices (see `kitchen_frame`), once made."""
+    samples: list[PrepSample] = field(default_factory=list)
+    """Prep times the change taught (tickets done: `kds.timing`), stored with it and learned once it is stored."""
 
     def kitchen_frame(self) -> str:
         """The `event` frame for kitchen and monitor devices: the customer's data cut (`kds.privacy`); the same
