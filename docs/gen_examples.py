@@ -290,6 +290,23 @@ async def _script(
     r = await ask(shelf, None, {**shelf_submit, "ref": "shelf-1-0001-retry"})
     hub("accepted.duplicate", r)
 
+    clock.at(20)
+    # Before it submits, the app asks when the order would be ready (nothing is stored).
+    r = await ask(
+        app,
+        "quote",
+        {
+            "type": "order.quote",
+            "ref": "q-88412907",
+            "order": {
+                "channel": "app",
+                "fulfilment": {"type": "delivery", "due": "2026-11-25T12:40:00+08:00"},
+                "items": [{"sku": "WOK-KUNGPAO", "qty": 2}, {"sku": "BAR-MILKTEA"}],
+            },
+        },
+    )
+    hub("quoted", r)
+
     clock.at(25)
     r = await ask(
         app,

@@ -48,6 +48,7 @@ from kds.protocol import (
     Error,
     Event,
     OrderAccepted,
+    OrderQuoted,
     Pong,
     Snapshot,
     SnapshotPage,
@@ -67,7 +68,7 @@ RETRYABLE = frozenset({"unavailable", "rate_limited"})
 """Error codes that mean "nothing was done, send it again later": a queued action stays queued."""
 PASSING = frozenset({"rate_limited", "locked_out", "too_many_connections"})
 """Refusals of a hello that pass: the client connects again later (after `retry_after_s` when the hub says)."""
-ANSWERS = (Ack, OrderAccepted, Error, Pong, ClosedOrders)
+ANSWERS = (Ack, OrderAccepted, OrderQuoted, Error, Pong, ClosedOrders)
 """The frames that answer a `ref` (`kds.wire.Answer`)."""
 QUEUE_ANSWERS = (Ack, OrderAccepted, Error)
 """The answers that take a queued action out of the queue."""

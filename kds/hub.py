@@ -49,6 +49,9 @@ from kds.protocol import (
     OrderCall,
     OrderCancel,
     OrderHandover,
+    OrderIn,
+    OrderQuote,
+    OrderQuoted,
     OrderRecall,
     OrdersClosed,
     OrderStatus,
@@ -76,13 +79,13 @@ from kds.protocol import (
     time_window_problem,
 )
 from kds.routing import Problem, check_item, route_item
-from kds.timing import PrepSample
+from kds.timing import ESTIMATE_MOVE_S, KitchenLoad, PrepBook, PrepSample, ready_at, to_second
 
 log = logging.getLogger("kds.hub")
 
 Clock = Callable[[], datetime]
 CHANNEL_LETTER = {Channel.APP.value: "A", Channel.KIOSK.value: "K", Channel.SHELF.value: "S"}
-READS = (Ping, OrdersClosed)
+READS = (Ping, OrdersClosed, OrderQuote)
 """Messages that change nothing: answered from memory even while the database refuses writes."""
 RECENT = timedelta(minutes=30)
 """Closed orders and bumped tickets stay in snapshots this long (recall lists, handed-over lists)."""
@@ -212,6 +215,7 @@ def _stored_status(doc: dict[str, Any]) -> str:
             "status": _told(status, doc.get("called_at") is not None, PROTOCOLS[-1]),
             "ready": doc["status_ready"],
             "reason": doc.get("cancel_reason"),
+            "ready_at_estimate": doc.get("ready_at_estimate") if status is not OrderStatus.CANCELLED else None,
         }
     )
     return frame.model_dump_json()
@@ -508,6 +512,10 @@ class OrderHub:
         self._shown_texts: dict[str, tuple[Order, int, str | bytes]] = {}
         """The same for the order as kitchens and monitors see it (`redact_view`): the very same text when there is
         nothing to cut."""
+        self.prep = PrepBook(config)
+        """Prep times: configured, then learned from the bumps (`stored` takes them in once they are stored)."""
+        self.load = KitchenLoad(self.prep)
+        """What each station has to do (every order in memory counted as it changes): the ready-time estimates."""
 
     # ------------------------------------------------------------------ restore
 
@@ -609,6 +617,7 @@ class OrderHub:
         for w in windows:
             for oid, before in w.orders.items():
                 gone = self.orders.pop(oid, None)
+                self.load.forget(oid)
                 self._texts.pop(oid, None)
                 self._shown_texts.pop(oid, None)
                 if gone is not None and self.keys.get((gone.source, gone.key), ("",))[0] == oid:
@@ -629,6 +638,7 @@ class OrderHub:
         self.orders[order.id] = order
         self.keys[(order.source, order.key)] = (order.id, order.number, order.digest)
         self._count_number(order.id, order.number)
+        self.load.track(order, self.clock())
 
     def _count_number(self, order_id: str, number: str) -> None:
         day = _day_of(order_id.split("-", 1)[0])
@@ -951,6 +961,8 @@ class OrderHub:
         try:
             if isinstance(msg, OrderSubmit):
                 return self._submit(session, msg)
+            if isinstance(msg, OrderQuote):
+                return self._quote(session, msg)
             if isinstance(msg, Ping):
                 return Decision(replies=[(session, Pong(type="pong", ref=msg.ref, seq=self.seq).model_dump_json())])
             if isinstance(msg, OrdersClosed):
@@ -1005,8 +1017,14 @@ class OrderHub:
         if known is not None:
             if known[2] is not None and known[2] != digest:
                 return self._key_conflict(session, msg.ref, o.key, known)
+            held = self.orders.get(known[0])
             frame = OrderAccepted(
-                type="order.accepted", ref=msg.ref, order_id=known[0], number=known[1], duplicate=True
+                type="order.accepted",
+                ref=msg.ref,
+                order_id=known[0],
+                number=known[1],
+                duplicate=True,
+                ready_at_estimate=held.ready_at_estimate if held is not None else None,
             )
             return Decision(
                 replies=[(session, frame.model_dump_json())],
@@ -1014,45 +1032,17 @@ class OrderHub:
             )
         if not self.writable:
             return self._unavailable(session, msg.ref)  # (a resubmission of a stored order is answered above)
-        if o.channel not in dev.channels:
-            allowed = ", ".join(c.value for c in dev.channels)
-            return self._error(
-                session,
-                msg.ref,
-                ErrorCode.FORBIDDEN,
-                f"device {dev.id} may not submit {o.channel.value} orders",
-                [{"loc": ["order", "channel"], "msg": f"allowed: {allowed}"}],
-            )
-        problems = self._check_items(("order", "items"), o.items)
         now = self.clock()
-        f = o.fulfilment
-        when = ("due", f.due) if isinstance(f, Delivery) else ("at", f.at) if isinstance(f, Pickup) else None
-        if when is not None and when[1] is not None and (why := time_window_problem(when[1], now)) is not None:
-            problems.insert(0, Problem(("order", "fulfilment", when[0]), why))
-        cap = self.limits.max_items_per_order
-        if len(o.items) > cap:
-            problems.append(Problem(("order", "items"), f"{len(o.items)} lines: an order may hold at most {cap}"))
-        if problems:
-            return self._invalid(session, msg.ref, problems)
+        refused = self._check_order(session, msg.ref, o, now)
+        if refused is not None:
+            return refused
         day = now.astimezone(self.tz).date()
         n = self.numbers.get(day, 0) + 1
         self.numbers[day] = n
         number = f"{CHANNEL_LETTER[o.channel.value]}{n:03d}"
         order_id = f"{day:%Y%m%d}-{number}"
-        order = Order.create(
-            now,
-            [self._item_fields(str(k), it) for k, it in enumerate(o.items, start=1)],
-            id=order_id,
-            number=number,
-            key=o.key,
-            source=dev.id,
-            channel=o.channel,
-            fulfilment=o.fulfilment,
-            customer=o.customer,
-            priority=o.priority,
-            note=o.note,
-            digest=digest,
-        )
+        order = self._new_order(o, order_id, number, dev.id, digest, now)
+        order.ready_at_estimate = ready_at(self.load.quote(order, now))
         self.window.orders[order_id] = None
         self.orders[order_id] = order
         self.keys[(dev.id, o.key)] = (order_id, number, digest)
@@ -1061,7 +1051,14 @@ class OrderHub:
         rec = self._event(EventKind.ORDER_CREATED, order, frozenset(), None)
         d.events.append(rec)
         d.jobs = self._station_jobs(rec, order.stations(), None)
-        accepted = OrderAccepted(type="order.accepted", ref=msg.ref, order_id=order_id, number=number, duplicate=False)
+        accepted = OrderAccepted(
+            type="order.accepted",
+            ref=msg.ref,
+            order_id=order_id,
+            number=number,
+            duplicate=False,
+            ready_at_estimate=order.ready_at_estimate,
+        )
         d.replies.append((session, _json(accepted)))
         stations = ",".join(f"{t.station}×{len(t.items)}" for t in order.tickets)
         unrouted = sum(1 for i in order.items if i.unrouted)
@@ -1070,6 +1067,66 @@ class OrderHub:
             + (f" [{unrouted} unrouted]" if unrouted else "")
         )
         return d
+
+    def _quote(self, session: Session, msg: OrderQuote) -> Decision:
+        """When the order would be ready if it came now: from the kitchen's load, nothing stored or counted."""
+        now = self.clock()
+        refused = self._check_order(session, msg.ref, msg.order, now)
+        if refused is not None:
+            return refused
+        draft = self._new_order(msg.order, "quote", "Q000", session.device.id, None, now)
+        times = self.load.quote(draft, now)
+        when = ready_at(times)
+        assert when is not None  # an order has at least one item, so one ticket
+        frame = OrderQuoted(
+            type="order.quoted",
+            ref=msg.ref,
+            ready_at_estimate=when,
+            stations={station: to_second(t) for station, t in sorted(times.items())},
+        )
+        return Decision(replies=[(session, _json(frame))])
+
+    def _new_order(
+        self, o: OrderIn, order_id: str, number: str, source: str, digest: str | None, now: datetime
+    ) -> Order:
+        return Order.create(
+            now,
+            [self._item_fields(str(k), it) for k, it in enumerate(o.items, start=1)],
+            id=order_id,
+            number=number,
+            key=o.key or order_id,
+            source=source,
+            channel=o.channel,
+            fulfilment=o.fulfilment,
+            customer=o.customer,
+            priority=o.priority,
+            note=o.note,
+            digest=digest,
+        )
+
+    def _check_order(self, session: Session, ref: str, o: OrderIn, now: datetime) -> Decision | None:
+        """The refusal of an order this device may not send or that the store cannot make, if it is one."""
+        dev = session.device
+        if o.channel not in dev.channels:
+            allowed = ", ".join(c.value for c in dev.channels)
+            return self._error(
+                session,
+                ref,
+                ErrorCode.FORBIDDEN,
+                f"device {dev.id} may not submit {o.channel.value} orders",
+                [{"loc": ["order", "channel"], "msg": f"allowed: {allowed}"}],
+            )
+        problems = self._check_items(("order", "items"), o.items)
+        f = o.fulfilment
+        when = ("due", f.due) if isinstance(f, Delivery) else ("at", f.at) if isinstance(f, Pickup) else None
+        if when is not None and when[1] is not None and (why := time_window_problem(when[1], now)) is not None:
+            problems.insert(0, Problem(("order", "fulfilment", when[0]), why))
+        cap = self.limits.max_items_per_order
+        if len(o.items) > cap:
+            problems.append(Problem(("order", "items"), f"{len(o.items)} lines: an order may hold at most {cap}"))
+        if problems:
+            return self._invalid(session, ref, problems)
+        return None
 
     def _key_conflict(self, session: Session, ref: str, key: str, known: tuple[str, str, str | None]) -> Decision:
         """The source used this key for another order: refused, naming the order the key belongs to."""
@@ -1228,6 +1285,7 @@ class OrderHub:
         before = o.stations()
         now = self.clock()
         item_id: str | None = None
+        was_done = t.state is TicketState.DONE
         if isinstance(msg, TicketStart):
             kind, changed = EventKind.TICKET_STARTED, o.start(t, now)
         elif isinstance(msg, TicketBump):
@@ -1236,7 +1294,21 @@ class OrderHub:
             kind, changed, item_id = EventKind.ITEM_BUMPED, o.bump_item(t, msg.item_id, now), msg.item_id
         else:
             kind, changed = EventKind.TICKET_RECALLED, o.recall_ticket(t, now)
-        return self._applied(session, msg.ref, o, kind, before, changed, ticket=t.id, item=item_id)
+        sample = None
+        if t.state is TicketState.DONE and not was_done:
+            # A ticket done: how long it took teaches its slowest item's prep time (once the bump is stored).
+            sample = self.load.sample(o, t, max_s=self.config.timing.learn_max_s)
+            self.load.done(station, now)
+        d = self._applied(session, msg.ref, o, kind, before, changed, ticket=t.id, item=item_id)
+        if sample is not None and d.events:
+            d.events[-1].samples.append(sample)
+        return d
+
+    def stored(self, records: Iterable[EventRecord]) -> None:
+        """These events are stored: learn the prep times they taught."""
+        for rec in records:
+            if rec.samples and not rec.dropped:
+                self.prep.learn(rec.samples)
 
     def _counter(self, session: Session, msg: OrderCall | OrderHandover | OrderRecall) -> Decision:
         o = self._order_for(session, msg.order_id)
@@ -1382,8 +1454,25 @@ class OrderHub:
         at = o.updated_at
         status_now = o.status
         status_changed = status_now is not o.progress
+        estimate = None
+        if not o.is_open:
+            self.load.forget(o.id)
+        else:
+            # Counted where its tickets are now. A new order's estimate was made as it came (`_submit`); the others'
+            # follow the kitchen until the order is ready (then it is kept: what was promised, for the record).
+            self.load.track(o, at)
+            if kind is not EventKind.ORDER_CREATED and status_now is not OrderStatus.READY:
+                estimate = ready_at(self.load.estimate(o, at))
+        # The source hears of its order's estimate with every status, and when it moved by ESTIMATE_MOVE_S or more.
+        moved = estimate is not None and (
+            status_changed
+            or o.ready_at_estimate is None
+            or abs((estimate - o.ready_at_estimate).total_seconds()) >= ESTIMATE_MOVE_S
+        )
+        if moved:
+            o.ready_at_estimate = estimate
         # The source hears of a status change, and (protocol 2) of its ready order being called.
-        if status_changed or kind is EventKind.ORDER_CALLED:
+        if status_changed or kind is EventKind.ORDER_CALLED or moved:
             o.progress = status_now
             o.status_seq = self.seq
             o.status_at = at
@@ -1440,6 +1529,7 @@ class OrderHub:
             status=_told(o.status, o.called_at is not None, protocol),
             ready=list(o.status_ready),
             reason=o.cancel_reason,
+            ready_at_estimate=o.ready_at_estimate if o.status is not OrderStatus.CANCELLED else None,
         )
 
     def withdraw(self, d: Decision, existing: tuple[str, str, str | None]) -> None:
@@ -1451,6 +1541,7 @@ class OrderHub:
         """
         assert d.created is not None
         order = self.orders.pop(d.created, None)
+        self.load.forget(d.created)
         for rec in d.events:
             rec.dropped = True
         for job in d.jobs:
@@ -1494,6 +1585,7 @@ class OrderHub:
         stale = [o for o in self.orders.values() if o.is_open and now - o.created_at > max_age]
         for o in (*closed, *stale):
             del self.orders[o.id]
+            self.load.forget(o.id)
             self._texts.pop(o.id, None)
             self._shown_texts.pop(o.id, None)
             if self.keys.get((o.source, o.key), ("",))[0] == o.id:

@@ -183,6 +183,11 @@ HubTime = Annotated[datetime, PlainSerializer(_time_text, return_type=str, when_
 writes it (`2026-11-25T02:00:00+00:00`; pydantic's own serialiser would write `Z` for UTC). The text of every frame
 and stored document depends on it: a client that re-serialises a frame gets the same bytes."""
 
+
+def _is_none(value: Any) -> bool:
+    return value is None
+
+
 ClientTime = Annotated[
     AwareDatetime,
     BeforeValidator(_client_time),
@@ -391,6 +396,22 @@ class OrderSubmit(_Msg):
     order: OrderIn
 
 
+class OrderDraft(OrderIn):
+    """An order as a source would submit it, to ask when it would be ready (`order.quote`): its `key` may be left
+    out (nothing is stored)."""
+
+    key: Annotated[str, Field(min_length=1, max_length=64, pattern=NOT_BLANK)] | None = None  # type: ignore[assignment]
+
+
+class OrderQuote(_Msg):
+    """Ask when an order would be ready if it were submitted now (role source or counter): answered `order.quoted`
+    from the kitchen's load at this moment, or `error` as `order.submit` would be; nothing is stored."""
+
+    type: Literal["order.quote"]
+    ref: Ref
+    order: OrderDraft
+
+
 class OrderCancel(_Msg):
     """Cancel an order that has not been handed over (its source, or the counter)."""
 
@@ -528,6 +549,7 @@ class OrdersClosed(_Msg):
 ClientMessage = Annotated[
     Hello
     | OrderSubmit
+    | OrderQuote
     | OrderCancel
     | OrderAmend
     | TicketStart
@@ -545,6 +567,7 @@ ClientMessage = Annotated[
 CLIENT_TYPES: dict[str, type[_Msg]] = {
     "hello": Hello,
     "order.submit": OrderSubmit,
+    "order.quote": OrderQuote,
     "order.cancel": OrderCancel,
     "order.amend": OrderAmend,
     "ticket.start": TicketStart,
@@ -560,11 +583,12 @@ CLIENT_TYPES: dict[str, type[_Msg]] = {
 }
 
 ROLE_MESSAGES: dict[Role, frozenset[str]] = {
-    Role.SOURCE: frozenset({"order.submit", "order.cancel", "order.amend", "ping"}),
+    Role.SOURCE: frozenset({"order.submit", "order.quote", "order.cancel", "order.amend", "ping"}),
     Role.KITCHEN: frozenset({"ticket.start", "ticket.bump", "item.bump", "ticket.recall", "ping", "orders.closed"}),
     Role.COUNTER: frozenset(
         {
             "order.submit",
+            "order.quote",
             "order.cancel",
             "order.amend",
             "order.call",
@@ -717,6 +741,10 @@ class OrderView(_Frame):
     amend_refs: list[str]
     """`"<device>:<ref>"` of each amendment applied (the device that sent it and its `ref`; the last 50): a resent
     amendment is recognised and changes nothing."""
+    ready_at_estimate: Annotated[HubTime | None, Field(exclude_if=_is_none)] = None
+    """When the hub expects the order to be ready (`kds.timing`: the work queued at each of its stations and the
+    prep times learned there): set when it is accepted, worked out again at each change of it until it is ready,
+    then kept. Left out when there is none (orders stored before hubs estimated)."""
     digest: str | None = None
     """A digest of the order as submitted (its canonical form, see `order_digest`): a resubmission with the same
     `key` and another digest is refused with `conflict`. Null for orders stored before hubs kept it."""
@@ -773,7 +801,7 @@ class StatusChanged(_Frame):
     """The status of one of its orders changed, or the counter called it; what a source (app, kiosk) sees.
 
     In a welcome's snapshot, each order's last `order.status`, with that frame's own `seq` and `at`. Clients ignore
-    fields they do not know: a later version adds `ready_at_estimate` (reserved: an estimated ready time) this way.
+    fields they do not know (`ready_at_estimate` came this way).
     """
 
     type: Literal["order.status"]
@@ -790,6 +818,9 @@ class StatusChanged(_Frame):
     """Stations whose part is done (progress for the app)."""
     reason: str | None = None
     """On a `cancelled` status only (there always, `null` when none was given): the `reason` of the `order.cancel`."""
+    ready_at_estimate: Annotated[HubTime | None, Field(exclude_if=_is_none)] = None
+    """When the hub expects the order to be ready, as of this status (the order's `ready_at_estimate`); written
+    only when there is one."""
 
     @model_serializer(mode="wrap")
     def _reason_when_cancelled(self, handler: SerializerFunctionWrapHandler) -> Any:
@@ -936,6 +967,19 @@ class OrderAccepted(_Frame):
     order_id: str
     number: str
     duplicate: bool = False
+    ready_at_estimate: Annotated[HubTime | None, Field(exclude_if=_is_none)] = None
+    """When the hub expects the order to be ready, from the kitchen's load as it accepted it (the order's
+    `ready_at_estimate` then); written only when there is one (not on a duplicate of an order no longer in memory)."""
+
+
+class OrderQuoted(_Frame):
+    """Answer to `order.quote`: when the order would be ready if it were submitted now. Nothing was stored."""
+
+    type: Literal["order.quoted"]
+    ref: str
+    ready_at_estimate: HubTime
+    stations: dict[str, HubTime]
+    """Each station that would make part of it → when its part would be done."""
 
 
 class Ack(_Frame):
@@ -944,10 +988,6 @@ class Ack(_Frame):
     type: Literal["ack"]
     ref: str
     seq: int | None = None
-
-
-def _is_none(value: Any) -> bool:
-    return value is None
 
 
 class ErrorDetail(_Frame):
@@ -1014,7 +1054,17 @@ class Pong(_Frame):
 
 
 HubMessage = Annotated[
-    Welcome | SnapshotPage | OrderAccepted | Ack | Error | Event | StatusChanged | PrinterStatus | Pong | ClosedOrders,
+    Welcome
+    | SnapshotPage
+    | OrderAccepted
+    | OrderQuoted
+    | Ack
+    | Error
+    | Event
+    | StatusChanged
+    | PrinterStatus
+    | Pong
+    | ClosedOrders,
     Field(discriminator="type"),
 ]
 

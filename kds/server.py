@@ -41,11 +41,20 @@ from websockets.protocol import State
 
 from kds.cluster import Cluster, Do, FrameKind, Route
 from kds.collector import Collect, CollectorPolicy, carry_out
+from kds.config import Role
 from kds.hub import READS, AuthError, Decision, EventRecord, OrderHub, Session, Window, error_frame, unavailable_frame
 from kds.limits import DeviceLockout, LogThrottle, TokenBucket
 from kds.outbox import Encoded, Outbox
 from kds.printing import JobMark, PrintJob, PrintSink
-from kds.protocol import ROLE_MESSAGES, CloseCode, ErrorCode, FrameError, PrinterState, _ref_of, parse_client_frame
+from kds.protocol import (
+    ROLE_MESSAGES,
+    CloseCode,
+    ErrorCode,
+    FrameError,
+    PrinterState,
+    _ref_of,
+    parse_client_frame,
+)
 from kds.store import NotLeading, Store
 from kds.tls import websockets_log
 
@@ -159,6 +168,10 @@ class HubServer:
         self.sessions: set[Session] = set()
         self._links: dict[ServerConnection, Link] = {}
         self._per_device: collections.Counter[str] = collections.Counter()
+        self._screens: collections.Counter[str] = collections.Counter()
+        """Station → its kitchen devices connected: the cooks the hub's ready-time estimates count on, where the
+        config does not say (`[[stations]] cooks`)."""
+        hub.load.screens = self._screens
         self._stopping = False
         self._queued: collections.Counter[ServerConnection] = collections.Counter()
         """Decisions of each connection waiting in the commit pipeline (its reads wait behind them)."""
@@ -725,6 +738,7 @@ class HubServer:
                 self._per_device[session.device.id] -= 1
                 if self._per_device[session.device.id] <= 0:
                     del self._per_device[session.device.id]
+                    self._screen_gone(session)
                 log.info("device %s disconnected (%s)", session.device.id, conn.close_code)
 
     async def _serve(self, link: Link) -> None:
@@ -773,6 +787,8 @@ class HubServer:
             return
         link.session = session
         self._per_device[dev.id] += 1
+        if self._per_device[dev.id] == 1 and session.role is Role.KITCHEN and session.station is not None:
+            self._screens[session.station] += 1
         self.sessions.add(session)
         self._submit(decision, conn)
         try:
@@ -902,6 +918,13 @@ class HubServer:
         if held is not None:
             log.log(level, "%s%s", line, f" (and {held} more like it)" if held else "")
 
+    def _screen_gone(self, session: Session) -> None:
+        station = session.station
+        if session.role is Role.KITCHEN and station is not None:
+            self._screens[station] -= 1
+            if self._screens[station] <= 0:
+                del self._screens[station]
+
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
@@ -995,6 +1018,7 @@ class HubServer:
                 self._failing = 0
             self._withdraw(batch, known)
             self.commits += 1
+            self.hub.stored(records)
             self._print(jobs)
             for rec in records:
                 rec.committed()
@@ -1139,6 +1163,7 @@ class HubServer:
         marks, _marked = self._take_marks()  # nobody waits for them any more (the spooler has stopped)
         if records or jobs or done or marks:
             self._withdraw(batch, self.store.commit(records, jobs, replies=replies, done=done, marks=marks))
+            self.hub.stored(records)
             if self.after_commit is not None:
                 self.after_commit(records)
         for d, c in batch:

@@ -12,9 +12,11 @@
   The station works on `cooks` tickets at once (`[[stations]] cooks`, else the number of its screens connected,
   at least one).
 - **Estimates**. A new ticket at a station is ready when the work ahead of it is done (what waits, and what is left
-  of what was started, shared by the cooks) plus its own work; an order is ready when its last ticket is. A waiting
-  ticket's estimate counts the work queued before it; a started one is ready its work after it was started (and
-  never in the past: a ticket late on its own estimate is taken to be nearly done, `LATE_LEFT_S`).
+  of what the cooks are making, shared by the cooks) plus its own work; an order is ready when its last ticket is. A
+  waiting ticket's estimate counts the work queued before it; a started one is ready its work after it was started
+  (and never in the past: a ticket late on its own estimate is taken to be nearly done, `LATE_LEFT_S`). Kitchens
+  often bump without starting: a cook not on a started ticket is taken to be making the oldest waiting one, since
+  it could first take it.
 
 Times are aware datetimes (UTC from the hub's clock); the hour of the day is the store's (`tz`).
 """
@@ -33,6 +35,9 @@ from kds.protocol import TicketState
 
 LATE_LEFT_S = 30.0
 """What a started ticket past its estimated work is taken to still need (it is nearly done, or forgotten)."""
+ESTIMATE_MOVE_S = 60.0
+"""An order's estimate is updated (and its source told) between two of its status changes only when it moved by at
+least this much."""
 TRIM = 0.2
 """The share of the samples left out at each end before the median is taken."""
 
@@ -163,21 +168,45 @@ def slowest_item(book: PrepBook, order: Order, ticket: Ticket, at: datetime) -> 
 
 
 @dataclass(slots=True)
+class _Waiting:
+    work: float
+    since: datetime | None = None
+    """When a cook could first take it (None: not yet)."""
+
+
+@dataclass(slots=True)
 class _Station:
-    waiting: dict[str, float] = field(default_factory=dict)
-    """Ticket id → its work, in the order the tickets came."""
+    waiting: dict[str, _Waiting] = field(default_factory=dict)
+    """Ticket id → its work and since when a cook could take it, in the order the tickets came."""
     waiting_s: float = 0.0
     started: dict[str, tuple[float, datetime]] = field(default_factory=dict)
     """Ticket id → (its work, when it was started)."""
     last_done: deque[datetime] = field(default_factory=lambda: deque(maxlen=8))
     """The station's latest bumps: when a cook last became free (for the samples)."""
 
-    def left(self, now: datetime) -> float:
-        """The work left at the station: what waits, and what is left of what was started."""
+    def in_hand(self, cooks: int, now: datetime) -> list[tuple[str, float, datetime]]:
+        """The waiting tickets the free cooks are taken to be making (kitchens often bump without starting): the
+        oldest, one per cook not on a started ticket, each since a cook could first take it."""
+        free = cooks - len(self.started)
+        out: list[tuple[str, float, datetime]] = []
+        if free <= 0:
+            return out
+        for tid, w in self.waiting.items():
+            if w.since is None:
+                w.since = now
+            out.append((tid, w.work, w.since))
+            if len(out) == free:
+                break
+        return out
+
+    def left(self, cooks: int, now: datetime) -> float:
+        """The work left at the station: what waits, and what is left of what the cooks are making."""
         total = self.waiting_s
+        for _tid, work, since in self.in_hand(cooks, now):
+            total -= work - max(LATE_LEFT_S, work - (now - since).total_seconds())
         for work, started in self.started.values():
             total += max(LATE_LEFT_S, work - (now - started).total_seconds())
-        return total
+        return max(0.0, total)
 
 
 class KitchenLoad:
@@ -220,7 +249,8 @@ class KitchenLoad:
             return
         st = self._stations[where[0]]
         if where[1] == "waiting":
-            st.waiting_s -= st.waiting.pop(tid, 0.0)
+            gone = st.waiting.pop(tid, None)
+            st.waiting_s -= gone.work if gone is not None else 0.0
             if not st.waiting:
                 st.waiting_s = 0.0  # no drift from float sums
         else:
@@ -236,7 +266,7 @@ class KitchenLoad:
             if t.state is TicketState.NEW:
                 st = self._station(t.station)
                 work = ticket_work(self.book, order, t, now)
-                st.waiting[t.id] = work
+                st.waiting[t.id] = _Waiting(work)
                 st.waiting_s += work
                 self._tickets[t.id] = (t.station, "waiting")
                 ids.append(t.id)
@@ -247,6 +277,10 @@ class KitchenLoad:
                 ids.append(t.id)
         if ids:
             self._of_order[order.id] = ids
+        for t in order.tickets:  # a cook free there takes the oldest waiting ticket from now
+            st = self._stations.get(t.station)
+            if st is not None:
+                st.in_hand(self.cooks(t.station), now)
 
     def done(self, station: str, at: datetime) -> None:
         """A ticket of the station was done at `at` (a cook is free from then)."""
@@ -257,7 +291,8 @@ class KitchenLoad:
     def left(self, station: str, now: datetime) -> float:
         """Seconds of work the station has before it could start a new ticket, shared by its cooks."""
         st = self._stations.get(station)
-        return st.left(now) / self.cooks(station) if st is not None else 0.0
+        cooks = self.cooks(station)
+        return st.left(cooks, now) / cooks if st is not None else 0.0
 
     def quote(self, order: Order, now: datetime) -> dict[str, datetime]:
         """Each station's ready time for an order not yet counted (a new one, or a quote): after the work there."""
@@ -281,15 +316,24 @@ class KitchenLoad:
                 work, started = st.started[t.id]
                 out[t.station] = max(started + timedelta(seconds=work), now + timedelta(seconds=LATE_LEFT_S))
                 continue
+            cooks = self.cooks(t.station)
+            in_hand = {tid: (work, since) for tid, work, since in st.in_hand(cooks, now)}
+            if t.id in in_hand:
+                work, since = in_hand[t.id]
+                out[t.station] = max(since + timedelta(seconds=work), now + timedelta(seconds=LATE_LEFT_S))
+                continue
             ahead = 0.0
-            for tid, work in st.waiting.items():
+            for tid, w in st.waiting.items():
                 if tid == t.id:
                     break
+                work = w.work
+                if tid in in_hand:
+                    work = max(LATE_LEFT_S, work - (now - in_hand[tid][1]).total_seconds())
                 ahead += work
             for work, started in st.started.values():
                 ahead += max(LATE_LEFT_S, work - (now - started).total_seconds())
-            own = st.waiting[t.id]
-            out[t.station] = now + timedelta(seconds=ahead / self.cooks(t.station) + own)
+            own = st.waiting[t.id].work
+            out[t.station] = now + timedelta(seconds=ahead / cooks + own)
         return out
 
     def sample(self, order: Order, ticket: Ticket, *, max_s: float) -> PrepSample | None:
@@ -317,6 +361,12 @@ class KitchenLoad:
         return PrepSample(ticket.station, item.sku, item.cook, seconds, done)
 
 
+def to_second(t: datetime) -> datetime:
+    """A time to the nearest whole second (estimates are not more precise than that)."""
+    return (t + timedelta(microseconds=500_000)).replace(microsecond=0)
+
+
 def ready_at(times: Mapping[str, datetime]) -> datetime | None:
-    """An order is ready when its last ticket is."""
-    return max(times.values(), default=None)
+    """An order is ready when its last ticket is (to the second)."""
+    last = max(times.values(), default=None)
+    return to_second(last) if last is not None else None

@@ -20,6 +20,7 @@ from kds.protocol import (
     Event,
     HubMessage,
     OrderAccepted,
+    OrderQuoted,
     Pong,
     PrinterStatus,
     SnapshotPage,
@@ -30,10 +31,20 @@ from kds.protocol import (
 log = logging.getLogger("kds.client")
 
 HubFrame: TypeAlias = (
-    Welcome | SnapshotPage | OrderAccepted | Ack | Error | Event | StatusChanged | PrinterStatus | Pong | ClosedOrders
+    Welcome
+    | SnapshotPage
+    | OrderAccepted
+    | OrderQuoted
+    | Ack
+    | Error
+    | Event
+    | StatusChanged
+    | PrinterStatus
+    | Pong
+    | ClosedOrders
 )
 """Any frame the hub sends, as its model."""
-Answer: TypeAlias = OrderAccepted | Ack | Error | Pong | ClosedOrders
+Answer: TypeAlias = OrderAccepted | OrderQuoted | Ack | Error | Pong | ClosedOrders
 """A frame answering a client's `ref` (what `HubClient.request` returns)."""
 
 _HUB_FRAMES: TypeAdapter[HubFrame] = TypeAdapter(HubMessage)

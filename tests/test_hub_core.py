@@ -159,13 +159,18 @@ def ack_seq(reply: dict[str, Any]) -> int | None:
 
 
 def test_submit_creates_one_event_and_tickets_per_station(core: Core) -> None:
+    submitted = core.clock.t
     r = core.submit("app-backend", mixed_order("k1"))
+    # An empty kitchen: ready when its slowest part is, the wok's (the config's prep time there, nothing learned yet).
+    wok = core.config.station("wok")
+    assert wok is not None
     assert r == {
         "type": "order.accepted",
         "ref": r["ref"],
         "order_id": "20261125-A001",
         "number": "A001",
         "duplicate": False,
+        "ready_at_estimate": (submitted + timedelta(seconds=wok.prep_s)).isoformat(),
     }
     [d] = core.decisions
     [ev] = d.events
@@ -276,10 +281,14 @@ def test_ticket_start_bump_and_idempotent_second_bump(core: Core) -> None:
     assert ack_seq(core.act("wok-2", "ticket.start", ticket_id=f"{oid}/wok")) is None
     assert len(core.events) == n
     core.clock.advance(60)
+    told = core.order(oid)["ready_at_estimate"]
     assert ack_seq(core.act("wok-1", "ticket.bump", ticket_id=f"{oid}/wok")) == 3
     rec = core.last_event()
     assert rec.kind is EventKind.TICKET_BUMPED and rec.status is OrderStatus.PREPARING
-    assert rec.status_frame is None  # still preparing: the source hears nothing
+    # Still preparing; the source hears of it only because the wok's part is done and its estimate moved.
+    assert rec.status_frame is not None
+    status = json.loads(rec.status_frame)
+    assert status["status"] == "preparing" and status["ready_at_estimate"] != told
     assert core.ticket(oid, "wok")["state"] == "done"
     version = core.order(oid)["version"]
     # A second bump (a resend after a reconnect, or the other wok screen) is an ack without seq and no event.

@@ -20,6 +20,7 @@ from kds.protocol import (
     Error,
     ErrorCode,
     OrderAccepted,
+    OrderQuoted,
     OrderStatus,
     Pong,
     TicketState,
@@ -62,7 +63,7 @@ class Floor:
 
 async def ok(client: HubClient, msg: dict[str, Any]) -> Answer:
     answer = await client.request(msg)
-    assert isinstance(answer, (Ack, OrderAccepted, Pong, ClosedOrders)), answer
+    assert isinstance(answer, (Ack, OrderAccepted, OrderQuoted, Pong, ClosedOrders)), answer
     return answer
 
 
@@ -113,6 +114,7 @@ def frame_for(kind: str, f: Floor, device: str) -> dict[str, Any]:
     station = dev.station or "wok"
     frames: dict[str, dict[str, Any]] = {
         "order.submit": {"order": shelf_order(f"by-{device}")},
+        "order.quote": {"order": shelf_order(f"quote-{device}")},
         "order.cancel": {"order_id": f.fresh, "reason": "customer left"},
         "order.amend": {"order_id": f.fresh, "note": "extra napkins"},
         "ticket.start": {"ticket_id": f"{f.fresh}/{station}"},
@@ -144,6 +146,8 @@ async def test_role_matrix(device: str, kind: str, floor: Floor) -> None:
         answer = await ok(client, msg)
         if kind == "orders.closed":  # a read: the closed orders the role may see
             assert isinstance(answer, ClosedOrders) and isinstance(answer.orders, list), answer
+        elif kind == "order.quote":  # a read: when the order would be ready
+            assert isinstance(answer, OrderQuoted) and answer.stations, answer
         elif kind not in ("ping", "print.request"):  # a print request makes a print job, not an event
             assert isinstance(answer, OrderAccepted) or (isinstance(answer, Ack) and answer.seq is not None), answer
     else:

@@ -30,6 +30,7 @@ from kds.protocol import (
     EventKind,
     HubMessage,
     OrderAccepted,
+    OrderQuoted,
     OrderStatus,
     Pong,
     PrinterState,
@@ -167,6 +168,8 @@ async def _play(server: HubServer, connect: Any, config: StoreConfig) -> list[di
     s = (await shelf.request({"type": "order.submit", "order": shelf_order("rt-shelf")}, expect=OrderAccepted)).order_id
     dup = await shelf.request({"type": "order.submit", "order": shelf_order("rt-shelf")}, expect=OrderAccepted)
     assert dup.duplicate is True and dup.order_id == s
+    quoted = await app.request({"type": "order.quote", "order": app_order("rt-quote")}, expect=OrderQuoted)
+    assert quoted.ready_at_estimate == max(quoted.stations.values())
     a = (await app.request({"type": "order.submit", "order": app_order("rt-app")}, expect=OrderAccepted)).order_id
     await counter.request(
         {
