@@ -25,11 +25,12 @@ from sqlmodel import Field, SQLModel
 from kds.hub import EventRecord, collector_paused, stored_json
 from kds.printing import Banner, JobMark, JobState, Layout, PrintJob
 from kds.protocol import EventKind
+from kds.timing import PrepSample
 
 log = logging.getLogger("kds.store")
 
 OPEN_STATUSES = ("accepted", "preparing", "ready")
-SCHEMA_HEAD = "0003"
+SCHEMA_HEAD = "0004"
 """The newest migration in kds/migrations (tests/test_migrations.py checks that it is alembic's head)."""
 
 
@@ -124,11 +125,28 @@ class HubReplyRow(SQLModel, table=True):
     created_at: str = Field(max_length=40)
 
 
+class PrepSampleRow(SQLModel, table=True):
+    """One ticket done: how long its slowest item took (`kds.timing.PrepSample`), stored with the event that taught
+    it, so that the prep times the hub learned survive a restart (`Store.load_prep_samples`)."""
+
+    __tablename__ = "prep_samples"
+    __table_args__ = (sa.Index("ix_prep_samples_store", "store_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    store_id: str = Field(max_length=40)
+    station: str = Field(max_length=40)
+    sku: str = Field(max_length=32)
+    cook: str | None = Field(default=None, max_length=40)
+    seconds: float
+    at: str = Field(max_length=40)
+
+
 ORDERS: sa.Table = SQLModel.metadata.tables["orders"]
 EVENTS: sa.Table = SQLModel.metadata.tables["events"]
 JOBS: sa.Table = SQLModel.metadata.tables["print_jobs"]
 COMMANDS: sa.Table = SQLModel.metadata.tables["hub_commands"]
 REPLIES: sa.Table = SQLModel.metadata.tables["hub_replies"]
+SAMPLES: sa.Table = SQLModel.metadata.tables["prep_samples"]
 
 
 def _insert(table: str, columns: str) -> str:
@@ -142,6 +160,7 @@ _HOT_SQL = {
     "orders": _insert("orders", "store_id id number source key channel status created_at updated_at doc")
     + " ON CONFLICT (store_id, id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at,"
     " doc = excluded.doc",
+    "samples": _insert("prep_samples", "store_id station sku cook seconds at"),
     "jobs": _insert(
         "print_jobs",
         "store_id id printer target layout order_id station banner state reprint attempts reason created_at"
@@ -490,12 +509,12 @@ class Store:
         done: Sequence[int] = (),
         marks: Sequence[JobMark] = (),
     ) -> dict[str, tuple[str, str, str | None]]:
-        """Store a batch in one transaction: events, the latest state of their orders, their print jobs, what the
-        spooler did with earlier jobs (`marks`), and (for a store run by several hubs) the answers to relayed frames
-        and which relayed frames are done.
+        """Store a batch in one transaction: events, the latest state of their orders, the prep samples they taught,
+        their print jobs, what the spooler did with earlier jobs (`marks`), and (for a store run by several hubs) the
+        answers to relayed frames and which relayed frames are done.
 
-        A new order whose key the database already holds (older than the hub's key index) is not stored; the
-        result maps its id to the existing order's (id, number), for the hub to withdraw it.
+        A new order whose key the database already holds (older than the hub's key index) is not stored, nor are its
+        events' samples; the result maps its id to the existing order's (id, number), for the hub to withdraw it.
         """
         records = [r for r in records if not r.dropped]
         jobs = [j for j in jobs if not j.dropped]
@@ -541,12 +560,15 @@ class Store:
         self, records: Sequence[EventRecord], jobs: Sequence[PrintJob], marks: Sequence[JobMark]
     ) -> list[tuple[str, list[dict[str, Any]]]]:
         """What a commit writes, statement by statement (`_HOT_SQL`): its events, the latest state of their orders,
-        its print jobs, the spooler's marks on earlier jobs."""
+        the prep samples the events taught, its print jobs, the spooler's marks on earlier jobs."""
         out: list[tuple[str, list[dict[str, Any]]]] = []
         if records:
             out.append(("events", [self._event_row(r) for r in records]))
             latest = {r.order_id: r for r in records}
             out.append(("orders", [self._order_row(r) for r in latest.values()]))
+            samples = [self._sample_row(s) for r in records for s in r.samples]
+            if samples:
+                out.append(("samples", samples))
         if jobs:
             out.append(("jobs", [self._job_row(j) for j in jobs]))
         if marks:
@@ -641,6 +663,16 @@ class Store:
             "created_at": _utc(o.created_at),
             "updated_at": _utc(r.at),
             "doc": r.order_json,
+        }
+
+    def _sample_row(self, s: PrepSample) -> dict[str, Any]:
+        return {
+            "store_id": self.store_id,
+            "station": s.station,
+            "sku": s.sku,
+            "cook": s.cook,
+            "seconds": s.seconds,
+            "at": _utc(s.at),
         }
 
     def _sql(self, name: str) -> str:
@@ -1020,6 +1052,23 @@ class Store:
             ]
         events = [(int(r[0]), str(r[1])) for r in reversed(tail)]
         return docs, events, int(seq), keys
+
+    def load_prep_samples(self, limit: int = 20_000) -> list[PrepSample]:
+        """The newest `limit` prep samples of this store, oldest first (what the hub learns its prep times from on
+        start). One query, read newest first along the (store_id, id) index; blocking."""
+        s = SAMPLES
+        q = (
+            sa.select(s.c.station, s.c.sku, s.c.cook, s.c.seconds, s.c.at)
+            .where(s.c.store_id == self.store_id)
+            .order_by(s.c.id.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        return [
+            PrepSample(station, sku, cook, float(seconds), datetime.fromisoformat(at))
+            for station, sku, cook, seconds, at in reversed(rows)
+        ]
 
     def stale_orders(self, *, now: datetime, older_than: timedelta) -> list[dict[str, Any]]:
         """Open orders created before `now - older_than`, oldest first: the ones the hub let go of

@@ -38,6 +38,17 @@ def db_path(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path | s
         yield url
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path | str]:
+    """A database with no tables (for migration tests): a SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        yield tmp_path / "empty.sqlite3"
+        return
+    pg.need()
+    with pg.empty_database() as url:
+        yield url
+
+
 @pytest.fixture
 def pg_db() -> Iterator[str]:
     """A fresh PostgreSQL database, for tests that need one (several hubs on one store, its own faults)."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -20,20 +19,8 @@ from kds.hub import OrderHub
 from kds.protocol import Ack, OrderAccepted, OrderStatus, Pickup, Pong
 from kds.server import HubServer
 from kds.store import SCHEMA_HEAD, SchemaError, Store
-from tests import pg
 from tests.conftest import ROOT, SAMPLE_CONFIG, Devices
 from tests.support import db_rows
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path | str]:
-    """A database with no tables: a SQLite file, then a PostgreSQL database."""
-    if request.param == "sqlite":
-        yield tmp_path / "empty.sqlite3"
-        return
-    pg.need()
-    with pg.empty_database() as url:
-        yield url
 
 
 def _tables(store: Store) -> set[str]:
@@ -48,7 +35,7 @@ def test_an_empty_database_is_migrated_to_the_newest_schema(config: StoreConfig,
         store.create_schema()
         state = store.schema_state()
         assert state.current == state.head
-        assert {"orders", "events", "print_jobs", "alembic_version"} <= _tables(store)
+        assert {"orders", "events", "print_jobs", "hub_commands", "prep_samples", "alembic_version"} <= _tables(store)
     finally:
         store.close()
 
@@ -108,7 +95,7 @@ def test_an_order_stored_under_the_previous_schema_survives_the_upgrade(
         store.create_schema()
     before, after = store.upgrade()
     assert (before, after) == ("0001", store.schema_state().head)
-    assert "print_jobs" in _tables(store)
+    assert {"print_jobs", "hub_commands", "prep_samples"} <= _tables(store)
     assert db_rows(empty_db, "select id, number from orders") == [("20261101-K001", "K001")]
     store.close()
 
