@@ -287,12 +287,14 @@ class HubServer:
                 ),
             )
             last_job = await loop.run_in_executor(self._executor, self.store.last_job_id)
+            samples = await loop.run_in_executor(self._executor, self.store.load_prep_samples)
         except BaseException:
             # Nothing was served: give the port back at once (the caller reports why the hub did not start).
             self._server.close()
             await self._server.wait_closed()
             self._server = None
             raise
+        self.hub.prep.learn(samples)  # what the bumps taught before: learned prep times survive a restart
         self.hub.restore(docs, events, seq, keys, last_job=last_job)
         log.info("restored %d orders, seq=%d, %d replayable events", len(docs), seq, len(events))
         if self.store.shared:

@@ -257,30 +257,46 @@ class KitchenLoad:
             st.started.pop(tid, None)
 
     def track(self, order: Order, now: datetime) -> None:
-        """The order is new or changed: count its tickets where they are now (waiting, started, or not at all)."""
-        self.forget(order.id)
+        """The order is new or changed: count its tickets where they are now (waiting, started, or not at all). A
+        ticket still waiting keeps its place in its station's queue."""
         if not order.is_open:
+            self.forget(order.id)
             return
-        ids: list[str] = []
+        counted: list[str] = []
         for t in order.tickets:
+            where = self._tickets.get(t.id)
             if t.state is TicketState.NEW:
                 st = self._station(t.station)
                 work = ticket_work(self.book, order, t, now)
-                st.waiting[t.id] = _Waiting(work)
-                st.waiting_s += work
-                self._tickets[t.id] = (t.station, "waiting")
-                ids.append(t.id)
+                if where == (t.station, "waiting"):
+                    w = st.waiting[t.id]
+                    st.waiting_s += work - w.work
+                    w.work = work
+                else:
+                    if where is not None:
+                        self._drop(t.id)
+                    st.waiting[t.id] = _Waiting(work)
+                    st.waiting_s += work
+                    self._tickets[t.id] = (t.station, "waiting")
+                counted.append(t.id)
             elif t.state is TicketState.STARTED:
+                if where is not None:
+                    self._drop(t.id)
                 started = t.started_at or now
                 self._station(t.station).started[t.id] = (ticket_work(self.book, order, t, started), started)
                 self._tickets[t.id] = (t.station, "started")
-                ids.append(t.id)
-        if ids:
-            self._of_order[order.id] = ids
+                counted.append(t.id)
+            elif where is not None:
+                self._drop(t.id)
+        for tid in self._of_order.pop(order.id, ()):
+            if tid not in counted:
+                self._drop(tid)
+        if counted:
+            self._of_order[order.id] = counted
         for t in order.tickets:  # a cook free there takes the oldest waiting ticket from now
-            st = self._stations.get(t.station)
-            if st is not None:
-                st.in_hand(self.cooks(t.station), now)
+            here = self._stations.get(t.station)
+            if here is not None:
+                here.in_hand(self.cooks(t.station), now)
 
     def done(self, station: str, at: datetime) -> None:
         """A ticket of the station was done at `at` (a cook is free from then)."""
