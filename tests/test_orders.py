@@ -215,17 +215,20 @@ async def test_counter_call_handover_recall_and_the_source_status_sequence(conne
     assert counter.book.orders[oid].handed_over_to == "rider"
     sc = [f for f in statuses if isinstance(f, StatusChanged)]
     assert sc == statuses, "a source gets order.status frames only"
+    # The wok's part (the slowest) done, the bar's left: the app hears the order's earlier estimate, still preparing.
     assert [(f.type, f.order_id, f.status) for f in sc] == [
-        ("order.status", oid, s) for s in ("accepted", "preparing", "ready", "called", "handed_over")
+        ("order.status", oid, s) for s in ("accepted", "preparing", "preparing", "ready", "called", "handed_over")
     ]
-    assert sc[2].ready == ["wok", "bar"]
+    assert sc[1].ready_at_estimate is not None and sc[2].ready_at_estimate is not None
+    assert sc[2].ready == ["wok"] and sc[2].ready_at_estimate < sc[1].ready_at_estimate
+    assert sc[3].ready == ["wok", "bar"]
     seqs = [f.seq for f in sc]
     assert seqs == sorted(set(seqs))
     # Handed over by mistake: the counter takes it back, the app is told it is ready again.
     await counter.request({"type": "order.recall", "order_id": oid}, expect=Ack)
     await synced(app)
     last = statuses[-1]
-    assert isinstance(last, StatusChanged) and last.status == "ready" and len(statuses) == 6
+    assert isinstance(last, StatusChanged) and last.status == "ready" and len(statuses) == 7
     assert counter.book.open_orders()[0].id == oid
     # A source may not call or hand over.
     r = await app.request({"type": "order.handover", "order_id": oid})
