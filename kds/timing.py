@@ -86,6 +86,9 @@ class PrepBook:
         self._samples: dict[_Key, _Samples] = {}
         self._learned: dict[tuple[_Key, int], float | None] = {}
         """(key, hour) → the learned figure (None: not enough samples), until the key's next sample."""
+        self._configured: dict[_Key, float] = {}
+        self._hour: tuple[datetime | None, int] = (None, 0)
+        """The last time asked about and its hour of the day (a change asks about one time, many times)."""
 
     def configured(self, station: str, sku: str, cook: str | None) -> float:
         """The config's prep time for an item cooked this way at this station, in seconds."""
@@ -132,13 +135,22 @@ class PrepBook:
     def seconds(self, station: str, sku: str, cook: str | None, at: datetime) -> float:
         """The prep time to plan with: learned when known well enough, else configured."""
         key = (station, sku, cook)
-        hour = at.astimezone(self.tz).hour
+        if key in self._samples:
+            if self._hour[0] is not at:
+                self._hour = (at, at.astimezone(self.tz).hour)
+            hour = self._hour[1]
+            try:
+                got = self._learned[(key, hour)]
+            except KeyError:
+                found = self.learned(station, sku, cook, at)
+                got = self._learned[(key, hour)] = found[0] if found is not None else None
+            if got is not None:
+                return got
         try:
-            got = self._learned[(key, hour)]
+            return self._configured[key]
         except KeyError:
-            found = self.learned(station, sku, cook, at)
-            got = self._learned[(key, hour)] = found[0] if found is not None else None
-        return got if got is not None else self.configured(station, sku, cook)
+            conf = self._configured[key] = self.configured(station, sku, cook)
+            return conf
 
     def item_seconds(self, item: Item, at: datetime) -> float:
         """The prep time of one order line."""
@@ -146,10 +158,9 @@ class PrepBook:
 
 
 def _open_items(order: Order, ticket: Ticket) -> list[Item]:
-    by_id = {it.id: it for it in order.items}
     out = []
     for iid in ticket.items:
-        it = by_id.get(iid)
+        it = order.item(iid)
         if it is not None and not it.removed and it.done_at is None:
             out.append(it)
     return out
@@ -162,8 +173,7 @@ def ticket_work(book: PrepBook, order: Order, ticket: Ticket, at: datetime) -> f
 
 def slowest_item(book: PrepBook, order: Order, ticket: Ticket, at: datetime) -> Item | None:
     """The item of the ticket that decides when it is done (of all its live items, done or not)."""
-    by_id = {it.id: it for it in order.items}
-    live = [it for iid in ticket.items if (it := by_id.get(iid)) is not None and not it.removed]
+    live = [it for iid in ticket.items if (it := order.item(iid)) is not None and not it.removed]
     return max(live, key=lambda it: book.item_seconds(it, at), default=None)
 
 
