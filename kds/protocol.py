@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import (
     AwareDatetime,
@@ -1053,7 +1053,7 @@ class Pong(_Frame):
     seq: int
 
 
-HubMessage = Annotated[
+HubFrame: TypeAlias = (
     Welcome
     | SnapshotPage
     | OrderAccepted
@@ -1064,9 +1064,10 @@ HubMessage = Annotated[
     | StatusChanged
     | PrinterStatus
     | Pong
-    | ClosedOrders,
-    Field(discriminator="type"),
-]
+    | ClosedOrders
+)
+"""Any frame the hub sends, as its model."""
+HubMessage = Annotated[HubFrame, Field(discriminator="type")]
 
 
 # --------------------------------------------------------------------------------------------- parsing

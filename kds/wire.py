@@ -13,37 +13,11 @@ from typing import TypeAlias
 
 from pydantic import TypeAdapter, ValidationError
 
-from kds.protocol import (
-    Ack,
-    ClosedOrders,
-    Error,
-    Event,
-    HubMessage,
-    OrderAccepted,
-    OrderQuoted,
-    Pong,
-    PrinterStatus,
-    SnapshotPage,
-    StatusChanged,
-    Welcome,
-)
+from kds.protocol import Ack, ClosedOrders, Error, HubMessage, OrderAccepted, OrderQuoted, Pong
+from kds.protocol import HubFrame as HubFrame  # (re-exported: clients name it from here)
 
 log = logging.getLogger("kds.client")
 
-HubFrame: TypeAlias = (
-    Welcome
-    | SnapshotPage
-    | OrderAccepted
-    | OrderQuoted
-    | Ack
-    | Error
-    | Event
-    | StatusChanged
-    | PrinterStatus
-    | Pong
-    | ClosedOrders
-)
-"""Any frame the hub sends, as its model."""
 Answer: TypeAlias = OrderAccepted | OrderQuoted | Ack | Error | Pong | ClosedOrders
 """A frame answering a client's `ref` (what `HubClient.request` returns)."""
 
