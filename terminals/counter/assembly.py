@@ -4,8 +4,10 @@ Warnings, from the store's own thresholds (`welcome.store`):
 - a station is late on an order when its ticket has been open longer than the station's `late_after_s`
   (amber after `warn_after_s`);
 - a READY order waits at the counter: amber after `counter_warn_after_s`, red after `counter_late_after_s`;
-- a delivery the kitchen WILL MISS: not ready, and either a station is late on it or its due time is less than
-  `RIDER_MARGIN` away (the rider needs that long to reach the customer); LATE once the due time has passed.
+- a delivery the kitchen WILL MISS: not ready, and either a station is late on it, or its due time is less than
+  `RIDER_MARGIN` away (the rider needs that long to reach the customer), or the hub's estimate of when it will be
+  ready (`ready_at_estimate`, from the kitchen's load) leaves the rider less than that; LATE once the due time has
+  passed.
 """
 
 from __future__ import annotations
@@ -189,7 +191,11 @@ def assemble(order: OrderView, store: StoreView | None, now: datetime) -> Assemb
         if not closed:
             if due_in.total_seconds() < 0:
                 alert("LATE {clock}", Level.LATE, clock=clock(due_in))
-            elif status is not OrderStatus.READY and (due_in <= RIDER_MARGIN or late_stations):
+            elif status is not OrderStatus.READY and (
+                due_in <= RIDER_MARGIN
+                or late_stations
+                or (order.ready_at_estimate is not None and fulfilment.due - order.ready_at_estimate < RIDER_MARGIN)
+            ):
                 alert("WILL MISS DUE", Level.LATE)
     if not closed:
         for s in stations:

@@ -262,6 +262,13 @@ def test_deliveries_count_down_and_warn_when_the_kitchen_will_miss_them(config: 
     row = assemble(st.order("delivery"), store, now + timedelta(minutes=13))
     assert [s.label() for s in row.stations] == ["wok 0/1", "bar ✓"]
     assert row.alerts == ("WILL MISS DUE", "wok late")
+    # 12:02, nothing late yet, but the hub predicts the order ready at 12:25: too late for the rider.
+    early = now + timedelta(minutes=2)
+    predicted = doc.model_copy(update={"ready_at_estimate": now + timedelta(minutes=25)})
+    assert assemble(predicted, store, early).alerts == ("WILL MISS DUE",)
+    assert (
+        assemble(doc.model_copy(update={"ready_at_estimate": now + timedelta(minutes=15)}), store, early).alerts == ()
+    )
     # Past due.
     assert "LATE 2:00" in assemble(doc, store, now + timedelta(minutes=32)).alerts
     assert clock(timedelta(seconds=-75)) == "1:15" and clock(timedelta(hours=1, minutes=5)) == "1:05 h"
