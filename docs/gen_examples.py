@@ -539,6 +539,26 @@ async def _script(
     r = await ask(counter, "orders.closed", {"type": "orders.closed", "ref": "c1-320", "limit": 10})
     hub("orders.closed.list", {**r, "orders": trim(r["orders"], 1)})
 
+    # --- an order for later: held at the counter, then fired early
+    clock.at(560)
+    r = await ask(
+        kiosk,
+        None,
+        {
+            "type": "order.submit",
+            "ref": "k1-5590",
+            "order": {
+                "key": "kiosk-1-20261125-0090",
+                "channel": "kiosk",
+                "fulfilment": {"type": "pickup", "at": "2026-11-25T18:30:00+08:00"},
+                "items": [{"sku": "BAK-EGGTART", "qty": 6}],
+            },
+        },
+    )
+    later = r["order_id"]
+    await ask(counter, "hold", {"type": "order.hold", "ref": "c1-330", "order_id": later})
+    await ask(counter, "fire", {"type": "order.fire", "ref": "c1-331", "order_id": later, "station": "bakery"})
+
     # --- reconnecting
     clock.at(600)
     frames, _, _ = await hello(
@@ -611,7 +631,7 @@ async def _script(
     # --- a client that speaks no version this hub speaks
     frames, code, reason = await hello(
         "hello.protocols.none",
-        {"type": "hello", "device": "wok-1", "token": "dev-wok-1-token", "role": "kitchen", "protocols": [3]},
+        {"type": "hello", "device": "wok-1", "token": "dev-wok-1-token", "role": "kitchen", "protocols": [4]},
     )
     hub("error.hello.protocols.none", frames[0])
     ex["close.protocols.none"] = Example("close", f"close {code} {reason}")

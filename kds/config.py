@@ -494,6 +494,17 @@ class Timing(_Strict):
     learn_max_s: int = Field(default=2 * 3600, gt=0)
     """A ticket done later than this after it could start is not a prep time (forgotten on the screen): not
     learned."""
+    fire_by_prep: bool = False
+    """Fire each station's part of an order so that all its parts finish together (the slowest at once, the others
+    later by the difference, the queue at each station counted); false: every part goes to its station at once. Off
+    by default while the station screens do not yet show a waiting part apart (with when it fires)."""
+    fire_soon_s: int = Field(default=60, ge=0, le=3600)
+    """A part of an order due to fire within this many seconds (fire by prep time) goes to its station at once."""
+    schedule_ahead_s: int = Field(default=1200, ge=0, le=24 * 3600)
+    """An order wanted later (a pickup's `at`, a delivery's `due`) waits in the scheduled list when it would fire
+    more than this many seconds from now; sooner, it goes to the kitchen at once (a 30-minute delivery starts now)."""
+    rider_margin_s: int = Field(default=600, ge=0, le=3 * 3600)
+    """A delivery must be ready this long before its `due` (the rider's way): what a scheduled delivery aims at."""
 
 
 class Tls(_Strict):

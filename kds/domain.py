@@ -53,6 +53,11 @@ class Ticket(TicketView):
     recalled_at: HubTime | None = None
     amended_at: HubTime | None = None
 
+    @property
+    def waiting(self) -> bool:
+        """Not yet at its station: due to fire at `fire_at`, or held until fired by hand."""
+        return self.fire_at is not None or self.held
+
 
 def ticket_id(order_id: str, station: str) -> str:
     """Ticket ids name the order and the station: `20261125-A023/wok`."""
@@ -68,7 +73,7 @@ class Order(OrderView):
     """
 
     model_config = ConfigDict(frozen=False)  # changed in place, unlike the frozen frames of `kds.protocol`
-    __slots__ = ("_kds_progress",)
+    __slots__ = ("_kds_progress", "_kds_told")
     # The hub's own state, not on the wire: a plain slot, not a pydantic private attribute (those are set up in
     # Python for every order built, and written through `BaseModel.__setattr__`; a restart builds thousands).
 
@@ -96,6 +101,16 @@ class Order(OrderView):
     @progress.setter
     def progress(self, status: OrderStatus | None) -> None:
         object.__setattr__(self, "_kds_progress", status)
+
+    @property
+    def told_schedule(self) -> OrderStatus | None:
+        """The `schedule_status` as the source last heard it; not on the wire."""
+        status: OrderStatus | None = getattr(self, "_kds_told", None)
+        return status
+
+    @told_schedule.setter
+    def told_schedule(self, status: OrderStatus | None) -> None:
+        object.__setattr__(self, "_kds_told", status)
 
     # ------------------------------------------------------------------ derived
 
@@ -220,6 +235,35 @@ class Order(OrderView):
 
     # ------------------------------------------------------------------ kitchen
 
+    def fire(self, t: Ticket, now: datetime) -> bool:
+        """A waiting ticket goes to its station now. False when it was there already."""
+        self._require_open("fire it")
+        if not t.waiting or t.state is TicketState.CANCELLED:
+            return False
+        self._taken(t, now)
+        self._touch(now)
+        return True
+
+    def hold(self, t: Ticket, now: datetime) -> bool:
+        """A ticket not started yet waits until it is fired by hand. False when it was held already."""
+        self._require_open("hold it")
+        if t.state is not TicketState.NEW:
+            raise DomainError("conflict", f"ticket {t.id} is {t.state.value}: only a new ticket can be held")
+        if t.held:
+            return False
+        t.held = True
+        self._touch(now)
+        return True
+
+    def schedule_status(self) -> OrderStatus | None:
+        """What its source is told besides `status` for an order scheduled for later: `scheduled` while every ticket
+        waits, `fired` once they went to the kitchen until a station starts (None otherwise)."""
+        if self.schedule is None or self.status is not OrderStatus.ACCEPTED:
+            return None
+        if self.schedule.fired_at is None:
+            return OrderStatus.SCHEDULED
+        return OrderStatus.FIRED
+
     def start(self, t: Ticket, now: datetime) -> bool:
         """new → started. False when already started or done."""
         self._require_open("start a ticket")
@@ -227,10 +271,20 @@ class Order(OrderView):
             raise DomainError("conflict", f"ticket {t.id} is cancelled")
         if t.state is not TicketState.NEW:
             return False
+        self._taken(t, now)
         t.state = TicketState.STARTED
         t.started_at = now
         self._touch(now)
         return True
+
+    def _taken(self, t: Ticket, now: datetime) -> None:
+        """A station acts on a ticket that was waiting (it saw it scheduled): it is fired now."""
+        if t.waiting:
+            t.fire_at = None
+            t.held = False
+            t.fired_at = now
+            if self.schedule is not None and self.schedule.fired_at is None:
+                self.schedule = self.schedule.model_copy(update={"fired_at": now})
 
     def bump(self, t: Ticket, now: datetime) -> bool:
         """→ done, with every live item. False when already done."""
@@ -239,6 +293,7 @@ class Order(OrderView):
             raise DomainError("conflict", f"ticket {t.id} is cancelled")
         if t.state is TicketState.DONE:
             return False
+        self._taken(t, now)
         self._finish(t, now)
         self._touch(now)
         return True
@@ -264,6 +319,7 @@ class Order(OrderView):
             raise DomainError("conflict", f"item {item_id} was removed from the order", ("item_id",))
         if it.done_at is not None:
             return False
+        self._taken(t, now)
         it.done_at = now
         if t.state is TicketState.NEW:
             t.state = TicketState.STARTED

@@ -48,11 +48,14 @@ from kds.protocol import (
     OrderAmend,
     OrderCall,
     OrderCancel,
+    OrderFire,
     OrderHandover,
+    OrderHold,
     OrderIn,
     OrderQuote,
     OrderQuoted,
     OrderRecall,
+    OrderSchedule,
     OrdersClosed,
     OrderStatus,
     OrderSubmit,
@@ -166,6 +169,8 @@ def stored_json(text: str) -> Any:
         return json.loads(text)
 
 
+_V3_KINDS = frozenset((EventKind.ORDER_FIRED, EventKind.ORDER_HELD))
+"""Event kinds of protocol 3 (sent to devices that speak it)."""
 _HEAD_KEYS = frozenset(("id", "key", "number", "source", "status", "status_seq", "status_at", "status_ready"))
 _KINDS: dict[str, EventKind] = {k.value: k for k in EventKind}
 _STATUSES: dict[str, OrderStatus] = {s.value: s for s in OrderStatus}
@@ -196,12 +201,23 @@ def _event_head(payload: str) -> dict[str, Any] | None:
     return ev
 
 
-def _told(status: OrderStatus, called: bool, protocol: int) -> OrderStatus:
-    """The status an `order.status` says: a ready order whose number was called is `called` from protocol 2 on."""
+def _told(status: OrderStatus, called: bool, protocol: int, scheduled: OrderStatus | None = None) -> OrderStatus:
+    """The status an `order.status` says: a ready order whose number was called is `called` from protocol 2 on; an
+    accepted order scheduled for later is `scheduled`, then `fired`, from protocol 3 on (`Order.schedule_status`)."""
+    if scheduled is not None and status is OrderStatus.ACCEPTED and protocol >= 3:
+        return scheduled
     return OrderStatus.CALLED if status is OrderStatus.READY and called and protocol >= 2 else status
 
 
-def _stored_status(doc: dict[str, Any]) -> str:
+def _doc_schedule(doc: dict[str, Any]) -> OrderStatus | None:
+    """`Order.schedule_status` of a stored order's head (see `_event_head`)."""
+    schedule = doc.get("schedule")
+    if not schedule or doc["status"] != OrderStatus.ACCEPTED.value:
+        return None
+    return OrderStatus.FIRED if schedule.get("fired_at") else OrderStatus.SCHEDULED
+
+
+def _stored_status(doc: dict[str, Any], protocol: int = PROTOCOLS[-1]) -> str:
     """The `order.status` frame of a stored event's order (`doc`, its fields before its items; see `_event_head`)."""
     status = _STATUSES.get(doc["status"]) or OrderStatus(doc["status"])
     frame = StatusChanged.model_validate(
@@ -212,7 +228,7 @@ def _stored_status(doc: dict[str, Any]) -> str:
             "order_id": doc["id"],
             "key": doc["key"],
             "number": doc["number"],
-            "status": _told(status, doc.get("called_at") is not None, PROTOCOLS[-1]),
+            "status": _told(status, doc.get("called_at") is not None, protocol, _doc_schedule(doc)),
             "ready": doc["status_ready"],
             "reason": doc.get("cancel_reason"),
             "ready_at_estimate": doc.get("ready_at_estimate") if status is not OrderStatus.CANCELLED else None,
@@ -232,6 +248,7 @@ def _restored(text: str) -> Order:
     `progress` the status its tickets make."""
     order = Order.model_validate_json(text)
     order.progress = order.derived_status()
+    order.told_schedule = order.schedule_status()
     return order
 
 
@@ -240,14 +257,18 @@ def _as_written(order: Order) -> bool:
     (a document of an older version, with fields missing, is made into JSON again) and its status is the one its
     tickets make (`_restored` sets `progress` to it)."""
     return (
-        len(order.model_fields_set) == _ORDER_FIELDS
+        len(order.model_fields_set | _ORDER_OMITTED) == _ORDER_FIELDS
         and order.status is order.progress
         and all(len(i.model_fields_set) == _ITEM_FIELDS for i in order.items)
-        and all(len(t.model_fields_set) == _TICKET_FIELDS for t in order.tickets)
+        and all(len(t.model_fields_set | _TICKET_OMITTED) == _TICKET_FIELDS for t in order.tickets)
     )
 
 
 _ORDER_FIELDS, _ITEM_FIELDS, _TICKET_FIELDS = len(Order.model_fields), len(Item.model_fields), len(Ticket.model_fields)
+_ORDER_OMITTED = frozenset(("ready_at_estimate", "schedule"))
+_TICKET_OMITTED = frozenset(("fire_at", "held", "fired_at"))
+"""Fields the hub leaves out of what it writes when they hold nothing (`exclude_if`): a document without them is
+written as the hub writes it."""
 
 
 @dataclass(slots=True, eq=False)
@@ -321,6 +342,9 @@ class EventRecord:
     """What it costs in the replay log (set when it enters the log)."""
     kitchen: str | None = None
     """The `event` frame for kitchen and monitor devices (see `kitchen_frame`), once made."""
+    status_frame_v2: str | None = None
+    """The `order.status` frame for sources of protocols 1 and 2, when it differs (a `scheduled` or `fired` order is
+    `accepted` to them)."""
     samples: list[PrepSample] = field(default_factory=list)
     """Prep times the change taught (tickets done: `kds.timing`), stored with it and learned once it is stored."""
 
@@ -341,6 +365,8 @@ class EventRecord:
         """What this session gets of the event, if anything."""
         if self.seq <= session.floor or self.dropped:
             return None
+        if self.kind in _V3_KINDS and session.protocol < 3:
+            return None  # kinds of protocol 3: older devices see the order with their next event
         role = session.device.role
         if role is Role.COUNTER:
             return self.frame
@@ -351,6 +377,8 @@ class EventRecord:
         if role is Role.SOURCE and self.source == session.device.id:
             if self.kind is EventKind.ORDER_CALLED and session.protocol < 2:
                 return None  # `called` is protocol 2: for a protocol 1 source the order stays `ready`
+            if session.protocol < 3 and self.status_frame_v2 is not None:
+                return self.status_frame_v2
             return self.status_frame
         return None
 
@@ -516,6 +544,9 @@ class OrderHub:
         """Prep times: configured, then learned from the bumps (`stored` takes them in once they are stored)."""
         self.load = KitchenLoad(self.prep)
         """What each station has to do (every order in memory counted as it changes): the ready-time estimates."""
+        self.due: dict[str, datetime] = {}
+        """Order id → when the first of its waiting tickets is due to fire (held ones wait for a hand): what
+        `fire_due` looks at."""
 
     # ------------------------------------------------------------------ restore
 
@@ -579,6 +610,7 @@ class OrderHub:
         rec = self._record_from_payload(seq, payload, ev)
         order = Order.model_validate(ev["order"])
         order.progress = order.derived_status()
+        order.told_schedule = order.schedule_status()
         shown = redact_view(order)
         rec.kitchen = payload if shown is order else Event.model_validate({**ev, "order": shown}).model_dump_json()
         rec.order = order
@@ -618,6 +650,7 @@ class OrderHub:
             for oid, before in w.orders.items():
                 gone = self.orders.pop(oid, None)
                 self.load.forget(oid)
+                self.due.pop(oid, None)
                 self._texts.pop(oid, None)
                 self._shown_texts.pop(oid, None)
                 if gone is not None and self.keys.get((gone.source, gone.key), ("",))[0] == oid:
@@ -639,6 +672,7 @@ class OrderHub:
         self.keys[(order.source, order.key)] = (order.id, order.number, order.digest)
         self._count_number(order.id, order.number)
         self.load.track(order, self.clock())
+        self._index_due(order)
 
     def _count_number(self, order_id: str, number: str) -> None:
         day = _day_of(order_id.split("-", 1)[0])
@@ -665,6 +699,8 @@ class OrderHub:
         )
         if ev.get("status_changed") or doc.get("status_seq") == s:  # (a call changes no status, but is told)
             rec.status_frame = _stored_status(doc)
+            if _doc_schedule(doc) is not None:
+                rec.status_frame_v2 = _stored_status(doc, 2)
         # Stored already, so like a committed event it holds no copy of the order; it is counted in the replay
         # log as a new event is (the order's JSON is the frame's tail), so a restarted hub keeps the same events.
         start = payload.find(',"order":{')
@@ -977,6 +1013,8 @@ class OrderHub:
                 return self._kitchen(session, msg)
             if isinstance(msg, OrderCall | OrderHandover | OrderRecall):
                 return self._counter(session, msg)
+            if isinstance(msg, OrderFire | OrderHold):
+                return self._fire_or_hold(session, msg)
             if isinstance(msg, PrintRequest):
                 return self._print(session, msg)
         except DomainError as exc:
@@ -1042,7 +1080,7 @@ class OrderHub:
         number = f"{CHANNEL_LETTER[o.channel.value]}{n:03d}"
         order_id = f"{day:%Y%m%d}-{number}"
         order = self._new_order(o, order_id, number, dev.id, digest, now)
-        order.ready_at_estimate = ready_at(self.load.quote(order, now))
+        self._plan(order, now)
         self.window.orders[order_id] = None
         self.orders[order_id] = order
         self.keys[(dev.id, o.key)] = (order_id, number, digest)
@@ -1050,7 +1088,7 @@ class OrderHub:
         d.created = order_id
         rec = self._event(EventKind.ORDER_CREATED, order, frozenset(), None)
         d.events.append(rec)
-        d.jobs = self._station_jobs(rec, order.stations(), None)
+        d.jobs = self._station_jobs(rec, [t.station for t in order.tickets if not t.waiting], None)
         accepted = OrderAccepted(
             type="order.accepted",
             ref=msg.ref,
@@ -1075,7 +1113,7 @@ class OrderHub:
         if refused is not None:
             return refused
         draft = self._new_order(msg.order, "quote", "Q000", session.device.id, None, now)
-        times = self.load.quote(draft, now)
+        times = self._plan(draft, now)
         when = ready_at(times)
         assert when is not None  # an order has at least one item, so one ticket
         frame = OrderQuoted(
@@ -1085,6 +1123,33 @@ class OrderHub:
             stations={station: to_second(t) for station, t in sorted(times.items())},
         )
         return Decision(replies=[(session, _json(frame))])
+
+    def _plan(self, order: Order, now: datetime) -> dict[str, datetime]:
+        """When each part of a new order goes to its station (`KitchenLoad.plan`), its estimate, and its schedule when
+        every part waits (an order for later); returns when each part will be done."""
+        timing = self.config.timing
+        f = order.fulfilment
+        wanted = (
+            f.at
+            if isinstance(f, Pickup)
+            else f.due - timedelta(seconds=timing.rider_margin_s)
+            if isinstance(f, Delivery)
+            else None
+        )
+        fire, done = self.load.plan(
+            order,
+            now,
+            wanted=wanted,
+            by_prep=timing.fire_by_prep,
+            soon_s=float(timing.fire_soon_s),
+            ahead_s=float(timing.schedule_ahead_s),
+        )
+        for t in order.tickets:
+            t.fire_at = fire.get(t.station)
+        if wanted is not None and order.tickets and all(t.waiting for t in order.tickets):
+            order.schedule = OrderSchedule(wanted_at=wanted)
+        order.ready_at_estimate = ready_at(done)
+        return done
 
     def _new_order(
         self, o: OrderIn, order_id: str, number: str, source: str, digest: str | None, now: datetime
@@ -1304,6 +1369,74 @@ class OrderHub:
             d.events[-1].samples.append(sample)
         return d
 
+    def _index_due(self, o: Order) -> None:
+        first = None
+        if o.is_open:
+            for t in o.tickets:
+                if t.fire_at is not None and not t.held and t.state is TicketState.NEW:
+                    first = t.fire_at if first is None else min(first, t.fire_at)
+        if first is None:
+            self.due.pop(o.id, None)
+        else:
+            self.due[o.id] = first
+
+    def fire_due(self) -> Decision:
+        """Fire the waiting tickets whose time has come (the server asks every `FIRE_TICK_S`): one `order.fired` event
+        per order, its station tickets printed."""
+        d = Decision(write=True)
+        if not self.writable:
+            return d
+        now = self.clock()
+        for oid in [oid for oid, at in self.due.items() if at <= now]:
+            o = self.orders.get(oid)
+            if o is None:
+                self.due.pop(oid, None)
+                continue
+            self._touch(o)
+            before = o.stations()
+            go = [t for t in o.tickets if t.fire_at is not None and not t.held and t.fire_at <= now]
+            fired = [t for t in go if o.fire(t, now)]
+            if not fired:
+                self._index_due(o)
+                continue
+            rec = self._event(EventKind.ORDER_FIRED, o, before, fired[0].id if len(fired) == 1 else None)
+            d.events.append(rec)
+            d.jobs += self._station_jobs(rec, [t.station for t in fired], None)
+            d.logs.append(f"fired {o.number}: {', '.join(t.station for t in fired)}")
+        return d
+
+    def _fire_or_hold(self, session: Session, msg: OrderFire | OrderHold) -> Decision:
+        o = self._order_for(session, msg.order_id)
+        station = msg.station
+        if session.role is Role.KITCHEN:
+            if station is not None and station != session.station:
+                raise DomainError(
+                    ErrorCode.FORBIDDEN.value, f"this device is at {session.station}, not {station}", ("station",)
+                )
+            station = session.station
+        if station is not None:
+            t = o.ticket_at(station)
+            if t is None:
+                raise DomainError(
+                    ErrorCode.NOT_FOUND.value, f"order {o.number} has no ticket at {station}", ("station",)
+                )
+            targets = [t]
+        else:
+            targets = [t for t in o.tickets if t.state is TicketState.NEW]
+        self._touch(o)
+        before = o.stations()
+        now = self.clock()
+        if isinstance(msg, OrderFire):
+            fired = [t for t in targets if o.fire(t, now)]
+            d = self._applied(session, msg.ref, o, EventKind.ORDER_FIRED, before, bool(fired))
+            if d.events:
+                d.jobs = self._station_jobs(d.events[-1], [t.station for t in fired], None)
+            return d
+        if not targets:
+            raise DomainError(ErrorCode.CONFLICT.value, f"order {o.number} has no ticket left to hold", ("order_id",))
+        held = [t for t in targets if o.hold(t, now)]
+        return self._applied(session, msg.ref, o, EventKind.ORDER_HELD, before, bool(held))
+
     def stored(self, records: Iterable[EventRecord]) -> None:
         """These events are stored: learn the prep times they taught."""
         for rec in records:
@@ -1454,7 +1587,10 @@ class OrderHub:
         at = o.updated_at
         status_now = o.status
         status_changed = status_now is not o.progress
+        scheduled = o.schedule_status()
+        schedule_changed = scheduled is not o.told_schedule
         estimate = None
+        self._index_due(o)
         if not o.is_open:
             self.load.forget(o.id)
         else:
@@ -1466,13 +1602,16 @@ class OrderHub:
         # The source hears of its order's estimate with every status, and when it moved by ESTIMATE_MOVE_S or more.
         moved = estimate is not None and (
             status_changed
+            or schedule_changed
             or o.ready_at_estimate is None
             or abs((estimate - o.ready_at_estimate).total_seconds()) >= ESTIMATE_MOVE_S
         )
         if moved:
             o.ready_at_estimate = estimate
-        # The source hears of a status change, and (protocol 2) of its ready order being called.
-        if status_changed or kind is EventKind.ORDER_CALLED or moved:
+        # The source hears of a status change (protocol 3: scheduled, fired), and (protocol 2) of its ready order being
+        # called.
+        if status_changed or schedule_changed or kind is EventKind.ORDER_CALLED or moved:
+            o.told_schedule = scheduled
             o.progress = status_now
             o.status_seq = self.seq
             o.status_at = at
@@ -1509,6 +1648,7 @@ class OrderHub:
             frame=frame,
             kitchen=kitchen,
             status_frame=_json(self._status(o)) if o.status_seq == self.seq else None,
+            status_frame_v2=_json(self._status(o, 2)) if o.status_seq == self.seq and scheduled is not None else None,
             order_json=order_json,
             order=o,
         )
@@ -1526,7 +1666,9 @@ class OrderHub:
             order_id=o.id,
             key=o.key,
             number=o.number,
-            status=_told(o.status, o.called_at is not None, protocol),
+            status=_told(
+                o.status, o.called_at is not None, protocol, o.schedule_status() if isinstance(o, Order) else None
+            ),
             ready=list(o.status_ready),
             reason=o.cancel_reason,
             ready_at_estimate=o.ready_at_estimate if o.status is not OrderStatus.CANCELLED else None,
@@ -1542,6 +1684,7 @@ class OrderHub:
         assert d.created is not None
         order = self.orders.pop(d.created, None)
         self.load.forget(d.created)
+        self.due.pop(d.created, None)
         for rec in d.events:
             rec.dropped = True
         for job in d.jobs:
@@ -1586,6 +1729,7 @@ class OrderHub:
         for o in (*closed, *stale):
             del self.orders[o.id]
             self.load.forget(o.id)
+            self.due.pop(o.id, None)
             self._texts.pop(o.id, None)
             self._shown_texts.pop(o.id, None)
             if self.keys.get((o.source, o.key), ("",))[0] == o.id:

@@ -38,11 +38,12 @@ from pydantic_core import PydanticCustomError
 from kds.config import Channel, Role
 from kds.jsontext import dumps_sorted
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 """The newest protocol version this hub speaks (what `welcome.protocol` says to a client that speaks it too)."""
-PROTOCOLS: tuple[int, ...] = (1, 2)
+PROTOCOLS: tuple[int, ...] = (1, 2, 3)
 """Every protocol version this hub speaks, oldest first. A `hello` states the versions the client speaks
-(`protocols`, default `[1]`); the welcome names the highest both speak. Version 2: `order.status` may say `called`."""
+(`protocols`, default `[1]`); the welcome names the highest both speak. Version 2: `order.status` may say `called`.
+Version 3: `order.status` may say `scheduled` and `fired`; events of kind `order.fired` and `order.held`."""
 MAX_FRAME_BYTES = 64 * 1024
 """Frames larger than this close the connection with CLOSE_TOO_LARGE."""
 
@@ -186,6 +187,10 @@ and stored document depends on it: a client that re-serialises a frame gets the 
 
 def _is_none(value: Any) -> bool:
     return value is None
+
+
+def _is_false(value: Any) -> bool:
+    return value is False
 
 
 ClientTime = Annotated[
@@ -473,6 +478,26 @@ class TicketRecall(_Msg):
     ticket_id: Id
 
 
+class OrderFire(_Msg):
+    """Send an order's waiting tickets to their stations now (scheduled for later, fired by prep time, or held): the
+    counter, any of them or one station's (`station`); a kitchen, its own station's."""
+
+    type: Literal["order.fire"]
+    ref: Ref
+    order_id: Id
+    station: Id | None = None
+
+
+class OrderHold(_Msg):
+    """Hold an order's tickets not started yet until they are fired by hand (`order.fire`): the counter, all of them
+    or one station's (`station`); a kitchen, its own station's."""
+
+    type: Literal["order.hold"]
+    ref: Ref
+    order_id: Id
+    station: Id | None = None
+
+
 class OrderCall(_Msg):
     """The counter calls an order's number (ready for pickup)."""
 
@@ -556,6 +581,8 @@ ClientMessage = Annotated[
     | TicketBump
     | ItemBump
     | TicketRecall
+    | OrderFire
+    | OrderHold
     | OrderCall
     | OrderHandover
     | OrderRecall
@@ -574,6 +601,8 @@ CLIENT_TYPES: dict[str, type[_Msg]] = {
     "ticket.bump": TicketBump,
     "item.bump": ItemBump,
     "ticket.recall": TicketRecall,
+    "order.fire": OrderFire,
+    "order.hold": OrderHold,
     "order.call": OrderCall,
     "order.handover": OrderHandover,
     "order.recall": OrderRecall,
@@ -584,13 +613,26 @@ CLIENT_TYPES: dict[str, type[_Msg]] = {
 
 ROLE_MESSAGES: dict[Role, frozenset[str]] = {
     Role.SOURCE: frozenset({"order.submit", "order.quote", "order.cancel", "order.amend", "ping"}),
-    Role.KITCHEN: frozenset({"ticket.start", "ticket.bump", "item.bump", "ticket.recall", "ping", "orders.closed"}),
+    Role.KITCHEN: frozenset(
+        {
+            "ticket.start",
+            "ticket.bump",
+            "item.bump",
+            "ticket.recall",
+            "order.fire",
+            "order.hold",
+            "ping",
+            "orders.closed",
+        }
+    ),
     Role.COUNTER: frozenset(
         {
             "order.submit",
             "order.quote",
             "order.cancel",
             "order.amend",
+            "order.fire",
+            "order.hold",
             "order.call",
             "order.handover",
             "order.recall",
@@ -619,6 +661,12 @@ class OrderStatus(StrEnum):
     called order stays `ready`, with `called_at` set."""
     HANDED_OVER = "handed_over"
     CANCELLED = "cancelled"
+    SCHEDULED = "scheduled"
+    """Only in `order.status` (protocol 3 and later): an order for later (a pickup `at`, a delivery `due`) whose
+    tickets wait to be fired (`OrderView.schedule`). In `OrderView` (and for older sources) it is `accepted`."""
+    FIRED = "fired"
+    """Only in `order.status` (protocol 3 and later): a scheduled order whose tickets went to the kitchen, nothing of it
+    started yet. In `OrderView` (and for older sources) it is `accepted`."""
 
 
 class TicketState(StrEnum):
@@ -677,6 +725,14 @@ class TicketView(_Frame):
     done_at: HubTime | None
     recalled_at: HubTime | None
     amended_at: HubTime | None
+    fire_at: Annotated[HubTime | None, Field(exclude_if=_is_none)] = None
+    """While the ticket waits to go to its station: when it will (an order for later, or a part of an order fired by
+    prep time so that all its parts finish together). Left out once it is fired, and for tickets fired at once."""
+    held: Annotated[bool, Field(exclude_if=_is_false)] = False
+    """Held (`order.hold`): it waits until it is fired by hand, whatever `fire_at` says. Left out when false."""
+    fired_at: Annotated[HubTime | None, Field(exclude_if=_is_none)] = None
+    """When a ticket that waited went to its station (its age on the screens counts from then); left out for a
+    ticket fired at once."""
 
 
 def _without_nulls(value: Any, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
@@ -710,6 +766,15 @@ ShownFulfilment = Annotated[Fulfilment, WrapSerializer(_without_nulls)]
 is stored and shown without one), while `OrderIn`'s digest form keeps them."""
 
 
+class OrderSchedule(_Frame):
+    """When a scheduled order is wanted, and when it went to the kitchen."""
+
+    wanted_at: HubTime
+    """The pickup's `at`, or the delivery's `due` less the rider's margin: when it must be ready."""
+    fired_at: Annotated[HubTime | None, Field(exclude_if=_is_none)] = None
+    """When its first ticket went to its station (left out until then)."""
+
+
 class OrderView(_Frame):
     """An order with its items and station tickets, as sent to kitchen, counter and monitor devices."""
 
@@ -741,6 +806,9 @@ class OrderView(_Frame):
     amend_refs: list[str]
     """`"<device>:<ref>"` of each amendment applied (the device that sent it and its `ref`; the last 50): a resent
     amendment is recognised and changes nothing."""
+    schedule: Annotated[OrderSchedule | None, Field(exclude_if=_is_none)] = None
+    """For an order scheduled for later (its tickets waited to be fired): when it is wanted and when it was fired.
+    Left out for an order sent to the kitchen at once."""
     ready_at_estimate: Annotated[HubTime | None, Field(exclude_if=_is_none)] = None
     """When the hub expects the order to be ready (`kds.timing`: the work queued at each of its stations and the
     prep times learned there): set when it is accepted, worked out again at each change of it until it is ready,
@@ -767,6 +835,10 @@ class EventKind(StrEnum):
     ORDER_CALLED = "order.called"
     ORDER_HANDED_OVER = "order.handed_over"
     ORDER_RECALLED = "order.recalled"
+    ORDER_FIRED = "order.fired"
+    """Protocol 3: tickets that waited went to their stations (`ticket_id` names the ticket when one went)."""
+    ORDER_HELD = "order.held"
+    """Protocol 3: tickets are held until fired by hand."""
 
 
 class Event(_Frame):

@@ -584,8 +584,9 @@ class HubServer:
             raise self.failed
 
     async def _housekeeping(self) -> None:
-        # Every second: keepalive, stalled and over-budget connections. Every 30 s: orders leave memory (they stay
-        # in the database), the limits forget quiet devices and addresses, the relay table is pruned.
+        # Every second: keepalive, stalled and over-budget connections, the waiting tickets whose time has come are
+        # fired. Every 30 s: orders leave memory (they stay in the database), the limits forget quiet devices and
+        # addresses, the relay table is pruned.
         last_evict = time.monotonic()
         while True:
             await asyncio.sleep(TICK_S)
@@ -593,6 +594,10 @@ class HubServer:
                 now = time.monotonic()
                 self._tick(now)
                 self._collect(now)
+                if self.leading and self.hub.due:
+                    fired = self.hub.fire_due()  # waiting tickets whose time has come (orders for later)
+                    if fired.events:
+                        self._submit(fired, None)
                 if now - last_evict >= EVICT_EVERY_S:
                     last_evict = now
                     await self._evict(now)
@@ -1208,7 +1213,16 @@ class HubServer:
             f = rec.frame_for(s)
             if f is None or s.conn is None:
                 continue
-            self._send(s.conn, full if f is rec.frame else kitchen if f is shown else (status or f))
+            self._send(
+                s.conn,
+                full
+                if f is rec.frame
+                else kitchen
+                if f is shown
+                else status
+                if status and f is rec.status_frame
+                else f,
+            )
 
 
 def _bucket(buckets: dict[str, TokenBucket], key: str, rate: float, burst: int) -> TokenBucket:

@@ -275,7 +275,10 @@ class KitchenLoad:
         counted: list[str] = []
         for t in order.tickets:
             where = self._tickets.get(t.id)
-            if t.state is TicketState.NEW:
+            if t.waiting:  # not at its station yet: no load there
+                if where is not None:
+                    self._drop(t.id)
+            elif t.state is TicketState.NEW:
                 st = self._station(t.station)
                 work = ticket_work(self.book, order, t, now)
                 if where == (t.station, "waiting"):
@@ -330,10 +333,49 @@ class KitchenLoad:
             out[t.station] = now + timedelta(seconds=self.left(t.station, now) + work)
         return out
 
+    def plan(
+        self,
+        order: Order,
+        now: datetime,
+        *,
+        wanted: datetime | None,
+        by_prep: bool,
+        soon_s: float,
+        ahead_s: float,
+    ) -> tuple[dict[str, datetime | None], dict[str, datetime]]:
+        """When each station's part of a new order goes to its station (None: now), and when each will be done.
+
+        All parts aim to finish together: at once when the order is wanted as soon as possible, else at `wanted`
+        (a pickup's time, a delivery's due less the rider's margin), but never before the slowest part could be
+        done. With `by_prep`, each part fires its own work and its station's wait before that (the slowest at once
+        when nothing is wanted later); without it every part fires when the slowest must. A part due to fire within
+        `soon_s` fires now; an order wanted so late that it would fire more than `ahead_s` from now waits (it is
+        scheduled), sooner it is taken as wanted as soon as possible."""
+        need: dict[str, float] = {}
+        for t in order.tickets:
+            if t.state is not TicketState.CANCELLED:
+                need[t.station] = self.left(t.station, now) + ticket_work(self.book, order, t, now)
+        longest = max(need.values(), default=0.0)
+        finish = now + timedelta(seconds=longest)
+        if wanted is not None and (wanted - finish).total_seconds() > ahead_s:
+            finish = wanted
+        fire: dict[str, datetime | None] = {}
+        done: dict[str, datetime] = {}
+        for station, seconds in need.items():
+            start = finish - timedelta(seconds=seconds if by_prep else longest)
+            go = start if (start - now).total_seconds() > soon_s else None
+            fire[station] = go
+            done[station] = (go or now) + timedelta(seconds=seconds)
+        return fire, done
+
     def estimate(self, order: Order, now: datetime) -> dict[str, datetime]:
         """Each open ticket's ready time for an order that is counted (`track`)."""
         out: dict[str, datetime] = {}
         for t in order.tickets:
+            if t.fire_at is not None and not t.held and t.state is TicketState.NEW:
+                # Waiting to fire: ready its work after it goes to its station (counted then).
+                out[t.station] = t.fire_at + timedelta(seconds=ticket_work(self.book, order, t, t.fire_at))
+                continue
             where = self._tickets.get(t.id)
             if where is None:
                 continue

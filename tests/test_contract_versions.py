@@ -74,13 +74,13 @@ def statuses_for(core: Core, session: Session) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------------------------------------ negotiation
 
 
-def test_the_hub_speaks_versions_1_and_2(core: Core) -> None:
-    assert PROTOCOLS == (1, 2) and PROTOCOL_VERSION == 2
+def test_the_hub_speaks_versions_1_2_and_3(core: Core) -> None:
+    assert PROTOCOLS == (1, 2, 3) and PROTOCOL_VERSION == 3
 
 
 @pytest.mark.parametrize(
     ("stated", "agreed"),
-    [(None, 1), ([1], 1), ([1, 2], 2), ([2], 2), ([2, 1], 2), ([1, 2, 3, 9], 2), ([1, 9], 1)],
+    [(None, 1), ([1], 1), ([1, 2], 2), ([2], 2), ([2, 1], 2), ([1, 2, 3, 9], 3), ([3], 3), ([1, 9], 1)],
 )
 def test_welcome_names_the_highest_version_both_speak(core: Core, stated: list[int] | None, agreed: int) -> None:
     extra = {} if stated is None else {"protocols": stated}
@@ -88,7 +88,7 @@ def test_welcome_names_the_highest_version_both_speak(core: Core, stated: list[i
     assert welcome["protocol"] == agreed == session.protocol
 
 
-@pytest.mark.parametrize("stated", [[3], [3, 4, 17]])
+@pytest.mark.parametrize("stated", [[4], [4, 5, 17]])
 def test_no_version_in_common_is_a_bad_hello_naming_the_hubs_versions(core: Core, stated: list[int]) -> None:
     with pytest.raises(AuthError) as caught:
         connect(core, "wok-1", protocols=stated)
@@ -96,7 +96,7 @@ def test_no_version_in_common_is_a_bad_hello_naming_the_hubs_versions(core: Core
     assert err.close_code == CloseCode.BAD_HELLO
     frame = json.loads(err.frame)
     assert frame["code"] == "bad_hello" and frame["ref"] is None
-    assert frame["message"] == "no protocol version in common: this hub speaks 1, 2"
+    assert frame["message"] == "no protocol version in common: this hub speaks 1, 2, 3"
     assert frame["errors"] == [{"loc": ["protocols"], "msg": frame["message"]}]
 
 
@@ -110,7 +110,7 @@ def test_a_malformed_protocols_list_is_a_bad_hello(core: Core, bad: Any) -> None
 
 
 def test_unknown_fields_of_a_hello_are_ignored_so_a_newer_client_meets_an_older_hub(core: Core) -> None:
-    _, welcome, _ = connect(core, "wok-1", protocols=[2, 3], display={"rows": 24}, features=["ready_at_estimate"])
+    _, welcome, _ = connect(core, "wok-1", protocols=[2, 4], display={"rows": 24}, features=["ready_at_estimate"])
     assert welcome["protocol"] == 2 and welcome["device"] == "wok-1"
 
 
@@ -243,14 +243,14 @@ async def _raw(url: str, hello: dict[str, Any]) -> tuple[list[dict[str, Any]], i
 async def test_negotiation_on_a_real_hub(hub: HubServer, config: StoreConfig, connect: ClientFactory) -> None:
     old, _, _ = await _raw(hub.url, hello_frame(config, "wok-1"))
     assert old[0]["type"] == "welcome" and old[0]["protocol"] == 1
-    new, _, _ = await _raw(hub.url, hello_frame(config, "wok-1", protocols=[1, 2, 3], shiny="ignored"))
-    assert new[0]["type"] == "welcome" and new[0]["protocol"] == 2
-    refused, code, reason = await _raw(hub.url, hello_frame(config, "wok-1", protocols=[3]))
+    new, _, _ = await _raw(hub.url, hello_frame(config, "wok-1", protocols=[1, 2, 3, 4], shiny="ignored"))
+    assert new[0]["type"] == "welcome" and new[0]["protocol"] == 3
+    refused, code, reason = await _raw(hub.url, hello_frame(config, "wok-1", protocols=[4]))
     assert code == 4000 and refused[0]["code"] == "bad_hello"
-    assert "this hub speaks 1, 2" in refused[0]["message"] and "1, 2" in reason
+    assert "this hub speaks 1, 2, 3" in refused[0]["message"] and "1, 2, 3" in reason
     # The real client states every version it speaks and gets the newest.
     client: HubClient = await connect("app-backend")
-    assert client.protocol == 2 == client.welcome.protocol if client.welcome else False
+    assert client.protocol == 3 == client.welcome.protocol if client.welcome else False
 
 
 @pytest.mark.parametrize("db_path", ["sqlite"], indirect=True)

@@ -115,6 +115,8 @@ def frame_for(kind: str, f: Floor, device: str) -> dict[str, Any]:
     frames: dict[str, dict[str, Any]] = {
         "order.submit": {"order": shelf_order(f"by-{device}")},
         "order.quote": {"order": shelf_order(f"quote-{device}")},
+        "order.hold": {"order_id": f.fresh},
+        "order.fire": {"order_id": f.fresh},
         "order.cancel": {"order_id": f.fresh, "reason": "customer left"},
         "order.amend": {"order_id": f.fresh, "note": "extra napkins"},
         "ticket.start": {"ticket_id": f"{f.fresh}/{station}"},
@@ -148,6 +150,8 @@ async def test_role_matrix(device: str, kind: str, floor: Floor) -> None:
             assert isinstance(answer, ClosedOrders) and isinstance(answer.orders, list), answer
         elif kind == "order.quote":  # a read: when the order would be ready
             assert isinstance(answer, OrderQuoted) and answer.stations, answer
+        elif kind == "order.fire":  # the order's tickets are at their stations already: nothing to do
+            assert isinstance(answer, Ack) and answer.seq is None, answer
         elif kind not in ("ping", "print.request"):  # a print request makes a print job, not an event
             assert isinstance(answer, OrderAccepted) or (isinstance(answer, Ack) and answer.seq is not None), answer
     else:

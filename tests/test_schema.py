@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 import typing
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -221,6 +222,20 @@ async def _play(server: HubServer, connect: Any, config: StoreConfig) -> list[di
     await ok(wok, {"type": "ticket.bump", "ticket_id": f"{s}/wok"})
     await ok(counter, {"type": "order.call", "order_id": s})
     await ok(counter, {"type": "print.request", "order_id": s, "layout": "pickup_slip"})
+    # An order for two hours later: held, then fired by hand (protocol 3 kinds and statuses).
+    later_at = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    later = (
+        await kiosk.request(
+            {
+                "type": "order.submit",
+                "order": app_order("rt-later", channel="kiosk", fulfilment={"type": "pickup", "at": later_at}),
+            },
+            expect=OrderAccepted,
+        )
+    ).order_id
+    await ok(counter, {"type": "order.hold", "order_id": later})
+    await ok(wok, {"type": "order.fire", "order_id": later})
+    await ok(counter, {"type": "order.fire", "order_id": later})
     # The spooler's path for a printer in trouble and back (no printer runs in this test).
     server.printer_status("wok-printer", PrinterState.PAPER_OUT, "Wok station printer is out of paper")
     server.printer_status("wok-printer", PrinterState.OK, "Wok station printer is back")

@@ -516,7 +516,7 @@ const flows = [
       // Docs, "Connecting": a wrong token gets unauthorized and close 4001; no version in common, bad_hello and 4000.
       const cases = [
         [{ token: `${args.token}-wrong` }, "unauthorized", ["token"], 4001],
-        [{ protocols: [3] }, "bad_hello", ["protocols"], 4000],
+        [{ protocols: [99] }, "bad_hello", ["protocols"], 4000],
       ];
       for (const [change, code, loc, closeCode] of cases) {
         const conn = new Conn(`hello ${code}`, args.url);
