@@ -497,7 +497,7 @@ class Timing(_Strict):
     fire_by_prep: bool = False
     """Fire each station's part of an order so that all its parts finish together (the slowest at once, the others
     later by the difference, the queue at each station counted); false: every part goes to its station at once. Off
-    by default while the station screens do not yet show a waiting part apart (with when it fires)."""
+    by default: a store turns it on (its tickets then print as each part fires, not as the order comes)."""
     fire_soon_s: int = Field(default=60, ge=0, le=3600)
     """A part of an order due to fire within this many seconds (fire by prep time) goes to its station at once."""
     schedule_ahead_s: int = Field(default=1200, ge=0, le=24 * 3600)

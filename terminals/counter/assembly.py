@@ -12,6 +12,7 @@ Warnings, from the store's own thresholds (`welcome.store`):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import IntEnum
@@ -61,14 +62,22 @@ class StationProgress:
     """The ticket's state: new, started, done."""
     level: Level
     """WARN / LATE when the ticket has been open longer than the station's thresholds."""
+    fire_at: datetime | None = None
+    """Not at its station yet: when it will be (an order for later, a part fired by prep time)."""
+    held: bool = False
+    """Not at its station yet: held until fired by hand."""
 
     @property
     def finished(self) -> bool:
         """The station's part is done."""
         return self.state is TicketState.DONE
 
-    def label(self) -> str:
-        """`seafood ✓` or `wok 1/2`."""
+    def label(self, local: Callable[[datetime], str] | None = None) -> str:
+        """`seafood ✓` or `wok 1/2`; `wok ⏸ held`, or `wok ⏱ 18:22` (`local` writes the time) while it waits."""
+        if self.held:
+            return f"{self.station} ⏸ held"
+        if self.fire_at is not None:
+            return f"{self.station} ⏱ {local(self.fire_at) if local else self.fire_at.strftime('%H:%M')}"
         return f"{self.station} ✓" if self.finished else f"{self.station} {self.done}/{self.total}"
 
 
@@ -155,14 +164,25 @@ def station_progress(order: OrderView, store: StoreView | None, now: datetime) -
         live = [items[i] for i in t.items if i in items and not items[i].removed]
         done = sum(1 for i in live if i.done_at is not None)
         level = Level.OK
-        if t.state is not TicketState.DONE and order.status not in CLOSED:
+        waiting = t.state is TicketState.NEW and (t.fire_at is not None or t.held)
+        if t.state is not TicketState.DONE and order.status not in CLOSED and not waiting:
             warn_s, late_s = limits.get(t.station, (None, None))
-            open_s = (now - t.created_at).total_seconds()
+            open_s = (now - (t.fired_at or t.created_at)).total_seconds()
             if late_s is not None and open_s > late_s:
                 level = Level.LATE
             elif warn_s is not None and open_s > warn_s:
                 level = Level.WARN
-        out.append(StationProgress(t.station, done, len(live), t.state, level))
+        out.append(
+            StationProgress(
+                t.station,
+                done,
+                len(live),
+                t.state,
+                level,
+                fire_at=t.fire_at if waiting else None,
+                held=t.held and waiting,
+            )
+        )
     return out
 
 

@@ -193,7 +193,9 @@ class ExpoScreen(Screen[None]):
             if k:
                 stations.append("  ")
             style = "green" if s.finished else LEVEL_STYLE[s.level]
-            label = s.label().replace(s.station, self.ctx.station_name(s.station), 1)
+            label = s.label(self.ctx.local).replace(s.station, self.ctx.station_name(s.station), 1)
+            if s.held:
+                label = label.replace("held", w("held"))
             stations.append(label, style="dim" if row.closed else style)
         level = LEVEL_STYLE[row.level]
         cells = [number, Text(self._for(o, short=True), style="dim" if row.closed else ""), status, stations]

@@ -116,6 +116,7 @@ WORDS = Words(
         # expo: alerts (`Assembly.said`) and times
         "LATE {clock}": "超时 {clock}",
         "WILL MISS DUE": "赶不上送达",
+        "held": "暂缓",
         "{station} late": "{station}超时",
         "{station} slow": "{station}偏慢",
         "waiting {clock}": "已等 {clock}",

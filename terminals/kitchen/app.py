@@ -338,6 +338,7 @@ class KitchenApp(App[int]):
             help_key=label(k["help"][:1]),
             hints=hints,
             speech=w,
+            scheduled=self.state.scheduled(self.client.book.orders.values()),
         )
         screen = self.screen
         if isinstance(screen, AllDayScreen):

@@ -7,7 +7,7 @@ from datetime import datetime, tzinfo
 from textual.content import Content
 from textual.widgets import Static
 
-from terminals.kitchen.model import Entry, StationInfo, Timing, clock
+from terminals.kitchen.model import Entry, Order, StationInfo, Ticket, Timing, clock
 from terminals.kitchen.words import ENGLISH, Speech
 
 
@@ -54,6 +54,7 @@ class StationHeader(Static):
         help_key: str,
         hints: str,
         speech: Speech = ENGLISH,
+        scheduled: list[tuple[Order, Ticket]] | None = None,
     ) -> None:
         """Draw the line."""
         w = speech
@@ -73,6 +74,18 @@ class StationHeader(Static):
             parts.append((7, Content.styled(f" · {w('{n} RUSH', n=rush)}", "bold")))
         if cancelled:
             parts.append((5, Content.styled(f" · {w('{n} CANCELLED', n=cancelled)}", "bold")))
+        if scheduled:
+            # Tickets not here yet (orders for later, parts that fire by prep time): how many, and the next to come.
+            timed = [(o, t) for o, t in scheduled if not t.held and t.fire_at is not None]
+            held = len(scheduled) - len(timed)
+            parts.append((5, Content(f" · {w('{n} scheduled', n=len(timed))}") if timed else Content("")))
+            if timed:
+                o, t = timed[0]
+                assert t.fire_at is not None
+                at = t.fire_at.astimezone(tz)
+                parts.append((9, Content(f" ({w('next {number} at {time}', number=o.number, time=f'{at:%H:%M}')})")))
+            if held:
+                parts.append((9, Content(f" · {w('{n} held', n=held)}")))
         if pages > 1:
             parts.append((1, Content(f"  {w('page {page}/{pages}', page=page + 1, pages=pages)}")))
             if before:

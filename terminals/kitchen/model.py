@@ -95,7 +95,7 @@ def clock(order: Order, ticket: Ticket, station: StationInfo, now: datetime) -> 
     A delivery turns to warning when less time is left before its due time than the station's gap between its
     warning and late thresholds (the time the station reckons it needs to catch up).
     """
-    age = (now - ticket.created_at).total_seconds()
+    age = (now - (ticket.fired_at or ticket.created_at)).total_seconds()  # since it reached the station
     timing = Timing.LATE if age >= station.late_after_s else Timing.WARNING if age >= station.warn_after_s else None
     late_in = station.late_after_s - age
     due_left: float | None = None
@@ -262,9 +262,10 @@ class Entry:
 
 
 def board_order(e: Entry) -> tuple[int, int, float, str]:
-    """Unacknowledged cancellations first (stop cooking!), then rush, then oldest first (a timestamp: floats sort
-    faster than aware datetimes)."""
-    return (0 if e.needs_ack else 1, 0 if e.rush else 1, e.ticket.created_at.timestamp(), e.number)
+    """Unacknowledged cancellations first (stop cooking!), then rush, then the longest at the station first (since
+    it came, or was fired; a timestamp: floats sort faster than aware datetimes)."""
+    came = e.ticket.fired_at or e.ticket.created_at
+    return (0 if e.needs_ack else 1, 0 if e.rush else 1, came.timestamp(), e.number)
 
 
 @dataclass(slots=True)
@@ -287,8 +288,8 @@ class StationState:
 
     def __init__(self, station: str, *, acknowledged: Iterable[str] = ()) -> None:
         self.station = station
-        self.seen: dict[str, tuple[TicketState, datetime | None]] = {}
-        """Ticket id → (state, amended_at) as last observed."""
+        self.seen: dict[str, tuple[TicketState, datetime | None, bool]] = {}
+        """Ticket id → (state, amended_at, waiting to be fired) as last observed."""
         self.arrived: dict[str, datetime] = {}
         self.acknowledged: set[str] = set(acknowledged)
         self.pending = Pending()
@@ -304,14 +305,16 @@ class StationState:
         """Compare these orders' tickets with what was seen before; `quiet` (the first snapshot) marks nothing."""
         ch = Changes()
         for _o, t in self.tickets(orders):
-            tid, state, amended = t.id, t.state, t.amended_at
+            tid, state, amended, waiting = t.id, t.state, t.amended_at, t.fire_at is not None or t.held
             prev = self.seen.get(tid)
-            self.seen[tid] = (state, amended)
-            if quiet or prev == (state, amended):
+            self.seen[tid] = (state, amended, waiting)
+            if quiet or prev == (state, amended, waiting):
                 continue
+            if waiting:
+                continue  # not at this station yet (scheduled, or held): it rings when it is fired
             was_active = prev is not None and prev[0] in ACTIVE
             if state in ACTIVE:
-                if prev is None:
+                if prev is None or prev[2]:  # new here, or fired now
                     ch.arrived.append(tid)
                     self.arrived[tid] = now
                 elif amended != prev[1]:
@@ -356,11 +359,24 @@ class StationState:
                 continue
             if t.state is TicketState.DONE and not self.pending.actions:
                 continue
+            if t.state is TicketState.NEW and (t.fire_at is not None or t.held):
+                continue  # waiting to be fired: in `scheduled`, not on the board
             e = self.entry(o, t, now)
             if e.state in ACTIVE or e.needs_ack:
                 out.append(e)
         out.sort(key=board_order)
         return out
+
+    def scheduled(self, orders: Iterable[Order]) -> list[tuple[Order, Ticket]]:
+        """This station's tickets waiting to be fired (orders for later, parts fired by prep time, held ones): the
+        next to fire first, the held ones last."""
+        waiting = [
+            (o, t)
+            for o, t in self.tickets(orders)
+            if t.state is TicketState.NEW and (t.fire_at is not None or t.held) and o.cancelled_at is None
+        ]
+        waiting.sort(key=lambda p: (p[1].held, p[1].fire_at or p[0].created_at, p[0].number))
+        return waiting
 
     def recall_list(self, orders: Iterable[Order], now: datetime) -> list[Entry]:
         """Tickets bumped in the last `RECALL_WINDOW`, the latest first."""

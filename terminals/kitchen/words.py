@@ -52,6 +52,9 @@ WORDS = Words(
         "continues": "接下页",
         # header
         "{n} open": "{n} 单待做",
+        "{n} scheduled": "{n} 单预约",
+        "next {number} at {time}": "下一单 {number} {time} 开做",
+        "{n} held": "{n} 单暂缓",
         "{n} LATE": "{n} 单超时",
         "{n} RUSH": "{n} 单加急",
         "{n} CANCELLED": "{n} 单已取消",

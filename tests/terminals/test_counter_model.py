@@ -274,6 +274,19 @@ def test_deliveries_count_down_and_warn_when_the_kitchen_will_miss_them(config: 
     assert clock(timedelta(seconds=-75)) == "1:15" and clock(timedelta(hours=1, minutes=5)) == "1:05 h"
 
 
+def test_a_part_waiting_to_be_fired_shows_when_it_fires_and_is_never_late(
+    config: StoreConfig, store: StoreView
+) -> None:
+    st = _Store(config)
+    doc, now = st.order("lobster"), st.clock.now
+    fire_at = now + timedelta(hours=2)
+    tickets = [t.model_copy(update={"fire_at": fire_at} if t.station == "wok" else {"held": True}) for t in doc.tickets]
+    waiting = doc.model_copy(update={"tickets": tickets})
+    row = assemble(waiting, store, now + timedelta(hours=1))  # an hour: late for any station at work
+    assert [s.label(lambda t: f"{t:%H:%M}") for s in row.stations] == [f"wok ⏱ {fire_at:%H:%M}", "cold ⏸ held"]
+    assert row.alerts == () and all(s.level is Level.OK for s in row.stations)
+
+
 def test_ready_orders_on_top_closed_ones_at_the_bottom_for_half_an_hour(config: StoreConfig, store: StoreView) -> None:
     st = _Store(config)
     ids = st.ids

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -506,3 +506,23 @@ def test_printer_alerts_take_at_most_three_lines_the_stations_own_printer_first(
     assert lines[0].startswith("⚠ 打印机 wok-printer: 缺纸"), "the station's own printer first, in Chinese"
     assert lines[2].startswith("⚠ 另有 3 台打印机") and all(p in lines[2] for p in others[1:])
     assert not alert.apply(printer_status("bar-printer", ["bar"], ok=True, state="ok"))
+
+
+async def test_an_order_for_later_waits_off_the_board_until_the_counter_fires_it(
+    config: StoreConfig, hub: HubServer, connect: ClientFactory
+) -> None:
+    kiosk, counter = await connect("kiosk-1"), await connect("counter-1")
+    wok = kitchen(config, hub.url, "wok-1")
+    async with running(wok):
+        at = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=3)
+        later = await submit(kiosk, wok_order("k-later", fulfilment={"type": "pickup", "at": at.isoformat()}))
+        now = await submit(kiosk, wok_order("k-now"))
+        await until(lambda: numbers(wok) == [now.number], what="only the order for now on the board")
+        header = str(wok.query_one("#header").render())
+        fire_at = hub.hub.orders[later.order_id].by_station["wok"].fire_at
+        assert fire_at is not None
+        assert f"1 scheduled (next {later.number} at {fire_at.astimezone(wok.tz):%H:%M})" in header, header
+        bells = wok.bells
+        await counter.request({"type": "order.fire", "order_id": later.order_id}, expect=Ack)
+        await until(lambda: numbers(wok) == [now.number, later.number], what="the fired order on the board")
+        assert wok.bells > bells and "scheduled" not in str(wok.query_one("#header").render())

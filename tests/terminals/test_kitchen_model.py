@@ -203,6 +203,27 @@ def test_observe_tells_new_amended_cancelled_and_recalled_tickets() -> None:
     assert ch.cancelled == [f"{b.id}/wok"] and ch.ring
 
 
+def test_a_ticket_waiting_to_be_fired_is_off_the_board_and_rings_when_it_comes() -> None:
+    s = StationState("wok")
+    fire_at = NOW + timedelta(minutes=20)
+    later = with_wok(order("K003", 0, [item("1")]), fire_at=fire_at)
+    held = with_wok(order("K004", 0, [item("1")]), held=True)
+    soon = with_wok(order("K005", 0, [item("1")]), fire_at=NOW + timedelta(minutes=5))
+    ch = s.observe([later, held, soon], NOW)
+    assert not ch.ring and ch.arrived == []
+    assert s.entries([later, held, soon], NOW) == []
+    assert [o.number for o, _t in s.scheduled([later, held, soon])] == ["K005", "K003", "K004"]
+    # Fired 20 minutes after it was made: it arrives now, rings, and its age counts from now.
+    fired = with_wok(later, fire_at=None, fired_at=fire_at)
+    at = fire_at + timedelta(seconds=30)
+    ch = s.observe([fired, held, soon], at)
+    assert ch.arrived == [f"{fired.id}/wok"] and ch.ring
+    [e] = s.entries([fired, held, soon], at)
+    assert e.number == "K003" and e.fresh
+    assert clock(fired, wok_ticket(fired), WOK, at).age_s == 30
+    assert [o.number for o, _t in s.scheduled([fired, held, soon])] == ["K005", "K004"]
+
+
 def test_all_day_totals_per_dish_and_method() -> None:
     lobster = {"sku": "LOB-AUS", "cook": "ginger_scallion", "cook_name": "Ginger and scallion"}
     orders = [
