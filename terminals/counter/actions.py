@@ -32,6 +32,16 @@ def handover(order_id: str, to: str) -> dict[str, Any]:
     return {"type": "order.handover", "order_id": order_id, "to": to}
 
 
+def fire(order_id: str) -> dict[str, Any]:
+    """`order.fire`: send the order's waiting parts to their stations now."""
+    return {"type": "order.fire", "order_id": order_id}
+
+
+def hold(order_id: str) -> dict[str, Any]:
+    """`order.hold`: keep the order's parts not started from their stations until they are fired by hand."""
+    return {"type": "order.hold", "order_id": order_id}
+
+
 def recall(order_id: str) -> dict[str, Any]:
     """`order.recall`: take back an order handed over by mistake."""
     return {"type": "order.recall", "order_id": order_id}

@@ -23,7 +23,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from kds.client import LinkState
-from kds.protocol import Delivery, DineIn, Error, OrderStatus, OrderView, Priority
+from kds.protocol import Delivery, DineIn, Error, OrderStatus, OrderView, Priority, TicketState
 from kds.wire import Answer
 from terminals.connection import ConnectionBar, OfflineBanner
 from terminals.counter import actions
@@ -64,6 +64,8 @@ class ExpoScreen(Screen[None]):
         Binding("h", "handover", "Hand over"),
         Binding("r", "recall", "Recall"),
         Binding("p", "reprint", "Print"),
+        Binding("f", "fire", "Fire now"),
+        Binding("w", "hold", "Hold"),
     ]
 
     class Answered(Message):
@@ -186,6 +188,8 @@ class ExpoScreen(Screen[None]):
             status = Text(f"→ {w(o.handed_over_to.value if o.handed_over_to else 'handed_over')}", style="dim")
         elif row.status is OrderStatus.CANCELLED:
             status = Text(w("cancelled"), style="dim strike")
+        elif o.schedule is not None and o.schedule.fired_at is None and row.status is OrderStatus.ACCEPTED:
+            status = Text(w("scheduled"), style="italic")
         else:
             status = Text(w(row.status.value))
         stations = Text()
@@ -326,7 +330,14 @@ class ExpoScreen(Screen[None]):
             if event.what.startswith("hand over to "):
                 done = w("handed over to the {to}").format(to=w(event.what.removeprefix("hand over to ")))
             else:
-                done = w({"call": "called", "recall": "recalled: back to READY"}.get(event.what, event.what))
+                done = w(
+                    {
+                        "call": "called",
+                        "recall": "recalled: back to READY",
+                        "fire": "fired: at its stations now",
+                        "hold": "held until fired (f)",
+                    }.get(event.what, event.what)
+                )
             self._say(f"[b $success]✓[/] {event.number} {done}")
         self.refresh_orders()
 
@@ -370,6 +381,26 @@ class ExpoScreen(Screen[None]):
                 what=self._act(what), number=row.number, state=escape(state)
             )
         )
+
+    def action_fire(self) -> None:
+        """f: send the selected order's waiting parts (for later, by prep time, or held) to their stations now."""
+        row = self._need("fire")
+        if row is None:
+            return
+        if not any(s.fire_at is not None or s.held for s in row.stations):
+            self._say(self.ctx.w("{number}: nothing of it waits to be fired.").format(number=row.number))
+            return
+        self._send(row, "fire", actions.fire(row.id))
+
+    def action_hold(self) -> None:
+        """w: keep the selected order's parts not started from their stations until they are fired by hand (f)."""
+        row = self._need("hold")
+        if row is None:
+            return
+        if row.closed or not any(s.state is TicketState.NEW for s in row.stations):
+            self._say(self.ctx.w("{number}: nothing of it is left to hold.").format(number=row.number))
+            return
+        self._send(row, "hold", actions.hold(row.id))
 
     def action_recall(self) -> None:
         """r: take back an order handed over by mistake (READY again)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -367,3 +368,37 @@ async def test_after_a_fresh_welcome_the_expo_fetches_the_closed_orders_its_snap
         assert len(snapshot) == hub.limits.snapshot_closed, "the snapshot holds only the last few closed orders"
         await until(lambda: set(closed) <= set(app.client.book.orders), what="the closed orders fetched")
         await until(lambda: len([r for r in app.expo.rows if r.closed]) == len(closed), what="listed as closed")
+
+
+async def test_an_order_for_later_is_held_and_fired_from_the_keys(
+    hub: HubServer, connect: ClientFactory, tmp_path: Path
+) -> None:
+    kiosk = await connect("kiosk-1")
+    at = (datetime.now(UTC) + timedelta(hours=3)).replace(microsecond=0).isoformat()
+    order = {
+        "key": "counter-later",
+        "channel": "kiosk",
+        "fulfilment": {"type": "pickup", "at": at},
+        "items": [{"sku": "WOK-FRIEDRICE"}, {"sku": "BAR-MILKTEA"}],
+    }
+    later = await kiosk.request({"type": "order.submit", "order": order}, expect=OrderAccepted)
+    app = counter_app(hub.url, tmp_path, view="expo")
+    async with app.run_test(size=(160, 36)) as pilot:
+        await ready(pilot, app)
+        expo = app.expo
+        await until(lambda: [r.number for r in expo.rows] == [later.number], what="the order for later listed")
+        table = expo.query_one("#orders", DataTable)
+        assert str(table.get_row_at(0)[2]) == "scheduled"
+        assert all(s.fire_at is not None for s in expo.rows[0].stations)
+
+        await pilot.press("w")
+        await until(lambda: all(s.held for s in expo.rows[0].stations), what="held")
+        assert "held until fired" in expo.last_message
+        assert all(t.held for t in hub.hub.orders[later.order_id].tickets)
+
+        await pilot.press("f")
+        await until(lambda: not any(s.held or s.fire_at for s in expo.rows[0].stations), what="fired")
+        assert "fired" in expo.last_message
+        assert all(t.fired_at is not None and not t.waiting for t in hub.hub.orders[later.order_id].tickets)
+        await pilot.press("f")  # nothing waits any more: said, nothing sent
+        await until(lambda: "nothing of it waits" in expo.last_message, what="said")
