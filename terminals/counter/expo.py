@@ -188,8 +188,8 @@ class ExpoScreen(Screen[None]):
             status = Text(f"→ {w(o.handed_over_to.value if o.handed_over_to else 'handed_over')}", style="dim")
         elif row.status is OrderStatus.CANCELLED:
             status = Text(w("cancelled"), style="dim strike")
-        elif o.schedule is not None and o.schedule.fired_at is None and row.status is OrderStatus.ACCEPTED:
-            status = Text(w("scheduled"), style="italic")
+        elif o.schedule is not None and row.status is OrderStatus.ACCEPTED:
+            status = Text(w("fired" if o.schedule.fired_at else "scheduled"), style="italic")
         else:
             status = Text(w(row.status.value))
         stations = Text()

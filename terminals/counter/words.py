@@ -118,6 +118,7 @@ WORDS = Words(
         "WILL MISS DUE": "赶不上送达",
         "held": "暂缓",
         "scheduled": "预约",
+        "fired": "已开做",
         "fire": "开做",
         "hold": "暂缓",
         "fired: at its stations now": "已开做:已到各档口",

@@ -399,6 +399,7 @@ async def test_an_order_for_later_is_held_and_fired_from_the_keys(
         await pilot.press("f")
         await until(lambda: not any(s.held or s.fire_at for s in expo.rows[0].stations), what="fired")
         assert "fired" in expo.last_message
+        await until(lambda: str(table.get_row_at(0)[2]) == "fired", what="fired, not started yet")
         assert all(t.fired_at is not None and not t.waiting for t in hub.hub.orders[later.order_id].tickets)
         await pilot.press("f")  # nothing waits any more: said, nothing sent
         await until(lambda: "nothing of it waits" in expo.last_message, what="said")
