@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint bench bench-terminal bench-cluster bench-failover bench-reliability bench-soak serve simulate clean
+.PHONY: demo test lint bench bench-terminal bench-cluster bench-failover bench-reliability bench-soak bench-timing serve simulate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,12 @@ bench-reliability: $(STAMP)
 # 30 minutes at 20 orders/s with handovers: the hub's memory must level off (MINUTES=5 for a shorter look).
 bench-soak: $(STAMP)
 	$(BIN)/python bench/soak.py --minutes $(or $(MINUTES),30)
+
+# A simulated day of the sample store in virtual time: how far the ready-time estimates were from the real ready times,
+# deliveries missed, with fire by prep time off and on (issue 14; a table, JSON and var/bench-timing.png).
+bench-timing: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python bench/timing.py
 
 # The kitchen screen under the rush: a burst into 300 open tickets, key to repaint, RSS (docs/performance.md).
 bench-terminal: $(STAMP)

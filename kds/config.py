@@ -503,6 +503,9 @@ class Timing(_Strict):
     schedule_ahead_s: int = Field(default=1200, ge=0, le=24 * 3600)
     """An order wanted later (a pickup's `at`, a delivery's `due`) waits in the scheduled list when it would fire
     more than this many seconds from now; sooner, it goes to the kitchen at once (a 30-minute delivery starts now)."""
+    schedule_slack_s: int = Field(default=300, ge=0, le=3600)
+    """An order for later aims to be ready this long before it is wanted (an estimate is not exact: aiming at the
+    very minute would make half of them late)."""
     rider_margin_s: int = Field(default=600, ge=0, le=3 * 3600)
     """A delivery must be ready this long before its `due` (the rider's way): what a scheduled delivery aims at."""
 

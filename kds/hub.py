@@ -1139,7 +1139,7 @@ class OrderHub:
         fire, done = self.load.plan(
             order,
             now,
-            wanted=wanted,
+            wanted=wanted - timedelta(seconds=timing.schedule_slack_s) if wanted is not None else None,
             by_prep=timing.fire_by_prep,
             soon_s=float(timing.fire_soon_s),
             ahead_s=float(timing.schedule_ahead_s),

@@ -65,13 +65,15 @@ def test_an_order_for_later_waits_and_fires_when_its_slowest_part_must_start(con
     r = core.submit("kiosk-1", pickup("later", wanted, *THREE))
     oid = r["order_id"]
     order = core.order(oid)
-    # Without fire by prep time every part goes when the slowest must: 480 s before it is wanted.
-    fire_at = wanted - timedelta(seconds=480)
+    # Without fire by prep time every part goes when the slowest must: 480 s before it aims to be ready, the slack
+    # before it is wanted.
+    aim = wanted - timedelta(seconds=config.timing.schedule_slack_s)
+    fire_at = aim - timedelta(seconds=480)
     assert {s: t.get("fire_at") for s, t in tickets(core, oid).items()} == dict.fromkeys(
         ("wok", "bar", "cold"), fire_at.isoformat()
     )
     assert order["schedule"] == {"wanted_at": wanted.isoformat()}
-    assert r["ready_at_estimate"] == wanted.isoformat() == order["ready_at_estimate"]
+    assert r["ready_at_estimate"] == aim.isoformat() == order["ready_at_estimate"]
     assert core.decisions[-1].jobs == []  # nothing prints before it fires
     assert core.hub.due == {oid: fire_at}
     # Nothing fires early.
@@ -195,8 +197,9 @@ async def test_a_real_hub_fires_on_its_own_also_after_a_restart(
     again = await start()
     wok = await devices.connect(again.url, "wok-1")
     assert wok.protocol == 3
-    assert wok.book.orders[acc.order_id].tickets[0].fire_at == wanted - timedelta(seconds=480)
-    clock.t = wanted - timedelta(seconds=480)  # its time: the hub's next tick fires it
+    fire_at = wanted - timedelta(seconds=config.timing.schedule_slack_s + 480)
+    assert wok.book.orders[acc.order_id].tickets[0].fire_at == fire_at
+    clock.t = fire_at  # its time: the hub's next tick fires it
 
     def fired() -> bool:
         return all(t.fire_at is None and t.fired_at is not None for t in wok.book.orders[acc.order_id].tickets)
