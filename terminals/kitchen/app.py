@@ -483,6 +483,18 @@ class KitchenApp(App[int]):
             self._save_acks()
             self.redraw()
 
+    def action_fire(self) -> None:
+        """Fire the station's next waiting ticket (an order for later, a part fired by prep time, a held one)."""
+        waiting = self.state.scheduled(self.client.book.orders.values())
+        if waiting:
+            self.client.enqueue({"type": "order.fire", "order_id": waiting[0][0].id})
+
+    def action_hold(self) -> None:
+        """Hold the selected ticket, not started yet: it leaves the board until it is fired."""
+        e = self.selected_entry
+        if e is not None and e.state == "new" and not e.needs_ack:
+            self.client.enqueue({"type": "order.hold", "order_id": e.order.id})
+
     def action_recall(self) -> None:
         """Open the recall list."""
         now = self.now()

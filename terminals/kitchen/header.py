@@ -7,7 +7,7 @@ from datetime import datetime, tzinfo
 from textual.content import Content
 from textual.widgets import Static
 
-from terminals.kitchen.model import Entry, Order, StationInfo, Ticket, Timing, clock
+from terminals.kitchen.model import Entry, Order, StationInfo, Ticket, Timing, clock, mmss
 from terminals.kitchen.words import ENGLISH, Speech
 
 
@@ -83,7 +83,15 @@ class StationHeader(Static):
                 o, t = timed[0]
                 assert t.fire_at is not None
                 at = t.fire_at.astimezone(tz)
-                parts.append((9, Content(f" ({w('next {number} at {time}', number=o.number, time=f'{at:%H:%M}')})")))
+                left = mmss(max(0.0, (t.fire_at - now).total_seconds()))
+                parts.append(
+                    (
+                        9,
+                        Content(
+                            f" ({w('next {number} at {time}, in {t}', number=o.number, time=f'{at:%H:%M}', t=left)})"
+                        ),
+                    )
+                )
             if held:
                 parts.append((9, Content(f" · {w('{n} held', n=held)}")))
         if pages > 1:

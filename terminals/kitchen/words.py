@@ -53,7 +53,7 @@ WORDS = Words(
         # header
         "{n} open": "{n} 单待做",
         "{n} scheduled": "{n} 单预约",
-        "next {number} at {time}": "下一单 {number} {time} 开做",
+        "next {number} at {time}, in {t}": "下一单 {number} {time} 开做, 还有 {t}",
         "{n} held": "{n} 单暂缓",
         "{n} LATE": "{n} 单超时",
         "{n} RUSH": "{n} 单加急",
@@ -91,6 +91,8 @@ WORDS = Words(
         "select ticket {n} of the page": "选本页第 {n} 单",
         "select ticket 1…9 of the page (the number on the card)": "选本页第 1…9 单 (卡片上的编号)",
         "this help (open / close)": "帮助 (打开 / 关闭)",
+        "fire the next ticket waiting for later (scheduled or held): make it now": "预约或暂缓的下一单: 立即开做",
+        "hold the selected ticket (not started): it waits until fired (F)": "暂缓所选的单 (未开始): 按 F 再开做",
         "close the list or overlay": "关闭列表或窗口",
         "quit the screen": "退出",
         "{a} or {b}: close · keys are set per device in config/store.toml (keymap)": (

@@ -513,7 +513,7 @@ async def test_an_order_for_later_waits_off_the_board_until_the_counter_fires_it
 ) -> None:
     kiosk, counter = await connect("kiosk-1"), await connect("counter-1")
     wok = kitchen(config, hub.url, "wok-1")
-    async with running(wok):
+    async with running(wok) as pilot:
         at = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=3)
         later = await submit(kiosk, wok_order("k-later", fulfilment={"type": "pickup", "at": at.isoformat()}))
         now = await submit(kiosk, wok_order("k-now"))
@@ -521,8 +521,16 @@ async def test_an_order_for_later_waits_off_the_board_until_the_counter_fires_it
         header = str(wok.query_one("#header").render())
         fire_at = hub.hub.orders[later.order_id].by_station["wok"].fire_at
         assert fire_at is not None
-        assert f"1 scheduled (next {later.number} at {fire_at.astimezone(wok.tz):%H:%M})" in header, header
+        assert f"1 scheduled (next {later.number} at {fire_at.astimezone(wok.tz):%H:%M}, in " in header, header
         bells = wok.bells
         await counter.request({"type": "order.fire", "order_id": later.order_id}, expect=Ack)
         await until(lambda: numbers(wok) == [now.number, later.number], what="the fired order on the board")
         assert wok.bells > bells and "scheduled" not in str(wok.query_one("#header").render())
+        # The cook holds the selected one (the order for now, first), then fires it again (F: the next waiting).
+        await pilot.press("h")
+        await until(lambda: numbers(wok) == [later.number], what="held off the board")
+        assert "1 held" in str(wok.query_one("#header").render())
+        assert hub.hub.orders[now.order_id].by_station["wok"].held
+        await pilot.press("f")
+        await until(lambda: set(numbers(wok)) == {now.number, later.number}, what="fired again")
+        assert not hub.hub.orders[now.order_id].by_station["wok"].waiting
