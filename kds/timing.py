@@ -11,6 +11,9 @@
   kept up to date as orders change (`track`, one order at a time, so it costs nothing per order already there).
   The station works on `cooks` tickets at once (`[[stations]] cooks`, else the number of its screens connected,
   at least one).
+- **Plans** (`KitchenLoad.plan`). When each part of a new order goes to its station: all at once, or, for an order
+  wanted later, when it must to be ready then; with fire by prep time each part when it must to finish with the
+  slowest (its own work and its station's wait counted). A part that waits is not counted in its station's load.
 - **Estimates**. A new ticket at a station is ready when the work ahead of it is done (what waits, and what is left
   of what the cooks are making, shared by the cooks) plus its own work; an order is ready when its last ticket is. A
   waiting ticket's estimate counts the work queued before it; a started one is ready its work after it was started
@@ -322,16 +325,6 @@ class KitchenLoad:
         st = self._stations.get(station)
         cooks = self.cooks(station)
         return st.left(cooks, now) / cooks if st is not None else 0.0
-
-    def quote(self, order: Order, now: datetime) -> dict[str, datetime]:
-        """Each station's ready time for an order not yet counted (a new one, or a quote): after the work there."""
-        out: dict[str, datetime] = {}
-        for t in order.tickets:
-            if t.state is TicketState.CANCELLED:
-                continue
-            work = ticket_work(self.book, order, t, now)
-            out[t.station] = now + timedelta(seconds=self.left(t.station, now) + work)
-        return out
 
     def plan(
         self,

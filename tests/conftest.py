@@ -177,6 +177,14 @@ async def servers() -> AsyncIterator[list[HubServer]]:
             await s.stop()
 
 
+async def clocked_hub(config: StoreConfig, db_path: Path | str, servers: list[HubServer], clock: Any) -> HubServer:
+    """A real hub on 127.0.0.1 (free port) whose clock is `clock` (a test moves it), started, stopped by `servers`."""
+    server = HubServer(OrderHub(config, clock=clock), Store(db_path, store_id=config.store.id), port=0)
+    servers.append(server)
+    await server.start()
+    return server
+
+
 @pytest.fixture
 async def devices(config: StoreConfig) -> AsyncIterator[Devices]:
     """`await devices.connect(url, "wok-1")`, closed after the test."""

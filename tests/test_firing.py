@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from kds.config import StoreConfig
-from kds.hub import OrderHub, Session
+from kds.hub import Session
 from kds.protocol import Ack, EventKind, OrderAccepted, TicketState
 from kds.server import HubServer
-from kds.store import Store
-from tests.conftest import Devices
+from tests.conftest import Devices, clocked_hub
 from tests.support import until
 from tests.test_hub_core import Clock, Core
 
@@ -182,19 +181,13 @@ async def test_a_real_hub_fires_on_its_own_also_after_a_restart(
 ) -> None:
     clock = Clock(NOON)
 
-    async def start() -> HubServer:
-        server = HubServer(OrderHub(config, clock=clock), Store(db_path, store_id=config.store.id), port=0)
-        servers.append(server)
-        await server.start()
-        return server
-
-    server = await start()
+    server = await clocked_hub(config, db_path, servers, clock)
     kiosk = await devices.connect(server.url, "kiosk-1")
     wanted = NOON + timedelta(hours=1)
     acc = await kiosk.request({"type": "order.submit", "order": pickup("r", wanted, *THREE)}, expect=OrderAccepted)
     await server.stop()
 
-    again = await start()
+    again = await clocked_hub(config, db_path, servers, clock)
     wok = await devices.connect(again.url, "wok-1")
     assert wok.protocol == 3
     fire_at = wanted - timedelta(seconds=config.timing.schedule_slack_s + 480)

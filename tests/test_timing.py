@@ -11,12 +11,10 @@ from typing import Any
 import pytest
 
 from kds.config import StoreConfig
-from kds.hub import OrderHub
 from kds.protocol import Error, OrderAccepted, OrderQuoted
 from kds.server import HubServer
-from kds.store import Store
 from kds.timing import PrepBook, PrepSample, trimmed_median
-from tests.conftest import Devices
+from tests.conftest import Devices, clocked_hub
 from tests.test_hub_core import Clock, Core
 
 NOON = datetime(2026, 11, 25, 4, 0, tzinfo=UTC)
@@ -194,13 +192,7 @@ async def test_learned_prep_times_and_estimates_survive_a_restart(
 ) -> None:
     clock = Clock(NOON)
 
-    async def start() -> HubServer:
-        server = HubServer(OrderHub(config, clock=clock), Store(db_path, store_id=config.store.id), port=0)
-        servers.append(server)
-        await server.start()
-        return server
-
-    server = await start()
+    server = await clocked_hub(config, db_path, servers, clock)
     kiosk, bar = await devices.connect(server.url, "kiosk-1"), await devices.connect(server.url, "bar-1")
     for k in range(config.timing.learn_min_samples):
         acc = await kiosk.request({"type": "order.submit", "order": drinks(f"t-{k}")}, expect=OrderAccepted)
@@ -213,7 +205,7 @@ async def test_learned_prep_times_and_estimates_survive_a_restart(
     assert (before.ready_at_estimate - clock.t).total_seconds() == 140.0
     await server.stop()
 
-    again = await start()
+    again = await clocked_hub(config, db_path, servers, clock)
     kiosk2 = await devices.connect(again.url, "kiosk-1")
     after = await kiosk2.request({"type": "order.quote", "order": drinks("q")}, expect=OrderQuoted)
     # The same: 70 s learned (the config's 120 s would make it 240), the waiting order counted again.
