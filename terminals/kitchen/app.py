@@ -40,6 +40,7 @@ from terminals.kitchen.help_screen import HelpScreen
 from terminals.kitchen.model import ACTIVE, Entry, StationInfo, StationState, all_day
 from terminals.kitchen.printer_alert import PrinterAlert
 from terminals.kitchen.recall_screen import RecallScreen
+from terminals.kitchen.scheduled_screen import ScheduledScreen
 from terminals.kitchen.theme import KITCHEN_THEME
 from terminals.kitchen.words import Speech
 
@@ -345,6 +346,8 @@ class KitchenApp(App[int]):
             screen.update_totals(all_day(self.entries), self._open_count())
         elif isinstance(screen, RecallScreen):
             screen.update_entries(self.state.recall_list(self.client.book.orders.values(), now), now)
+        elif isinstance(screen, ScheduledScreen):
+            screen.update_waiting(self.state.scheduled(self.client.book.orders.values()), now)
 
     def _open_count(self) -> int:
         return sum(1 for e in self.entries if e.state in ACTIVE)
@@ -484,10 +487,17 @@ class KitchenApp(App[int]):
             self.redraw()
 
     def action_fire(self) -> None:
-        """Fire the station's next waiting ticket (an order for later, a part fired by prep time, a held one)."""
+        """Open the list of tickets waiting for later (orders for a time, parts fired by prep time, held ones); the
+        one chosen there is fired now."""
         waiting = self.state.scheduled(self.client.book.orders.values())
-        if waiting:
-            self.client.enqueue({"type": "order.fire", "order_id": waiting[0][0].id})
+
+        def fired(order_id: str | None) -> None:
+            if order_id is not None:
+                self.client.enqueue({"type": "order.fire", "order_id": order_id})
+
+        self.push_screen(
+            ScheduledScreen(waiting, now=self.now(), tz=self.tz, keys=self.keys, speech=self.speech), fired
+        )
 
     def action_hold(self) -> None:
         """Hold the selected ticket, not started yet: it leaves the board until it is fired."""

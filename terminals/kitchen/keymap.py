@@ -47,7 +47,9 @@ ACTIONS: tuple[KeyAction, ...] = (
     KeyAction("bump_item", "space", "bump the item under the ▸ cursor"),
     KeyAction("recall", "r", "recall list; in the list, recall the highlighted ticket", (BOARD, LIST)),
     KeyAction("acknowledge", "x", "clear a cancelled ticket (seen)"),
-    KeyAction("fire", "f", "fire the next ticket waiting for later (scheduled or held): make it now"),
+    KeyAction(
+        "fire", "f", "tickets waiting for later (list); in the list, fire the highlighted one now", (BOARD, LIST)
+    ),
     KeyAction("hold", "h", "hold the selected ticket (not started): it waits until fired (F)"),
     KeyAction("all_day", "a", "all-day totals (open / close)", (BOARD, OVERLAY)),
     KeyAction("page_next", "pagedown,n", "next page of tickets"),

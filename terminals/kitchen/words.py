@@ -91,7 +91,16 @@ WORDS = Words(
         "select ticket {n} of the page": "选本页第 {n} 单",
         "select ticket 1…9 of the page (the number on the card)": "选本页第 1…9 单 (卡片上的编号)",
         "this help (open / close)": "帮助 (打开 / 关闭)",
-        "fire the next ticket waiting for later (scheduled or held): make it now": "预约或暂缓的下一单: 立即开做",
+        "tickets waiting for later (list); in the list, fire the highlighted one now": (
+            "预约/暂缓的单 (列表); 列表中: 所选的单立即开做"
+        ),
+        "FOR LATER — tickets waiting to be fired ({n})": "预约 — 等待开做的单 ({n})",
+        "Nothing waits for later.": "没有预约的单。",
+        "held: fires when you fire it": "已暂缓: 按开做才开做",
+        "fires {time}, in {t}": "{time} 开做, 还有 {t}",
+        "{up}/{down} choose · {fire} or Enter: fire it now · {close} close": (
+            "{up}/{down} 选择 · {fire} 或 Enter: 立即开做 · {close} 关闭"
+        ),
         "hold the selected ticket (not started): it waits until fired (F)": "暂缓所选的单 (未开始): 按 F 再开做",
         "close the list or overlay": "关闭列表或窗口",
         "quit the screen": "退出",

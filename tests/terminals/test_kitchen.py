@@ -23,6 +23,7 @@ from terminals.kitchen.app import KitchenApp, create_app
 from terminals.kitchen.board import Board
 from terminals.kitchen.help_screen import HelpScreen
 from terminals.kitchen.recall_screen import RecallScreen
+from terminals.kitchen.scheduled_screen import ScheduledScreen
 from tests.conftest import app_order, shelf_order
 from tests.support import until
 
@@ -531,6 +532,9 @@ async def test_an_order_for_later_waits_off_the_board_until_the_counter_fires_it
         await until(lambda: numbers(wok) == [later.number], what="held off the board")
         assert "1 held" in str(wok.query_one("#header").render())
         assert hub.hub.orders[now.order_id].by_station["wok"].held
-        await pilot.press("f")
+        await pilot.press("f")  # the list of what waits: the held one, then fire it
+        await until(lambda: isinstance(wok.screen, ScheduledScreen), what="the list for later")
+        assert isinstance(wok.screen, ScheduledScreen) and now.number in wok.screen.plain and "held" in wok.screen.plain
+        await pilot.press("enter")
         await until(lambda: set(numbers(wok)) == {now.number, later.number}, what="fired again")
         assert not hub.hub.orders[now.order_id].by_station["wok"].waiting
