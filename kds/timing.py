@@ -171,7 +171,12 @@ def _open_items(order: Order, ticket: Ticket) -> list[Item]:
 
 def ticket_work(book: PrepBook, order: Order, ticket: Ticket, at: datetime) -> float:
     """The work a ticket holds: its slowest item not yet done (a station makes a ticket's items side by side)."""
-    return max((book.item_seconds(it, at) for it in _open_items(order, ticket)), default=0.0)
+    work = 0.0
+    for iid in ticket.items:
+        it = order.item(iid)
+        if it is not None and not it.removed and it.done_at is None:
+            work = max(work, book.seconds(it.station, it.sku, it.cook, at))
+    return work
 
 
 def slowest_item(book: PrepBook, order: Order, ticket: Ticket, at: datetime) -> Item | None:
@@ -235,13 +240,12 @@ class KitchenLoad:
         self._tickets: dict[str, tuple[str, str]] = {}
         """Ticket id → (station, "waiting" or "started"): where the ticket counts now."""
         self._of_order: dict[str, list[str]] = {}
+        self._cooks = {s.id: s.cooks for s in self.config.stations}
 
     def cooks(self, station: str) -> int:
         """Tickets the station works on at once."""
-        st = self.config.station(station)
-        if st is not None and st.cooks is not None:
-            return st.cooks
-        return max(1, self.screens.get(station, 0))
+        fixed = self._cooks.get(station)
+        return fixed if fixed is not None else max(1, self.screens.get(station, 0))
 
     def _station(self, station: str) -> _Station:
         st = self._stations.get(station)
