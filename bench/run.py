@@ -391,6 +391,14 @@ async def run_hub(
             for pid, columns in _printers(config)
             if PRINTING
         ]  # fmt: skip
+        try:
+            for p in ports.values() if PRINTING else ():
+                await _wait_port(p)  # the printers answer before the hub's first look at them (no "offline" at start)
+        except BaseException:
+            for e in emulators:
+                e.kill()
+                e.wait(timeout=10)
+            raise
         port = _free_port()
         path = bench_config(tmp, floor, ports)
         spy = os.environ.get("KDS_BENCH_PROFILE")  # a folder: the hub runs under py-spy, one profile per run
@@ -410,8 +418,6 @@ async def run_hub(
             stdout=subprocess.DEVNULL,
         )  # fmt: skip
         try:
-            for p in ports.values() if PRINTING else ():
-                await _wait_port(p)
             await _wait_port(port)
             result = await drive(
                 f"ws://127.0.0.1:{port}",
