@@ -53,11 +53,6 @@ class Ticket(TicketView):
     recalled_at: HubTime | None = None
     amended_at: HubTime | None = None
 
-    @property
-    def waiting(self) -> bool:
-        """Not yet at its station: due to fire at `fire_at`, or held until fired by hand."""
-        return self.fire_at is not None or self.held
-
 
 def ticket_id(order_id: str, station: str) -> str:
     """Ticket ids name the order and the station: `20261125-A023/wok`."""

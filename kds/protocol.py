@@ -734,6 +734,11 @@ class TicketView(_Frame):
     """When a ticket that waited went to its station (its age on the screens counts from then); left out for a
     ticket fired at once."""
 
+    @property
+    def waiting(self) -> bool:
+        """Not yet at its station: due to fire at `fire_at`, or held until fired by hand."""
+        return self.fire_at is not None or self.held
+
 
 def _without_nulls(value: Any, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
     """A fulfilment as orders carry it: its fields that are not null (a pickup with no `at` is `{"type":"pickup"}`),

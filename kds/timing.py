@@ -160,15 +160,6 @@ class PrepBook:
         return self.seconds(item.station, item.sku, item.cook, at)
 
 
-def _open_items(order: Order, ticket: Ticket) -> list[Item]:
-    out = []
-    for iid in ticket.items:
-        it = order.item(iid)
-        if it is not None and not it.removed and it.done_at is None:
-            out.append(it)
-    return out
-
-
 def ticket_work(book: PrepBook, order: Order, ticket: Ticket, at: datetime) -> float:
     """The work a ticket holds: its slowest item not yet done (a station makes a ticket's items side by side)."""
     work = 0.0

@@ -164,7 +164,7 @@ def station_progress(order: OrderView, store: StoreView | None, now: datetime) -
         live = [items[i] for i in t.items if i in items and not items[i].removed]
         done = sum(1 for i in live if i.done_at is not None)
         level = Level.OK
-        waiting = t.state is TicketState.NEW and (t.fire_at is not None or t.held)
+        waiting = t.state is TicketState.NEW and t.waiting
         if t.state is not TicketState.DONE and order.status not in CLOSED and not waiting:
             warn_s, late_s = limits.get(t.station, (None, None))
             open_s = (now - (t.fired_at or t.created_at)).total_seconds()

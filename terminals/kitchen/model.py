@@ -305,7 +305,7 @@ class StationState:
         """Compare these orders' tickets with what was seen before; `quiet` (the first snapshot) marks nothing."""
         ch = Changes()
         for _o, t in self.tickets(orders):
-            tid, state, amended, waiting = t.id, t.state, t.amended_at, t.fire_at is not None or t.held
+            tid, state, amended, waiting = t.id, t.state, t.amended_at, t.waiting
             prev = self.seen.get(tid)
             self.seen[tid] = (state, amended, waiting)
             if quiet or prev == (state, amended, waiting):
@@ -359,7 +359,7 @@ class StationState:
                 continue
             if t.state is TicketState.DONE and not self.pending.actions:
                 continue
-            if t.state is TicketState.NEW and (t.fire_at is not None or t.held):
+            if t.state is TicketState.NEW and t.waiting:
                 continue  # waiting to be fired: in `scheduled`, not on the board
             e = self.entry(o, t, now)
             if e.state in ACTIVE or e.needs_ack:
@@ -373,7 +373,7 @@ class StationState:
         waiting = [
             (o, t)
             for o, t in self.tickets(orders)
-            if t.state is TicketState.NEW and (t.fire_at is not None or t.held) and o.cancelled_at is None
+            if t.state is TicketState.NEW and t.waiting and o.cancelled_at is None
         ]
         waiting.sort(key=lambda p: (p[1].held, p[1].fire_at or p[0].created_at, p[0].number))
         return waiting

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime, tzinfo
-from typing import ClassVar
 
 from textual.app import ComposeResult
-from textual.binding import BindingType
 from textual.containers import Vertical
 from textual.content import Content
-from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from kds.protocol import DineIn
 from terminals.kitchen import keymap
 from terminals.kitchen.model import Entry, recallable
+from terminals.kitchen.pick_list import PickList
 from terminals.kitchen.words import ENGLISH, Speech
 
 
@@ -36,29 +34,26 @@ def _status(e: Entry, w: Speech) -> str:
     return w(status) if w.zh else status.replace("_", " ")
 
 
-class RecallScreen(ModalScreen[str | None]):
+class RecallScreen(PickList):
     """Pick a bumped ticket to reopen; dismissed with its ticket id (or None)."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        *keymap.bindings(keymap.LIST),
-        keymap.confirm_binding(),
-    ]
 
     def __init__(
         self, entries: list[Entry], *, now: datetime, tz: tzinfo, keys: dict[str, list[str]], speech: Speech = ENGLISH
     ) -> None:
-        super().__init__()
+        super().__init__(keys)
         self.speech = speech
         self.entries = entries
         self.now = now
         self.tz = tz
-        self.keys = keys
-        self.index = 0
         self.message = ""
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """An action this device has no key for does nothing."""
-        return keymap.enabled(self.keys, action, parameters)
+    def count(self) -> int:
+        """Tickets in the list."""
+        return len(self.entries)
+
+    def moved(self) -> None:
+        """What was said of the ticket before goes."""
+        self.message = ""
 
     def compose(self) -> ComposeResult:
         """A box with a title, the list and a line of keys."""
@@ -129,18 +124,6 @@ class RecallScreen(ModalScreen[str | None]):
             )
         )
 
-    def action_item_up(self) -> None:
-        """Highlight the ticket above."""
-        self.index = max(0, self.index - 1)
-        self.message = ""
-        self._draw()
-
-    def action_item_down(self) -> None:
-        """Highlight the ticket below."""
-        self.index = min(max(0, len(self.entries) - 1), self.index + 1)
-        self.message = ""
-        self._draw()
-
     def action_recall(self) -> None:
         """Reopen the highlighted ticket (only while its order is open)."""
         if not self.entries:
@@ -158,11 +141,3 @@ class RecallScreen(ModalScreen[str | None]):
     def action_confirm(self) -> None:
         """Enter: the same as the recall key."""
         self.action_recall()
-
-    def action_close(self) -> None:
-        """Close without recalling."""
-        self.dismiss(None)
-
-    def action_help(self) -> None:
-        """Close (help is on the board)."""
-        self.dismiss(None)

@@ -4,27 +4,20 @@ to fire first, each with when it fires and how long until then; one key fires th
 from __future__ import annotations
 
 from datetime import datetime, tzinfo
-from typing import ClassVar
 
 from textual.app import ComposeResult
-from textual.binding import BindingType
 from textual.containers import Vertical
 from textual.content import Content
-from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from terminals.kitchen import keymap
 from terminals.kitchen.model import Order, Ticket, mmss
+from terminals.kitchen.pick_list import PickList
 from terminals.kitchen.words import ENGLISH, Speech
 
 
-class ScheduledScreen(ModalScreen[str | None]):
+class ScheduledScreen(PickList):
     """Pick a waiting ticket to fire now; dismissed with its order id (or None)."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        *keymap.bindings(keymap.LIST),
-        keymap.confirm_binding(),
-    ]
 
     def __init__(
         self,
@@ -35,13 +28,12 @@ class ScheduledScreen(ModalScreen[str | None]):
         keys: dict[str, list[str]],
         speech: Speech = ENGLISH,
     ) -> None:
-        super().__init__()
-        self.waiting, self.now, self.tz, self.keys, self.speech = waiting, now, tz, keys, speech
-        self.index = 0
+        super().__init__(keys)
+        self.waiting, self.now, self.tz, self.speech = waiting, now, tz, speech
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """An action this device has no key for does nothing."""
-        return keymap.enabled(self.keys, action, parameters)
+    def count(self) -> int:
+        """Tickets in the list."""
+        return len(self.waiting)
 
     def compose(self) -> ComposeResult:
         """A box with a title, the list and a line of keys."""
@@ -108,16 +100,6 @@ class ScheduledScreen(ModalScreen[str | None]):
             )
         )
 
-    def action_item_up(self) -> None:
-        """Highlight the ticket above."""
-        self.index = max(0, self.index - 1)
-        self._draw()
-
-    def action_item_down(self) -> None:
-        """Highlight the ticket below."""
-        self.index = min(max(0, len(self.waiting) - 1), self.index + 1)
-        self._draw()
-
     def action_fire(self) -> None:
         """Fire the highlighted ticket's order at this station now."""
         self.dismiss(self.waiting[self.index][0].id if self.waiting else None)
@@ -125,11 +107,3 @@ class ScheduledScreen(ModalScreen[str | None]):
     def action_confirm(self) -> None:
         """Enter: the same as the fire key."""
         self.action_fire()
-
-    def action_close(self) -> None:
-        """Close without firing."""
-        self.dismiss(None)
-
-    def action_help(self) -> None:
-        """Close (help is on the board)."""
-        self.dismiss(None)
